@@ -1,0 +1,151 @@
+// Shim for the batch classifier. Column validation and error wording live
+// in nkclass/classify.py; this file only checks shapes and runs the pass
+// with the GIL released.
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <vector>
+
+#include "common.hpp"
+#include "nkclass/classifier.hpp"
+
+namespace nkclass::bind {
+
+std::shared_ptr<const PrefixTable> native_prefix_table(const py::handle& obj);
+std::shared_ptr<const PortTable> native_port_table(const py::handle& obj);
+
+namespace {
+
+// Candidates arrive as an (n, 3) uint8 array [app, activity, rank] plus a
+// uint16 evidence array.
+std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
+                                  const carray<std::uint16_t>& evidence, const char* what) {
+    if (codes.ndim() != 2 || codes.shape(1) != 3)
+        throw py::value_error(std::string(what) + ": expected an (n, 3) uint8 array");
+    const std::size_t n = static_cast<std::size_t>(codes.shape(0));
+    require_length(evidence, n, what);
+    std::vector<Candidate> out(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out[i].app = codes.data()[3 * i];
+        out[i].activity = codes.data()[3 * i + 1];
+        out[i].rank = codes.data()[3 * i + 2];
+        out[i].evidence = evidence.data()[i];
+    }
+    return out;
+}
+
+AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
+                             const std::optional<carray<std::uint8_t>>& v6, std::size_t n,
+                             const char* what) {
+    AddressColumn col;
+    if (v4.has_value() == v6.has_value())
+        throw py::value_error(std::string(what) + ": give exactly one of the IPv4 or IPv6 forms");
+    if (v4) {
+        require_length(*v4, n, what);
+        col.v4 = v4->data();
+    } else {
+        col.v6 = ipv6_rows(*v6, what);
+        require_length(*v6, n, what);
+    }
+    return col;
+}
+
+BytesColumn bytes_column(const std::optional<carray<std::uint8_t>>& data,
+                         const std::optional<carray<std::int64_t>>& offsets, std::size_t n,
+                         const char* what) {
+    BytesColumn col;
+    if (!data && !offsets) return col;
+    if (!data || !offsets)
+        throw py::value_error(std::string(what) + ": data and offsets go together");
+    require_length(*offsets, n + 1, what);
+    const std::int64_t* off = offsets->data();
+    const std::int64_t size = static_cast<std::int64_t>(data->size());
+    // The pass trusts the offsets, so check them once here.
+    if (off[0] < 0 || off[n] > size)
+        throw py::value_error(std::string(what) + ": offsets point outside the data");
+    for (std::size_t i = 0; i < n; ++i)
+        if (off[i + 1] < off[i])
+            throw py::value_error(std::string(what) + ": offsets decrease at row " +
+                                  std::to_string(i));
+    col.data = data->data();
+    col.offsets = off;
+    return col;
+}
+
+}  // namespace
+
+void init_classifier(py::module_& m) {
+    py::class_<Classifier, std::shared_ptr<Classifier>>(m, "Classifier")
+        .def(py::init([](py::object paths, py::object services, py::object ports,
+                         carray<std::uint8_t> port_codes, carray<std::uint16_t> port_evidence,
+                         carray<std::uint8_t> service_codes,
+                         carray<std::uint16_t> service_evidence,
+                         carray<std::uint8_t> path_server_activity,
+                         carray<std::uint16_t> precedence) {
+                 ClassifierSpec spec;
+                 spec.paths = native_prefix_table(paths);
+                 spec.services = native_prefix_table(services);
+                 spec.ports = native_port_table(ports);
+                 spec.port_verdicts = candidates(port_codes, port_evidence, "port verdicts");
+                 spec.service_verdicts =
+                     candidates(service_codes, service_evidence, "service verdicts");
+                 spec.path_server_activity.assign(
+                     path_server_activity.data(),
+                     path_server_activity.data() + path_server_activity.size());
+                 spec.precedence.assign(precedence.data(), precedence.data() + precedence.size());
+                 raise_if_failed(Classifier::validate(spec));
+                 return std::make_shared<Classifier>(std::move(spec));
+             }),
+             py::arg("paths"), py::arg("services"), py::arg("ports"),
+             py::arg("port_codes").noconvert(), py::arg("port_evidence").noconvert(),
+             py::arg("service_codes").noconvert(), py::arg("service_evidence").noconvert(),
+             py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert())
+        .def(
+            "classify",
+            [](const Classifier& self, std::size_t n,
+               std::optional<carray<std::uint32_t>> src_v4,
+               std::optional<carray<std::uint8_t>> src_v6,
+               std::optional<carray<std::uint32_t>> dst_v4,
+               std::optional<carray<std::uint8_t>> dst_v6, carray<std::uint16_t> src_port,
+               carray<std::uint16_t> dst_port, carray<std::uint8_t> protocol,
+               std::optional<carray<std::uint8_t>> src_payload,
+               std::optional<carray<std::int64_t>> src_payload_offsets,
+               std::optional<carray<std::uint8_t>> dst_payload,
+               std::optional<carray<std::int64_t>> dst_payload_offsets) {
+                FlowColumns cols;
+                cols.n = n;
+                cols.src_ip = address_column(src_v4, src_v6, n, "src_ip");
+                cols.dst_ip = address_column(dst_v4, dst_v6, n, "dst_ip");
+                require_length(src_port, n, "src_port");
+                require_length(dst_port, n, "dst_port");
+                require_length(protocol, n, "protocol");
+                cols.src_port = src_port.data();
+                cols.dst_port = dst_port.data();
+                cols.protocol = protocol.data();
+                cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
+                cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
+
+                const auto len = static_cast<py::ssize_t>(n);
+                carray<std::uint16_t> path(len), evidence(len);
+                carray<std::uint8_t> side(len), app(len), activity(len), confidence(len);
+                carray<std::uint32_t> service(len);
+                LabelColumns out{path.mutable_data(),     side.mutable_data(),
+                                 service.mutable_data(),  app.mutable_data(),
+                                 activity.mutable_data(), evidence.mutable_data(),
+                                 confidence.mutable_data()};
+                {
+                    py::gil_scoped_release nogil;
+                    self.classify(cols, out);
+                }
+                return py::make_tuple(path, side, service, app, activity, evidence, confidence);
+            },
+            py::arg("n"), py::arg("src_v4").noconvert(), py::arg("src_v6").noconvert(),
+            py::arg("dst_v4").noconvert(), py::arg("dst_v6").noconvert(),
+            py::arg("src_port").noconvert(), py::arg("dst_port").noconvert(),
+            py::arg("protocol").noconvert(), py::arg("src_payload").noconvert() = py::none(),
+            py::arg("src_payload_offsets").noconvert() = py::none(),
+            py::arg("dst_payload").noconvert() = py::none(),
+            py::arg("dst_payload_offsets").noconvert() = py::none());
+}
+
+}  // namespace nkclass::bind

@@ -1,0 +1,42 @@
+// Helpers shared by the pybind11 shims: strict array types (never cast),
+// the one error translator, and GIL-free array allocation.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+
+#include "nkclass/types.hpp"
+
+namespace nkclass::bind {
+
+namespace py = pybind11;
+
+// C-contiguous arrays of exactly this dtype. Shims take them with
+// py::arg().noconvert(), so pybind11 refuses other dtypes instead of
+// force-casting (an int64 port of 70000 must never become 4464). The
+// Python facade validates and names the column before calling.
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+// Thrown by shims when a build fails; surfaces in Python as
+// nkclass._core.BuildError(index, reason), a ValueError subclass.
+struct BuildFailure {
+    std::size_t index;
+    std::string reason;
+};
+
+inline void raise_if_failed(const BuildStatus& s) {
+    if (!s.ok) throw BuildFailure{s.index, s.reason};
+}
+
+void register_errors(py::module_& m);
+
+// Checks that an (n, 16) uint8 array holds IPv6 addresses and returns them.
+const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, const char* what);
+
+void require_length(const py::array& a, std::size_t n, const char* what);
+
+}  // namespace nkclass::bind

@@ -1,0 +1,118 @@
+// Shim for nkclass.PrefixTable: array checks, GIL release, pickling.
+#include <memory>
+#include <vector>
+
+#include "common.hpp"
+#include "nkclass/prefix_table.hpp"
+
+namespace nkclass::bind {
+
+namespace {
+
+// The build inputs are kept so the table pickles as its rows (a built table
+// is rebuilt on load; builds are fast and the rows are the portable form).
+struct PyPrefixTable {
+    std::shared_ptr<PrefixTable> table;
+    py::tuple state;
+};
+
+std::shared_ptr<PyPrefixTable> make_table(carray<std::uint32_t> v4_network,
+                                          carray<std::uint8_t> v4_length,
+                                          carray<std::uint32_t> v4_label,
+                                          carray<std::uint8_t> v6_network,
+                                          carray<std::uint8_t> v6_length,
+                                          carray<std::uint32_t> v6_label, bool last_wins,
+                                          unsigned first_stride) {
+    const std::size_t n4 = static_cast<std::size_t>(v4_network.shape(0));
+    require_length(v4_length, n4, "v4_length");
+    require_length(v4_label, n4, "v4_label");
+    const ipv6_net_t* net6 = ipv6_rows(v6_network, "v6_network");
+    const std::size_t n6 = static_cast<std::size_t>(v6_network.shape(0));
+    require_length(v6_length, n6, "v6_length");
+    require_length(v6_label, n6, "v6_label");
+
+    std::vector<Ipv4Prefix> rows4(n4);
+    std::vector<Ipv6Prefix> rows6(n6);
+    auto out = std::make_shared<PyPrefixTable>();
+    out->table = std::make_shared<PrefixTable>();
+    BuildStatus status;
+    {
+        py::gil_scoped_release nogil;
+        for (std::size_t i = 0; i < n4; ++i)
+            rows4[i] = {v4_network.data()[i], v4_length.data()[i], v4_label.data()[i]};
+        for (std::size_t i = 0; i < n6; ++i)
+            rows6[i] = {net6[i], v6_length.data()[i], v6_label.data()[i]};
+        status = out->table->build(rows4.data(), n4, rows6.data(), n6,
+                                   last_wins ? Duplicates::kLastWins : Duplicates::kError,
+                                   first_stride);
+    }
+    raise_if_failed(status);
+    out->state = py::make_tuple(v4_network, v4_length, v4_label, v6_network, v6_length,
+                                v6_label, last_wins, first_stride);
+    return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const PrefixTable> native_prefix_table(const py::handle& obj) {
+    return obj.cast<const PyPrefixTable&>().table;
+}
+
+void init_prefix_table(py::module_& m) {
+    py::class_<PyPrefixTable, std::shared_ptr<PyPrefixTable>>(m, "PrefixTable")
+        .def(py::init(&make_table), py::arg("v4_network").noconvert(),
+             py::arg("v4_length").noconvert(), py::arg("v4_label").noconvert(),
+             py::arg("v6_network").noconvert(), py::arg("v6_length").noconvert(),
+             py::arg("v6_label").noconvert(), py::arg("last_wins") = false,
+             py::arg("first_stride") = 0u)
+        .def(
+            "lookup_v4",
+            [](const PyPrefixTable& self, carray<std::uint32_t> addrs) {
+                const std::size_t n = static_cast<std::size_t>(addrs.size());
+                carray<std::uint32_t> out(static_cast<py::ssize_t>(n));
+                const std::uint32_t* in = addrs.data();
+                std::uint32_t* dst = out.mutable_data();
+                {
+                    py::gil_scoped_release nogil;
+                    self.table->lookup_v4(in, n, dst);
+                }
+                return out;
+            },
+            py::arg("addresses").noconvert())
+        .def(
+            "lookup_v6",
+            [](const PyPrefixTable& self, carray<std::uint8_t> addrs) {
+                const ipv6_net_t* in = ipv6_rows(addrs, "addresses");
+                const std::size_t n = static_cast<std::size_t>(addrs.shape(0));
+                carray<std::uint32_t> out(static_cast<py::ssize_t>(n));
+                std::uint32_t* dst = out.mutable_data();
+                {
+                    py::gil_scoped_release nogil;
+                    self.table->lookup_v6(in, n, dst);
+                }
+                return out;
+            },
+            py::arg("addresses").noconvert())
+        .def_property_readonly("first_stride",
+                               [](const PyPrefixTable& s) { return s.table->ipv4().first_stride(); })
+        .def_property_readonly("memory_bytes",
+                               [](const PyPrefixTable& s) {
+                                   return s.table->ipv4().memory_bytes() +
+                                          s.table->ipv6().memory_bytes();
+                               })
+        .def_property_readonly("ipv6_intervals",
+                               [](const PyPrefixTable& s) { return s.table->ipv6().interval_count(); })
+        .def(py::pickle([](const PyPrefixTable& s) { return s.state; },
+                        [](const py::tuple& t) {
+                            if (t.size() != 8) throw std::runtime_error("bad PrefixTable state");
+                            return make_table(t[0].cast<carray<std::uint32_t>>(),
+                                              t[1].cast<carray<std::uint8_t>>(),
+                                              t[2].cast<carray<std::uint32_t>>(),
+                                              t[3].cast<carray<std::uint8_t>>(),
+                                              t[4].cast<carray<std::uint8_t>>(),
+                                              t[5].cast<carray<std::uint32_t>>(),
+                                              t[6].cast<bool>(), t[7].cast<unsigned>());
+                        }));
+}
+
+}  // namespace nkclass::bind

@@ -1,0 +1,140 @@
+// The batch classifier: one native pass over a batch of flows (structure of
+// arrays) that sets, for every flow, the watched path and side, the named
+// peer service, and the application and activity with their evidence and
+// confidence.
+//
+// Codes are small integers whose names live in the ruleset (paths,
+// services) or in the fixed vocabulary (apps, activities; Python's
+// nkclass.APPS / nkclass.ACTIVITIES list them in code order). Code 0 is
+// always "none" / "unknown".
+//
+// A Classifier is immutable once built; classify() may run on many threads
+// at once and allocates nothing per flow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nkclass/port_table.hpp"
+#include "nkclass/prefix_table.hpp"
+#include "nkclass/types.hpp"
+
+namespace nkclass {
+
+// Bits of LabelColumns::evidence: what decided the app and activity.
+enum Evidence : std::uint16_t {
+    kEvPayload = 1u << 0,     // a payload detector confirmed it
+    kEvSni = 1u << 1,         // TLS server name matched a named domain
+    kEvHost = 1u << 2,        // HTTP Host matched a named domain
+    kEvDns = 1u << 3,         // DNS query name matched a named domain
+    kEvIpList = 1u << 4,      // the peer address is in a labelled network
+    kEvPort = 1u << 5,        // a port or protocol rule
+    kEvFlowShape = 1u << 6,   // the flow-shape score
+    kEvPairCache = 1u << 7,   // an earlier payload-confirmed flow of the same pair
+    kEvAsn = 1u << 8,         // the peer's AS number
+    kEvWatched = 1u << 9,     // the server side sits in a watched network
+};
+
+// How strong a piece of evidence is. A candidate with a higher rank always
+// beats a lower one; equal ranks fall back to the activity precedence.
+enum Rank : std::uint8_t {
+    kRankNone = 0,
+    kRankWeak = 1,     // port-only guesses, flow shape, watched server side
+    kRankAsn = 2,      // AS-number categories, ports declared strong
+    kRankNamed = 3,    // named lists: peer networks, SNI / Host / DNS names, pair cache
+    kRankPayload = 4,  // payload-confirmed
+};
+
+// Confidence codes derived from the winning activity's rank.
+enum Confidence : std::uint8_t { kConfNone = 0, kConfLow = 1, kConfMedium = 2, kConfHigh = 3 };
+
+// Side codes: where the watched address sits.
+enum Side : std::uint8_t { kSideNone = 0, kSideSrc = 1, kSideDst = 2, kSideBoth = 3 };
+
+// What a rule or detector proposes for a flow. app/activity 0 = no opinion.
+struct Candidate {
+    std::uint8_t app = 0;
+    std::uint8_t activity = 0;
+    std::uint8_t rank = kRankNone;
+    std::uint16_t evidence = 0;
+};
+
+// Column pointers for one batch. Addresses are either all IPv4 (host-order
+// uint32) or all 16-byte IPv6 (network order, IPv4-mapped allowed) per
+// column. Optional columns are nullptr when absent.
+struct AddressColumn {
+    const ipv4_host_t* v4 = nullptr;
+    const ipv6_net_t* v6 = nullptr;
+};
+
+// Variable-length bytes per flow: flow i's bytes are
+// data[offsets[i] .. offsets[i+1]), as an Arrow binary column.
+struct BytesColumn {
+    const std::uint8_t* data = nullptr;
+    const std::int64_t* offsets = nullptr;  // n + 1 entries, non-decreasing
+};
+
+struct FlowColumns {
+    std::size_t n = 0;
+    AddressColumn src_ip, dst_ip;
+    const std::uint16_t* src_port = nullptr;
+    const std::uint16_t* dst_port = nullptr;
+    const std::uint8_t* protocol = nullptr;
+    BytesColumn src_payload, dst_payload;  // optional: first bytes each side sent
+};
+
+struct LabelColumns {
+    std::uint16_t* path;
+    std::uint8_t* side;
+    std::uint32_t* service;
+    std::uint8_t* app;
+    std::uint8_t* activity;
+    std::uint16_t* evidence;
+    std::uint8_t* confidence;
+};
+
+// The payload stage of the pass: proposes candidates from the first bytes
+// each side sent. Implementations must be thread-safe and bounds-checked.
+class PayloadInspector {
+public:
+    virtual ~PayloadInspector() = default;
+    // `src`/`dst` are the payload prefixes (may be empty). Returns the
+    // number of candidates written to `out` (at most `cap`).
+    virtual std::size_t inspect(std::uint8_t protocol, std::uint16_t src_port,
+                                std::uint16_t dst_port, const std::uint8_t* src,
+                                std::size_t src_len, const std::uint8_t* dst,
+                                std::size_t dst_len, Candidate* out,
+                                std::size_t cap) const noexcept = 0;
+};
+
+struct ClassifierSpec {
+    std::shared_ptr<const PrefixTable> paths;     // label = path code
+    std::shared_ptr<const PrefixTable> services;  // label = service code
+    std::shared_ptr<const PortTable> ports;       // rule id -> port_verdicts[id]
+    std::vector<Candidate> port_verdicts;         // index = rule id (entry 0 unused)
+    std::vector<Candidate> service_verdicts;      // index = service code (entry 0 unused)
+    std::vector<std::uint8_t> path_server_activity;  // index = path code; 0 = none
+    std::vector<std::uint16_t> precedence;        // index = activity code; lower wins
+    std::shared_ptr<const PayloadInspector> payload;  // optional
+};
+
+class Classifier {
+public:
+    // Fails when a table is missing or a code in the verdict vectors falls
+    // outside the precedence vector.
+    static BuildStatus validate(const ClassifierSpec& spec);
+    explicit Classifier(ClassifierSpec spec);
+
+    // Labels flows [0, cols.n). Never fails; every output column must hold
+    // cols.n entries.
+    void classify(const FlowColumns& cols, const LabelColumns& out) const noexcept;
+
+    const ClassifierSpec& spec() const noexcept { return spec_; }
+
+private:
+    ClassifierSpec spec_;
+};
+
+}  // namespace nkclass

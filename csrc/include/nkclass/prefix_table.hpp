@@ -1,0 +1,136 @@
+// Longest-prefix-match tables for IPv4 and IPv6.
+//
+// Two phases, as in DPDK's rte_lpm: a fallible build from (prefix, label)
+// rows, then an immutable table whose bulk lookups cannot fail. A lookup
+// returns the label of the longest prefix containing the address, or
+// kNoLabel (0) when none does. Built tables are never modified, so any
+// number of threads may look up concurrently without locking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nkclass/types.hpp"
+
+namespace nkclass {
+
+// How the builders treat two rows with the same network and length.
+enum class Duplicates : std::uint8_t {
+    kError = 0,     // the build fails and names the second row
+    kLastWins = 1,  // the row that comes later in the input wins
+};
+
+// One IPv4 prefix row: network in host order, length 0..32, label 1..kMaxLabel.
+struct Ipv4Prefix {
+    ipv4_host_t network;
+    std::uint8_t length;
+    label_t label;
+};
+
+// One IPv6 prefix row: network in network byte order, length 0..128.
+struct Ipv6Prefix {
+    ipv6_net_t network;
+    std::uint8_t length;
+    label_t label;
+};
+
+// IPv4 multibit trie: a first level of 2^S entries (S = 16 for tables that
+// stay cache-resident, S = 24 for large ones, as DIR-24-8), then 8-bit
+// chunks. A lookup reads one entry per level; at most 3 levels for S = 16
+// and 2 for S = 24. Memory: 4 * 2^S bytes + 1 KiB per chunk.
+class Ipv4Table {
+public:
+    Ipv4Table();
+    ~Ipv4Table();
+    Ipv4Table(const Ipv4Table&) = delete;
+    Ipv4Table& operator=(const Ipv4Table&) = delete;
+
+    // Builds from `rows`. Fails (and leaves the table empty) when a length
+    // exceeds 32, host bits below the length are set, a label is 0 or above
+    // kMaxLabel, or (with Duplicates::kError) a network/length repeats.
+    // `first_stride` 0 chooses 16 or 24 from the table's size.
+    BuildStatus build(const Ipv4Prefix* rows, std::size_t n, Duplicates dup,
+                      unsigned first_stride = 0);
+
+    // Bulk lookup: out[i] = label for addrs[i]. O(1) per address, no
+    // allocation, thread-safe. `addrs` and `out` may not overlap.
+    void lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) const noexcept;
+
+    label_t lookup_one(ipv4_host_t a) const noexcept {
+        std::uint32_t e = level0_[a >> shift0_];
+        int shift = static_cast<int>(shift0_) - 8;
+        while (e & kChunkFlag) {
+            e = chunks_[(std::size_t(e & ~kChunkFlag) << 8) | ((a >> shift) & 0xffu)];
+            shift -= 8;
+        }
+        return e;
+    }
+
+    unsigned first_stride() const noexcept { return 32 - shift0_; }
+    std::size_t memory_bytes() const noexcept;
+
+private:
+    static constexpr std::uint32_t kChunkFlag = 0x80000000u;
+    void paint(const Ipv4Prefix& p);
+    std::uint32_t new_chunk(std::uint32_t fill);
+    void release() noexcept;
+
+    std::uint32_t* level0_ = nullptr;  // 2^S entries; huge-page backed when large
+    std::size_t level0_bytes_ = 0;
+    std::vector<std::uint32_t> chunks_;
+    unsigned shift0_ = 16;
+};
+
+// IPv6 table: the prefixes are flattened into disjoint address intervals
+// (each labelled with its longest covering prefix), sorted by start. A
+// direct index on the top bits of the address narrows each lookup to a
+// handful of intervals, searched by binary search.
+class Ipv6Table {
+public:
+    BuildStatus build(const Ipv6Prefix* rows, std::size_t n, Duplicates dup);
+    void lookup(const ipv6_net_t* addrs, std::size_t n, label_t* out) const noexcept;
+    label_t lookup_one(const ipv6_net_t& a) const noexcept { return lookup_u128(to_u128(a)); }
+    label_t lookup_u128(u128 key) const noexcept;
+    std::size_t interval_count() const noexcept { return starts_.size(); }
+    std::size_t memory_bytes() const noexcept;
+
+private:
+    std::vector<u128> starts_;       // starts_[0] == 0; interval i is [starts_[i], starts_[i+1])
+    std::vector<label_t> labels_;    // label of interval i
+    std::vector<std::uint32_t> index_;  // 2^index_bits_ + 1 entries
+    unsigned index_bits_ = 0;
+};
+
+// A table over both families, the structure behind nkclass.PrefixTable.
+// IPv6 rows inside ::ffff:0:0/96 with length >= 96 are stored as IPv4
+// prefixes, and an IPv4-mapped address (::ffff:a.b.c.d) is looked up in the
+// IPv4 table only: it matches IPv4 prefixes and never a shorter IPv6 prefix
+// such as ::/0.
+class PrefixTable {
+public:
+    BuildStatus build(const Ipv4Prefix* v4, std::size_t n4, const Ipv6Prefix* v6,
+                      std::size_t n6, Duplicates dup, unsigned first_stride = 0);
+
+    void lookup_v4(const ipv4_host_t* addrs, std::size_t n, label_t* out) const noexcept {
+        v4_.lookup(addrs, n, out);
+    }
+    void lookup_v6(const ipv6_net_t* addrs, std::size_t n, label_t* out) const noexcept;
+
+    label_t lookup_one_v4(ipv4_host_t a) const noexcept { return v4_.lookup_one(a); }
+    label_t lookup_one_v6(const ipv6_net_t& a) const noexcept {
+        ipv4_host_t v4;
+        if (ipv4_mapped(a, &v4)) return v4_.lookup_one(v4);
+        return v6_.lookup_one(a);
+    }
+
+    const Ipv4Table& ipv4() const noexcept { return v4_; }
+    const Ipv6Table& ipv6() const noexcept { return v6_; }
+
+private:
+    Ipv4Table v4_;
+    Ipv6Table v6_;
+};
+
+}  // namespace nkclass

@@ -1,0 +1,61 @@
+// Port rule tables (see port_table.hpp).
+#include "nkclass/port_table.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace nkclass {
+
+PortTable::PortTable() : tcp_(65536, 0), udp_(65536, 0) {}
+
+namespace {
+
+bool is_transport(std::uint8_t protocol) {
+    return protocol == 0 || protocol == kProtoTcp || protocol == kProtoUdp;
+}
+
+}  // namespace
+
+BuildStatus PortTable::build(const PortRule* rows, std::size_t n, Duplicates dup) {
+    if (n > 65535) return BuildStatus::failure(65535, "more than 65535 port rules");
+    std::vector<PortRule> norm(rows, rows + n);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!is_transport(norm[i].protocol)) {
+            norm[i].first_port = norm[i].last_port = 0;  // ports mean nothing here
+        } else if (norm[i].first_port > norm[i].last_port) {
+            return BuildStatus::failure(i, "port range ends before it starts");
+        }
+    }
+    auto width = [&norm](std::size_t i) { return unsigned(norm[i].last_port - norm[i].first_port); };
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    // Widest first so narrower ranges paint over them; stable, so among
+    // equal keys the later row paints last and wins.
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        if (width(a) != width(b)) return width(a) > width(b);
+        if (norm[a].protocol != norm[b].protocol) return norm[a].protocol < norm[b].protocol;
+        return norm[a].first_port < norm[b].first_port;
+    });
+    for (std::size_t k = 1; k < n; ++k) {
+        const PortRule& a = norm[order[k - 1]];
+        const PortRule& b = norm[order[k]];
+        if (dup == Duplicates::kError && a.protocol == b.protocol &&
+            a.first_port == b.first_port && a.last_port == b.last_port)
+            return BuildStatus::failure(std::max(order[k - 1], order[k]), "duplicate port rule");
+    }
+    std::fill(tcp_.begin(), tcp_.end(), 0);
+    std::fill(udp_.begin(), udp_.end(), 0);
+    by_protocol_.fill(0);
+    for (std::size_t k = 0; k < n; ++k) {
+        const PortRule& r = norm[order[k]];
+        const auto id = static_cast<std::uint16_t>(order[k] + 1);
+        if (r.protocol == 0 || r.protocol == kProtoTcp)
+            std::fill(tcp_.begin() + r.first_port, tcp_.begin() + r.last_port + 1, id);
+        if (r.protocol == 0 || r.protocol == kProtoUdp)
+            std::fill(udp_.begin() + r.first_port, udp_.begin() + r.last_port + 1, id);
+        if (!is_transport(r.protocol)) by_protocol_[r.protocol] = id;
+    }
+    return BuildStatus::success();
+}
+
+}  // namespace nkclass

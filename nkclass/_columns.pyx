@@ -1,0 +1,95 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# distutils: language = c++
+"""Column decoders between text and binary addresses (private).
+
+Typed loops over Arrow-style buffers (one data buffer plus an offsets
+array) that call the core library's strict parsers and formatters with the
+GIL released. Validation of nulls and dtypes happens in nkclass.flows.
+"""
+from libc.stdint cimport int64_t, uint8_t, uint32_t
+
+cdef extern from "nkclass/ip_text.hpp" namespace "nkclass":
+    ctypedef uint32_t ipv4_host_t
+    cdef struct ipv6_net_t:
+        uint8_t bytes[16]
+    cpdef enum class IpFamily(uint8_t):
+        kInvalid
+        kV4
+        kV6
+    IpFamily parse_ip(const char* s, size_t n, ipv4_host_t* v4, ipv6_net_t* v6) noexcept nogil
+    IpFamily parse_prefix(const char* s, size_t n, ipv4_host_t* v4, ipv6_net_t* v6,
+                          uint8_t* length) noexcept nogil
+    size_t format_ipv4(ipv4_host_t a, char* out) noexcept nogil
+    size_t format_ipv6(const ipv6_net_t& a, char* out) noexcept nogil
+
+
+def parse_addresses(const uint8_t[::1] data, const int64_t[::1] offsets,
+                    uint32_t[::1] v4_out, uint8_t[:, ::1] v6_out, uint8_t[::1] family_out):
+    """Parse n = len(offsets) - 1 address texts.
+
+    family_out[i] becomes 4 or 6 and the matching output row is filled.
+    Returns -1 when every text parsed, else the index of the first that did
+    not (outputs past it are unspecified).
+    """
+    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef Py_ssize_t i
+    cdef IpFamily fam
+    cdef Py_ssize_t bad = -1
+    cdef const char* base = <const char*>&data[0] if data.shape[0] else <const char*>0
+    with nogil:
+        for i in range(n):
+            fam = parse_ip(base + offsets[i], <size_t>(offsets[i + 1] - offsets[i]),
+                           &v4_out[i], <ipv6_net_t*>&v6_out[i, 0])
+            if fam == IpFamily.kInvalid:
+                bad = i
+                break
+            family_out[i] = <uint8_t>fam
+    return bad
+
+
+def parse_prefixes(const uint8_t[::1] data, const int64_t[::1] offsets,
+                   uint32_t[::1] v4_out, uint8_t[:, ::1] v6_out, uint8_t[::1] length_out,
+                   uint8_t[::1] family_out):
+    """Parse n prefix texts ("addr/len" or a bare address); see parse_addresses."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1
+    cdef Py_ssize_t i
+    cdef IpFamily fam
+    cdef Py_ssize_t bad = -1
+    cdef const char* base = <const char*>&data[0] if data.shape[0] else <const char*>0
+    with nogil:
+        for i in range(n):
+            fam = parse_prefix(base + offsets[i], <size_t>(offsets[i + 1] - offsets[i]),
+                               &v4_out[i], <ipv6_net_t*>&v6_out[i, 0], &length_out[i])
+            if fam == IpFamily.kInvalid:
+                bad = i
+                break
+            family_out[i] = <uint8_t>fam
+    return bad
+
+
+def format_ipv4_column(const uint32_t[::1] addrs, uint8_t[::1] data_out, int64_t[::1] offsets_out):
+    """Write dotted quads; data_out needs 15 bytes per address. Returns bytes used."""
+    cdef Py_ssize_t n = addrs.shape[0]
+    cdef Py_ssize_t i
+    cdef int64_t pos = 0
+    cdef char* base = <char*>&data_out[0] if data_out.shape[0] else <char*>0
+    with nogil:
+        offsets_out[0] = 0
+        for i in range(n):
+            pos += <int64_t>format_ipv4(addrs[i], base + pos)
+            offsets_out[i + 1] = pos
+    return pos
+
+
+def format_ipv6_column(const uint8_t[:, ::1] addrs, uint8_t[::1] data_out, int64_t[::1] offsets_out):
+    """Write RFC 5952 text; data_out needs 46 bytes per address. Returns bytes used."""
+    cdef Py_ssize_t n = addrs.shape[0]
+    cdef Py_ssize_t i
+    cdef int64_t pos = 0
+    cdef char* base = <char*>&data_out[0] if data_out.shape[0] else <char*>0
+    with nogil:
+        offsets_out[0] = 0
+        for i in range(n):
+            pos += <int64_t>format_ipv6((<const ipv6_net_t*>&addrs[i, 0])[0], base + pos)
+            offsets_out[i + 1] = pos
+    return pos

@@ -1,0 +1,93 @@
+"""Build: one static core library (csrc/) linked by the pybind11 module
+nkclass._core and the Cython module nkclass._columns.
+
+Set NKCLASS_SANITIZE=1 to build everything with AddressSanitizer and
+UndefinedBehaviorSanitizer (run Python with libasan preloaded; see README).
+"""
+import os
+import sys
+from pathlib import Path
+
+from Cython.Build import cythonize
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
+from setuptools import Extension, setup
+
+ParallelCompile("NKCLASS_BUILD_JOBS", default=2).install()
+
+ROOT = Path(__file__).parent
+INCLUDE = "csrc/include"
+
+# The core: plain C++17, no Python.h. One list per concern.
+CORE_SOURCES = [
+    "csrc/prefix/ipv4_table.cpp",
+    "csrc/prefix/ipv6_table.cpp",
+    "csrc/ports/port_table.cpp",
+    "csrc/text/ip_text.cpp",
+    "csrc/classify/classifier.cpp",
+]
+
+BINDING_SOURCES = [
+    "csrc/bindings/module.cpp",
+    "csrc/bindings/common.cpp",
+    "csrc/bindings/prefix_table.cpp",
+    "csrc/bindings/port_table.cpp",
+    "csrc/bindings/classifier.cpp",
+]
+
+SANITIZE = os.environ.get("NKCLASS_SANITIZE") == "1"
+# No -march=native: wheels must run on any x86-64 / aarch64 machine.
+COMMON_FLAGS = ["-O3", "-g0", "-fvisibility=hidden", "-Wall", "-Wextra"]
+LINK_FLAGS = []
+if SANITIZE:
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+    COMMON_FLAGS = ["-O1", "-g"] + san + ["-Wall", "-Wextra"]
+    LINK_FLAGS = san
+if sys.platform == "darwin":
+    COMMON_FLAGS.append("-Wno-unused-command-line-argument")
+
+CORE_LIB = (
+    "nkcore",
+    {
+        "sources": CORE_SOURCES,
+        "include_dirs": [INCLUDE],
+        "cflags": ["-std=c++17", "-fPIC"] + COMMON_FLAGS,
+    },
+)
+
+ext_modules = [
+    Pybind11Extension(
+        "nkclass._core",
+        BINDING_SOURCES,
+        include_dirs=[INCLUDE],
+        cxx_std=17,
+        extra_compile_args=COMMON_FLAGS,
+        extra_link_args=LINK_FLAGS,
+    )
+]
+ext_modules += cythonize(
+    [
+        Extension(
+            "nkclass._columns",
+            ["nkclass/_columns.pyx"],
+            include_dirs=[INCLUDE],
+            language="c++",
+            extra_compile_args=["-std=c++17"] + COMMON_FLAGS,
+            extra_link_args=LINK_FLAGS,
+        )
+    ],
+    compiler_directives={"language_level": "3"},
+)
+
+
+
+class BuildExt(build_ext):
+    """Builds the static core first, whichever command asked for the
+    extensions (plain build, editable install or build_ext --inplace);
+    build_ext itself links every extension against it."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
+setup(libraries=[CORE_LIB], ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

@@ -1,6 +1,8 @@
 // nkclass._core: the private pybind11 module. Each class has its own shim
 // file; this one only wires them together.
 #include "common.hpp"
+#include "nkclass/classifier.hpp"
+#include "nkclass/vocab.hpp"
 
 namespace nkclass::bind {
 void init_prefix_table(py::module_& m);
@@ -14,4 +16,29 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_prefix_table(m);
     nkclass::bind::init_port_table(m);
     nkclass::bind::init_classifier(m);
+
+    namespace py = pybind11;
+    py::list apps, activities;
+    for (const char* name : nkclass::kAppNames) apps.append(name);
+    for (const char* name : nkclass::kActivityNames) activities.append(name);
+    m.attr("APP_NAMES") = py::tuple(apps);
+    m.attr("ACTIVITY_NAMES") = py::tuple(activities);
+    py::dict evidence;
+    evidence["payload"] = int(nkclass::kEvPayload);
+    evidence["sni"] = int(nkclass::kEvSni);
+    evidence["host"] = int(nkclass::kEvHost);
+    evidence["dns"] = int(nkclass::kEvDns);
+    evidence["ip_list"] = int(nkclass::kEvIpList);
+    evidence["port"] = int(nkclass::kEvPort);
+    evidence["flow_shape"] = int(nkclass::kEvFlowShape);
+    evidence["pair_cache"] = int(nkclass::kEvPairCache);
+    evidence["asn"] = int(nkclass::kEvAsn);
+    evidence["watched"] = int(nkclass::kEvWatched);
+    m.attr("EVIDENCE_BITS") = evidence;
+    py::dict ranks;
+    ranks["weak"] = int(nkclass::kRankWeak);
+    ranks["asn"] = int(nkclass::kRankAsn);
+    ranks["named"] = int(nkclass::kRankNamed);
+    ranks["payload"] = int(nkclass::kRankPayload);
+    m.attr("RANKS") = ranks;
 }

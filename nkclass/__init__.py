@@ -1,0 +1,38 @@
+"""nkclass: classify and trend the internet traffic of watched networks.
+
+The public surface::
+
+    rules = nkclass.load_rules()                 # built-in North Korea ruleset
+    clf = nkclass.Classifier(rules)
+    result = clf.classify(batch)                 # numpy / pandas / pyarrow columns
+    table = result.to_arrow()                    # + path, side, service, app, activity, ...
+
+    nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
+"""
+
+from nkclass.classify import Classified, Classifier
+from nkclass.errors import NkclassError, RuleError, SchemaTypeError, SchemaValueError
+from nkclass.flows.schema import FLOW_SCHEMA
+from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
+from nkclass.prefix import PrefixTable
+from nkclass.rules import Ruleset, load_rules
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVITIES",
+    "APPS",
+    "CONFIDENCES",
+    "EVIDENCE",
+    "FLOW_SCHEMA",
+    "SIDES",
+    "Classified",
+    "Classifier",
+    "NkclassError",
+    "PrefixTable",
+    "RuleError",
+    "Ruleset",
+    "SchemaTypeError",
+    "SchemaValueError",
+    "load_rules",
+]

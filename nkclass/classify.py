@@ -1,0 +1,176 @@
+"""Classifier and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+
+from nkclass.addresses import format_addresses
+from nkclass.flows.batch import FlowBatch
+from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, SIDES, evidence_names
+from nkclass.rules import Ruleset, load_rules
+from nkclass.rules.compile import CompiledRules, compile_rules
+
+LABEL_COLUMNS = ("path", "side", "service", "app", "activity", "confidence", "evidence")
+# All 2**10 evidence combinations, so an evidence code is its own dictionary index.
+EVIDENCE_DICTIONARY = pa.array([evidence_names(bits) for bits in range(1 << 10)], pa.string())
+
+
+class Classifier:
+    """Labels flow batches with the watched path, side, peer service, app,
+    activity, evidence and confidence, in one native pass per batch.
+
+    The classifier is immutable, safe to share between threads (the pass
+    releases the GIL) and pickles as its ruleset (for process pools and
+    clusters).
+
+    >>> import numpy as np
+    >>> clf = Classifier()
+    >>> result = clf.classify({
+    ...     "src_ip": ["10.0.0.1", "175.45.176.9"], "dst_ip": ["175.45.176.71", "8.8.8.8"],
+    ...     "src_port": np.array([50000, 40000]), "dst_port": np.array([80, 443]),
+    ...     "protocol": np.array([6, 6])})
+    >>> result.names("path"), result.names("side")
+    (['kp_range', 'kp_range'], ['dst', 'src'])
+    """
+
+    def __init__(self, rules: Ruleset | None = None) -> None:
+        self.rules = load_rules() if rules is None else rules
+        self._compiled: CompiledRules = compile_rules(self.rules)
+
+    def __reduce__(self):
+        return (Classifier, (self.rules,))
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return self._compiled.paths
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return self._compiled.services
+
+    def classify(self, batch: object) -> Classified:
+        """Classify one batch: a mapping of arrays, a pandas DataFrame or a
+        pyarrow Table/RecordBatch with columns ``src_ip``, ``dst_ip``,
+        ``src_port``, ``dst_port``, ``protocol`` (others are carried along;
+        ``src_payload``/``dst_payload`` feed the payload detectors)."""
+        flows = FlowBatch.from_any(batch)
+        return Classified(self, flows, *self._run(flows))
+
+    def _run(self, flows: FlowBatch) -> tuple[np.ndarray, ...]:
+        v4 = lambda a: a if a.dtype == np.uint32 else None  # noqa: E731
+        v6 = lambda a: None if a.dtype == np.uint32 else a  # noqa: E731
+        kwargs = {}
+        for name in ("src_payload", "dst_payload"):
+            payload = getattr(flows, name)
+            if payload is not None:
+                kwargs[name] = payload.data
+                kwargs[f"{name}_offsets"] = payload.offsets
+        return self._compiled.native.classify(
+            flows.n,
+            v4(flows.src_ip),
+            v6(flows.src_ip),
+            v4(flows.dst_ip),
+            v6(flows.dst_ip),
+            flows.src_port,
+            flows.dst_port,
+            flows.protocol,
+            **kwargs,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Classified:
+    """The labels of one batch as code arrays, with their decoders.
+
+    ``path`` (uint16, index into ``classifier.paths``), ``side`` (uint8, into
+    :data:`nkclass.SIDES`), ``service`` (uint32, into ``classifier.services``),
+    ``app`` / ``activity`` (uint8, into :data:`nkclass.APPS` /
+    :data:`nkclass.ACTIVITIES`), ``evidence`` (uint16 bits, see
+    :data:`nkclass.EVIDENCE`), ``confidence`` (uint8, into
+    :data:`nkclass.CONFIDENCES`).
+    """
+
+    classifier: Classifier
+    flows: FlowBatch
+    path: np.ndarray
+    side: np.ndarray
+    service: np.ndarray
+    app: np.ndarray
+    activity: np.ndarray
+    evidence: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return self.flows.n
+
+    def _vocabulary(self, column: str) -> tuple[str, ...]:
+        return {
+            "path": self.classifier.paths,
+            "side": SIDES,
+            "service": self.classifier.services,
+            "app": APPS,
+            "activity": ACTIVITIES,
+            "confidence": CONFIDENCES,
+        }[column]
+
+    def names(self, column: str) -> list[str]:
+        """Readable labels of one column as a Python list (small batches)."""
+        if column == "evidence":
+            return [evidence_names(int(b)) for b in self.evidence]
+        vocab = self._vocabulary(column)
+        return [vocab[int(c)] for c in getattr(self, column)]
+
+    def label_arrays(self) -> dict[str, pa.DictionaryArray]:
+        """The seven label columns as dictionary-encoded string arrays."""
+        out = {}
+        for column in LABEL_COLUMNS:
+            codes = getattr(self, column)
+            if column == "evidence":
+                dictionary = EVIDENCE_DICTIONARY
+            else:
+                dictionary = pa.array(self._vocabulary(column), pa.string())
+            out[column] = pa.DictionaryArray.from_arrays(
+                pa.array(codes.astype(np.int32, copy=False)), dictionary
+            )
+        return out
+
+    @cached_property
+    def _input_table(self) -> pa.Table:
+        return _as_table(self.flows)
+
+    def to_arrow(self) -> pa.Table:
+        """Input columns plus the labels as readable (dictionary) strings."""
+        table = self._input_table
+        for name, arr in self.label_arrays().items():
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, arr)
+        return table
+
+    def to_pandas(self):
+        """:meth:`to_arrow` as a pandas DataFrame (labels as categoricals)."""
+        return self.to_arrow().to_pandas()
+
+
+def _as_table(flows: FlowBatch) -> pa.Table:
+    source = flows.source
+    if isinstance(source, pa.Table):
+        return source
+    if isinstance(source, pa.RecordBatch):
+        return pa.Table.from_batches([source])
+    if hasattr(source, "columns") and not isinstance(source, dict):  # pandas
+        return pa.Table.from_pandas(source, preserve_index=False)
+    columns = {}
+    for name, value in source.items():
+        if name in ("src_ip", "dst_ip"):
+            columns[name] = format_addresses(getattr(flows, name))
+        elif isinstance(value, pa.Array | pa.ChunkedArray):
+            columns[name] = value
+        else:
+            arr = np.asarray(value)
+            columns[name] = pa.array(list(arr) if arr.dtype.kind in "SV" else arr)
+    return pa.table(columns)

@@ -1,0 +1,41 @@
+"""The nkclass exception family.
+
+Every error says what was expected, what was got, and where. Schema problems
+in flow batches are ``TypeError`` (wrong dtype) or ``ValueError`` (wrong
+value) so callers can catch them as usual; both also derive from
+:class:`NkclassError`.
+"""
+
+from __future__ import annotations
+
+
+class NkclassError(Exception):
+    """Base class of every error nkclass raises on purpose."""
+
+
+class RuleError(NkclassError, ValueError):
+    """A ruleset file is invalid. Carries ``path`` and ``line`` (1-based, or
+    None when the position is unknown)."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+
+
+class SchemaTypeError(NkclassError, TypeError):
+    """A flow batch column has the wrong type."""
+
+
+class SchemaValueError(NkclassError, ValueError):
+    """A flow batch column is missing or holds an invalid value."""
+
+
+def describe(value: object, limit: int = 60) -> str:
+    """A short repr for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

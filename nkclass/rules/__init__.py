@@ -1,0 +1,61 @@
+"""Rulesets: watched networks and every list nkclass labels with, as data.
+
+:func:`load_rules` returns the built-in default ruleset, or the default with
+user files layered over it (see :meth:`Ruleset.layered` for what a layer
+replaces). The file format is described in ``nkclass/rules/README.md``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from nkclass.rules.model import (
+    DomainRule,
+    Origin,
+    PeerNetwork,
+    PortRule,
+    Ruleset,
+    WatchedNetwork,
+)
+from nkclass.rules.parse import parse_file, parse_text
+
+__all__ = [
+    "DomainRule",
+    "Origin",
+    "PeerNetwork",
+    "PortRule",
+    "Ruleset",
+    "WatchedNetwork",
+    "builtin_path",
+    "load_rules",
+]
+
+
+def builtin_path() -> Path:
+    """Path of the built-in default ruleset file."""
+    return Path(str(resources.files("nkclass.rules").joinpath("builtin/default.toml")))
+
+
+def load_rules(*paths: str | Path, defaults: bool = True) -> Ruleset:
+    """Load the built-in ruleset and lay the given files over it, in order.
+
+    With ``defaults=False`` only the given files are used. Raises
+    :class:`nkclass.RuleError` naming the file and line of the first problem.
+
+    >>> rules = load_rules()
+    >>> rules.paths
+    ('none', 'kp_range', 'unicom', 'satgate')
+    """
+    layers = [parse_file(builtin_path())] if defaults else []
+    layers += [parse_file(p) for p in paths]
+    ruleset = Ruleset()
+    for layer in layers:
+        ruleset = ruleset.layered(layer)
+    return ruleset
+
+
+def rules_from_text(text: str, *, defaults: bool = True, name: str = "<rules>") -> Ruleset:
+    """Like :func:`load_rules` for a TOML string (handy in tests and notebooks)."""
+    base = load_rules() if defaults else Ruleset()
+    return base.layered(parse_text(text, name))

@@ -1,0 +1,145 @@
+"""Compiling a Ruleset into the native tables the classifier runs on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nkclass import _core
+from nkclass.addresses import parse_prefixes
+from nkclass.errors import RuleError
+from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
+from nkclass.rules.model import Ruleset
+
+MAX_PATHS = 65535
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """Native tables plus the name lists that decode their codes."""
+
+    paths: tuple[str, ...]
+    services: tuple[str, ...]
+    native: _core.Classifier
+    path_table: _core.PrefixTable
+    service_table: _core.PrefixTable
+    port_table: _core.PortTable
+    domain_suffixes: tuple[str, ...]
+    domain_services: np.ndarray  # uint32 service code per suffix
+    domain_activities: np.ndarray  # uint8 activity code per suffix
+
+
+def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTable:
+    """rows: (prefix text, label, owner). Later rows win over earlier ones
+    with the same prefix: each file was checked for duplicates when parsed,
+    so a repeat here is a later layer overriding an earlier one."""
+    parsed = parse_prefixes([r[0] for r in rows], what)
+    labels = np.array([r[1] for r in rows], dtype=np.uint32)
+    try:
+        return _core.PrefixTable(
+            parsed.v4_network,
+            parsed.v4_length,
+            labels[parsed.v4_index],
+            parsed.v6_network,
+            parsed.v6_length,
+            labels[parsed.v6_index],
+            True,
+        )
+    except _core.BuildError as exc:
+        index, reason = exc.args
+        order = np.concatenate([parsed.v4_index, parsed.v6_index])
+        text, _, owner = rows[int(order[index])]
+        raise RuleError(f"{owner}: prefix {text}: {reason}") from None
+
+
+def _precedence(ruleset: Ruleset) -> np.ndarray:
+    """Rank per activity code: the ruleset's order first, then the
+    vocabulary's for activities it does not list."""
+    order = list(ruleset.precedence) + [a for a in ACTIVITIES[1:] if a not in ruleset.precedence]
+    ranks = np.full(len(ACTIVITIES), 0xFFFF, dtype=np.uint16)
+    for position, name in enumerate(order):
+        ranks[ACTIVITY_CODES[name]] = position
+    return ranks
+
+
+def compile_rules(ruleset: Ruleset) -> CompiledRules:
+    """Build the native classifier for ``ruleset``."""
+    paths = ruleset.paths
+    if len(paths) > MAX_PATHS:
+        raise RuleError(f"at most {MAX_PATHS - 1} watched paths are supported, got {len(paths) - 1}")
+    services = ruleset.services
+    service_code = {name: code for code, name in enumerate(services)}
+
+    path_rows = [
+        (p, code, f"watched {w.name!r} ({w.origin})")
+        for code, w in enumerate(ruleset.watched, start=1)
+        for p in w.prefixes
+    ]
+    service_rows = [
+        (p, service_code[n.service], f"network {n.service!r} ({n.origin})")
+        for n in ruleset.networks
+        for p in n.prefixes
+    ]
+    path_table = _prefix_table(path_rows, "watched prefixes")
+    service_table = _prefix_table(service_rows, "network prefixes")
+
+    ports = ruleset.ports
+    port_table = _core.PortTable(
+        np.array([p.protocol for p in ports], dtype=np.uint8),
+        np.array([p.first_port for p in ports], dtype=np.uint16),
+        np.array([p.last_port for p in ports], dtype=np.uint16),
+        False,
+    )
+    port_codes = np.zeros((len(ports) + 1, 3), dtype=np.uint8)
+    for i, p in enumerate(ports, start=1):
+        port_codes[i] = (
+            APP_CODES[p.app] if p.app else 0,
+            ACTIVITY_CODES[p.activity] if p.activity else 0,
+            RANKS["weak"] if p.weak else RANKS["asn"],
+        )
+    port_evidence = np.full(len(ports) + 1, EVIDENCE["port"], dtype=np.uint16)
+    port_evidence[0] = 0
+
+    service_codes = np.zeros((len(services), 3), dtype=np.uint8)
+    service_evidence = np.zeros(len(services), dtype=np.uint16)
+    for n in ruleset.networks:
+        code = service_code[n.service]
+        service_codes[code] = (0, ACTIVITY_CODES[n.category], RANKS["named"])
+        service_evidence[code] = EVIDENCE["ip_list"]
+
+    server_activity = np.zeros(len(paths), dtype=np.uint8)
+    for code, w in enumerate(ruleset.watched, start=1):
+        if w.server_activity:
+            server_activity[code] = ACTIVITY_CODES[w.server_activity]
+
+    suffixes = tuple(s for d in ruleset.domains for s in d.suffixes)
+    domain_services = np.array(
+        [service_code[d.service] for d in ruleset.domains for _ in d.suffixes], dtype=np.uint32
+    )
+    domain_activities = np.array(
+        [ACTIVITY_CODES[d.category] for d in ruleset.domains for _ in d.suffixes], dtype=np.uint8
+    )
+
+    native = _core.Classifier(
+        path_table,
+        service_table,
+        port_table,
+        port_codes,
+        port_evidence,
+        service_codes,
+        service_evidence,
+        server_activity,
+        _precedence(ruleset),
+    )
+    return CompiledRules(
+        paths=paths,
+        services=services,
+        native=native,
+        path_table=path_table,
+        service_table=service_table,
+        port_table=port_table,
+        domain_suffixes=suffixes,
+        domain_services=domain_services,
+        domain_activities=domain_activities,
+    )

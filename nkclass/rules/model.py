@@ -1,0 +1,160 @@
+"""The ruleset model: validated, immutable, layerable.
+
+A :class:`Ruleset` is plain data (it pickles and compares); compiling it into
+native tables is :mod:`nkclass.rules.compile`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+PROTOCOL_NAMES = {
+    "tcp/udp": 0,
+    "icmp": 1,
+    "tcp": 6,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "icmpv6": 58,
+    "sctp": 132,
+}
+PROTOCOL_LABELS = {code: name for name, code in PROTOCOL_NAMES.items()}
+TRANSPORTS = (0, 6, 17)  # protocols whose rules name ports
+CONFIDENCE_LEVELS = ("certain", "reported", "uncertain")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an entry was written: file and 1-based line (None if unknown)."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+
+@dataclass(frozen=True)
+class WatchedNetwork:
+    """A watched network path: flows with an endpoint inside it get its name."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    description: str = ""
+    source: str = ""
+    confidence: str = "certain"
+    server_activity: str | None = None  # activity when the watched side is the server
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class PeerNetwork:
+    """A labelled peer network (a service such as a mining pool or Tor relays)."""
+
+    service: str
+    category: str
+    prefixes: tuple[str, ...]
+    source: str = ""
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """What a port (range) or a bare IP protocol suggests. ``protocol`` 0
+    means TCP and UDP. Weak rules give low confidence."""
+
+    protocol: int
+    first_port: int
+    last_port: int
+    app: str | None
+    activity: str | None
+    weak: bool = True
+    source: str = ""
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.protocol, self.first_port, self.last_port)
+
+    def describe(self) -> str:
+        proto = PROTOCOL_LABELS.get(self.protocol, str(self.protocol))
+        if self.protocol not in TRANSPORTS:
+            return proto
+        ports = (
+            str(self.first_port)
+            if self.first_port == self.last_port
+            else f"{self.first_port}-{self.last_port}"
+        )
+        return f"{proto}/{ports}"
+
+
+@dataclass(frozen=True)
+class DomainRule:
+    """Domain suffixes (matched on label boundaries) naming a service."""
+
+    service: str
+    category: str
+    suffixes: tuple[str, ...]
+    source: str = ""
+    origin: Origin | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Watched paths, labelled networks, port and domain rules, and the
+    activity precedence. Build one with :func:`nkclass.load_rules`."""
+
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    watched: tuple[WatchedNetwork, ...] = ()
+    networks: tuple[PeerNetwork, ...] = ()
+    ports: tuple[PortRule, ...] = ()
+    domains: tuple[DomainRule, ...] = ()
+    precedence: tuple[str, ...] = ()  # strongest first; empty = vocabulary order
+    files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Watched path names in code order (code 0 is "none")."""
+        return ("none", *(w.name for w in self.watched))
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Service names in code order (code 0 is "none")."""
+        seen: dict[str, None] = {"none": None}
+        for n in self.networks:
+            seen.setdefault(n.service, None)
+        for d in self.domains:
+            seen.setdefault(d.service, None)
+        return tuple(seen)
+
+    def layered(self, top: Ruleset) -> Ruleset:
+        """This ruleset with ``top`` laid over it: entries of ``top`` replace
+        entries here with the same watched name, service name (networks),
+        port key or domain suffix; everything else is kept, ``top``'s new
+        entries come after."""
+        watched = {w.name: w for w in self.watched}
+        watched.update({w.name: w for w in top.watched})
+        top_services = {n.service for n in top.networks}
+        networks = [n for n in self.networks if n.service not in top_services]
+        ports = {p.key: p for p in self.ports}
+        ports.update({p.key: p for p in top.ports})
+        top_suffixes = {s for d in top.domains for s in d.suffixes}
+        domains = []
+        for d in self.domains:
+            kept = tuple(s for s in d.suffixes if s not in top_suffixes)
+            if kept:
+                domains.append(replace(d, suffixes=kept))
+        return Ruleset(
+            name=top.name or self.name,
+            version=top.version or self.version,
+            description=top.description or self.description,
+            watched=tuple(watched.values()),
+            networks=(*networks, *top.networks),
+            ports=tuple(ports.values()),
+            domains=(*domains, *top.domains),
+            precedence=top.precedence or self.precedence,
+            files=(*self.files, *top.files),
+        )

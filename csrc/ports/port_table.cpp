@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <numeric>
+#include <set>
+#include <tuple>
 
 namespace nkclass {
 
@@ -27,22 +29,18 @@ BuildStatus PortTable::build(const PortRule* rows, std::size_t n, Duplicates dup
         }
     }
     auto width = [&norm](std::size_t i) { return unsigned(norm[i].last_port - norm[i].first_port); };
+    if (dup == Duplicates::kError) {
+        std::set<std::tuple<std::uint8_t, std::uint16_t, std::uint16_t>> seen;
+        for (std::size_t i = 0; i < n; ++i)
+            if (!seen.emplace(norm[i].protocol, norm[i].first_port, norm[i].last_port).second)
+                return BuildStatus::failure(i, "duplicate port rule");
+    }
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     // Widest first so narrower ranges paint over them; stable, so among
-    // equal keys the later row paints last and wins.
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        if (width(a) != width(b)) return width(a) > width(b);
-        if (norm[a].protocol != norm[b].protocol) return norm[a].protocol < norm[b].protocol;
-        return norm[a].first_port < norm[b].first_port;
-    });
-    for (std::size_t k = 1; k < n; ++k) {
-        const PortRule& a = norm[order[k - 1]];
-        const PortRule& b = norm[order[k]];
-        if (dup == Duplicates::kError && a.protocol == b.protocol &&
-            a.first_port == b.first_port && a.last_port == b.last_port)
-            return BuildStatus::failure(std::max(order[k - 1], order[k]), "duplicate port rule");
-    }
+    // equally wide rules the later row paints last and wins.
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return width(a) > width(b); });
     std::fill(tcp_.begin(), tcp_.end(), 0);
     std::fill(udp_.begin(), udp_.end(), 0);
     by_protocol_.fill(0);

@@ -1,0 +1,5 @@
+import sys
+
+from nkclass.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""The ``nkclass`` command: argument wiring only; the work lives in the API.
+
+Exit codes: 0 ok, 1 failure (bad input, invalid rules), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nkclass.cli import bench, rules
+from nkclass.errors import NkclassError
+
+COMMANDS = (rules, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nkclass",
+        description="Classify and trend the traffic of watched networks from flow data.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except NkclassError as exc:
+        print(f"nkclass: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0

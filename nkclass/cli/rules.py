@@ -1,0 +1,96 @@
+"""``nkclass rules check FILE...`` and ``nkclass rules show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nkclass.rules import Ruleset, load_rules
+from nkclass.rules.compile import compile_rules
+from nkclass.rules.model import PROTOCOL_LABELS, TRANSPORTS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("rules", help="validate or print rulesets")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate ruleset files (layered over the default)")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--no-defaults", action="store_true", help="do not layer over the default")
+    check.set_defaults(run=run_check)
+    show = actions.add_parser("show", help="print the effective ruleset")
+    show.add_argument("--rules", action="append", default=[], metavar="FILE",
+                      help="ruleset file to layer over the default (repeatable)")
+    show.add_argument("--no-defaults", action="store_true")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(run=run_show)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    ruleset = load_rules(*args.files, defaults=not args.no_defaults)
+    compile_rules(ruleset)  # also proves the tables build
+    print(
+        f"ok: {', '.join(args.files)}: {len(ruleset.watched)} watched paths, "
+        f"{len(ruleset.networks)} networks, {len(ruleset.ports)} port rules, "
+        f"{sum(len(d.suffixes) for d in ruleset.domains)} domain suffixes"
+    )
+    return 0
+
+
+def _ports_text(rule) -> str:
+    if rule.protocol not in TRANSPORTS:
+        return PROTOCOL_LABELS.get(rule.protocol, str(rule.protocol))
+    return rule.describe()
+
+
+def as_dict(ruleset: Ruleset) -> dict:
+    return {
+        "name": ruleset.name,
+        "version": ruleset.version,
+        "files": list(ruleset.files),
+        "precedence": list(ruleset.precedence),
+        "watched": [
+            {"name": w.name, "prefixes": list(w.prefixes), "confidence": w.confidence,
+             "server_activity": w.server_activity, "source": w.source}
+            for w in ruleset.watched
+        ],
+        "networks": [
+            {"service": n.service, "category": n.category, "prefixes": len(n.prefixes),
+             "source": n.source}
+            for n in ruleset.networks
+        ],
+        "ports": [
+            {"rule": _ports_text(p), "app": p.app, "activity": p.activity, "weak": p.weak}
+            for p in ruleset.ports
+        ],
+        "domains": [
+            {"service": d.service, "category": d.category, "suffixes": list(d.suffixes)}
+            for d in ruleset.domains
+        ],
+    }
+
+
+def run_show(args: argparse.Namespace) -> int:
+    ruleset = load_rules(*args.rules, defaults=not args.no_defaults)
+    if args.format == "json":
+        json.dump(as_dict(ruleset), sys.stdout, indent=2)
+        print()
+        return 0
+    out = sys.stdout
+    print(f"ruleset {ruleset.name} {ruleset.version} (from {', '.join(ruleset.files)})", file=out)
+    print("\nwatched paths:", file=out)
+    for w in ruleset.watched:
+        extra = f", server activity {w.server_activity}" if w.server_activity else ""
+        print(f"  {w.name:<12} {', '.join(w.prefixes)}  [{w.confidence}{extra}]", file=out)
+    print(f"\nlabelled networks: {len(ruleset.networks)}", file=out)
+    for n in ruleset.networks:
+        print(f"  {n.service:<24} {n.category:<18} {len(n.prefixes)} prefixes", file=out)
+    print(f"\nport rules: {len(ruleset.ports)}", file=out)
+    for p in ruleset.ports:
+        strength = "weak" if p.weak else "strong"
+        print(f"  {_ports_text(p):<18} app={p.app or '-':<12} activity={p.activity or '-':<18} "
+              f"{strength}", file=out)
+    print(f"\ndomain rules: {len(ruleset.domains)} services", file=out)
+    for d in ruleset.domains:
+        print(f"  {d.service:<24} {d.category:<18} {', '.join(d.suffixes)}", file=out)
+    return 0

@@ -1,0 +1,176 @@
+"""Rulesets: the built-in default, file:line errors, layering."""
+
+from __future__ import annotations
+
+import ipaddress
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import nkclass
+from nkclass import RuleError, load_rules
+from nkclass.labels import ACTIVITIES, APPS
+from nkclass.rules import builtin_path, rules_from_text
+from nkclass.rules.compile import compile_rules
+
+
+def write(tmp_path: Path, text: str, name: str = "user.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def test_default_ruleset_watches_the_three_nk_paths():
+    rules = load_rules()
+    assert rules.paths == ("none", "kp_range", "unicom", "satgate")
+    by_name = {w.name: w for w in rules.watched}
+    assert by_name["kp_range"].prefixes == ("175.45.176.0/22",)
+    assert by_name["kp_range"].confidence == "certain"
+    assert by_name["unicom"].confidence == "reported"
+    assert by_name["satgate"].prefixes == ("77.94.35.0/24",)
+    assert all(w.source for w in rules.watched)
+    assert by_name["kp_range"].server_activity == "nk_hosted_service"
+
+
+def test_default_ruleset_entries_are_sourced_and_use_the_vocabulary():
+    rules = load_rules()
+    for rule in rules.ports:
+        assert rule.source, rule
+        assert rule.app in (None, *APPS) and rule.activity in (None, *ACTIVITIES)
+    for domain in rules.domains:
+        assert domain.source, domain
+        assert domain.category in ACTIVITIES
+    for net in rules.networks:
+        assert net.source, net
+        for p in net.prefixes:
+            ipaddress.ip_network(p, strict=True)
+    compile_rules(rules)
+
+
+def test_default_ruleset_has_mining_ports_as_weak_evidence():
+    rules = load_rules()
+    mining = [p for p in rules.ports if p.activity == "mining"]
+    assert mining, "the default ruleset lists mining pool ports"
+    assert all(p.weak for p in mining)
+    assert any(p.first_port <= 3333 <= p.last_port for p in mining)
+
+
+def test_user_file_layers_over_default(tmp_path):
+    user = write(tmp_path, """
+        [[watched]]
+        name = "kp_range"
+        prefixes = ["175.45.176.0/22", "10.99.0.0/16"]
+        source = "test"
+
+        [[watched]]
+        name = "lab"
+        prefixes = ["192.0.2.0/24"]
+
+        [[port]]
+        protocol = "tcp"
+        ports = [443]
+        app = "tls"
+        activity = "vpn"
+        source = "test override"
+    """)
+    rules = load_rules(user)
+    assert rules.paths == ("none", "kp_range", "unicom", "satgate", "lab")
+    assert {w.name: w for w in rules.watched}["kp_range"].prefixes[-1] == "10.99.0.0/16"
+    https = [p for p in rules.ports if p.protocol == 6 and p.first_port == 443 == p.last_port]
+    assert len(https) == 1 and https[0].activity == "vpn"
+    assert rules.files == (str(builtin_path()), str(user))
+
+
+def test_defaults_can_be_left_out(tmp_path):
+    user = write(tmp_path, """
+        [[watched]]
+        name = "lab"
+        prefixes = ["192.0.2.0/24"]
+    """)
+    assert load_rules(user, defaults=False).paths == ("none", "lab")
+
+
+def test_prefix_file_is_read_relative_to_the_ruleset(tmp_path):
+    (tmp_path / "relays.txt").write_text("# tor relays, 2026-11-01\n198.51.100.7\n203.0.113.0/28  # exit\n\n")
+    user = write(tmp_path, """
+        [[network]]
+        service = "tor-relays"
+        category = "tor"
+        prefix_file = "relays.txt"
+    """)
+    rules = load_rules(user, defaults=False)
+    assert rules.networks[0].prefixes == ("198.51.100.7", "203.0.113.0/28")
+
+
+def error_of(tmp_path: Path, text: str) -> RuleError:
+    path = write(tmp_path, text)
+    with pytest.raises(RuleError) as info:
+        load_rules(path, defaults=False)
+    assert info.value.path == str(path)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8", "10.0.0.1/8"]\n', 3, "host bits set"),
+        ('[[watched]]\nname = "x"\nprefixes = [\n  "10.0.0.0/8",\n  "10.0.0.300/8",\n]\n', 5,
+         "is not a prefix"),
+        ('[[watched]]\nname = "Bad Name"\nprefixes = ["10.0.0.0/8"]\n', 2, "path name"),
+        ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\ncolour = "red"\n', 4,
+         "unknown key 'colour'"),
+        ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\n\n[[watched]]\nname = "y"\n'
+         'prefixes = ["10.0.0.0/8"]\n', 7, "already listed by watched[0]"),
+        ('[[port]]\nprotocol = "tcp"\nports = [70000]\napp = "tls"\n', 3, "outside 0..65535"),
+        ('[[port]]\nprotocol = "tcp"\nports = ["90-80"]\napp = "tls"\n', 3, "ends before"),
+        ('[[port]]\nprotocol = "tcp"\nports = [443]\napp = "tlss"\n', 4, "unknown name 'tlss'"),
+        ('[[port]]\nprotocol = "tcp"\nports = [443]\n', 1, "needs an app or an activity"),
+        ('[[port]]\nprotocol = "esp"\nports = [1]\nactivity = "vpn"\n', 3, "only tcp and udp"),
+        ('[[port]]\nprotocol = "tcp"\nports = [443, 443]\napp = "tls"\n', 3, "already ruled"),
+        ('[[port]]\nprotocol = "carrier-pigeon"\nports = [1]\napp = "tls"\n', 2,
+         "unknown protocol"),
+        ('[[domain]]\nservice = "fb"\ncategory = "social"\nsuffixes = ["face book.com"]\n', 4,
+         "not a domain name suffix"),
+        ('[[domain]]\nservice = "fb"\ncategory = "sociable"\nsuffixes = ["facebook.com"]\n', 3,
+         "unknown name 'sociable'"),
+        ('[[domain]]\nservice = "a"\ncategory = "social"\nsuffixes = ["x.com"]\n\n[[domain]]\n'
+         'service = "b"\ncategory = "social"\nsuffixes = ["X.com."]\n', 9, "already listed"),
+        ('[activities]\nprecedence = ["mining", "minning"]\n', 2, "unknown activity 'minning'"),
+        ('[[watched]]\nname = "x"\nprefixes = "10.0.0.0/8"\n', 3, "expected list"),
+        ('[watched]\nname = "x"\n', 1, "must be written as [[watched]]"),
+        ('[[watched]\nname = "x"\n', 1, "invalid TOML"),
+        ('[[network]]\nservice = "pool"\ncategory = "mining"\n', 1, "needs prefixes"),
+    ],
+)
+def test_errors_name_file_and_line(tmp_path, text, line, message):
+    err = error_of(tmp_path, text)
+    assert message in str(err)
+    assert err.line == line, str(err)
+    assert str(err).startswith(f"{err.path}:{line}: ")
+
+
+def test_error_in_prefix_file_names_that_file(tmp_path):
+    (tmp_path / "list.txt").write_text("1.2.3.0/24\nnot-a-prefix\n")
+    path = write(tmp_path, '[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "list.txt"\n')
+    with pytest.raises(RuleError) as info:
+        load_rules(path, defaults=False)
+    assert info.value.path == str(tmp_path / "list.txt") and info.value.line == 2
+
+
+def test_missing_ruleset_file_is_a_rule_error(tmp_path):
+    with pytest.raises(RuleError, match="cannot read ruleset"):
+        load_rules(tmp_path / "nope.toml")
+
+
+def test_rules_from_text_and_precedence():
+    rules = rules_from_text('[activities]\nprecedence = ["vpn", "mining"]\n', defaults=False)
+    assert rules.precedence == ("vpn", "mining")
+
+
+def test_ruleset_pickles_and_compares_equal():
+    import pickle
+
+    rules = load_rules()
+    assert pickle.loads(pickle.dumps(rules)) == rules
+    assert isinstance(rules, nkclass.Ruleset)

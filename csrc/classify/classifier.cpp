@@ -15,34 +15,37 @@ namespace {
 constexpr std::size_t kBlock = 512;
 constexpr std::size_t kMaxCandidates = 8;
 
-// Picks the winning app and activity among the candidates offered.
+
+// Picks the winning app and activity among the candidates offered. An
+// activity candidate's strength is one integer, rank above precedence, so
+// "better" and "equally good" are plain comparisons the compiler turns into
+// conditional moves: flows arrive in random order, so branches on them
+// would mispredict.
 class Verdict {
 public:
-    explicit Verdict(const std::uint16_t* precedence) : precedence_(precedence) {}
+    void offer_activity(std::uint32_t score, std::uint8_t activity, std::uint16_t evidence) noexcept {
+        const bool better = score > activity_score_;
+        const bool same = score == activity_score_;
+        activity_evidence_ = better ? evidence
+                                    : static_cast<std::uint16_t>(same ? (activity_evidence_ | evidence)
+                                                                      : activity_evidence_);
+        activity_ = better ? activity : activity_;
+        activity_score_ = better ? score : activity_score_;
+    }
 
-    void offer(const Candidate& c) noexcept {
-        if (c.rank == kRankNone) return;
-        if (c.app != 0) {
-            if (c.rank > app_rank_) {
-                app_ = c.app;
-                app_rank_ = c.rank;
-                app_evidence_ = c.evidence;
-            } else if (c.rank == app_rank_ && c.app == app_) {
-                app_evidence_ |= c.evidence;
-            }
-        }
-        if (c.activity != 0) {
-            const std::uint16_t prec = precedence_[c.activity];
-            if (c.rank > activity_rank_ ||
-                (c.rank == activity_rank_ && prec < activity_precedence_)) {
-                activity_ = c.activity;
-                activity_rank_ = c.rank;
-                activity_precedence_ = prec;
-                activity_evidence_ = c.evidence;
-            } else if (c.rank == activity_rank_ && c.activity == activity_) {
-                activity_evidence_ |= c.evidence;
-            }
-        }
+    void offer_app(std::uint8_t rank, std::uint8_t app, std::uint16_t evidence) noexcept {
+        const bool better = app != 0 && rank > app_rank_;
+        const bool same = app != 0 && rank == app_rank_ && app == app_;
+        app_evidence_ = better ? evidence
+                               : static_cast<std::uint16_t>(same ? (app_evidence_ | evidence)
+                                                                 : app_evidence_);
+        app_ = better ? app : app_;
+        app_rank_ = better ? rank : app_rank_;
+    }
+
+    void offer(const ScoredCandidate& c) noexcept {
+        offer_activity(c.score, c.activity, c.activity_evidence);
+        offer_app(c.app_rank, c.app, c.app_evidence);
     }
 
     std::uint8_t app() const noexcept { return app_; }
@@ -51,20 +54,14 @@ public:
         return static_cast<std::uint16_t>(app_evidence_ | activity_evidence_);
     }
     std::uint8_t confidence() const noexcept {
-        switch (activity_rank_) {
-            case kRankPayload: return kConfHigh;
-            case kRankNamed:
-            case kRankAsn: return kConfMedium;
-            case kRankWeak: return kConfLow;
-            default: return kConfNone;
-        }
+        static constexpr std::uint8_t kByRank[] = {kConfNone, kConfLow, kConfMedium, kConfMedium,
+                                                   kConfHigh};
+        return kByRank[activity_score_ >> 16];
     }
 
 private:
-    const std::uint16_t* precedence_;
-    std::uint8_t app_ = 0, app_rank_ = 0;
-    std::uint8_t activity_ = 0, activity_rank_ = 0;
-    std::uint16_t activity_precedence_ = 0xffff;
+    std::uint32_t activity_score_ = 0;
+    std::uint8_t activity_ = 0, app_ = 0, app_rank_ = 0;
     std::uint16_t app_evidence_ = 0, activity_evidence_ = 0;
 };
 
@@ -101,19 +98,47 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     return BuildStatus::success();
 }
 
-Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {}
+Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
+    for (const Candidate& c : spec_.port_verdicts) port_scored_.push_back(scored(c));
+    for (const Candidate& c : spec_.service_verdicts) service_scored_.push_back(scored(c));
+    for (std::uint8_t activity : spec_.path_server_activity) {
+        Candidate c;
+        c.activity = activity;
+        c.rank = activity ? kRankWeak : kRankNone;
+        c.evidence = activity ? kEvWatched : 0;
+        server_scored_.push_back(scored(c));
+    }
+}
+
+ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
+    ScoredCandidate s;
+    if (c.rank == kRankNone) return s;
+    if (c.activity != 0 && c.activity < spec_.precedence.size()) {
+        s.score = (std::uint32_t(c.rank) << 16) | (0xffffu - spec_.precedence[c.activity]);
+        s.activity = c.activity;
+        s.activity_evidence = c.evidence;
+    }
+    if (c.app != 0) {
+        s.app = c.app;
+        s.app_rank = c.rank;
+        s.app_evidence = c.evidence;
+    }
+    return s;
+}
 
 void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) const noexcept {
     const PrefixTable& paths = *spec_.paths;
     const PrefixTable& services = *spec_.services;
     const PortTable& ports = *spec_.ports;
-    const Candidate* port_verdicts = spec_.port_verdicts.data();
-    const std::size_t n_port_verdicts = spec_.port_verdicts.size();
-    const Candidate* service_verdicts = spec_.service_verdicts.data();
-    const std::size_t n_service_verdicts = spec_.service_verdicts.size();
-    const std::uint8_t* server_activity = spec_.path_server_activity.data();
-    const std::size_t n_paths = spec_.path_server_activity.size();
-    const std::uint16_t* precedence = spec_.precedence.data();
+    // Entry 0 of each table is the empty candidate; out-of-range codes (a
+    // table built from other rules) fall back to it instead of reading out
+    // of bounds.
+    const ScoredCandidate* port_scored = port_scored_.data();
+    const std::size_t n_ports = port_scored_.size();
+    const ScoredCandidate* service_scored = service_scored_.data();
+    const std::size_t n_services = service_scored_.size();
+    const ScoredCandidate* server_scored = server_scored_.data();
+    const std::size_t n_paths = server_scored_.size();
     const PayloadInspector* payload = spec_.payload.get();
     const bool have_payload =
         payload != nullptr && (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
@@ -136,25 +161,19 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
                 static_cast<std::uint8_t>((ps ? kSideSrc : 0) | (pd ? kSideDst : 0));
             // The peer is the endpoint outside the watched network; with
             // both or neither watched, the server (destination) is the peer.
-            label_t service;
-            if (side == kSideSrc) service = svc_dst[k];
-            else if (side == kSideDst) service = svc_src[k];
-            else service = svc_dst[k] ? svc_dst[k] : svc_src[k];
+            const label_t either = svc_dst[k] ? svc_dst[k] : svc_src[k];
+            const label_t service =
+                side == kSideSrc ? svc_dst[k] : side == kSideDst ? svc_src[k] : either;
 
-            Verdict verdict(precedence);
-            if (service != 0 && service < n_service_verdicts) verdict.offer(service_verdicts[service]);
-            if (pd != 0 && pd < n_paths && server_activity[pd] != 0) {
-                Candidate c;
-                c.activity = server_activity[pd];
-                c.rank = kRankWeak;
-                c.evidence = kEvWatched;
-                verdict.offer(c);
-            }
             const std::uint8_t proto = cols.protocol[i];
             const std::uint16_t sport = cols.src_port[i];
             const std::uint16_t dport = cols.dst_port[i];
             const std::uint16_t rule = ports.rule_for(proto, sport, dport);
-            if (rule != 0 && rule < n_port_verdicts) verdict.offer(port_verdicts[rule]);
+
+            Verdict verdict;
+            verdict.offer(service_scored[service < n_services ? service : 0]);
+            verdict.offer(server_scored[pd < n_paths ? pd : 0]);
+            verdict.offer(port_scored[rule < n_ports ? rule : 0]);
             if (have_payload) {
                 const std::uint8_t* sp = nullptr;
                 const std::uint8_t* dp = nullptr;
@@ -171,7 +190,8 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
                 }
                 const std::size_t m =
                     payload->inspect(proto, sport, dport, sp, sl, dp, dl, found, kMaxCandidates);
-                for (std::size_t c = 0; c < m && c < kMaxCandidates; ++c) verdict.offer(found[c]);
+                for (std::size_t c = 0; c < m && c < kMaxCandidates; ++c)
+                    verdict.offer(scored(found[c]));
             }
 
             out.path[i] = static_cast<std::uint16_t>(ps ? ps : pd);

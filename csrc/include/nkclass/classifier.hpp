@@ -61,6 +61,18 @@ struct Candidate {
     std::uint16_t evidence = 0;
 };
 
+// A candidate prepared for the hot loop. `score` orders activity
+// candidates: the rank in bits 16 and up, then 0xffff minus the activity's
+// precedence; 0 means "no activity".
+struct ScoredCandidate {
+    std::uint32_t score = 0;
+    std::uint8_t activity = 0;
+    std::uint16_t activity_evidence = 0;
+    std::uint8_t app = 0;
+    std::uint8_t app_rank = 0;
+    std::uint16_t app_evidence = 0;
+};
+
 // Column pointers for one batch. Addresses are either all IPv4 (host-order
 // uint32) or all 16-byte IPv6 (network order, IPv4-mapped allowed) per
 // column. Optional columns are nullptr when absent.
@@ -133,8 +145,14 @@ public:
 
     const ClassifierSpec& spec() const noexcept { return spec_; }
 
+    // The hot-loop form of a candidate under this classifier's precedence.
+    ScoredCandidate scored(const Candidate& c) const noexcept;
+
 private:
     ClassifierSpec spec_;
+    std::vector<ScoredCandidate> port_scored_;     // by port rule id
+    std::vector<ScoredCandidate> service_scored_;  // by service code
+    std::vector<ScoredCandidate> server_scored_;   // by path code
 };
 
 }  // namespace nkclass

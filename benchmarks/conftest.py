@@ -43,12 +43,18 @@ class Registry:
         if (family, impl) not in self.seconds or (family, baseline) not in self.seconds:
             pytest.skip(f"{family}: {impl} or {baseline} was not measured in this run")
         ratio = self.rate(family, impl) / self.rate(family, baseline)
-        self.ratios.append({
-            "family": family, "impl": impl, "baseline": baseline,
-            "impl_per_s": round(self.rate(family, impl)),
-            "baseline_per_s": round(self.rate(family, baseline)),
-            "ratio": round(ratio, 2), "guard": at_least, "note": note,
-        })
+        self.ratios.append(
+            {
+                "family": family,
+                "impl": impl,
+                "baseline": baseline,
+                "impl_per_s": round(self.rate(family, impl)),
+                "baseline_per_s": round(self.rate(family, baseline)),
+                "ratio": round(ratio, 2),
+                "guard": at_least,
+                "note": note,
+            }
+        )
         assert ratio >= at_least, (
             f"{family}: {impl} is {ratio:.2f}x {baseline}, below the {at_least}x guard"
         )
@@ -80,9 +86,19 @@ def pytest_terminal_summary(terminalreporter):
         rate = REGISTRY.items[(family, impl)] / secs
         tr.write_line(f"{family:<28} {impl:<14} {rate / 1e6:10.2f} M/s")
     for r in REGISTRY.ratios:
-        tr.write_line(f"ratio {r['family']:<22} {r['impl']} / {r['baseline']} = {r['ratio']:.2f}x "
-                      f"(guard {r['guard']}x) {r['note']}")
+        tr.write_line(
+            f"ratio {r['family']:<22} {r['impl']} / {r['baseline']} = {r['ratio']:.2f}x "
+            f"(guard {r['guard']}x) {r['note']}"
+        )
     with open("bench-ratios.json", "w") as fh:
-        json.dump({"quick": QUICK, "ratios": REGISTRY.ratios,
-                   "rates": {f"{f}/{i}": REGISTRY.items[(f, i)] / s
-                             for (f, i), s in REGISTRY.seconds.items()}}, fh, indent=2)
+        json.dump(
+            {
+                "quick": QUICK,
+                "ratios": REGISTRY.ratios,
+                "rates": {
+                    f"{f}/{i}": REGISTRY.items[(f, i)] / s for (f, i), s in REGISTRY.seconds.items()
+                },
+            },
+            fh,
+            indent=2,
+        )

@@ -8,10 +8,30 @@ import numpy as np
 # ~60% /24, 12% /22, 10% /23, 4-5% /21 and /20, 2.5% /19, 1-1.5% /16-/18,
 # under 1% /15 and shorter, ~0.5% /25-/32.
 IPV4_LENGTH_MIX = {
-    8: 0.0001, 9: 0.0001, 10: 0.0003, 11: 0.0008, 12: 0.0015, 13: 0.003, 14: 0.005, 15: 0.008,
-    16: 0.013, 17: 0.011, 18: 0.014, 19: 0.025, 20: 0.045, 21: 0.045, 22: 0.12, 23: 0.10,
+    8: 0.0001,
+    9: 0.0001,
+    10: 0.0003,
+    11: 0.0008,
+    12: 0.0015,
+    13: 0.003,
+    14: 0.005,
+    15: 0.008,
+    16: 0.013,
+    17: 0.011,
+    18: 0.014,
+    19: 0.025,
+    20: 0.045,
+    21: 0.045,
+    22: 0.12,
+    23: 0.10,
     24: 0.598,
-    25: 0.0012, 26: 0.0012, 27: 0.0008, 28: 0.0008, 29: 0.0005, 30: 0.0004, 31: 0.0001,
+    25: 0.0012,
+    26: 0.0012,
+    27: 0.0008,
+    28: 0.0008,
+    29: 0.0005,
+    30: 0.0004,
+    31: 0.0001,
     32: 0.0008,
 }
 
@@ -89,8 +109,9 @@ def ipv6_queries(prefixes: list[str], n: int, seed: int = 3) -> np.ndarray:
     return rows[rng.permutation(n)]
 
 
-def numpy_flat24(nets: np.ndarray, lens: np.ndarray, labels: np.ndarray,
-                 dtype=np.uint32) -> np.ndarray:
+def numpy_flat24(
+    nets: np.ndarray, lens: np.ndarray, labels: np.ndarray, dtype=np.uint32
+) -> np.ndarray:
     """The best plain-numpy LPM: a flat /24 table painted shortest prefix
     first (prefixes longer than /24 are folded into their /24, the usual
     trade-off of this approach)."""

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.conftest import size
 from benchmarks.generators import ipv4_routing_table, numpy_flat24
-from nkclass import Classifier, load_rules
+from nkclass import Classifier
 from nkclass.addresses import parse_prefixes
 from nkclass.labels import EVIDENCE
 from nkclass.rules import Ruleset, rules_from_text
@@ -26,8 +26,9 @@ def benchmark_rules() -> Ruleset:
     for i, (net, length) in enumerate(zip(nets.tolist(), lens.tolist(), strict=True)):
         if i % 500 == 0:
             category = ("mining", "tor", "vpn", "social", "streaming", "crypto_exchange")[i // 500]
-            lines.append(f'\n[[network]]\nservice = "svc{i // 500}"\ncategory = "{category}"\n'
-                         "prefixes = [")
+            lines.append(
+                f'\n[[network]]\nservice = "svc{i // 500}"\ncategory = "{category}"\nprefixes = ['
+            )
         ip = ".".join(str((net >> s) & 255) for s in (24, 16, 8, 0))
         lines.append(f'  "{ip}/{length}",')
         if i % 500 == 499:
@@ -89,18 +90,21 @@ def numpy_tables(rules: Ruleset) -> NumpyTables:
     by_proto = np.zeros(256, np.uint16)
     ids = compiled.port_table.rules_for  # reuse nothing but the ruleset's own order below
     del ids
-    order = sorted(range(len(rules.ports)),
-                   key=lambda i: -(rules.ports[i].last_port - rules.ports[i].first_port))
+    order = sorted(
+        range(len(rules.ports)),
+        key=lambda i: -(rules.ports[i].last_port - rules.ports[i].first_port),
+    )
     from nkclass.labels import ACTIVITY_CODES, APP_CODES
+
     port_app = np.zeros(n_rules, np.uint8)
     port_act = np.zeros(n_rules, np.uint8)
     port_rank = np.zeros(n_rules, np.int32)
     for i in order:
         r = rules.ports[i]
         if r.protocol in (0, 6):
-            tcp[r.first_port:r.last_port + 1] = i + 1
+            tcp[r.first_port : r.last_port + 1] = i + 1
         if r.protocol in (0, 17):
-            udp[r.first_port:r.last_port + 1] = i + 1
+            udp[r.first_port : r.last_port + 1] = i + 1
         if r.protocol not in (0, 6, 17):
             by_proto[r.protocol] = i + 1
         port_app[i + 1] = APP_CODES[r.app] if r.app else 0
@@ -113,8 +117,21 @@ def numpy_tables(rules: Ruleset) -> NumpyTables:
     for c, w in enumerate(rules.watched, 1):
         server_act[c] = ACTIVITY_CODES[w.server_activity] if w.server_activity else 0
     from nkclass.rules.compile import _precedence
-    return NumpyTables(path24, svc24, folded, tcp, udp, by_proto, port_app, port_act, port_rank,
-                       svc_act, server_act, _precedence(rules).astype(np.int32))
+
+    return NumpyTables(
+        path24,
+        svc24,
+        folded,
+        tcp,
+        udp,
+        by_proto,
+        port_app,
+        port_act,
+        port_rank,
+        svc_act,
+        server_act,
+        _precedence(rules).astype(np.int32),
+    )
 
 
 def numpy_classify(b: dict[str, np.ndarray], t: NumpyTables) -> tuple[np.ndarray, ...]:
@@ -127,18 +144,24 @@ def numpy_classify(b: dict[str, np.ndarray], t: NumpyTables) -> tuple[np.ndarray
     service = np.where(side == 1, sd, np.where(side == 2, ss, np.where(sd > 0, sd, ss)))
     proto = b["protocol"]
     tcp, udp = proto == 6, proto == 17
-    rd = np.where(tcp, t.tcp[b["dst_port"]], np.where(udp, t.udp[b["dst_port"]],
-                                                       t.by_proto[proto]))
+    rd = np.where(tcp, t.tcp[b["dst_port"]], np.where(udp, t.udp[b["dst_port"]], t.by_proto[proto]))
     rs = np.where(tcp, t.tcp[b["src_port"]], np.where(udp, t.udp[b["src_port"]], 0))
     rule = np.where(rd > 0, rd, rs)
     app = t.port_app[rule]
     # Candidates as (activity, rank, evidence bit); score = rank, then precedence.
     cand_act = [t.svc_act[service], np.where(pd > 0, t.server_act[pd], 0), t.port_act[rule]]
-    cand_rank = [np.where(cand_act[0] > 0, 3, 0), np.where(cand_act[1] > 0, 1, 0),
-                 np.where(cand_act[2] > 0, t.port_rank[rule], 0)]
+    cand_rank = [
+        np.where(cand_act[0] > 0, 3, 0),
+        np.where(cand_act[1] > 0, 1, 0),
+        np.where(cand_act[2] > 0, t.port_rank[rule], 0),
+    ]
     bits = [EVIDENCE["ip_list"], EVIDENCE["watched"], EVIDENCE["port"]]
-    scores = np.stack([r * 65536 - np.where(a > 0, t.prec[a], 0) * (r > 0)
-                       for a, r in zip(cand_act, cand_rank, strict=True)])
+    scores = np.stack(
+        [
+            r * 65536 - np.where(a > 0, t.prec[a], 0) * (r > 0)
+            for a, r in zip(cand_act, cand_rank, strict=True)
+        ]
+    )
     best = scores.argmax(axis=0)
     activity = np.choose(best, cand_act).astype(np.uint8)
     rank = np.choose(best, cand_rank)
@@ -163,10 +186,20 @@ def test_numpy_pipeline_gives_the_same_labels(setup):
     ours = clf.classify(sample)
     theirs = numpy_classify(sample, tables)
     exact = ~(tables.folded[sample["src_ip"] >> 8] | tables.folded[sample["dst_ip"] >> 8])
-    for name, mine, base in zip(("path", "side", "service", "app", "activity", "evidence",
-                                 "confidence"),
-                                (ours.path, ours.side, ours.service, ours.app, ours.activity,
-                                 ours.evidence, ours.confidence), theirs, strict=True):
+    for name, mine, base in zip(
+        ("path", "side", "service", "app", "activity", "evidence", "confidence"),
+        (
+            ours.path,
+            ours.side,
+            ours.service,
+            ours.app,
+            ours.activity,
+            ours.evidence,
+            ours.confidence,
+        ),
+        theirs,
+        strict=True,
+    ):
         np.testing.assert_array_equal(mine[exact], base[exact], err_msg=name)
 
 
@@ -178,8 +211,7 @@ def test_classify_nkclass(benchmark, registry, setup):
 
 def test_classify_numpy(benchmark, registry, setup):
     _, _, tables, b = setup
-    benchmark.pedantic(lambda: numpy_classify(b, tables), rounds=3, iterations=1,
-                       warmup_rounds=1)
+    benchmark.pedantic(lambda: numpy_classify(b, tables), rounds=3, iterations=1, warmup_rounds=1)
     registry.record(FAMILY, "numpy", benchmark, N_FLOWS)
 
 

@@ -70,8 +70,11 @@ def small_table_rows():
     nets, lens, labels = ipv4_routing_table(5_000, seed=5)
     compile_rules(load_rules())  # the default rules must compile alongside
     nk = np.array([0xAF2DB000, 0xD2346D00, 0x4D5E2300], np.uint32)
-    return (np.concatenate([nets, nk]), np.concatenate([lens, np.array([22, 24, 24], np.uint8)]),
-            np.concatenate([labels, np.array([1, 2, 3], np.uint32)]))
+    return (
+        np.concatenate([nets, nk]),
+        np.concatenate([lens, np.array([22, 24, 24], np.uint8)]),
+        np.concatenate([labels, np.array([1, 2, 3], np.uint32)]),
+    )
 
 
 def test_small_nkclass(benchmark, registry, uniform_v4):

@@ -18,13 +18,16 @@ Duplicates = Literal["error", "last"]
 def _labels(labels: object, n: int) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 1 or len(arr) != n:
-        raise SchemaValueError(f"labels: expected {n} labels, one per prefix; got shape {arr.shape}")
+        raise SchemaValueError(
+            f"labels: expected {n} labels, one per prefix; got shape {arr.shape}"
+        )
     if n and arr.dtype.kind not in "iu":
         raise SchemaTypeError(f"labels: expected integers, got dtype {arr.dtype}")
     if n and (int(arr.min()) < 1 or int(arr.max()) > MAX_LABEL):
         bad = int(np.flatnonzero((arr < 1) | (arr > MAX_LABEL))[0])
         raise SchemaValueError(
-            f"labels: row {bad} is {int(arr[bad])}; labels run from 1 to {MAX_LABEL} (0 means no match)"
+            f"labels: row {bad} is {int(arr[bad])}; "
+            f"labels run from 1 to {MAX_LABEL} (0 means no match)"
         )
     return arr.astype(np.uint32)
 

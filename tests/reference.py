@@ -98,9 +98,13 @@ class ReferenceClassifier:
                 if port is None:
                     ok = rule.protocol == protocol and protocol not in (0, 6, 17)
                 else:
-                    ok = rule.protocol in (0, protocol) and rule.first_port <= port <= rule.last_port
-                if ok and (best is None or
-                           rule.last_port - rule.first_port <= best.last_port - best.first_port):
+                    ok = (
+                        rule.protocol in (0, protocol) and rule.first_port <= port <= rule.last_port
+                    )
+                if ok and (
+                    best is None
+                    or rule.last_port - rule.first_port <= best.last_port - best.first_port
+                ):
                     best = rule
             return best
 
@@ -108,7 +112,9 @@ class ReferenceClassifier:
             return matching(dport) or matching(sport)
         return matching(None)
 
-    def classify(self, src: object, dst: object, sport: int, dport: int, protocol: int) -> RefLabels:
+    def classify(
+        self, src: object, dst: object, sport: int, dport: int, protocol: int
+    ) -> RefLabels:
         ps, pd = self.paths.lookup(src), self.paths.lookup(dst)
         side = {(0, 0): "none", (1, 0): "src", (0, 1): "dst", (1, 1): "both"}[(ps > 0, pd > 0)]
         ss, sd = self.services.lookup(src), self.services.lookup(dst)
@@ -117,12 +123,14 @@ class ReferenceClassifier:
         if service:
             candidates.append((RANK["named"], None, self.category[service], "ip_list"))
         if pd and self.rules.watched[pd - 1].server_activity:
-            candidates.append((RANK["weak"], None, self.rules.watched[pd - 1].server_activity,
-                               "watched"))
+            candidates.append(
+                (RANK["weak"], None, self.rules.watched[pd - 1].server_activity, "watched")
+            )
         rule = self.port_rule(protocol, sport, dport)
         if rule is not None:
-            candidates.append((RANK["weak"] if rule.weak else RANK["asn"], rule.app,
-                               rule.activity, "port"))
+            candidates.append(
+                (RANK["weak"] if rule.weak else RANK["asn"], rule.app, rule.activity, "port")
+            )
         app, app_rank, app_ev = "unknown", 0, set()
         act, act_rank, act_ev = "unknown", 0, set()
         for rank, c_app, c_act, ev in candidates:

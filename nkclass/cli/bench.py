@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         result = classifier.classify(flows)
         best = min(best, time.perf_counter() - start)
     watched = int((result.path != 0).sum())
-    print(f"classify: {args.flows:,} flows in {best:.3f} s = {args.flows / best / 1e6:.1f} M flows/s "
-          f"(best of {args.repeat}, one core); {watched:,} touch a watched path")
+    print(
+        f"classify: {args.flows:,} flows in {best:.3f} s = {args.flows / best / 1e6:.1f} M flows/s "
+        f"(best of {args.repeat}, one core); {watched:,} touch a watched path"
+    )
     return 0

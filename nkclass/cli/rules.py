@@ -19,8 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--no-defaults", action="store_true", help="do not layer over the default")
     check.set_defaults(run=run_check)
     show = actions.add_parser("show", help="print the effective ruleset")
-    show.add_argument("--rules", action="append", default=[], metavar="FILE",
-                      help="ruleset file to layer over the default (repeatable)")
+    show.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ruleset file to layer over the default (repeatable)",
+    )
     show.add_argument("--no-defaults", action="store_true")
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(run=run_show)
@@ -50,13 +55,22 @@ def as_dict(ruleset: Ruleset) -> dict:
         "files": list(ruleset.files),
         "precedence": list(ruleset.precedence),
         "watched": [
-            {"name": w.name, "prefixes": list(w.prefixes), "confidence": w.confidence,
-             "server_activity": w.server_activity, "source": w.source}
+            {
+                "name": w.name,
+                "prefixes": list(w.prefixes),
+                "confidence": w.confidence,
+                "server_activity": w.server_activity,
+                "source": w.source,
+            }
             for w in ruleset.watched
         ],
         "networks": [
-            {"service": n.service, "category": n.category, "prefixes": len(n.prefixes),
-             "source": n.source}
+            {
+                "service": n.service,
+                "category": n.category,
+                "prefixes": len(n.prefixes),
+                "source": n.source,
+            }
             for n in ruleset.networks
         ],
         "ports": [
@@ -88,8 +102,11 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"\nport rules: {len(ruleset.ports)}", file=out)
     for p in ruleset.ports:
         strength = "weak" if p.weak else "strong"
-        print(f"  {_ports_text(p):<18} app={p.app or '-':<12} activity={p.activity or '-':<18} "
-              f"{strength}", file=out)
+        print(
+            f"  {_ports_text(p):<18} app={p.app or '-':<12} activity={p.activity or '-':<18} "
+            f"{strength}",
+            file=out,
+        )
     print(f"\ndomain rules: {len(ruleset.domains)} services", file=out)
     for d in ruleset.domains:
         print(f"  {d.service:<24} {d.category:<18} {', '.join(d.suffixes)}", file=out)

@@ -110,7 +110,9 @@ def _numpy(name: str, value: object) -> np.ndarray:
         if pa.types.is_fixed_size_binary(value.type):
             width = value.type.byte_width
             buf = np.frombuffer(value.buffers()[1], np.uint8)
-            return buf[value.offset * width : (value.offset + len(value)) * width].reshape(-1, width)
+            return buf[value.offset * width : (value.offset + len(value)) * width].reshape(
+                -1, width
+            )
         if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
             return value  # parsed by the caller
         return value.to_numpy(zero_copy_only=False)

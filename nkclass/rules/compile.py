@@ -67,7 +67,9 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
     """Build the native classifier for ``ruleset``."""
     paths = ruleset.paths
     if len(paths) > MAX_PATHS:
-        raise RuleError(f"at most {MAX_PATHS - 1} watched paths are supported, got {len(paths) - 1}")
+        raise RuleError(
+            f"at most {MAX_PATHS - 1} watched paths are supported, got {len(paths) - 1}"
+        )
     services = ruleset.services
     service_code = {name: code for code, name in enumerate(services)}
 

@@ -142,8 +142,8 @@ class _Entry:
             return None
         value = self.values[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(
-                k.__name__ for k in kind
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
             raise self.fail(f"expected {expected}, got {type(value).__name__} {value!r}", key)
         return value
@@ -165,9 +165,7 @@ class _Entry:
         if value is None:
             return None
         if value not in names or value == "unknown":
-            raise self.fail(
-                f"unknown name {value!r}; expected one of {', '.join(names[1:])}", key
-            )
+            raise self.fail(f"unknown name {value!r}; expected one of {', '.join(names[1:])}", key)
         return value
 
 
@@ -194,9 +192,7 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
     except tomllib.TOMLDecodeError as exc:
         m = TOML_POSITION_RE.search(str(exc))
         message = TOML_POSITION_RE.sub("", str(exc)).strip()
-        raise RuleError(
-            f"invalid TOML: {message}", path, int(m.group(1)) if m else None
-        ) from None
+        raise RuleError(f"invalid TOML: {message}", path, int(m.group(1)) if m else None) from None
     loc = _Locator(text)
     for key, value in doc.items():
         if key not in TABLE_KEYS:
@@ -206,8 +202,9 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
                 _one_based(loc.entry(key) if key in loc.singles else loc.key(None, key)),
             )
         if key in ENTRY_TABLES and not isinstance(value, list):
-            raise RuleError(f"{key!r} must be written as [[{key}]] tables", path,
-                            _one_based(loc.entry(key)))
+            raise RuleError(
+                f"{key!r} must be written as [[{key}]] tables", path, _one_based(loc.entry(key))
+            )
 
     def entries(table: str) -> Iterable[_Entry]:
         for i, values in enumerate(doc.get(table, [])):
@@ -297,9 +294,7 @@ def _watched(entry: _Entry, seen: dict[tuple[str, int], str]) -> WatchedNetwork:
     )
 
 
-def _network(
-    entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | None
-) -> PeerNetwork:
+def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | None) -> PeerNetwork:
     service = entry.text("service", required=True)
     if not SERVICE_RE.match(service) or service == "none":
         raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
@@ -400,8 +395,11 @@ def _ports(entry: _Entry, seen: dict[tuple[int, int, int], str]) -> list[PortRul
             origin=entry.origin(),
         )
         if rule.key in seen:
-            raise entry.fail(f"{rule.describe()} is already ruled by {seen[rule.key]}", "ports",
-                             first if first == last else f"{first}-{last}")
+            raise entry.fail(
+                f"{rule.describe()} is already ruled by {seen[rule.key]}",
+                "ports",
+                first if first == last else f"{first}-{last}",
+            )
         seen[rule.key] = entry.label
         rules.append(rule)
     return rules
@@ -428,11 +426,13 @@ def _domain(entry: _Entry, seen: dict[str, str]) -> DomainRule:
         if suffix is None:
             raise entry.fail(f"{text!r} is not a domain name suffix", "suffixes", text)
         if suffix in seen:
-            raise entry.fail(f"suffix {suffix!r} is already listed by {seen[suffix]}",
-                             "suffixes", text)
+            raise entry.fail(
+                f"suffix {suffix!r} is already listed by {seen[suffix]}", "suffixes", text
+            )
         seen[suffix] = entry.label
         suffixes.append(suffix)
     if not suffixes:
         raise entry.fail("a domain rule needs at least one suffix", "suffixes")
-    return DomainRule(service, category, tuple(suffixes), entry.text("source") or "",
-                      entry.origin())
+    return DomainRule(
+        service, category, tuple(suffixes), entry.text("source") or "", entry.origin()
+    )

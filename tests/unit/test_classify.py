@@ -90,28 +90,43 @@ def clf(rules):
 def batch(rows):
     src, dst, sport, dport, proto = zip(*rows, strict=True)
     return {
-        "src_ip": list(src), "dst_ip": list(dst),
-        "src_port": np.array(sport), "dst_port": np.array(dport), "protocol": np.array(proto),
+        "src_ip": list(src),
+        "dst_ip": list(dst),
+        "src_port": np.array(sport),
+        "dst_port": np.array(dport),
+        "protocol": np.array(proto),
     }
 
 
 def labels(result, i):
-    return {c: result.names(c)[i] for c in ("path", "side", "service", "app", "activity",
-                                             "confidence", "evidence")}
+    return {
+        c: result.names(c)[i]
+        for c in ("path", "side", "service", "app", "activity", "confidence", "evidence")
+    }
 
 
 def test_client_in_kp_range_to_mining_pool(clf):
     r = clf.classify(batch([("175.45.176.9", "192.0.2.10", 50000, 3333, 6)]))
-    assert labels(r, 0) == {"path": "kp_range", "side": "src", "service": "pool",
-                            "app": "stratum", "activity": "mining", "confidence": "medium",
-                            "evidence": "ip_list|port"}
+    assert labels(r, 0) == {
+        "path": "kp_range",
+        "side": "src",
+        "service": "pool",
+        "app": "stratum",
+        "activity": "mining",
+        "confidence": "medium",
+        "evidence": "ip_list|port",
+    }
 
 
 def test_outside_client_to_nk_hosted_server(clf):
     r = clf.classify(batch([("8.8.8.8", "175.45.176.71", 50000, 80, 6)]))
     got = labels(r, 0)
     assert (got["path"], got["side"], got["activity"], got["confidence"]) == (
-        "kp_range", "dst", "nk_hosted_service", "low")
+        "kp_range",
+        "dst",
+        "nk_hosted_service",
+        "low",
+    )
 
 
 def test_named_list_beats_port_guess(clf):
@@ -122,8 +137,14 @@ def test_named_list_beats_port_guess(clf):
 
 
 def test_narrower_port_range_wins_and_strong_port_is_medium(clf):
-    r = clf.classify(batch([("175.45.176.9", "9.9.9.9", 40000, 10050, 6),
-                            ("175.45.176.9", "9.9.9.9", 40000, 10150, 6)]))
+    r = clf.classify(
+        batch(
+            [
+                ("175.45.176.9", "9.9.9.9", 40000, 10050, 6),
+                ("175.45.176.9", "9.9.9.9", 40000, 10150, 6),
+            ]
+        )
+    )
     assert labels(r, 0)["activity"] == "mining" and labels(r, 0)["confidence"] == "low"
     assert labels(r, 1)["activity"] == "vpn" and labels(r, 1)["confidence"] == "medium"
 
@@ -139,11 +160,15 @@ def test_protocol_rule_without_ports(clf):
 
 
 def test_both_sides_watched_and_ipv6(clf):
-    r = clf.classify(batch([
-        ("175.45.176.9", "210.52.109.1", 1, 2, 6),
-        ("2001:db8:ab::5", "2001:db8:1::9", 40000, 3333, 6),
-        ("::ffff:210.52.109.7", "2001:db8:2::1", 1, 2, 17),
-    ]))
+    r = clf.classify(
+        batch(
+            [
+                ("175.45.176.9", "210.52.109.1", 1, 2, 6),
+                ("2001:db8:ab::5", "2001:db8:1::9", 40000, 3333, 6),
+                ("::ffff:210.52.109.7", "2001:db8:2::1", 1, 2, 17),
+            ]
+        )
+    )
     assert labels(r, 0)["side"] == "both" and labels(r, 0)["path"] == "kp_range"
     assert labels(r, 1)["path"] == "lab6" and labels(r, 1)["service"] == "pool"
     assert labels(r, 2)["path"] == "unicom" and labels(r, 2)["side"] == "src"
@@ -151,29 +176,58 @@ def test_both_sides_watched_and_ipv6(clf):
 
 def test_unwatched_flow_is_none_and_unknown(clf):
     r = clf.classify(batch([("1.1.1.1", "2.2.2.2", 1234, 5678, 6)]))
-    assert labels(r, 0) == {"path": "none", "side": "none", "service": "none", "app": "unknown",
-                            "activity": "unknown", "confidence": "none", "evidence": ""}
+    assert labels(r, 0) == {
+        "path": "none",
+        "side": "none",
+        "service": "none",
+        "app": "unknown",
+        "activity": "unknown",
+        "confidence": "none",
+        "evidence": "",
+    }
 
 
 # ------------------------------------------------------------- against reference
 
+
 def address():
-    watched = st.sampled_from(["175.45.176.0", "175.45.177.0", "175.45.179.255", "210.52.109.0",
-                               "192.0.2.0", "198.51.100.0", "198.51.100.128"])
-    near = watched.flatmap(lambda base: st.integers(-2, 300).map(
-        lambda d: str(ipaddress.IPv4Address((int(ipaddress.IPv4Address(base)) + d) % 2**32))))
+    watched = st.sampled_from(
+        [
+            "175.45.176.0",
+            "175.45.177.0",
+            "175.45.179.255",
+            "210.52.109.0",
+            "192.0.2.0",
+            "198.51.100.0",
+            "198.51.100.128",
+        ]
+    )
+    near = watched.flatmap(
+        lambda base: st.integers(-2, 300).map(
+            lambda d: str(ipaddress.IPv4Address((int(ipaddress.IPv4Address(base)) + d) % 2**32))
+        )
+    )
     v6 = st.sampled_from(["2001:db8:ab::", "2001:db8:1::", "2001:db8:2::"]).flatmap(
         lambda base: st.integers(0, 2**80).map(
-            lambda d: str(ipaddress.IPv6Address(int(ipaddress.IPv6Address(base)) + d))))
+            lambda d: str(ipaddress.IPv6Address(int(ipaddress.IPv6Address(base)) + d))
+        )
+    )
     anywhere = st.integers(0, 2**32 - 1).map(lambda v: str(ipaddress.IPv4Address(v)))
     mapped = near.map(lambda a: "::ffff:" + a)
     return st.one_of(near, anywhere, v6, mapped)
 
 
-flows = st.lists(st.tuples(address(), address(), st.sampled_from([0, 53, 443, 3333, 10001, 10150,
-                                                                   40000]),
-                           st.sampled_from([0, 53, 443, 3333, 10128, 10200, 50000]),
-                           st.sampled_from([6, 17, 50, 1])), min_size=1, max_size=40)
+flows = st.lists(
+    st.tuples(
+        address(),
+        address(),
+        st.sampled_from([0, 53, 443, 3333, 10001, 10150, 40000]),
+        st.sampled_from([0, 53, 443, 3333, 10128, 10200, 50000]),
+        st.sampled_from([6, 17, 50, 1]),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @given(flows)
@@ -183,9 +237,21 @@ def test_classifier_matches_reference(rules, clf, rows):
     for i, row in enumerate(rows):
         expected = ref.classify(*row)
         got = labels(result, i)
-        assert (got["path"], got["side"], got["service"], got["app"], got["activity"],
-                got["confidence"]) == (expected.path, expected.side, expected.service,
-                                       expected.app, expected.activity, expected.confidence), row
+        assert (
+            got["path"],
+            got["side"],
+            got["service"],
+            got["app"],
+            got["activity"],
+            got["confidence"],
+        ) == (
+            expected.path,
+            expected.side,
+            expected.service,
+            expected.app,
+            expected.activity,
+            expected.confidence,
+        ), row
         assert evidence_set(got["evidence"]) == expected.evidence, row
 
 
@@ -195,8 +261,11 @@ def test_default_rules_match_reference(default_clf, rows):
     result = default_clf.classify(batch(rows))
     for i, row in enumerate(rows):
         expected = ref.classify(*row)
-        assert (labels(result, i)["app"], labels(result, i)["activity"],
-                labels(result, i)["path"]) == (expected.app, expected.activity, expected.path), row
+        assert (
+            labels(result, i)["app"],
+            labels(result, i)["activity"],
+            labels(result, i)["path"],
+        ) == (expected.app, expected.activity, expected.path), row
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +275,15 @@ def default_clf():
 
 # ------------------------------------------------------------------ input forms
 
+
 def sample(n=5):
     return {
-        "src_ip": np.array([0xAF2DB009, 0x01010101, 0xD2346D01, 0x08080808, 0xC0000201][:n],
-                           np.uint32),
-        "dst_ip": np.array([0xC000020A, 0xAF2DB047, 0x09090909, 0xC6336414, 0x01020304][:n],
-                           np.uint32),
+        "src_ip": np.array(
+            [0xAF2DB009, 0x01010101, 0xD2346D01, 0x08080808, 0xC0000201][:n], np.uint32
+        ),
+        "dst_ip": np.array(
+            [0xC000020A, 0xAF2DB047, 0x09090909, 0xC6336414, 0x01020304][:n], np.uint32
+        ),
         "src_port": np.array([50000, 40000, 53, 1, 2][:n], np.uint16),
         "dst_port": np.array([3333, 443, 40000, 10150, 3][:n], np.uint16),
         "protocol": np.array([6, 6, 17, 6, 50][:n], np.uint8),
@@ -219,8 +291,10 @@ def sample(n=5):
 
 
 def codes(result):
-    return [getattr(result, c).tolist() for c in ("path", "side", "service", "app", "activity",
-                                                  "evidence", "confidence")]
+    return [
+        getattr(result, c).tolist()
+        for c in ("path", "side", "service", "app", "activity", "evidence", "confidence")
+    ]
 
 
 def test_numpy_pandas_arrow_and_text_inputs_agree(clf):
@@ -271,18 +345,40 @@ def test_empty_batch_returns_empty_result(clf):
 @pytest.mark.parametrize(
     ("column", "value", "error", "message"),
     [
-        ("src_port", np.array([1, 2, 70000, 4, 5], np.int64), SchemaValueError,
-         r"'src_port': row 2 is 70000, outside 0\.\.65535"),
+        (
+            "src_port",
+            np.array([1, 2, 70000, 4, 5], np.int64),
+            SchemaValueError,
+            r"'src_port': row 2 is 70000, outside 0\.\.65535",
+        ),
         ("dst_port", np.array([1, 2, -1, 4, 5]), SchemaValueError, "row 2 is -1"),
         ("protocol", np.array([6, 6, 256, 6, 6], np.int32), SchemaValueError, "outside 0..255"),
-        ("protocol", np.array([6.0, 6, 6, 6, 6]), SchemaTypeError, "expected integers, got float64"),
+        (
+            "protocol",
+            np.array([6.0, 6, 6, 6, 6]),
+            SchemaTypeError,
+            "expected integers, got float64",
+        ),
         ("src_ip", np.array([1.0, 2, 3, 4, 5]), SchemaTypeError, "'src_ip': expected uint32 IPv4"),
         ("src_ip", np.array([-1, 2, 3, 4, 5]), SchemaValueError, "row 0 is -1"),
-        ("dst_ip", ["1.2.3.4", "x", "1.1.1.1", "1.1.1.1", "1.1.1.1"], SchemaValueError,
-         "'dst_ip': row 1 is 'x'"),
-        ("dst_ip", ["1.2.3.4", None, "1.1.1.1", "1.1.1.1", "1.1.1.1"], SchemaValueError,
-         "row 1 is null"),
-        ("dst_port", np.array([1, 2, 3]), SchemaValueError, "'dst_port' has 3 rows, but src_ip has 5"),
+        (
+            "dst_ip",
+            ["1.2.3.4", "x", "1.1.1.1", "1.1.1.1", "1.1.1.1"],
+            SchemaValueError,
+            "'dst_ip': row 1 is 'x'",
+        ),
+        (
+            "dst_ip",
+            ["1.2.3.4", None, "1.1.1.1", "1.1.1.1", "1.1.1.1"],
+            SchemaValueError,
+            "row 1 is null",
+        ),
+        (
+            "dst_port",
+            np.array([1, 2, 3]),
+            SchemaValueError,
+            "'dst_port' has 3 rows, but src_ip has 5",
+        ),
         ("src_payload", [1, 2, 3, 4, 5], SchemaTypeError, "'src_payload': expected bytes"),
     ],
 )
@@ -296,7 +392,7 @@ def test_bad_columns_are_refused_with_clear_errors(clf, column, value, error, me
 def test_missing_column_lists_what_is_needed(clf):
     b = dict(sample())
     del b["protocol"]
-    with pytest.raises(ValueError, match="missing column 'protocol'.*needs src_ip, dst_ip"):
+    with pytest.raises(ValueError, match=r"missing column 'protocol'.*needs src_ip, dst_ip"):
         clf.classify(b)
 
 
@@ -321,6 +417,7 @@ def test_payload_columns_are_accepted_with_nulls(clf):
 
 # ------------------------------------------------------------------- outputs
 
+
 def test_to_arrow_and_to_pandas_have_readable_labels(clf):
     result = clf.classify(sample())
     table = result.to_arrow()
@@ -340,15 +437,18 @@ def test_classifier_pickles_as_its_rules(clf):
 def test_threads_share_one_classifier(clf):
     rng = np.random.default_rng(0)
     n = 100_000
-    b = {"src_ip": rng.integers(0, 2**32, n, dtype=np.uint32),
-         "dst_ip": rng.integers(0, 2**32, n, dtype=np.uint32),
-         "src_port": rng.integers(0, 65536, n, dtype=np.uint16),
-         "dst_port": rng.choice(np.array([443, 3333, 53], np.uint16), n),
-         "protocol": np.full(n, 6, np.uint8)}
+    b = {
+        "src_ip": rng.integers(0, 2**32, n, dtype=np.uint32),
+        "dst_ip": rng.integers(0, 2**32, n, dtype=np.uint32),
+        "src_port": rng.integers(0, 65536, n, dtype=np.uint16),
+        "dst_port": rng.choice(np.array([443, 3333, 53], np.uint16), n),
+        "protocol": np.full(n, 6, np.uint8),
+    }
     expected = codes(clf.classify(b))
     out = []
-    threads = [threading.Thread(target=lambda: out.append(codes(clf.classify(b))))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: out.append(codes(clf.classify(b)))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

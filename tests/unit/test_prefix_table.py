@@ -23,8 +23,9 @@ def v4(text: str) -> int:
 
 
 def v6_rows(texts: list[str]) -> np.ndarray:
-    return np.frombuffer(b"".join(ipaddress.IPv6Address(t).packed for t in texts),
-                         np.uint8).reshape(-1, 16)
+    return np.frombuffer(
+        b"".join(ipaddress.IPv6Address(t).packed for t in texts), np.uint8
+    ).reshape(-1, 16)
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,19 @@ def nk_table() -> PrefixTable:
 @pytest.mark.parametrize(
     ("address", "label"),
     [
-        ("175.45.175.255", 0), ("175.45.176.0", 1), ("175.45.176.71", 1),
-        ("175.45.179.255", 1), ("175.45.180.0", 0),
-        ("210.52.108.255", 0), ("210.52.109.0", 2), ("210.52.109.255", 2), ("210.52.110.0", 0),
-        ("77.94.34.255", 0), ("77.94.35.0", 3), ("77.94.35.255", 3), ("77.94.36.0", 0),
+        ("175.45.175.255", 0),
+        ("175.45.176.0", 1),
+        ("175.45.176.71", 1),
+        ("175.45.179.255", 1),
+        ("175.45.180.0", 0),
+        ("210.52.108.255", 0),
+        ("210.52.109.0", 2),
+        ("210.52.109.255", 2),
+        ("210.52.110.0", 0),
+        ("77.94.34.255", 0),
+        ("77.94.35.0", 3),
+        ("77.94.35.255", 3),
+        ("77.94.36.0", 0),
     ],
 )
 def test_default_nk_prefix_boundaries(nk_table, address, label):
@@ -58,7 +68,11 @@ def test_mapped_addresses_do_not_match_ipv6_default_route():
 
 def test_ipv6_prefix_inside_mapped_range_acts_as_ipv4():
     table = PrefixTable(["::ffff:175.45.176.0/118"], [7])
-    assert table.lookup(["175.45.177.1", "::ffff:175.45.176.9", "175.45.180.1"]).tolist() == [7, 7, 0]
+    assert table.lookup(["175.45.177.1", "::ffff:175.45.176.9", "175.45.180.1"]).tolist() == [
+        7,
+        7,
+        0,
+    ]
 
 
 def test_user_more_specific_prefix_wins_inside_watched_range():
@@ -67,8 +81,9 @@ def test_user_more_specific_prefix_wins_inside_watched_range():
 
 
 def test_default_route_and_host_routes():
-    table = PrefixTable(["0.0.0.0/0", "1.2.3.4/32", "1.2.3.4/31", "::/0", "2001:db8::1/128"],
-                        [1, 2, 3, 4, 5])
+    table = PrefixTable(
+        ["0.0.0.0/0", "1.2.3.4/32", "1.2.3.4/31", "::/0", "2001:db8::1/128"], [1, 2, 3, 4, 5]
+    )
     got = table.lookup(["9.9.9.9", "1.2.3.4", "1.2.3.5", "1.2.3.6", "2001:db8::1", "2001:db8::2"])
     assert got.tolist() == [1, 2, 3, 1, 5, 4]
 
@@ -88,16 +103,24 @@ def test_duplicate_prefix_is_an_error_naming_the_row():
 
 
 def test_duplicate_prefix_last_wins_when_asked():
-    table = PrefixTable(["10.0.0.0/8", "10.0.0.0/8", "2001:db8::/32", "2001:db8::/32"],
-                        [1, 2, 3, 4], duplicates="last")
+    table = PrefixTable(
+        ["10.0.0.0/8", "10.0.0.0/8", "2001:db8::/32", "2001:db8::/32"],
+        [1, 2, 3, 4],
+        duplicates="last",
+    )
     assert table.lookup(["10.1.1.1", "2001:db8::5"]).tolist() == [2, 4]
 
 
 @pytest.mark.parametrize(
     ("prefix", "message"),
-    [("10.0.0.1/8", "host bits set"), ("2001:db8::1/32", "host bits set"),
-     ("10.0.0.0/33", "expected an IPv4 or IPv6 prefix"), ("10.0.0/8", "expected an IPv4"),
-     ("010.0.0.0/8", "expected an IPv4"), ("", "expected an IPv4")],
+    [
+        ("10.0.0.1/8", "host bits set"),
+        ("2001:db8::1/32", "host bits set"),
+        ("10.0.0.0/33", "expected an IPv4 or IPv6 prefix"),
+        ("10.0.0/8", "expected an IPv4"),
+        ("010.0.0.0/8", "expected an IPv4"),
+        ("", "expected an IPv4"),
+    ],
 )
 def test_invalid_prefixes_are_refused(prefix, message):
     with pytest.raises(ValueError, match=message):
@@ -146,8 +169,9 @@ def test_table_pickles(nk_table):
 def test_threads_share_one_table():
     rng = np.random.default_rng(3)
     nets = (rng.integers(0, 2**24, 5000, dtype=np.uint32) << 8).astype(np.uint32)
-    table = PrefixTable.from_ipv4_arrays(nets, np.full(5000, 24, np.uint8),
-                                         np.arange(1, 5001, dtype=np.uint32), duplicates="last")
+    table = PrefixTable.from_ipv4_arrays(
+        nets, np.full(5000, 24, np.uint8), np.arange(1, 5001, dtype=np.uint32), duplicates="last"
+    )
     addrs = rng.integers(0, 2**32, 200_000, dtype=np.uint32)
     expected = table.lookup(addrs)
     results = [None] * 4
@@ -166,25 +190,29 @@ def test_threads_share_one_table():
 def test_large_table_uses_the_24_bit_first_level():
     rng = np.random.default_rng(1)
     nets = np.unique(rng.integers(0, 2**24, 40_000, dtype=np.uint32)) << 8
-    table = PrefixTable.from_ipv4_arrays(nets.astype(np.uint32), np.full(len(nets), 24, np.uint8),
-                                         np.ones(len(nets), np.uint32))
+    table = PrefixTable.from_ipv4_arrays(
+        nets.astype(np.uint32), np.full(len(nets), 24, np.uint8), np.ones(len(nets), np.uint32)
+    )
     assert table.first_stride == 24
     assert PrefixTable(NK, [1, 2, 3]).first_stride == 16
 
 
 # ----------------------------------------------------------------- properties
 
+
 def v4_prefixes(max_len: int = 32):
     return st.tuples(st.integers(0, 2**32 - 1), st.integers(0, max_len)).map(
-        lambda t: str(ipaddress.IPv4Network((t[0] >> (32 - t[1]) << (32 - t[1]) if t[1] else 0,
-                                             t[1])))
+        lambda t: str(
+            ipaddress.IPv4Network((t[0] >> (32 - t[1]) << (32 - t[1]) if t[1] else 0, t[1]))
+        )
     )
 
 
 def v6_prefixes():
     return st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 128)).map(
-        lambda t: str(ipaddress.IPv6Network((t[0] >> (128 - t[1]) << (128 - t[1]) if t[1] else 0,
-                                             t[1])))
+        lambda t: str(
+            ipaddress.IPv6Network((t[0] >> (128 - t[1]) << (128 - t[1]) if t[1] else 0, t[1]))
+        )
     )
 
 
@@ -192,9 +220,16 @@ def nested_v4(base: str):
     """Prefixes clustered inside one /16 so nesting and overlap are common."""
     net = ipaddress.IPv4Network(base)
     return st.tuples(st.integers(0, 2**16 - 1), st.integers(16, 32)).map(
-        lambda t: str(ipaddress.IPv4Network(
-            (int(net.network_address) + (t[0] >> (32 - t[1]) << (32 - t[1]) if t[1] < 32
-                                          else t[0]), t[1]), strict=False))
+        lambda t: str(
+            ipaddress.IPv4Network(
+                (
+                    int(net.network_address)
+                    + (t[0] >> (32 - t[1]) << (32 - t[1]) if t[1] < 32 else t[0]),
+                    t[1],
+                ),
+                strict=False,
+            )
+        )
     )
 
 
@@ -207,28 +242,45 @@ def addresses_near(prefixes: list[str]):
         top = 2**32 - 1 if net.version == 4 else 2**128 - 1
         for value in (first, last, first - 1, last + 1, (first + last) // 2):
             if 0 <= value <= top:
-                out.append(str(ipaddress.ip_address(value) if net.version == 4
-                               else ipaddress.IPv6Address(value)))
+                out.append(
+                    str(
+                        ipaddress.ip_address(value)
+                        if net.version == 4
+                        else ipaddress.IPv6Address(value)
+                    )
+                )
     return out
 
 
-@given(st.lists(st.one_of(v4_prefixes(), nested_v4("175.45.0.0/16")), max_size=40, unique=True),
-       st.lists(st.integers(0, 2**32 - 1), max_size=30), st.sampled_from([0, 16, 24]))
+@given(
+    st.lists(st.one_of(v4_prefixes(), nested_v4("175.45.0.0/16")), max_size=40, unique=True),
+    st.lists(st.integers(0, 2**32 - 1), max_size=30),
+    st.sampled_from([0, 16, 24]),
+)
 def test_ipv4_matches_reference(prefixes, extra, stride):
     labels = list(range(1, len(prefixes) + 1))
     ref = ReferenceLpm(prefixes, labels)
     parsed = nkclass.addresses.parse_prefixes(prefixes)
     table = PrefixTable.__new__(PrefixTable)
     table._native = nkclass._core.PrefixTable(
-        parsed.v4_network, parsed.v4_length, np.array(labels, np.uint32)[parsed.v4_index],
-        parsed.v6_network, parsed.v6_length, np.zeros(0, np.uint32), False, stride)
+        parsed.v4_network,
+        parsed.v4_length,
+        np.array(labels, np.uint32)[parsed.v4_index],
+        parsed.v6_network,
+        parsed.v6_length,
+        np.zeros(0, np.uint32),
+        False,
+        stride,
+    )
     queries = addresses_near(prefixes) + [str(ipaddress.IPv4Address(x)) for x in extra]
     got = table.lookup(queries).tolist() if queries else []
     assert got == [ref.lookup(q) for q in queries]
 
 
-@given(st.lists(st.one_of(v6_prefixes(), v4_prefixes()), max_size=30, unique=True),
-       st.lists(st.integers(0, 2**128 - 1), max_size=20))
+@given(
+    st.lists(st.one_of(v6_prefixes(), v4_prefixes()), max_size=30, unique=True),
+    st.lists(st.integers(0, 2**128 - 1), max_size=20),
+)
 def test_mixed_ipv4_ipv6_matches_reference(prefixes, extra):
     labels = list(range(1, len(prefixes) + 1))
     ref = ReferenceLpm(prefixes, labels)

@@ -57,7 +57,9 @@ def test_default_ruleset_has_mining_ports_as_weak_evidence():
 
 
 def test_user_file_layers_over_default(tmp_path):
-    user = write(tmp_path, """
+    user = write(
+        tmp_path,
+        """
         [[watched]]
         name = "kp_range"
         prefixes = ["175.45.176.0/22", "10.99.0.0/16"]
@@ -73,7 +75,8 @@ def test_user_file_layers_over_default(tmp_path):
         app = "tls"
         activity = "vpn"
         source = "test override"
-    """)
+    """,
+    )
     rules = load_rules(user)
     assert rules.paths == ("none", "kp_range", "unicom", "satgate", "lab")
     assert {w.name: w for w in rules.watched}["kp_range"].prefixes[-1] == "10.99.0.0/16"
@@ -83,22 +86,30 @@ def test_user_file_layers_over_default(tmp_path):
 
 
 def test_defaults_can_be_left_out(tmp_path):
-    user = write(tmp_path, """
+    user = write(
+        tmp_path,
+        """
         [[watched]]
         name = "lab"
         prefixes = ["192.0.2.0/24"]
-    """)
+    """,
+    )
     assert load_rules(user, defaults=False).paths == ("none", "lab")
 
 
 def test_prefix_file_is_read_relative_to_the_ruleset(tmp_path):
-    (tmp_path / "relays.txt").write_text("# tor relays, 2026-11-01\n198.51.100.7\n203.0.113.0/28  # exit\n\n")
-    user = write(tmp_path, """
+    (tmp_path / "relays.txt").write_text(
+        "# tor relays, 2026-11-01\n198.51.100.7\n203.0.113.0/28  # exit\n\n"
+    )
+    user = write(
+        tmp_path,
+        """
         [[network]]
         service = "tor-relays"
         category = "tor"
         prefix_file = "relays.txt"
-    """)
+    """,
+    )
     rules = load_rules(user, defaults=False)
     assert rules.networks[0].prefixes == ("198.51.100.7", "203.0.113.0/28")
 
@@ -115,27 +126,50 @@ def error_of(tmp_path: Path, text: str) -> RuleError:
     ("text", "line", "message"),
     [
         ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8", "10.0.0.1/8"]\n', 3, "host bits set"),
-        ('[[watched]]\nname = "x"\nprefixes = [\n  "10.0.0.0/8",\n  "10.0.0.300/8",\n]\n', 5,
-         "is not a prefix"),
+        (
+            '[[watched]]\nname = "x"\nprefixes = [\n  "10.0.0.0/8",\n  "10.0.0.300/8",\n]\n',
+            5,
+            "is not a prefix",
+        ),
         ('[[watched]]\nname = "Bad Name"\nprefixes = ["10.0.0.0/8"]\n', 2, "path name"),
-        ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\ncolour = "red"\n', 4,
-         "unknown key 'colour'"),
-        ('[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\n\n[[watched]]\nname = "y"\n'
-         'prefixes = ["10.0.0.0/8"]\n', 7, "already listed by watched[0]"),
+        (
+            '[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\ncolour = "red"\n',
+            4,
+            "unknown key 'colour'",
+        ),
+        (
+            '[[watched]]\nname = "x"\nprefixes = ["10.0.0.0/8"]\n\n[[watched]]\nname = "y"\n'
+            'prefixes = ["10.0.0.0/8"]\n',
+            7,
+            "already listed by watched[0]",
+        ),
         ('[[port]]\nprotocol = "tcp"\nports = [70000]\napp = "tls"\n', 3, "outside 0..65535"),
         ('[[port]]\nprotocol = "tcp"\nports = ["90-80"]\napp = "tls"\n', 3, "ends before"),
         ('[[port]]\nprotocol = "tcp"\nports = [443]\napp = "tlss"\n', 4, "unknown name 'tlss'"),
         ('[[port]]\nprotocol = "tcp"\nports = [443]\n', 1, "needs an app or an activity"),
         ('[[port]]\nprotocol = "esp"\nports = [1]\nactivity = "vpn"\n', 3, "only tcp and udp"),
         ('[[port]]\nprotocol = "tcp"\nports = [443, 443]\napp = "tls"\n', 3, "already ruled"),
-        ('[[port]]\nprotocol = "carrier-pigeon"\nports = [1]\napp = "tls"\n', 2,
-         "unknown protocol"),
-        ('[[domain]]\nservice = "fb"\ncategory = "social"\nsuffixes = ["face book.com"]\n', 4,
-         "not a domain name suffix"),
-        ('[[domain]]\nservice = "fb"\ncategory = "sociable"\nsuffixes = ["facebook.com"]\n', 3,
-         "unknown name 'sociable'"),
-        ('[[domain]]\nservice = "a"\ncategory = "social"\nsuffixes = ["x.com"]\n\n[[domain]]\n'
-         'service = "b"\ncategory = "social"\nsuffixes = ["X.com."]\n', 9, "already listed"),
+        (
+            '[[port]]\nprotocol = "carrier-pigeon"\nports = [1]\napp = "tls"\n',
+            2,
+            "unknown protocol",
+        ),
+        (
+            '[[domain]]\nservice = "fb"\ncategory = "social"\nsuffixes = ["face book.com"]\n',
+            4,
+            "not a domain name suffix",
+        ),
+        (
+            '[[domain]]\nservice = "fb"\ncategory = "sociable"\nsuffixes = ["facebook.com"]\n',
+            3,
+            "unknown name 'sociable'",
+        ),
+        (
+            '[[domain]]\nservice = "a"\ncategory = "social"\nsuffixes = ["x.com"]\n\n[[domain]]\n'
+            'service = "b"\ncategory = "social"\nsuffixes = ["X.com."]\n',
+            9,
+            "already listed",
+        ),
         ('[activities]\nprecedence = ["mining", "minning"]\n', 2, "unknown activity 'minning'"),
         ('[[watched]]\nname = "x"\nprefixes = "10.0.0.0/8"\n', 3, "expected list"),
         ('[watched]\nname = "x"\n', 1, "must be written as [[watched]]"),
@@ -152,7 +186,9 @@ def test_errors_name_file_and_line(tmp_path, text, line, message):
 
 def test_error_in_prefix_file_names_that_file(tmp_path):
     (tmp_path / "list.txt").write_text("1.2.3.0/24\nnot-a-prefix\n")
-    path = write(tmp_path, '[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "list.txt"\n')
+    path = write(
+        tmp_path, '[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "list.txt"\n'
+    )
     with pytest.raises(RuleError) as info:
         load_rules(path, defaults=False)
     assert info.value.path == str(tmp_path / "list.txt") and info.value.line == 2

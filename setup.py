@@ -34,6 +34,12 @@ BINDING_SOURCES = [
     "csrc/bindings/classifier.cpp",
 ]
 
+# Extensions relink when any core source or header changes (setuptools
+# only compares an extension's own sources with its output otherwise).
+CORE_DEPENDS = CORE_SOURCES + [
+    str(p.relative_to(ROOT)) for p in sorted((ROOT / INCLUDE).rglob("*.hpp"))
+]
+
 SANITIZE = os.environ.get("NKCLASS_SANITIZE") == "1"
 # No -march=native: wheels must run on any x86-64 / aarch64 machine.
 COMMON_FLAGS = ["-O3", "-g0", "-fvisibility=hidden", "-Wall", "-Wextra"]
@@ -60,6 +66,7 @@ ext_modules = [
         BINDING_SOURCES,
         include_dirs=[INCLUDE],
         cxx_std=17,
+        depends=CORE_DEPENDS,
         extra_compile_args=COMMON_FLAGS,
         extra_link_args=LINK_FLAGS,
     )
@@ -71,6 +78,7 @@ ext_modules += cythonize(
             ["nkclass/_columns.pyx"],
             include_dirs=[INCLUDE],
             language="c++",
+            depends=CORE_DEPENDS,
             extra_compile_args=["-std=c++17"] + COMMON_FLAGS,
             extra_link_args=LINK_FLAGS,
         )

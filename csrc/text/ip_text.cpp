@@ -89,10 +89,44 @@ std::size_t format_ipv4(ipv4_host_t a, char* out) noexcept {
 }
 
 std::size_t format_ipv6(const ipv6_net_t& a, char* out) noexcept {
-    char buf[INET6_ADDRSTRLEN];
-    if (inet_ntop(AF_INET6, a.bytes, buf, sizeof buf) == nullptr) return 0;
-    const std::size_t n = std::strlen(buf);
-    std::memcpy(out, buf, n);
+    // RFC 5952: lowercase hex without leading zeros, the longest run of two
+    // or more zero groups (the first on ties) as "::", and dotted IPv4 only
+    // for IPv4-mapped addresses. (inet_ntop also dots ::a.b.c.d, which
+    // RFC 5952 does not ask for.)
+    ipv4_host_t v4;
+    if (ipv4_mapped(a, &v4)) {
+        std::memcpy(out, "::ffff:", 7);
+        return 7 + format_ipv4(v4, out + 7);
+    }
+    unsigned groups[8];
+    for (int g = 0; g < 8; ++g) groups[g] = (unsigned(a.bytes[2 * g]) << 8) | a.bytes[2 * g + 1];
+    int best = -1, best_len = 0;
+    for (int g = 0; g < 8;) {
+        if (groups[g] != 0) { ++g; continue; }
+        int end = g;
+        while (end < 8 && groups[end] == 0) ++end;
+        if (end - g > best_len && end - g >= 2) { best = g; best_len = end - g; }
+        g = end;
+    }
+    static const char kHex[] = "0123456789abcdef";
+    std::size_t n = 0;
+    for (int g = 0; g < 8; ++g) {
+        if (g == best) {
+            out[n++] = ':';
+            out[n++] = ':';
+            g += best_len - 1;
+            continue;
+        }
+        if (g > 0 && !(best >= 0 && g == best + best_len)) out[n++] = ':';
+        bool started = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            const unsigned d = (groups[g] >> shift) & 0xfu;
+            if (d || started || shift == 0) {
+                out[n++] = kHex[d];
+                started = true;
+            }
+        }
+    }
     return n;
 }
 

@@ -39,3 +39,29 @@ def describe(value: object, limit: int = 60) -> str:
     """A short repr for error messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class InputError(NkclassError, ValueError):
+    """An input file is malformed. Carries ``path`` and ``line`` (1-based
+    line for text formats, or None) and, for binary formats, ``offset``."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        line: int | None = None,
+        offset: int | None = None,
+    ):
+        self.path = path
+        self.line = line
+        self.offset = offset
+        self.reason = message
+        where = ""
+        if path is not None:
+            if line is not None:
+                where = f"{path}:{line}: "
+            elif offset is not None:
+                where = f"{path}: at byte {offset}: "
+            else:
+                where = f"{path}: "
+        super().__init__(where + message)

@@ -44,22 +44,27 @@ std::string hex32(std::uint32_t v) {
     return buf;
 }
 
+// Timestamps beyond this (year ~285000) are clamped, so the flow table's
+// time differences can never overflow.
+constexpr unsigned __int128 kMaxTimestampMs = std::uint64_t(1) << 53;
+
 // pcapng timestamp units -> milliseconds, without overflow.
 std::int64_t pcapng_ms(std::uint64_t ticks, std::uint8_t resol) noexcept {
+    unsigned __int128 ms;
     if (resol & 0x80) {
         const unsigned shift = resol & 0x7f;
-        const unsigned __int128 ms = static_cast<unsigned __int128>(ticks) * 1000u;
-        return shift >= 128 ? 0 : static_cast<std::int64_t>(ms >> shift);
+        ms = (static_cast<unsigned __int128>(ticks) * 1000u) >> shift;
+    } else if (resol <= 3) {
+        ms = ticks;
+        for (unsigned i = resol; i < 3; ++i) ms *= 10;
+    } else if (resol - 3 > 19) {
+        ms = 0;  // finer than 10^-22 s: every 64-bit timestamp is below 1 ms
+    } else {
+        std::uint64_t div = 1;
+        for (unsigned i = 3; i < resol; ++i) div *= 10;
+        ms = ticks / div;
     }
-    if (resol <= 3) {
-        std::uint64_t mul = 1;
-        for (unsigned i = resol; i < 3; ++i) mul *= 10;
-        return static_cast<std::int64_t>(ticks * mul);
-    }
-    if (resol - 3 > 19) return 0;  // finer than 10^-22 s: every timestamp is below 1 ms
-    std::uint64_t div = 1;
-    for (unsigned i = 3; i < resol; ++i) div *= 10;
-    return static_cast<std::int64_t>(ticks / div);
+    return static_cast<std::int64_t>(ms < kMaxTimestampMs ? ms : kMaxTimestampMs);
 }
 
 }  // namespace

@@ -552,3 +552,11 @@ def test_native_meter_refuses_bad_config_and_non_contiguous_buffers():
     m = _core.FlowMeter()
     with pytest.raises(ValueError, match="contiguous"):
         m.feed(memoryview(bytes(10))[::2])
+
+
+def test_extreme_pcapng_timestamps_are_clamped_not_overflowed():
+    frame = eth(UDP_PACKET)
+    data = write_pcapng([(1.0, frame), (float(2**63), frame), (2.0, frame)], tsresol=0)
+    cols, status, _ = meter_bytes(data)
+    assert status["status"] == "ok" and int(cols["packets"].sum()) == 3
+    assert int(cols["ts_end"].max()) == 2**53

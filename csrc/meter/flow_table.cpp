@@ -235,9 +235,12 @@ void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
     std::uint8_t* data = pool_.data(side.slot);
     std::uint8_t* map = pool_.bitmap(side.slot);
     const std::uint8_t* src = pkt.payload + (from - start);
-    if (pkt.protocol != kProtoTcp) {
+    // In-order data (the common case) extends the prefix with one copy; the
+    // bitmap only tracks bytes at or past `filled` that arrived early.
+    if (pkt.protocol != kProtoTcp || (from == side.filled && side.max_end <= side.filled)) {
         std::memcpy(data + from, src, std::size_t(end - from));
         side.filled = static_cast<std::uint32_t>(end);
+        side.max_end = side.filled;
         return;
     }
     for (std::int64_t i = from; i < end; ++i, ++src) {
@@ -246,6 +249,7 @@ void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
         data[u] = *src;
         map[u >> 3] = static_cast<std::uint8_t>(map[u >> 3] | (1u << (u & 7)));
     }
+    side.max_end = std::max(side.max_end, static_cast<std::uint32_t>(end));
     while (side.filled < cap && bit(map, side.filled)) ++side.filled;
 }
 

@@ -31,6 +31,7 @@ inline constexpr std::uint32_t kNone = 0xffffffffu;
 struct SideState {
     std::uint32_t slot = kNone;  // PayloadPool slot, allocated on first payload
     std::uint32_t filled = 0;    // bytes captured contiguously from stream byte 0
+    std::uint32_t max_end = 0;   // end of the furthest byte captured (TCP)
     std::uint32_t base_seq = 0;  // TCP sequence number of stream byte 0
     bool has_base = false;
     bool fin = false;
@@ -50,7 +51,8 @@ struct Flow {
 };
 
 // Fixed-size payload buffers with a fill bitmap each, in blocks so that
-// slots never move.
+// slots never move. Bytes below SideState::filled are complete whatever
+// their bits say; the bitmap marks early (out-of-order) bytes past it.
 class PayloadPool {
 public:
     explicit PayloadPool(std::uint32_t capacity);

@@ -24,6 +24,10 @@ CORE_SOURCES = [
     "csrc/ports/port_table.cpp",
     "csrc/text/ip_text.cpp",
     "csrc/classify/classifier.cpp",
+    "csrc/meter/pcap_container.cpp",
+    "csrc/meter/packet_decode.cpp",
+    "csrc/meter/flow_table.cpp",
+    "csrc/meter/flow_meter.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -32,6 +36,7 @@ BINDING_SOURCES = [
     "csrc/bindings/prefix_table.cpp",
     "csrc/bindings/port_table.cpp",
     "csrc/bindings/classifier.cpp",
+    "csrc/bindings/flow_meter.cpp",
 ]
 
 # Extensions relink when any core source or header changes (setuptools

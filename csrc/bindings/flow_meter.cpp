@@ -1,0 +1,118 @@
+// Shim for the pcap/pcapng flow meter. Defaults, validation wording and the
+// Arrow batches live in nkclass/flows/pcap.py; this file moves bytes in and
+// columns out with the GIL released.
+#include "common.hpp"
+#include "nkclass/flow_meter.hpp"
+
+namespace nkclass::bind {
+
+namespace {
+
+FlowMeterConfig meter_config(std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
+                             std::int64_t active_timeout_ms, std::size_t max_flows) {
+    FlowMeterConfig cfg;
+    cfg.payload_bytes = payload_bytes;
+    cfg.idle_timeout_ms = idle_timeout_ms;
+    cfg.active_timeout_ms = active_timeout_ms;
+    cfg.max_flows = max_flows;
+    if (const char* why = validate(cfg)) throw py::value_error(why);
+    return cfg;
+}
+
+void feed(FlowMeter& self, const py::buffer& chunk) {
+    const py::buffer_info info = chunk.request();
+    if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
+        throw py::value_error("feed: expected a contiguous bytes-like object");
+    const auto* data = static_cast<const std::uint8_t*>(info.ptr);
+    const std::size_t n = static_cast<std::size_t>(info.size * info.itemsize);
+    py::gil_scoped_release nogil;
+    self.feed(data, n);
+}
+
+py::dict drain(FlowMeter& self, std::size_t max_flows) {
+    const std::size_t k = std::min(max_flows, self.ready());
+    const auto n = static_cast<py::ssize_t>(k);
+    carray<std::int64_t> ts_start(n), ts_end(n);
+    carray<std::uint8_t> src_ip({n, py::ssize_t(16)}), dst_ip({n, py::ssize_t(16)});
+    carray<std::uint16_t> src_port(n), dst_port(n);
+    carray<std::uint8_t> protocol(n), tcp_flags(n);
+    carray<std::uint64_t> packets(n), bytes(n);
+    carray<std::uint8_t> src_payload(static_cast<py::ssize_t>(self.payload_size(k, true)));
+    carray<std::uint8_t> dst_payload(static_cast<py::ssize_t>(self.payload_size(k, false)));
+    carray<std::int64_t> src_offsets(n + 1), dst_offsets(n + 1);
+    const FlowColumnsOut out{ts_start.mutable_data(),   ts_end.mutable_data(),
+                             src_ip.mutable_data(),     dst_ip.mutable_data(),
+                             src_port.mutable_data(),   dst_port.mutable_data(),
+                             protocol.mutable_data(),   packets.mutable_data(),
+                             bytes.mutable_data(),      tcp_flags.mutable_data(),
+                             src_payload.mutable_data(), src_offsets.mutable_data(),
+                             dst_payload.mutable_data(), dst_offsets.mutable_data()};
+    {
+        py::gil_scoped_release nogil;
+        self.drain(k, out);
+    }
+    py::dict cols;
+    cols["ts_start"] = ts_start;
+    cols["ts_end"] = ts_end;
+    cols["src_ip"] = src_ip;
+    cols["dst_ip"] = dst_ip;
+    cols["src_port"] = src_port;
+    cols["dst_port"] = dst_port;
+    cols["protocol"] = protocol;
+    cols["packets"] = packets;
+    cols["bytes"] = bytes;
+    cols["tcp_flags"] = tcp_flags;
+    cols["src_payload"] = py::make_tuple(src_payload, src_offsets);
+    cols["dst_payload"] = py::make_tuple(dst_payload, dst_offsets);
+    return cols;
+}
+
+py::dict finish(FlowMeter& self) {
+    MeterStatus st;
+    {
+        py::gil_scoped_release nogil;
+        st = self.finish();
+    }
+    static const char* const kKinds[] = {"ok", "truncated", "corrupt"};
+    py::dict out;
+    out["status"] = kKinds[static_cast<int>(st.kind)];
+    out["offset"] = st.offset;
+    out["reason"] = st.reason;
+    return out;
+}
+
+py::dict counters(const FlowMeter& self) {
+    const MeterCounters& c = self.counters();
+    py::dict out;
+    out["packets"] = c.packets;
+    out["bytes"] = c.bytes;
+    out["non_ip"] = c.non_ip;
+    out["malformed"] = c.malformed;
+    out["ip_fragments"] = c.ip_fragments;
+    out["flows_emitted"] = c.flows_emitted;
+    out["flows_evicted"] = c.flows_evicted;
+    out["truncated"] = c.truncated;
+    return out;
+}
+
+}  // namespace
+
+void init_flow_meter(py::module_& m) {
+    py::class_<FlowMeter>(m, "FlowMeter")
+        .def(py::init([](std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
+                         std::int64_t active_timeout_ms, std::size_t max_flows) {
+                 return new FlowMeter(meter_config(payload_bytes, idle_timeout_ms,
+                                                   active_timeout_ms, max_flows));
+             }),
+             py::arg("payload_bytes") = 512, py::arg("idle_timeout_ms") = 120000,
+             py::arg("active_timeout_ms") = 1800000, py::arg("max_flows") = 1000000)
+        .def("feed", &feed, py::arg("buffer"),
+             "Consume the next bytes of the capture file (any chunk size).")
+        .def("drain", &drain, py::arg("max_flows"),
+             "Move up to max_flows emitted flows into a dict of numpy columns.")
+        .def("finish", &finish,
+             "End the input, emit all flows; returns {'status', 'offset', 'reason'}.")
+        .def("counters", &counters, "Running totals as a dict of ints.");
+}
+
+}  // namespace nkclass::bind

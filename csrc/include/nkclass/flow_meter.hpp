@@ -1,0 +1,141 @@
+// Native pcap / pcapng flow meter: feed it the bytes of a capture file in
+// chunks of any size, drain bidirectional flow records as columns.
+//
+// Contract
+// - Input: a classic pcap file (either byte order, microsecond magic
+//   0xa1b2c3d4 or nanosecond magic 0xa1b23c4d) or a pcapng file (sections of
+//   either byte order; IDB, EPB and SPB are read, other blocks skipped).
+//   Chunks may split records anywhere; memory stays bounded by one record
+//   (at most kMaxBlockBytes) plus the flow table plus undrained records.
+// - Link types: Ethernet (1, with 802.1Q/802.1ad/QinQ tags), Linux SLL (113)
+//   and SLL2 (276), raw IP (12, 14, 101, 228, 229), BSD loopback (0).
+//   Other link types count every packet as non-IP.
+// - Flows: keyed by the unordered 5-tuple; ports are 0 for protocols other
+//   than TCP/UDP and for non-first IP fragments. `src` is the sender of the
+//   flow's first packet. Addresses are ipv6_net_t (network byte order), IPv4
+//   as ::ffff:a.b.c.d. Ports are host byte order integers.
+// - Units: timestamps are milliseconds since the Unix epoch (UTC), truncated
+//   from the capture's resolution. `bytes` sums the frame length on the wire
+//   (pcap orig_len, i.e. including the link-layer header) of both directions,
+//   matching the flow-record convention of the reference DPI engine used for
+//   tests/data/pcap/expected_flows.csv; `packets` likewise sums both.
+// - Payload: the first `payload_bytes` L4 payload bytes each side sent. TCP
+//   bytes are placed by sequence number relative to the side's first
+//   segment (SYN counts one), retransmitted bytes are ignored, and the
+//   prefix stops at the first hole. UDP payloads are concatenated in arrival
+//   order; other protocols keep their whole IP payload (ICMP header
+//   included).
+// - Expiry: a flow is emitted when idle for idle_timeout_ms (by capture
+//   time), when a packet arrives active_timeout_ms or more after its first
+//   packet (the record is cut; the rest continues as a new record with the
+//   same orientation), kCloseGraceMs after TCP RST or FINs from both sides
+//   (so trailing ACKs stay in the flow), when the table is full (the least
+//   recently seen flow is evicted and counted), and at finish().
+// - Errors: a corrupt record stops parsing after every complete packet
+//   before it; finish() then reports the reason and the byte offset of the
+//   record. Input ending mid-record is reported as truncated. No input can
+//   make the meter read out of bounds.
+// - Thread-safety: none inside one FlowMeter; use one per thread. Distinct
+//   meters share nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nkclass/types.hpp"
+
+namespace nkclass {
+
+// Largest captured length accepted for one packet; anything larger is a
+// corrupt header (real snap lengths are at most 262144).
+inline constexpr std::uint32_t kMaxCaplen = 262144;
+// Largest pcapng block accepted (options and name blocks can exceed a packet).
+inline constexpr std::uint32_t kMaxBlockBytes = 16u << 20;
+// How long a TCP flow closed by RST or FIN/FIN waits for stray packets.
+inline constexpr std::int64_t kCloseGraceMs = 5000;
+// Largest payload prefix per direction.
+inline constexpr std::uint32_t kMaxPayloadBytes = 65535;
+
+struct FlowMeterConfig {
+    std::uint32_t payload_bytes = 512;       // per direction, 0 .. kMaxPayloadBytes
+    std::int64_t idle_timeout_ms = 120000;   // > 0
+    std::int64_t active_timeout_ms = 1800000;  // > 0
+    std::size_t max_flows = 1000000;         // 1 .. 2^30 flows held at once
+};
+
+// Returns nullptr when `cfg` is valid, else a static reason.
+const char* validate(const FlowMeterConfig& cfg) noexcept;
+
+// Running totals since construction.
+struct MeterCounters {
+    std::uint64_t packets = 0;        // packet records read
+    std::uint64_t bytes = 0;          // their wire lengths
+    std::uint64_t non_ip = 0;         // frames that carry no IPv4/IPv6
+    std::uint64_t malformed = 0;      // IP packets too short or inconsistent, skipped
+    std::uint64_t ip_fragments = 0;   // IPv4 or IPv6 fragments (any offset)
+    std::uint64_t flows_emitted = 0;  // records produced, evicted ones included
+    std::uint64_t flows_evicted = 0;  // records forced out by a full table
+    std::uint64_t truncated = 0;      // 1 when the input ended mid-record
+};
+
+// Outcome of a whole input, returned by finish().
+struct MeterStatus {
+    enum class Kind { kOk, kTruncated, kCorrupt };
+    Kind kind = Kind::kOk;
+    std::uint64_t offset = 0;  // byte offset of the bad or incomplete record
+    std::string reason;        // empty when kOk
+};
+
+// Destination of drain(): k rows each; addresses as 16 bytes per row;
+// payload offsets have k + 1 entries starting at 0 into a buffer of
+// payload_size(k, side) bytes.
+struct FlowColumnsOut {
+    std::int64_t* ts_start;
+    std::int64_t* ts_end;
+    std::uint8_t* src_ip;
+    std::uint8_t* dst_ip;
+    std::uint16_t* src_port;
+    std::uint16_t* dst_port;
+    std::uint8_t* protocol;
+    std::uint64_t* packets;
+    std::uint64_t* bytes;
+    std::uint8_t* tcp_flags;
+    std::uint8_t* src_payload;
+    std::int64_t* src_payload_offsets;
+    std::uint8_t* dst_payload;
+    std::int64_t* dst_payload_offsets;
+};
+
+class FlowMeter {
+public:
+    // `cfg` must pass validate().
+    explicit FlowMeter(const FlowMeterConfig& cfg);
+    ~FlowMeter();
+    FlowMeter(const FlowMeter&) = delete;
+    FlowMeter& operator=(const FlowMeter&) = delete;
+
+    // Consumes the next `n` bytes of the file. Amortised O(n + packets).
+    // Ignored after a corrupt record or after finish().
+    void feed(const std::uint8_t* data, std::size_t n);
+
+    // Ends the input: emits every flow still in the table and reports how
+    // the input ended. Later calls return the same status.
+    MeterStatus finish();
+
+    // Records emitted and not yet drained.
+    std::size_t ready() const noexcept;
+    // Payload bytes of the next `k` (<= ready()) records for one side.
+    std::size_t payload_size(std::size_t k, bool src_side) const noexcept;
+    // Moves the next `k` (<= ready()) records into `out`.
+    void drain(std::size_t k, const FlowColumnsOut& out) noexcept;
+
+    const MeterCounters& counters() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nkclass

@@ -1,0 +1,159 @@
+// FlowMeter: joins the container parser, the frame decoder and the flow
+// table, and carries records that straddle feed() chunks.
+#include "nkclass/flow_meter.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "flow_table.hpp"
+#include "packet_decode.hpp"
+#include "pcap_container.hpp"
+
+namespace nkclass {
+
+const char* validate(const FlowMeterConfig& cfg) noexcept {
+    if (cfg.payload_bytes > kMaxPayloadBytes) return "payload_bytes must be at most 65535";
+    if (cfg.idle_timeout_ms <= 0) return "idle_timeout_ms must be positive";
+    if (cfg.active_timeout_ms <= 0) return "active_timeout_ms must be positive";
+    if (cfg.max_flows < 1 || cfg.max_flows > (std::size_t(1) << 30))
+        return "max_flows must be between 1 and 2**30";
+    return nullptr;
+}
+
+struct FlowMeter::Impl final : meter::PacketSink {
+    explicit Impl(const FlowMeterConfig& cfg) : table(cfg, &counters), parser(*this) {}
+
+    void on_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
+                   std::uint32_t caplen, std::uint32_t wire_len) override {
+        // Some writers store a smaller original length than they captured.
+        const std::uint64_t bytes = std::max(wire_len, caplen);
+        ++counters.packets;
+        counters.bytes += bytes;
+        meter::PacketInfo pkt;
+        switch (meter::decode_frame(link_type, frame, caplen, &pkt)) {
+            case meter::Decoded::kNonIp: ++counters.non_ip; return;
+            case meter::Decoded::kMalformed: ++counters.malformed; return;
+            case meter::Decoded::kIp: break;
+        }
+        if (pkt.fragment) ++counters.ip_fragments;
+        table.add(pkt, ts_ms, bytes);
+    }
+
+    // Parses [p, p + n) at file offset `offset`; returns bytes consumed and
+    // sets `need` to the size the next record requires.
+    std::size_t parse(const std::uint8_t* p, std::size_t n) {
+        const meter::ParseStep step = parser.parse(p, n, offset);
+        offset += step.consumed;
+        need = step.need;
+        return step.consumed;
+    }
+
+    MeterCounters counters;
+    meter::FlowTable table;
+    meter::CaptureParser parser;
+    std::vector<std::uint8_t> pending;  // the start of a record cut by the chunk end
+    std::size_t need = 0;               // bytes the record at `offset` needs in all
+    std::uint64_t offset = 0;           // file offset of the first unparsed byte
+    bool finished = false;
+    MeterStatus status;
+};
+
+FlowMeter::FlowMeter(const FlowMeterConfig& cfg) : impl_(new Impl(cfg)) {}
+FlowMeter::~FlowMeter() = default;
+
+void FlowMeter::feed(const std::uint8_t* data, std::size_t n) {
+    Impl& m = *impl_;
+    if (m.finished) return;
+    // Complete a pending record by copying only the bytes it still needs,
+    // so a chunk is copied at most one record's worth.
+    while (!m.pending.empty() && n > 0 && !m.parser.failed()) {
+        const std::size_t take = std::min(n, m.need - m.pending.size());
+        m.pending.insert(m.pending.end(), data, data + take);
+        data += take;
+        n -= take;
+        if (m.pending.size() < m.need) return;
+        const std::size_t used = m.parse(m.pending.data(), m.pending.size());
+        m.pending.erase(m.pending.begin(), m.pending.begin() + std::ptrdiff_t(used));
+    }
+    if (m.parser.failed() || n == 0) return;
+    const std::size_t used = m.parse(data, n);
+    if (!m.parser.failed()) m.pending.assign(data + used, data + n);
+}
+
+MeterStatus FlowMeter::finish() {
+    Impl& m = *impl_;
+    if (m.finished) return m.status;
+    m.finished = true;
+    m.table.flush();
+    if (m.parser.failed()) {
+        m.status.kind = MeterStatus::Kind::kCorrupt;
+        m.status.offset = m.parser.error_offset();
+        m.status.reason = m.parser.error();
+    } else if (!m.pending.empty() || m.offset == 0) {
+        m.counters.truncated = 1;
+        m.status.kind = MeterStatus::Kind::kTruncated;
+        m.status.offset = m.offset;
+        m.status.reason = m.offset == 0 && m.pending.empty()
+                              ? "the input is empty"
+                              : "the input ends inside a record (" +
+                                    std::to_string(m.pending.size()) + " of its " +
+                                    std::to_string(m.need) + " bytes present)";
+    }
+    m.pending.clear();
+    m.pending.shrink_to_fit();
+    return m.status;
+}
+
+std::size_t FlowMeter::ready() const noexcept {
+    const meter::EmittedFlows& e = impl_->table.emitted();
+    return e.rows.size() - e.head;
+}
+
+std::size_t FlowMeter::payload_size(std::size_t k, bool src_side) const noexcept {
+    const meter::EmittedFlows& e = impl_->table.emitted();
+    const int s = src_side ? 0 : 1;
+    std::size_t total = 0;
+    for (std::size_t i = e.head; i < e.head + k; ++i) total += e.rows[i].payload_len[s];
+    return total;
+}
+
+void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
+    meter::EmittedFlows& e = impl_->table.emitted();
+    std::int64_t at[2] = {0, 0};
+    std::uint8_t* payload[2] = {out.src_payload, out.dst_payload};
+    std::int64_t* offsets[2] = {out.src_payload_offsets, out.dst_payload_offsets};
+    offsets[0][0] = offsets[1][0] = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+        const meter::EmittedFlow& r = e.rows[e.head + j];
+        out.ts_start[j] = r.ts_start;
+        out.ts_end[j] = r.ts_end;
+        std::memcpy(out.src_ip + 16 * j, r.src.bytes, 16);
+        std::memcpy(out.dst_ip + 16 * j, r.dst.bytes, 16);
+        out.src_port[j] = r.src_port;
+        out.dst_port[j] = r.dst_port;
+        out.protocol[j] = r.protocol;
+        out.packets[j] = r.packets;
+        out.bytes[j] = r.bytes;
+        out.tcp_flags[j] = r.tcp_flags;
+        for (int s = 0; s < 2; ++s) {
+            if (r.payload_len[s] != 0)
+                std::memcpy(payload[s] + at[s], e.payload.data() + r.payload_at[s],
+                            r.payload_len[s]);
+            at[s] += r.payload_len[s];
+            offsets[s][j + 1] = at[s];
+        }
+    }
+    e.head += k;
+    // Records are appended at the back and drained from the front; reset once
+    // empty so the queue never outgrows one drain cycle.
+    if (e.head == e.rows.size()) {
+        e.rows.clear();
+        e.payload.clear();
+        e.head = 0;
+    }
+}
+
+const MeterCounters& FlowMeter::counters() const noexcept { return impl_->counters; }
+
+}  // namespace nkclass

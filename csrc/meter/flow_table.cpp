@@ -1,0 +1,313 @@
+// Flow metering: lookup, accounting, payload assembly and expiry.
+#include "flow_table.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nkclass::meter {
+
+namespace {
+
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::size_t kInitialIndexSize = 1024;
+
+inline std::uint64_t load64(const std::uint8_t* p) noexcept {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+
+inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) noexcept {
+    const unsigned __int128 r = static_cast<unsigned __int128>(a ^ 0x9e3779b97f4a7c15ull) *
+                                (b ^ 0xd6e8feb86659fd93ull);
+    return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+}
+
+inline std::uint32_t hash_key(const FlowKey& k) noexcept {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&k);
+    const std::uint64_t h = mix(mix(load64(p), load64(p + 8)) ^ load64(p + 32),
+                                mix(load64(p + 16), load64(p + 24)));
+    return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+inline bool same_key(const FlowKey& a, const FlowKey& b) noexcept {
+    return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
+}
+
+// Builds the unordered key; *from_lo tells whether the packet's sender is
+// the key's `lo` endpoint.
+inline FlowKey make_key(const PacketInfo& p, bool* from_lo) noexcept {
+    FlowKey k;
+    std::memset(&k, 0, sizeof k);
+    const int c = std::memcmp(p.src.bytes, p.dst.bytes, 16);
+    *from_lo = c < 0 || (c == 0 && p.src_port <= p.dst_port);
+    const ipv6_net_t& lo = *from_lo ? p.src : p.dst;
+    const ipv6_net_t& hi = *from_lo ? p.dst : p.src;
+    std::memcpy(k.lo, lo.bytes, 16);
+    std::memcpy(k.hi, hi.bytes, 16);
+    k.lo_port = *from_lo ? p.src_port : p.dst_port;
+    k.hi_port = *from_lo ? p.dst_port : p.src_port;
+    k.protocol = p.protocol;
+    return k;
+}
+
+inline bool bit(const std::uint8_t* map, std::uint32_t i) noexcept {
+    return (map[i >> 3] >> (i & 7)) & 1;
+}
+
+}  // namespace
+
+PayloadPool::PayloadPool(std::uint32_t capacity)
+    : capacity_(capacity), stride_(std::size_t(capacity) + (capacity + 7) / 8) {}
+
+std::uint32_t PayloadPool::acquire() {
+    std::uint32_t slot;
+    if (!free_.empty()) {
+        slot = free_.back();
+        free_.pop_back();
+    } else {
+        if (used_ % kSlotsPerBlock == 0)
+            blocks_.emplace_back(new std::uint8_t[stride_ * kSlotsPerBlock]);
+        slot = used_++;
+    }
+    std::memset(bitmap(slot), 0, stride_ - capacity_);
+    return slot;
+}
+
+FlowTable::FlowTable(const FlowMeterConfig& cfg, MeterCounters* counters)
+    : cfg_(cfg), counters_(counters), pool_(cfg.payload_bytes) {
+    index_.assign(kInitialIndexSize, Bucket{0, kNone});
+    mask_ = kInitialIndexSize - 1;
+}
+
+std::uint32_t FlowTable::find(const FlowKey& key, std::uint32_t hash) const noexcept {
+    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+        const Bucket& b = index_[i];
+        if (b.flow == kNone) return kNone;
+        if (b.hash == hash && same_key(flows_[b.flow].key, key)) return b.flow;
+    }
+}
+
+void FlowTable::index_insert(std::uint32_t idx) {
+    if ((live_ + 1) * 2 > index_.size()) grow_index();
+    std::size_t i = flows_[idx].hash & mask_;
+    while (index_[i].flow != kNone) i = (i + 1) & mask_;
+    index_[i] = Bucket{flows_[idx].hash, idx};
+}
+
+void FlowTable::grow_index() {
+    std::vector<Bucket> old(index_.size() * 2, Bucket{0, kNone});
+    old.swap(index_);
+    mask_ = index_.size() - 1;
+    for (const Bucket& b : old) {
+        if (b.flow == kNone) continue;
+        std::size_t i = b.hash & mask_;
+        while (index_[i].flow != kNone) i = (i + 1) & mask_;
+        index_[i] = b;
+    }
+}
+
+// Backward-shift deletion keeps linear probing free of tombstones.
+void FlowTable::index_erase(std::uint32_t idx) noexcept {
+    std::size_t i = flows_[idx].hash & mask_;
+    while (index_[i].flow != idx) i = (i + 1) & mask_;
+    for (std::size_t j = (i + 1) & mask_; index_[j].flow != kNone; j = (j + 1) & mask_) {
+        const std::size_t home = index_[j].hash & mask_;
+        // Move j back into the gap at i unless its home lies in (i, j].
+        const bool home_between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!home_between) {
+            index_[i] = index_[j];
+            i = j;
+        }
+    }
+    index_[i].flow = kNone;
+}
+
+void FlowTable::unlink(List& list, std::uint32_t idx) noexcept {
+    Flow& f = flows_[idx];
+    if (f.prev != kNone) flows_[f.prev].next = f.next; else list.head = f.next;
+    if (f.next != kNone) flows_[f.next].prev = f.prev; else list.tail = f.prev;
+}
+
+void FlowTable::push_back(List& list, std::uint32_t idx) noexcept {
+    Flow& f = flows_[idx];
+    f.prev = list.tail;
+    f.next = kNone;
+    if (list.tail != kNone) flows_[list.tail].next = idx; else list.head = idx;
+    list.tail = idx;
+}
+
+void FlowTable::start_record(Flow& f, std::int64_t ts_ms) {
+    f.closed = false;
+    f.tcp_flags = 0;
+    f.first_ms = f.last_ms = ts_ms;
+    f.packets = f.bytes = 0;
+    for (SideState& s : f.side) s = SideState{};
+}
+
+std::uint32_t FlowTable::create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo) {
+    if (live_ >= cfg_.max_flows) {
+        // Closed flows are complete already; only a live one counts as evicted.
+        if (closing_.head != kNone) emit(closing_.head, false);
+        else emit(active_.head, true);
+    }
+    std::uint32_t idx;
+    if (!free_flows_.empty()) {
+        idx = free_flows_.back();
+        free_flows_.pop_back();
+    } else {
+        idx = static_cast<std::uint32_t>(flows_.size());
+        flows_.emplace_back();
+    }
+    Flow& f = flows_[idx];
+    f.key = key;
+    f.hash = hash;
+    f.initiator_is_lo = initiator_is_lo;
+    index_insert(idx);
+    ++live_;
+    push_back(active_, idx);
+    return idx;
+}
+
+void FlowTable::emit(std::uint32_t idx, bool evicted) {
+    Flow& f = flows_[idx];
+    EmittedFlow r;
+    r.ts_start = f.first_ms;
+    r.ts_end = f.last_ms;
+    const bool lo_is_src = f.initiator_is_lo;
+    std::memcpy(r.src.bytes, lo_is_src ? f.key.lo : f.key.hi, 16);
+    std::memcpy(r.dst.bytes, lo_is_src ? f.key.hi : f.key.lo, 16);
+    r.src_port = lo_is_src ? f.key.lo_port : f.key.hi_port;
+    r.dst_port = lo_is_src ? f.key.hi_port : f.key.lo_port;
+    r.protocol = f.key.protocol;
+    r.tcp_flags = f.tcp_flags;
+    r.packets = f.packets;
+    r.bytes = f.bytes;
+    for (int s = 0; s < 2; ++s) {
+        SideState& side = f.side[s];
+        r.payload_at[s] = out_.payload.size();
+        r.payload_len[s] = side.slot == kNone ? 0 : side.filled;
+        if (side.slot != kNone) {
+            const std::uint8_t* d = pool_.data(side.slot);
+            out_.payload.insert(out_.payload.end(), d, d + side.filled);
+            pool_.release(side.slot);
+            side.slot = kNone;
+        }
+    }
+    out_.rows.push_back(r);
+    ++counters_->flows_emitted;
+    if (evicted) ++counters_->flows_evicted;
+    unlink(f.closed ? closing_ : active_, idx);
+    index_erase(idx);
+    free_flows_.push_back(idx);
+    --live_;
+}
+
+// Both lists are ordered by touched_ms, so expired flows sit at the heads.
+void FlowTable::expire() {
+    const std::int64_t grace = std::min(kCloseGraceMs, cfg_.idle_timeout_ms);
+    while (closing_.head != kNone && clock_ms_ - flows_[closing_.head].touched_ms >= grace)
+        emit(closing_.head, false);
+    while (active_.head != kNone &&
+           clock_ms_ - flows_[active_.head].touched_ms >= cfg_.idle_timeout_ms)
+        emit(active_.head, false);
+}
+
+void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
+    SideState& side = f.side[side_no];
+    const std::uint32_t cap = pool_.capacity();
+    std::int64_t start = side.filled;  // stream offset of the payload's first byte
+    if (pkt.protocol == kProtoTcp) {
+        const bool syn = pkt.tcp_flags & kTcpSyn;
+        // Data on a SYN starts one past its sequence number.
+        const std::uint32_t data_seq = pkt.tcp_seq + (syn ? 1 : 0);
+        if (!side.has_base) {
+            side.base_seq = data_seq;
+            side.has_base = true;
+        }
+        start = static_cast<std::int32_t>(data_seq - side.base_seq);
+    }
+    if (side.filled >= cap || pkt.payload_len == 0) return;
+    const std::int64_t end = std::min<std::int64_t>(start + pkt.payload_len, cap);
+    const std::int64_t from = std::max<std::int64_t>(start, side.filled);
+    if (from >= end) return;  // retransmission of captured bytes, or beyond the prefix
+    if (side.slot == kNone) side.slot = pool_.acquire();
+    std::uint8_t* data = pool_.data(side.slot);
+    std::uint8_t* map = pool_.bitmap(side.slot);
+    const std::uint8_t* src = pkt.payload + (from - start);
+    // In-order data (the common case) extends the prefix with one copy; the
+    // bitmap only tracks bytes at or past `filled` that arrived early.
+    if (pkt.protocol != kProtoTcp || (from == side.filled && side.max_end <= side.filled)) {
+        std::memcpy(data + from, src, std::size_t(end - from));
+        side.filled = static_cast<std::uint32_t>(end);
+        side.max_end = side.filled;
+        return;
+    }
+    for (std::int64_t i = from; i < end; ++i, ++src) {
+        const auto u = static_cast<std::uint32_t>(i);
+        if (bit(map, u)) continue;  // first copy of a byte wins
+        data[u] = *src;
+        map[u >> 3] = static_cast<std::uint8_t>(map[u >> 3] | (1u << (u & 7)));
+    }
+    side.max_end = std::max(side.max_end, static_cast<std::uint32_t>(end));
+    while (side.filled < cap && bit(map, side.filled)) ++side.filled;
+}
+
+void FlowTable::add(const PacketInfo& pkt, std::int64_t ts_ms, std::uint64_t wire_bytes) {
+    if (ts_ms > clock_ms_) {
+        clock_ms_ = ts_ms;
+        expire();
+    }
+    bool from_lo;
+    const FlowKey key = make_key(pkt, &from_lo);
+    const std::uint32_t hash = hash_key(key);
+    std::uint32_t idx = find(key, hash);
+    const bool tcp = pkt.protocol == kProtoTcp;
+    const bool new_syn = tcp && (pkt.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+    if (idx != kNone) {
+        Flow& f = flows_[idx];
+        const bool cut = ts_ms - f.first_ms >= cfg_.active_timeout_ms;
+        // A fresh SYN on a closed flow is a new connection reusing the ports.
+        if (cut || (f.closed && new_syn)) {
+            const bool initiator_is_lo = cut ? f.initiator_is_lo : from_lo;
+            emit(idx, false);
+            idx = kNone;
+            const std::uint32_t again = create(key, hash, initiator_is_lo);
+            start_record(flows_[again], ts_ms);
+            idx = again;
+        }
+    } else {
+        idx = create(key, hash, from_lo);
+        start_record(flows_[idx], ts_ms);
+    }
+    Flow& f = flows_[idx];
+    f.first_ms = std::min(f.first_ms, ts_ms);
+    f.last_ms = std::max(f.last_ms, ts_ms);
+    f.touched_ms = clock_ms_;
+    ++f.packets;
+    f.bytes += wire_bytes;
+    f.tcp_flags |= pkt.tcp_flags;
+    const int side = from_lo == f.initiator_is_lo ? 0 : 1;
+    if (cfg_.payload_bytes != 0) capture(f, side, pkt);
+    if (tcp && !f.closed) {
+        if (pkt.tcp_flags & kTcpFin) f.side[side].fin = true;
+        if ((pkt.tcp_flags & kTcpRst) || (f.side[0].fin && f.side[1].fin)) {
+            unlink(active_, idx);
+            f.closed = true;
+            push_back(closing_, idx);
+            return;
+        }
+    }
+    List& list = f.closed ? closing_ : active_;
+    if (list.tail != idx) {
+        unlink(list, idx);
+        push_back(list, idx);
+    }
+}
+
+void FlowTable::flush() {
+    while (closing_.head != kNone) emit(closing_.head, false);
+    while (active_.head != kNone) emit(active_.head, false);
+}
+
+}  // namespace nkclass::meter

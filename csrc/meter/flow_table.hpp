@@ -1,0 +1,140 @@
+// The bidirectional flow table of the meter (private): an open-addressing
+// hash index over a slab of flows, two intrusive recency lists for expiry,
+// pooled payload buffers, and the queue of emitted records.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nkclass/flow_meter.hpp"
+#include "packet_decode.hpp"
+
+namespace nkclass::meter {
+
+// The unordered 5-tuple: (lo, lo_port) sorts before (hi, hi_port). Padding
+// is explicit and zero so keys compare and hash as five 64-bit words.
+struct FlowKey {
+    std::uint8_t lo[16];
+    std::uint8_t hi[16];
+    std::uint16_t lo_port;
+    std::uint16_t hi_port;
+    std::uint8_t protocol;
+    std::uint8_t pad[3];
+};
+static_assert(sizeof(FlowKey) == 40, "FlowKey must be five words");
+
+inline constexpr std::uint32_t kNone = 0xffffffffu;
+
+// Payload capture state of one direction.
+struct SideState {
+    std::uint32_t slot = kNone;  // PayloadPool slot, allocated on first payload
+    std::uint32_t filled = 0;    // bytes captured contiguously from stream byte 0
+    std::uint32_t max_end = 0;   // end of the furthest byte captured (TCP)
+    std::uint32_t base_seq = 0;  // TCP sequence number of stream byte 0
+    bool has_base = false;
+    bool fin = false;
+};
+
+struct Flow {
+    FlowKey key;
+    std::uint32_t hash;
+    std::uint32_t prev, next;  // recency list links (flow indices)
+    bool initiator_is_lo;
+    bool closed;               // RST or FIN both ways: on the closing list
+    std::uint8_t tcp_flags;
+    std::int64_t first_ms, last_ms;
+    std::int64_t touched_ms;   // meter clock when last seen (monotonic)
+    std::uint64_t packets, bytes;
+    SideState side[2];         // 0 = initiator (src), 1 = responder (dst)
+};
+
+// Fixed-size payload buffers with a fill bitmap each, in blocks so that
+// slots never move. Bytes below SideState::filled are complete whatever
+// their bits say; the bitmap marks early (out-of-order) bytes past it.
+class PayloadPool {
+public:
+    explicit PayloadPool(std::uint32_t capacity);
+    std::uint32_t acquire();
+    void release(std::uint32_t slot) { free_.push_back(slot); }
+    std::uint8_t* data(std::uint32_t slot) noexcept {
+        return blocks_[slot / kSlotsPerBlock].get() + std::size_t(slot % kSlotsPerBlock) * stride_;
+    }
+    std::uint8_t* bitmap(std::uint32_t slot) noexcept { return data(slot) + capacity_; }
+    std::uint32_t capacity() const noexcept { return capacity_; }
+
+private:
+    static constexpr std::uint32_t kSlotsPerBlock = 1024;
+    std::uint32_t capacity_;
+    std::size_t stride_;  // capacity_ data bytes + bitmap bytes
+    std::uint32_t used_ = 0;
+    std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
+    std::vector<std::uint32_t> free_;
+};
+
+// One emitted flow awaiting drain; payloads live in EmittedFlows::payload.
+struct EmittedFlow {
+    std::int64_t ts_start, ts_end;
+    ipv6_net_t src, dst;
+    std::uint16_t src_port, dst_port;
+    std::uint8_t protocol, tcp_flags;
+    std::uint64_t packets, bytes;
+    std::size_t payload_at[2];  // start in `payload` per side
+    std::uint32_t payload_len[2];
+};
+
+struct EmittedFlows {
+    std::vector<EmittedFlow> rows;
+    std::vector<std::uint8_t> payload;
+    std::size_t head = 0;  // rows before head were drained
+};
+
+class FlowTable {
+public:
+    FlowTable(const FlowMeterConfig& cfg, MeterCounters* counters);
+
+    // Accounts one decoded IP packet seen at `ts_ms` with `wire_bytes`.
+    void add(const PacketInfo& pkt, std::int64_t ts_ms, std::uint64_t wire_bytes);
+    // Emits every flow in the table.
+    void flush();
+
+    EmittedFlows& emitted() noexcept { return out_; }
+    const EmittedFlows& emitted() const noexcept { return out_; }
+
+private:
+    struct List {
+        std::uint32_t head = kNone, tail = kNone;
+    };
+    struct Bucket {
+        std::uint32_t hash;
+        std::uint32_t flow;  // kNone when empty
+    };
+
+    std::uint32_t find(const FlowKey& key, std::uint32_t hash) const noexcept;
+    std::uint32_t create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo);
+    void start_record(Flow& f, std::int64_t ts_ms);
+    void emit(std::uint32_t idx, bool evicted);
+    void expire();
+    void capture(Flow& f, int side, const PacketInfo& pkt);
+    void index_insert(std::uint32_t idx);
+    void index_erase(std::uint32_t idx) noexcept;
+    void grow_index();
+    void unlink(List& list, std::uint32_t idx) noexcept;
+    void push_back(List& list, std::uint32_t idx) noexcept;
+
+    FlowMeterConfig cfg_;
+    MeterCounters* counters_;
+    std::vector<Flow> flows_;
+    std::vector<std::uint32_t> free_flows_;
+    std::size_t live_ = 0;
+    std::vector<Bucket> index_;  // power-of-two size, at most half full
+    std::size_t mask_ = 0;
+    List active_;   // open flows, least recently seen first
+    List closing_;  // closed TCP flows waiting out kCloseGraceMs, oldest first
+    std::int64_t clock_ms_ = INT64_MIN;  // latest timestamp seen
+    PayloadPool pool_;
+    EmittedFlows out_;
+};
+
+}  // namespace nkclass::meter

@@ -1,0 +1,201 @@
+// Frame decoding. Every length is checked against the bytes captured before
+// it is used; IP lengths trim link-layer padding (Ethernet pads to 60 bytes,
+// which must not leak into payload prefixes).
+#include "packet_decode.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nkclass::meter {
+
+namespace {
+
+constexpr std::uint16_t kEtherIpv4 = 0x0800;
+constexpr std::uint16_t kEtherIpv6 = 0x86dd;
+constexpr std::uint16_t kEtherVlan = 0x8100;
+constexpr std::uint16_t kEtherQinQ = 0x88a8;
+constexpr std::uint16_t kEtherQinQLegacy = 0x9100;
+constexpr int kMaxVlanTags = 4;
+constexpr int kMaxIpv6ExtHeaders = 8;  // more than any sane packet carries
+
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kIp6HopByHop = 0;
+constexpr std::uint8_t kIp6Routing = 43;
+constexpr std::uint8_t kIp6Fragment = 44;
+constexpr std::uint8_t kIp6Auth = 51;
+constexpr std::uint8_t kIp6DestOpts = 60;
+
+inline std::uint16_t be16(const std::uint8_t* p) noexcept {
+    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t be32(const std::uint8_t* p) noexcept {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
+           (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
+}
+
+// `has_header` is false for non-first fragments: their bytes are the middle
+// of a transport segment, so there are no ports to read.
+Decoded decode_l4(std::uint8_t proto, const std::uint8_t* p, std::size_t len, bool has_header,
+                  PacketInfo* out) noexcept {
+    out->protocol = proto;
+    out->src_port = out->dst_port = 0;
+    out->tcp_flags = 0;
+    out->tcp_seq = 0;
+    out->payload = p;
+    out->payload_len = 0;
+    if (!has_header) return Decoded::kIp;
+    if (proto == kProtoTcp) {
+        if (len < 20) return Decoded::kMalformed;
+        const std::size_t doff = std::size_t(p[12] >> 4) * 4;
+        if (doff < 20 || doff > len) return Decoded::kMalformed;
+        out->src_port = be16(p);
+        out->dst_port = be16(p + 2);
+        out->tcp_seq = be32(p + 4);
+        out->tcp_flags = p[13];
+        out->payload = p + doff;
+        out->payload_len = static_cast<std::uint32_t>(len - doff);
+        return Decoded::kIp;
+    }
+    if (proto == kProtoUdp) {
+        if (len < 8) return Decoded::kMalformed;
+        out->src_port = be16(p);
+        out->dst_port = be16(p + 2);
+        const std::size_t udp_len = be16(p + 4);
+        // A UDP length of 0 (jumbograms) or past the capture keeps what is there.
+        const std::size_t end = (udp_len >= 8 && udp_len <= len) ? udp_len : len;
+        out->payload = p + 8;
+        out->payload_len = static_cast<std::uint32_t>(end - 8);
+        return Decoded::kIp;
+    }
+    out->payload_len = static_cast<std::uint32_t>(len);
+    return Decoded::kIp;
+}
+
+Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+    if (len < 20 || (p[0] >> 4) != 4) return Decoded::kMalformed;
+    const std::size_t ihl = std::size_t(p[0] & 0x0f) * 4;
+    if (ihl < 20 || ihl > len) return Decoded::kMalformed;
+    const std::size_t total = be16(p + 2);
+    // Total length 0 appears in captures of TCP segmentation offload.
+    if (total != 0 && total < ihl) return Decoded::kMalformed;
+    const std::size_t end = total == 0 ? len : std::min(total, len);
+    out->src = map_ipv4(be32(p + 12));
+    out->dst = map_ipv4(be32(p + 16));
+    const std::uint16_t frag = be16(p + 6);
+    const bool first_fragment = (frag & 0x1fff) == 0;
+    out->fragment = (frag & 0x3fff) != 0;  // offset or more-fragments set
+    return decode_l4(p[9], p + ihl, end - ihl, first_fragment, out);
+}
+
+Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+    if (len < 40 || (p[0] >> 4) != 6) return Decoded::kMalformed;
+    const std::size_t payload_len = be16(p + 4);
+    const std::size_t end = payload_len == 0 ? len : std::min(40 + payload_len, len);
+    std::memcpy(out->src.bytes, p + 8, 16);
+    std::memcpy(out->dst.bytes, p + 24, 16);
+    out->fragment = false;
+    std::uint8_t next = p[6];
+    std::size_t off = 40;
+    for (int i = 0; i < kMaxIpv6ExtHeaders; ++i) {
+        std::size_t ext_len;
+        switch (next) {
+            case kIp6HopByHop:
+            case kIp6Routing:
+            case kIp6DestOpts:
+                if (off + 8 > end) return Decoded::kMalformed;
+                ext_len = (std::size_t(p[off + 1]) + 1) * 8;
+                break;
+            case kIp6Auth:
+                if (off + 8 > end) return Decoded::kMalformed;
+                ext_len = (std::size_t(p[off + 1]) + 2) * 4;
+                break;
+            case kIp6Fragment: {
+                if (off + 8 > end) return Decoded::kMalformed;
+                out->fragment = true;
+                const bool first_fragment = (be16(p + off + 2) & 0xfff8) == 0;
+                next = p[off];
+                off += 8;
+                if (!first_fragment) return decode_l4(next, p + off, end - off, false, out);
+                continue;
+            }
+            default:
+                return decode_l4(next, p + off, end - off, true, out);
+        }
+        next = p[off];
+        off += ext_len;
+        if (off > end) return Decoded::kMalformed;
+    }
+    return Decoded::kMalformed;
+}
+
+Decoded decode_by_version(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+    if (len < 1) return Decoded::kMalformed;
+    switch (p[0] >> 4) {
+        case 4: return decode_ipv4(p, len, out);
+        case 6: return decode_ipv6(p, len, out);
+        default: return Decoded::kMalformed;
+    }
+}
+
+// `off` points at the 2-byte EtherType; VLAN tags in front of the real type
+// are skipped.
+Decoded decode_ethertype(const std::uint8_t* frame, std::size_t caplen, std::size_t off,
+                         PacketInfo* out) noexcept {
+    std::uint16_t type = be16(frame + off);
+    off += 2;
+    for (int tags = 0; type == kEtherVlan || type == kEtherQinQ || type == kEtherQinQLegacy;
+         ++tags) {
+        if (tags == kMaxVlanTags || off + 4 > caplen) return Decoded::kMalformed;
+        type = be16(frame + off + 2);
+        off += 4;
+    }
+    if (type == kEtherIpv4) return decode_ipv4(frame + off, caplen - off, out);
+    if (type == kEtherIpv6) return decode_ipv6(frame + off, caplen - off, out);
+    return Decoded::kNonIp;
+}
+
+}  // namespace
+
+Decoded decode_frame(std::uint32_t link_type, const std::uint8_t* frame, std::size_t caplen,
+                     PacketInfo* out) noexcept {
+    switch (link_type) {
+        case kLinkEthernet:
+            if (caplen < 14) return Decoded::kMalformed;
+            return decode_ethertype(frame, caplen, 12, out);
+        case kLinkSll:
+            if (caplen < 16) return Decoded::kMalformed;
+            return decode_ethertype(frame, caplen, 14, out);
+        case kLinkSll2:
+            if (caplen < 20) return Decoded::kMalformed;
+            // SLL2 puts the protocol first; the IP header starts at byte 20.
+            if (be16(frame) == kEtherIpv4) return decode_ipv4(frame + 20, caplen - 20, out);
+            if (be16(frame) == kEtherIpv6) return decode_ipv6(frame + 20, caplen - 20, out);
+            return Decoded::kNonIp;
+        case kLinkRaw:
+        case kLinkRawDlt12:
+        case kLinkRawDlt14:
+            return decode_by_version(frame, caplen, out);
+        case kLinkIpv4:
+            return decode_ipv4(frame, caplen, out);
+        case kLinkIpv6:
+            return decode_ipv6(frame, caplen, out);
+        case kLinkNull: {
+            if (caplen < 4) return Decoded::kMalformed;
+            // The address family is in the capturing host's byte order.
+            const std::uint32_t le = std::uint32_t(frame[0]) | (std::uint32_t(frame[1]) << 8) |
+                                     (std::uint32_t(frame[2]) << 16) |
+                                     (std::uint32_t(frame[3]) << 24);
+            const std::uint32_t family = le < 0x10000 ? le : be32(frame);
+            if (family == 2) return decode_ipv4(frame + 4, caplen - 4, out);
+            // AF_INET6 is 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (macOS).
+            if (family == 24 || family == 28 || family == 30)
+                return decode_ipv6(frame + 4, caplen - 4, out);
+            return Decoded::kNonIp;
+        }
+        default:
+            return Decoded::kNonIp;
+    }
+}
+
+}  // namespace nkclass::meter

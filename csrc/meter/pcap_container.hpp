@@ -1,0 +1,77 @@
+// pcap and pcapng container parsing (private): turns file bytes into
+// (link type, timestamp, frame) packet records.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nkclass::meter {
+
+class PacketSink {
+public:
+    virtual void on_packet(std::uint32_t link_type, std::int64_t ts_ms,
+                           const std::uint8_t* frame, std::uint32_t caplen,
+                           std::uint32_t wire_len) = 0;
+
+protected:
+    ~PacketSink() = default;
+};
+
+// What one parse() call did: `consumed` bytes held complete records (or
+// headers); the record after them needs `need` bytes in all before it can
+// be parsed (0 once parsing failed).
+struct ParseStep {
+    std::size_t consumed;
+    std::size_t need;
+};
+
+class CaptureParser {
+public:
+    explicit CaptureParser(PacketSink& sink) : sink_(sink) {}
+
+    // Parses the complete records at the start of [p, p + n), which begins
+    // at `offset` in the file.
+    ParseStep parse(const std::uint8_t* p, std::size_t n, std::uint64_t offset);
+
+    bool failed() const noexcept { return !error_.empty(); }
+    const std::string& error() const noexcept { return error_; }
+    std::uint64_t error_offset() const noexcept { return error_offset_; }
+
+private:
+    struct Interface {
+        std::uint32_t link_type;
+        std::uint32_t snaplen;
+        std::uint8_t tsresol;  // pcapng if_tsresol: 10^-v s, or 2^-(v & 0x7f) s if bit 7
+    };
+    enum class Format { kUnknown, kPcap, kPcapng };
+
+    std::uint16_t rd16(const std::uint8_t* p) const noexcept;
+    std::uint32_t rd32(const std::uint8_t* p) const noexcept;
+    void fail(std::uint64_t offset, std::string reason);
+    // Each returns the record's size, or 0 when more bytes are needed
+    // (*need set) or parsing failed.
+    std::size_t pcap_header(const std::uint8_t* p, std::size_t n, std::uint64_t off,
+                            std::size_t* need);
+    std::size_t pcap_record(const std::uint8_t* p, std::size_t n, std::uint64_t off,
+                            std::size_t* need);
+    std::size_t pcapng_block(const std::uint8_t* p, std::size_t n, std::uint64_t off,
+                             std::size_t* need);
+    void section_header(const std::uint8_t* b, std::size_t len, std::uint64_t off);
+    void interface_description(const std::uint8_t* b, std::size_t len, std::uint64_t off);
+    void enhanced_packet(const std::uint8_t* b, std::size_t len, std::uint64_t off);
+    void simple_packet(const std::uint8_t* b, std::size_t len, std::uint64_t off);
+
+    PacketSink& sink_;
+    Format format_ = Format::kUnknown;
+    bool big_endian_ = false;  // byte order of the current file or section
+    std::uint32_t pcap_link_type_ = 0;
+    bool pcap_nanos_ = false;
+    std::vector<Interface> interfaces_;
+    std::int64_t last_ts_ms_ = 0;  // for pcapng simple packets, which carry none
+    std::string error_;
+    std::uint64_t error_offset_ = 0;
+};
+
+}  // namespace nkclass::meter

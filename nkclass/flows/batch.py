@@ -124,8 +124,8 @@ def _numpy(name: str, value: object) -> np.ndarray:
     return np.asarray(value)
 
 
-def _addresses(columns: _Columns, name: str) -> np.ndarray:
-    raw = columns.get(name)
+def address_array(raw: object, name: str) -> np.ndarray:
+    """An address column (any accepted form) as uint32 or (n, 16) uint8."""
     arr = _numpy(name, raw)
     if isinstance(arr, pa.Array) or arr.dtype.kind in "OUT":
         return parse_addresses(arr, name)
@@ -140,6 +140,10 @@ def _addresses(columns: _Columns, name: str) -> np.ndarray:
         f"column {name!r}: expected uint32 IPv4, 16-byte IPv6 (S16/V16/(n,16) uint8) or "
         f"address text; got dtype {arr.dtype}"
     )
+
+
+def _addresses(columns: _Columns, name: str) -> np.ndarray:
+    return address_array(columns.get(name), name)
 
 
 def _check_range(name: str, arr: np.ndarray, lo: int, hi: int, what: str) -> None:

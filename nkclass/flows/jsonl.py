@@ -78,11 +78,18 @@ def _get(table: pa.Table, *names: str, required: bool = True) -> pa.Array | None
     return None
 
 
+def _zero_filled(col: pa.Array) -> pa.Array:
+    """Missing counters count as zero (in whatever type the field came as)."""
+    if not col.null_count:
+        return col
+    return pc.fill_null(col, "0" if pa.types.is_string(col.type) else 0)
+
+
 def _count(table: pa.Table, *names: str) -> np.ndarray:
     col = _get(table, *names, required=False)
     if col is None:
         return np.zeros(table.num_rows, np.uint64)
-    return unsigned_column(pc.fill_null(col, 0), names[0], pa.uint64()).to_numpy()
+    return unsigned_column(_zero_filled(col), names[0], pa.uint64()).to_numpy()
 
 
 def _sampled(table: pa.Table, values: np.ndarray, *rate_names: str) -> pa.Array:
@@ -121,9 +128,14 @@ def zeek_convert(table: pa.Table) -> pa.RecordBatch:
 def pmacct_convert(table: pa.Table) -> pa.RecordBatch:
     start = _get(table, "timestamp_start", "stamp_inserted")
     end = _get(table, "timestamp_end", "stamp_updated", required=False)
+    if end is None:
+        end = start
+    elif pa.types.is_string(end.type) and pa.types.is_string(start.type):
+        # pmacct prints an unknown end as "0000-00-00 00:00:00.000000".
+        end = pc.if_else(pc.starts_with(end, "0000-00-00"), start, end)
     out = {
         "ts_start": timestamp_column(start, "timestamp_start"),
-        "ts_end": timestamp_column(end if end is not None else start, "timestamp_end"),
+        "ts_end": timestamp_column(end, "timestamp_end"),
         "src_ip": address_column(_get(table, "ip_src"), "ip_src"),
         "dst_ip": address_column(_get(table, "ip_dst"), "ip_dst"),
         "src_port": unsigned_column(_get(table, "port_src"), "port_src", pa.uint16()),
@@ -166,7 +178,7 @@ def goflow2_convert(table: pa.Table) -> pa.RecordBatch:
 def _optional(table: pa.Table, out: dict, column: str, dtype: pa.DataType, *names: str) -> None:
     col = _get(table, *names, required=False)
     if col is not None:
-        out[column] = unsigned_column(pc.fill_null(col, 0), names[0], dtype)
+        out[column] = unsigned_column(_zero_filled(col), names[0], dtype)
 
 
 @dataclass(frozen=True)
@@ -226,7 +238,7 @@ class JsonLinesReader:
             table = pajson.read_json(io.BytesIO(block.data),
                                      read_options=pajson.ReadOptions(block_size=1 << 26))
             return self.dialect.convert(table)
-        except (pa.ArrowInvalid, SchemaValueError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, SchemaValueError):
             return self._parse_lines(block)
 
     def _parse_lines(self, block: Block) -> pa.RecordBatch | None:

@@ -24,7 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from nkclass import _core
+from nkclass.errors import InputError
 from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
+from nkclass.flows.stats import ReadStats
 
 #: The schema of every batch read_pcap yields.
 PCAP_SCHEMA = pa.schema(
@@ -34,7 +36,7 @@ PCAP_SCHEMA = pa.schema(
 _CHUNK_BYTES = 8 << 20
 
 
-class CaptureError(ValueError):
+class CaptureError(InputError):
     """A capture file is truncated or corrupt.
 
     ``path``, ``offset`` (byte offset of the bad or incomplete record) and
@@ -42,10 +44,7 @@ class CaptureError(ValueError):
     """
 
     def __init__(self, path: str, offset: int, reason: str) -> None:
-        super().__init__(f"{path}: at byte {offset}: {reason}")
-        self.path = path
-        self.offset = offset
-        self.reason = reason
+        super().__init__(reason, path, offset=offset)
 
 
 def _check(name: str, value: object, ok: bool, expected: str) -> None:
@@ -99,6 +98,7 @@ class PcapReader:
         self.status: dict[str, object] = {}
         self._errors = errors
         self._batch_size = batch_size
+        self._records = 0
         # Whole milliseconds, at least 1, so tiny timeouts stay valid.
         self._meter = _core.FlowMeter(
             payload_bytes=payload_bytes,
@@ -107,6 +107,20 @@ class PcapReader:
             max_flows=max_flows,
         )
         self._batches = self._run()
+
+    format = "pcap"
+
+    @property
+    def stats(self) -> ReadStats:
+        """The counters as :class:`ReadStats` (records = flows yielded)."""
+        stats = ReadStats(records=self._records, files=[self.path])
+        stats.native.update(self.counters)
+        if self.status and self.status["status"] != "ok":
+            stats.truncated.append(
+                f"{self.path}: {self.status['status']} at byte {self.status['offset']}: "
+                f"{self.status['reason']}"
+            )
+        return stats
 
     def __iter__(self) -> PcapReader:
         return self
@@ -133,6 +147,7 @@ class PcapReader:
             cols = self._meter.drain(self._batch_size)
             if len(cols["packets"]) == 0:
                 return
+            self._records += len(cols["packets"])
             yield _to_batch(cols)
 
 

@@ -7,11 +7,21 @@ The public surface::
     result = clf.classify(batch)                 # numpy / pandas / pyarrow columns
     table = result.to_arrow()                    # + path, side, service, app, activity, ...
 
+    for batch in nkclass.read("capture.pcap"):   # pcap, Parquet, nfdump, Zeek, pmacct, GoFlow2
+        ...
+
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
 """
 
 from nkclass.classify import Classified, Classifier
-from nkclass.errors import NkclassError, RuleError, SchemaTypeError, SchemaValueError
+from nkclass.errors import (
+    InputError,
+    NkclassError,
+    RuleError,
+    SchemaTypeError,
+    SchemaValueError,
+)
+from nkclass.flows.io import read, write
 from nkclass.flows.schema import FLOW_SCHEMA
 from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
 from nkclass.prefix import PrefixTable
@@ -28,6 +38,7 @@ __all__ = [
     "SIDES",
     "Classified",
     "Classifier",
+    "InputError",
     "NkclassError",
     "PrefixTable",
     "RuleError",
@@ -35,4 +46,6 @@ __all__ = [
     "SchemaTypeError",
     "SchemaValueError",
     "load_rules",
+    "read",
+    "write",
 ]

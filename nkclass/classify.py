@@ -130,7 +130,12 @@ class Classified:
         for column in LABEL_COLUMNS:
             codes = getattr(self, column)
             if column == "evidence":
-                dictionary = EVIDENCE_DICTIONARY
+                # Only the combinations present, so categoricals stay small.
+                present = np.flatnonzero(np.bincount(codes, minlength=len(EVIDENCE_DICTIONARY)))
+                remap = np.zeros(len(EVIDENCE_DICTIONARY), np.int32)
+                remap[present] = np.arange(len(present), dtype=np.int32)
+                codes = remap[codes]
+                dictionary = EVIDENCE_DICTIONARY.take(pa.array(present))
             else:
                 dictionary = pa.array(self._vocabulary(column), pa.string())
             out[column] = pa.DictionaryArray.from_arrays(

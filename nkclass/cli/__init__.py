@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nkclass.cli import bench, rules
+from nkclass.cli import bench, classify, rules
 from nkclass.errors import NkclassError
 
-COMMANDS = (rules, bench)
+COMMANDS = (classify, rules, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,10 +27,22 @@ from nkclass.flows.text import check_errors_mode
 from nkclass.flows.zeek import ZeekTsvReader
 
 FORMATS = ("pcap", "parquet", "arrow", "nfdump-csv", "zeek-tsv", *DIALECTS)
-PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-               b"\x0a\x0d\x0d\x0a")
-EXTENSIONS = {".pcap": "pcap", ".pcapng": "pcap", ".cap": "pcap", ".parquet": "parquet",
-              ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow"}
+PCAP_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+)
+EXTENSIONS = {
+    ".pcap": "pcap",
+    ".pcapng": "pcap",
+    ".cap": "pcap",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+}
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -63,7 +75,9 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             return EXTENSIONS[suffix]
     raise InputError(
         f"cannot tell the format (first bytes {head[:16]!r}); pass format= one of "
-        f"{', '.join(FORMATS)}", str(p))
+        f"{', '.join(FORMATS)}",
+        str(p),
+    )
 
 
 def _looks_like_nfdump_row(text: bytes) -> bool:
@@ -75,8 +89,14 @@ class FlowReader:
     """Iterator of canonical RecordBatches over one or more inputs; ``stats``
     (a :class:`~nkclass.flows.stats.ReadStats`) totals all of them."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike[str]], format: str | None,
-                 batch_size: int, errors: str, pcap_options: dict) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        format: str | None,
+        batch_size: int,
+        errors: str,
+        pcap_options: dict,
+    ) -> None:
         check_errors_mode(errors)
         if format is not None and format not in FORMATS:
             raise ValueError(f"unknown format {format!r}; formats: {', '.join(FORMATS)}")
@@ -99,8 +119,9 @@ class FlowReader:
     def _open(self, path: str):
         fmt = self.format or detect_format(path)
         if fmt == "pcap":
-            return read_pcap(path, batch_size=self.batch_size, errors=self.errors,
-                             **self.pcap_options)
+            return read_pcap(
+                path, batch_size=self.batch_size, errors=self.errors, **self.pcap_options
+            )
         if fmt in ("parquet", "arrow"):
             return _ColumnarReader(path, fmt, self.batch_size)
         if fmt == "nfdump-csv":
@@ -153,9 +174,13 @@ def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
             yield reader.get_batch(i)
 
 
-def read(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-         format: str | None = None, batch_size: int = 65536, errors: str = "raise",
-         **pcap_options) -> FlowReader:
+def read(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    format: str | None = None,
+    batch_size: int = 65536,
+    errors: str = "raise",
+    **pcap_options,
+) -> FlowReader:
     """Stream flow batches (pyarrow RecordBatches in the canonical schema)
     from one path or several. ``errors="skip"`` drops malformed records and
     counts them in ``reader.stats`` instead of raising
@@ -179,11 +204,20 @@ def output_format(path: str | os.PathLike[str], format: str | None = None) -> st
             raise ValueError(f"unknown output format {format!r}; one of {', '.join(WRITE_FORMATS)}")
         return format
     suffix = Path(path).suffix.lower()
-    by_suffix = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
-                 ".ndjson": "jsonl", ".arrow": "arrow", ".feather": "arrow"}
+    by_suffix = {
+        ".parquet": "parquet",
+        ".csv": "csv",
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".ndjson": "jsonl",
+        ".arrow": "arrow",
+        ".feather": "arrow",
+    }
     if suffix not in by_suffix:
-        raise ValueError(f"cannot tell the output format of {str(path)!r}; use .parquet, .csv, "
-                         ".jsonl or .arrow, or pass format=")
+        raise ValueError(
+            f"cannot tell the output format of {str(path)!r}; use .parquet, .csv, "
+            ".jsonl or .arrow, or pass format="
+        )
     return by_suffix[suffix]
 
 
@@ -246,6 +280,7 @@ class FlowWriter:
         self.format = output_format(path, format)
         self._writer = None
         self._file = None
+        self._schema: pa.Schema | None = None
         self.rows = 0
 
     def write(self, data) -> None:
@@ -254,21 +289,26 @@ class FlowWriter:
             table = pa.Table.from_batches([table])
         if self.format in ("csv", "jsonl"):
             table = text_table(table)
+        if self._schema is None:
+            self._schema = table.schema
+        elif table.schema != self._schema:
+            # Later batches may differ in dictionary or optional columns.
+            table = table.select(self._schema.names).cast(self._schema)
         if self.format == "parquet":
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
-            self._writer.write_table(table.cast(self._writer.schema))
+                self._writer = pq.ParquetWriter(self.path, self._schema)
+            self._writer.write_table(table)
         elif self.format == "arrow":
             if self._writer is None:
-                self._writer = ipc.new_file(self.path, table.schema)
-            self._writer.write_table(table.cast(self._writer.schema))
+                self._writer = ipc.new_file(self.path, self._schema)
+            self._writer.write_table(table)
         elif self.format == "csv":
             if self._writer is None:
                 self._writer = pacsv.CSVWriter(self.path, table.schema)
             self._writer.write_table(table)
         else:
             if self._file is None:
-                self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+                self._file = open(self.path, "wb")
             self._file.write(_json_lines(table))
         self.rows += table.num_rows
 
@@ -292,8 +332,9 @@ def write(data, path: str | os.PathLike[str], format: str | None = None) -> int:
     ``path`` (format from ``format`` or the extension: .parquet, .csv, .jsonl,
     .arrow). Returns the rows written. Text outputs carry addresses as text
     and leave binary payload columns out."""
-    items = [data] if hasattr(data, "to_arrow") or isinstance(data, pa.Table | pa.RecordBatch) \
-        else data
+    items = (
+        [data] if hasattr(data, "to_arrow") or isinstance(data, pa.Table | pa.RecordBatch) else data
+    )
     with FlowWriter(path, format) as writer:
         for item in items:
             writer.write(item)

@@ -1,23 +1,19 @@
 """JSON Lines flow logs: Zeek conn.log (JSON), pmacct and GoFlow2.
 
-Field mapping (source key -> canonical column):
+Field mapping, source key -> canonical column:
 
-=============  ==========================  ==========================  ==============================
-canonical      Zeek conn.log               pmacct (print plugin)       GoFlow2 v2 (v1 in brackets)
-=============  ==========================  ==========================  ==============================
-ts_start       ts (epoch s or ISO)         timestamp_start             time_flow_start_ns [TimeFlowStart s]
-ts_end         ts + duration               timestamp_end               time_flow_end_ns [TimeFlowEnd s]
-src_ip         id.orig_h                   ip_src                      src_addr [SrcAddr]
-dst_ip         id.resp_h                   ip_dst                      dst_addr [DstAddr]
-src_port       id.orig_p                   port_src                    src_port [SrcPort]
-dst_port       id.resp_p                   port_dst                    dst_port [DstPort]
-protocol       proto (tcp/udp/icmp)        ip_proto (name or number)   proto (name or number) [Proto]
-packets        orig_pkts + resp_pkts       packets x sampling_rate     packets x sampling_rate [Packets]
-bytes          orig_ip_bytes+resp_ip_bytes bytes x sampling_rate       bytes x sampling_rate [Bytes]
-tcp_flags      from history (S h A F R D)  tcp_flags                   tcp_flags [TCPFlags]
-src_as/dst_as  -                           as_src / as_dst             src_as / dst_as [SrcAS / DstAS]
-app_hint       service                     -                           -
-=============  ==========================  ==========================  ==============================
+* Zeek conn.log: ts -> ts_start (epoch seconds or ISO text), ts + duration ->
+  ts_end, id.orig_h / id.resp_h -> src_ip / dst_ip, id.orig_p / id.resp_p ->
+  ports, proto (tcp/udp/icmp) -> protocol, orig_pkts + resp_pkts -> packets,
+  orig_ip_bytes + resp_ip_bytes -> bytes, history (S h A D F R) -> tcp_flags,
+  service -> app_hint.
+* pmacct (print plugin): timestamp_start / timestamp_end (or stamp_inserted /
+  stamp_updated), ip_src / ip_dst, port_src / port_dst, ip_proto (name or
+  number), packets and bytes times sampling_rate, tcp_flags, as_src / as_dst.
+* GoFlow2 v2: time_flow_start_ns / time_flow_end_ns, src_addr / dst_addr,
+  src_port / dst_port, proto (name or number), packets and bytes times
+  sampling_rate, tcp_flags, src_as / dst_as. GoFlow2 v1's CamelCase keys
+  (TimeFlowStart in seconds, SrcAddr, SamplingRate, TCPFlags, SrcAS...) too.
 
 A sampling rate of 0 or absent means unsampled (x1).
 """

@@ -55,11 +55,13 @@ def _convert(table: pa.Table) -> pa.RecordBatch:
     packets = unsigned_column(col["ipkt"], "ipkt", pa.uint64())
     nbytes = unsigned_column(col["ibyt"], "ibyt", pa.uint64())
     if "opkt" in col:
-        packets = pa.array(packets.to_numpy() + unsigned_column(col["opkt"], "opkt",
-                                                                pa.uint64()).to_numpy())
+        packets = pa.array(
+            packets.to_numpy() + unsigned_column(col["opkt"], "opkt", pa.uint64()).to_numpy()
+        )
     if "obyt" in col:
-        nbytes = pa.array(nbytes.to_numpy() + unsigned_column(col["obyt"], "obyt",
-                                                              pa.uint64()).to_numpy())
+        nbytes = pa.array(
+            nbytes.to_numpy() + unsigned_column(col["obyt"], "obyt", pa.uint64()).to_numpy()
+        )
     out = {
         "ts_start": timestamp_column(col["ts"], "ts"),
         "ts_end": timestamp_column(col["te"], "te"),
@@ -110,8 +112,11 @@ class NfdumpCsvReader:
                     header = DEFAULT_HEADER
                 missing = [c for c in NEEDED if c not in header]
                 if missing:
-                    raise InputError(f"not nfdump CSV: no column(s) {', '.join(missing)} in the "
-                                     "header", self.path, 1)
+                    raise InputError(
+                        f"not nfdump CSV: no column(s) {', '.join(missing)} in the header",
+                        self.path,
+                        1,
+                    )
             block, done = _cut_summary(block)
             if block.data.strip():
                 batch = self._parse(block, header)
@@ -128,21 +133,29 @@ class NfdumpCsvReader:
 
         def on_invalid(row) -> str:
             line = block.first_line + (row.number - 1 if row.number is not None else 0)
-            bad_lines.append((line, f"expected {row.expected_columns} columns, got "
-                                    f"{row.actual_columns}"))
+            bad_lines.append(
+                (line, f"expected {row.expected_columns} columns, got {row.actual_columns}")
+            )
             return "skip"
 
-        def parse(data: bytes) -> pa.Table:
+        def parse(data: bytes, numbered: bool = False) -> pa.Table:
             return pacsv.read_csv(
                 io.BytesIO(data),
-                read_options=pacsv.ReadOptions(column_names=header, block_size=1 << 26),
+                read_options=pacsv.ReadOptions(
+                    column_names=header, block_size=1 << 26, use_threads=numbered is False
+                ),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=used, column_types={c: pa.string() for c in used},
-                    strings_can_be_null=False),
+                    include_columns=used,
+                    column_types={c: pa.string() for c in used},
+                    strings_can_be_null=False,
+                ),
             )
 
         table = parse(block.data)
+        if bad_lines:  # parse again on one thread: only then does pyarrow number rows
+            bad_lines.clear()
+            table = parse(block.data, numbered=True)
         for line, reason in bad_lines:
             self.problems.bad(line, reason)
         if bad_lines:  # rows shifted: re-parse the surviving lines one by one below

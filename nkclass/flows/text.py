@@ -24,8 +24,19 @@ from nkclass.flows.stats import ReadStats
 BLOCK_BYTES = 4 << 20
 ERRORS = ("raise", "skip")
 
-PROTOCOL_NUMBERS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
-                    "icmp6": 58, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
+PROTOCOL_NUMBERS = {
+    "icmp": 1,
+    "igmp": 2,
+    "tcp": 6,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "icmp6": 58,
+    "ipv6-icmp": 58,
+    "icmpv6": 58,
+    "sctp": 132,
+}
 
 
 def check_errors_mode(errors: str) -> None:
@@ -42,8 +53,11 @@ class Block:
 
     def lines(self) -> list[tuple[int, bytes]]:
         """(line number, text) of every line, the slow path's view."""
-        return [(self.first_line + i, text) for i, text in enumerate(self.data.split(b"\n"))
-                if text.strip()]
+        return [
+            (self.first_line + i, text)
+            for i, text in enumerate(self.data.split(b"\n"))
+            if text.strip()
+        ]
 
 
 def line_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
@@ -92,9 +106,13 @@ class Problems:
 
 # ------------------------------------------------------------------ converters
 
+
 def _texts(arr: pa.Array) -> pa.Array:
-    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else (
-        arr.cast(pa.string()))
+    return (
+        arr
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+        else (arr.cast(pa.string()))
+    )
 
 
 def address_column(arr: pa.Array, column: str) -> pa.Array:
@@ -113,16 +131,19 @@ def unsigned_column(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Array:
         bad = pc.invert(ok)
         if pc.any(bad).as_py():
             row = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
-            raise SchemaValueError(f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
-                                   "expected a non-negative integer")
+            raise SchemaValueError(
+                f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
+                "expected a non-negative integer"
+            )
         arr = arr.cast(pa.uint64())
     elif pa.types.is_floating(arr.type):
         values = arr.to_numpy(zero_copy_only=False)
         frac = values != np.floor(values)
         if frac.any():
             row = int(np.flatnonzero(frac)[0])
-            raise SchemaValueError(f"column {column!r}: row {row} is {values[row]}, "
-                                   "expected an integer")
+            raise SchemaValueError(
+                f"column {column!r}: row {row} is {values[row]}, expected an integer"
+            )
         arr = pa.array(values.astype(np.int64))
     elif not pa.types.is_integer(arr.type):
         raise SchemaValueError(f"column {column!r}: expected integers, got {arr.type}")
@@ -131,8 +152,7 @@ def unsigned_column(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Array:
     bad = (values < 0) | (values > limit)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise SchemaValueError(f"column {column!r}: row {row} is {values[row]}, "
-                               f"outside 0..{limit}")
+        raise SchemaValueError(f"column {column!r}: row {row} is {values[row]}, outside 0..{limit}")
     return pa.array(values.astype(dtype.to_pandas_dtype()), dtype)
 
 
@@ -149,8 +169,10 @@ def protocol_column(arr: pa.Array, column: str) -> pa.Array:
     if pc.any(pc.and_(pc.is_null(idx), pc.invert(numeric))).as_py():
         mask = pc.and_(pc.is_null(idx), pc.invert(numeric)).to_numpy(zero_copy_only=False)
         row = int(np.flatnonzero(mask)[0])
-        raise SchemaValueError(f"column {column!r}: row {row} is {arr[row].as_py()!r}, expected a "
-                               f"protocol number or one of {', '.join(PROTOCOL_NUMBERS)}")
+        raise SchemaValueError(
+            f"column {column!r}: row {row} is {arr[row].as_py()!r}, expected a "
+            f"protocol number or one of {', '.join(PROTOCOL_NUMBERS)}"
+        )
     as_number = unsigned_column(pc.if_else(numeric, text, "0"), column, pa.uint8())
     return pc.if_else(numeric, as_number, named)
 
@@ -170,8 +192,10 @@ def timestamp_column(arr: pa.Array, column: str, unit: str = "s") -> pa.Array:
             if pc.all(numeric).as_py():
                 return timestamp_column(text.cast(pa.float64()), column, unit)
             row = _first_unparsable_time(text)
-            raise SchemaValueError(f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
-                                   "expected a time such as 2019-05-01 10:00:00") from None
+            raise SchemaValueError(
+                f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
+                "expected a time such as 2019-05-01 10:00:00"
+            ) from None
         ms = pc.divide(parsed.cast(pa.int64()), 1_000_000)
         return ms.cast(pa.timestamp("ms")).cast(TIMESTAMP)
     scale = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}[unit]
@@ -179,7 +203,7 @@ def timestamp_column(arr: pa.Array, column: str, unit: str = "s") -> pa.Array:
         values = np.round(arr.to_numpy(zero_copy_only=False) * scale).astype(np.int64)
     elif pa.types.is_integer(arr.type):
         raw = arr.to_numpy(zero_copy_only=False).astype(np.int64)
-        values = raw * int(scale) if scale >= 1 else raw // int(round(1 / scale))
+        values = raw * int(scale) if scale >= 1 else raw // round(1 / scale)
     else:
         raise SchemaValueError(f"column {column!r}: expected times, got {arr.type}")
     return pa.array(values, pa.int64()).cast(TIMESTAMP)
@@ -198,15 +222,21 @@ def canonical_batch(columns: dict[str, pa.Array]) -> pa.RecordBatch:
     """A RecordBatch in canonical field order: the required fields, then
     whichever optional ones are present."""
     fields = [f for f in REQUIRED]
-    fields += [ALL_FIELDS[name] for name in ALL_FIELDS if name in columns and
-               ALL_FIELDS[name] not in REQUIRED]
+    fields += [
+        ALL_FIELDS[name]
+        for name in ALL_FIELDS
+        if name in columns and ALL_FIELDS[name] not in REQUIRED
+    ]
     arrays = [columns[f.name].cast(f.type) for f in fields]
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def convert_rows(
-    table: pa.Table, convert: Callable[[pa.Table], pa.RecordBatch], block: Block,
-    problems: Problems, parse_line: Callable[[bytes], pa.Table],
+    table: pa.Table,
+    convert: Callable[[pa.Table], pa.RecordBatch],
+    block: Block,
+    problems: Problems,
+    parse_line: Callable[[bytes], pa.Table],
 ) -> pa.RecordBatch | None:
     """Convert a parsed block; on a conversion error find the bad line(s):
     raise naming it, or drop them and convert the rest."""

@@ -39,8 +39,11 @@ class ZeekTsvReader:
             if not data_lines:
                 continue
             if self.fields is None:
-                raise InputError("not a Zeek TSV log: no #fields header before the data",
-                                 self.path, data_lines[0][0])
+                raise InputError(
+                    "not a Zeek TSV log: no #fields header before the data",
+                    self.path,
+                    data_lines[0][0],
+                )
             batch = self._parse(data_lines)
             if batch is None or not batch.num_rows:
                 continue
@@ -71,7 +74,9 @@ class ZeekTsvReader:
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={f: pa.string() for f in self.fields},
-                null_values=[self.unset, self.empty], strings_can_be_null=True),
+                null_values=[self.unset, self.empty],
+                strings_can_be_null=True,
+            ),
         )
 
     def _parse(self, lines: list[tuple[int, bytes]]) -> pa.RecordBatch | None:
@@ -87,8 +92,9 @@ class ZeekTsvReader:
                 self.problems.bad(line, f"invalid conn.log record: {exc}")
         if not good:
             return None
-        merged = pa.concat_tables([pa.Table.from_batches([b]) for b in good],
-                                  promote_options="permissive")
+        merged = pa.concat_tables(
+            [pa.Table.from_batches([b]) for b in good], promote_options="permissive"
+        )
         return merged.combine_chunks().to_batches()[0]
 
 

@@ -24,6 +24,17 @@ CORE_SOURCES = [
     "csrc/ports/port_table.cpp",
     "csrc/text/ip_text.cpp",
     "csrc/classify/classifier.cpp",
+    "csrc/domains/domain_table.cpp",
+    "csrc/detect/detect.cpp",
+    "csrc/detect/mining.cpp",
+    "csrc/detect/coin_p2p.cpp",
+    "csrc/detect/tls.cpp",
+    "csrc/detect/http.cpp",
+    "csrc/detect/dns.cpp",
+    "csrc/detect/banners.cpp",
+    "csrc/detect/bittorrent.cpp",
+    "csrc/detect/vpn.cpp",
+    "csrc/detect/socks.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -32,6 +43,7 @@ BINDING_SOURCES = [
     "csrc/bindings/prefix_table.cpp",
     "csrc/bindings/port_table.cpp",
     "csrc/bindings/classifier.cpp",
+    "csrc/bindings/detectors.cpp",
 ]
 
 SANITIZE = os.environ.get("NKCLASS_SANITIZE") == "1"

@@ -8,6 +8,7 @@ namespace nkclass::bind {
 void init_prefix_table(py::module_& m);
 void init_port_table(py::module_& m);
 void init_classifier(py::module_& m);
+void init_detectors(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -15,6 +16,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::register_errors(m);
     nkclass::bind::init_prefix_table(m);
     nkclass::bind::init_port_table(m);
+    nkclass::bind::init_detectors(m);
     nkclass::bind::init_classifier(m);
 
     namespace py = pybind11;

@@ -6,6 +6,8 @@
 // payload stages. Blocks keep the working set in L1.
 #include "nkclass/classifier.hpp"
 
+#include "nkclass/vocab.hpp"
+
 #include <algorithm>
 
 namespace nkclass {
@@ -18,10 +20,18 @@ constexpr std::size_t kMaxCandidates = 8;
 // Picks the winning app and activity among the candidates offered.
 class Verdict {
 public:
-    explicit Verdict(const std::uint16_t* precedence) : precedence_(precedence) {}
+    Verdict(const std::uint16_t* precedence, std::uint32_t service) noexcept
+        : precedence_(precedence),
+          service_(service),
+          service_rank_(service != 0 ? kRankNamed : kRankNone) {}
 
     void offer(const Candidate& c) noexcept {
         if (c.rank == kRankNone) return;
+        // Equal rank: the later offer (a domain name, after IP lists) wins.
+        if (c.service != 0 && c.rank >= service_rank_) {
+            service_ = c.service;
+            service_rank_ = c.rank;
+        }
         if (c.app != 0) {
             if (c.rank > app_rank_) {
                 app_ = c.app;
@@ -46,6 +56,7 @@ public:
     }
 
     std::uint8_t app() const noexcept { return app_; }
+    std::uint32_t service() const noexcept { return service_; }
     std::uint8_t activity() const noexcept { return activity_; }
     std::uint16_t evidence() const noexcept {
         return static_cast<std::uint16_t>(app_evidence_ | activity_evidence_);
@@ -62,6 +73,8 @@ public:
 
 private:
     const std::uint16_t* precedence_;
+    std::uint32_t service_;
+    std::uint8_t service_rank_;
     std::uint8_t app_ = 0, app_rank_ = 0;
     std::uint8_t activity_ = 0, activity_rank_ = 0;
     std::uint16_t activity_precedence_ = 0xffff;
@@ -95,6 +108,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
+    if (spec.payload && n_act < kActivityCount)
+        return BuildStatus::failure(0, "a payload stage needs a precedence entry per activity");
     if (spec.port_verdicts.empty() || spec.service_verdicts.empty() ||
         spec.path_server_activity.empty() || n_act == 0)
         return BuildStatus::failure(0, "verdict tables need their entry 0");
@@ -141,7 +156,7 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
             else if (side == kSideDst) service = svc_src[k];
             else service = svc_dst[k] ? svc_dst[k] : svc_src[k];
 
-            Verdict verdict(precedence);
+            Verdict verdict(precedence, service);
             if (service != 0 && service < n_service_verdicts) verdict.offer(service_verdicts[service]);
             if (pd != 0 && pd < n_paths && server_activity[pd] != 0) {
                 Candidate c;
@@ -176,7 +191,7 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
 
             out.path[i] = static_cast<std::uint16_t>(ps ? ps : pd);
             out.side[i] = side;
-            out.service[i] = service;
+            out.service[i] = verdict.service();
             out.app[i] = verdict.app();
             out.activity[i] = verdict.activity();
             out.evidence[i] = verdict.evidence();

@@ -40,7 +40,7 @@ bool tcp_side(Bytes b, bool client, std::uint16_t sport, std::uint16_t dport,
     if (b.n == 0) return false;
     const std::uint8_t c = b[0];
     if (json_start(c)) return detect_stratum(b, out);
-    if (c == 0x16) return detect_tls(b, client, out);
+    if (c >= 0x14 && c <= 0x17) return detect_tls(b, client, out);
     if (c >= 'A' && c <= 'Z')
         return detect_http(b, client, out) || detect_banner(b, client, out);
     switch (c) {

@@ -66,8 +66,38 @@ std::size_t tls_client_hello_sni(const std::uint8_t* p, std::size_t len, char* n
 
 namespace det {
 
+namespace {
+
+bool record_header(const std::uint8_t* p) noexcept {
+    return p[0] >= 0x14 && p[0] <= 0x17 && p[1] == 0x03 && p[2] >= 0x01 && p[2] <= 0x04 &&
+           be16(p + 3) >= 1 && be16(p + 3) <= 16384 + 2048;
+}
+
+}  // namespace
+
+// A capture that starts mid-connection shows records of types 20..23
+// (change_cipher_spec, alert, handshake, application_data). Accept when
+// every record header walked is valid and the walk ends at the end of the
+// bytes or inside the last record (truncation).
+bool detect_tls_records(Bytes b, Detection* out) noexcept {
+    if (b.n < 5 || !record_header(b.p)) return false;
+    std::size_t i = 0;
+    while (i + 5 <= b.n) {
+        if (!record_header(b.p + i)) return false;
+        i += 5 + be16(b.p + i + 3);
+    }
+    if (i < b.n && i + 5 > b.n) {
+        // A partial header at the end: what is there must fit one.
+        if (b[i] < 0x14 || b[i] > 0x17 || (i + 1 < b.n && b[i + 1] != 0x03)) return false;
+    }
+    hit(out, kAppTls, 0);
+    return true;
+}
+
 bool detect_tls(Bytes b, bool client, Detection* out) noexcept {
-    if (b.n < 6 || b[0] != 0x16 || b[1] != 0x03 || b[2] > 0x04) return false;
+    if (b.n < 6 || b[1] != 0x03) return false;
+    if (b[0] != 0x16 || b[2] > 0x04 || (!client && b[5] != 0x02) || (client && b[5] != 0x01))
+        return detect_tls_records(b, out);
     if (client) {
         bool is_hello = false;
         char name[kMaxName + 1];
@@ -78,7 +108,6 @@ bool detect_tls(Bytes b, bool client, Detection* out) noexcept {
         return true;
     }
     // ServerHello (2) from the responder.
-    if (b[5] != 0x02) return false;
     hit(out, kAppTls, 0);
     return true;
 }

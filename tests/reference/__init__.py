@@ -1,0 +1,1 @@
+"""Slow, obviously-correct pure-Python twins of native detectors."""

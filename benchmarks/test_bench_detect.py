@@ -22,18 +22,39 @@ N_PAIRS = 1_000_000
 POOL = 8192
 SEED = 20240611
 MARKERS = [
-    b"mining.subscribe", b"mining.authorize", b"mining.notify", b'"login"', b'"job_id"',
-    b"eth_submitLogin", b"eth_getWork", b"getblocktemplate", b"getwork", b"keepalived",
-    b"\x13BitTorrent protocol", b"d1:ad2:id20:", b"info_hash=", b"SSH-2.0-", b"SSH-1.99-",
-    b"\x16\x03\x01", b"\x01\x21\x01\x01\x01\x01\x01\x01", b"\xf9\xbe\xb4\xd9", b"Host:",
-    b"CONNECT ", b"/tor/status-vote/", b"220 ", b"* OK", b"+OK",
+    b"mining.subscribe",
+    b"mining.authorize",
+    b"mining.notify",
+    b'"login"',
+    b'"job_id"',
+    b"eth_submitLogin",
+    b"eth_getWork",
+    b"getblocktemplate",
+    b"getwork",
+    b"keepalived",
+    b"\x13BitTorrent protocol",
+    b"d1:ad2:id20:",
+    b"info_hash=",
+    b"SSH-2.0-",
+    b"SSH-1.99-",
+    b"\x16\x03\x01",
+    b"\x01\x21\x01\x01\x01\x01\x01\x01",
+    b"\xf9\xbe\xb4\xd9",
+    b"Host:",
+    b"CONNECT ",
+    b"/tor/status-vote/",
+    b"220 ",
+    b"* OK",
+    b"+OK",
 ]
 RESULTS: dict[str, float] = {}
 
 
 def _sni(rng):
-    labels = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rng.randint(3, 12)))
-              for _ in range(rng.randint(2, 4))]
+    labels = [
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rng.randint(3, 12)))
+        for _ in range(rng.randint(2, 4))
+    ]
     return ".".join(labels) + rng.choice([".com", ".net", ".org", ".cn"])
 
 
@@ -43,17 +64,30 @@ def _client_hello(rng, size):
     exts = struct.pack("!HH", 0x0A0A, 0) + struct.pack("!HH", 0, len(sni)) + sni
     pad = max(0, size - 60 - len(exts) - 40)
     exts += struct.pack("!HH", 0x0015, pad) + b"\0" * pad
-    body = (b"\x03\x03" + rng.randbytes(32) + b"\x20" + rng.randbytes(32) + b"\x00\x20"
-            + rng.randbytes(32) + b"\x01\x00" + struct.pack("!H", len(exts)) + exts)
+    body = (
+        b"\x03\x03"
+        + rng.randbytes(32)
+        + b"\x20"
+        + rng.randbytes(32)
+        + b"\x00\x20"
+        + rng.randbytes(32)
+        + b"\x01\x00"
+        + struct.pack("!H", len(exts))
+        + exts
+    )
     hs = b"\x01" + len(body).to_bytes(3, "big") + body
     return struct.pack("!BHH", 0x16, 0x0301, len(hs)) + hs
 
 
 def _http(rng, size):
-    path = "/" + "/".join(rng.choice(["api", "v1", "img", "static", "index.html", "q"])
-                          for _ in range(rng.randint(1, 4)))
-    req = (f"GET {path} HTTP/1.1\r\nHost: {_sni(rng)}\r\nUser-Agent: Mozilla/5.0 (X11; Linux)"
-           f"\r\nAccept: */*\r\nCookie: {rng.randbytes(size // 3).hex()}\r\n\r\n").encode()
+    path = "/" + "/".join(
+        rng.choice(["api", "v1", "img", "static", "index.html", "q"])
+        for _ in range(rng.randint(1, 4))
+    )
+    req = (
+        f"GET {path} HTTP/1.1\r\nHost: {_sni(rng)}\r\nUser-Agent: Mozilla/5.0 (X11; Linux)"
+        f"\r\nAccept: */*\r\nCookie: {rng.randbytes(size // 3).hex()}\r\n\r\n"
+    ).encode()
     return req[:size] if len(req) > size else req
 
 
@@ -65,14 +99,28 @@ def _dns(rng, _size):
 
 def _stratum(rng, size):
     if rng.random() < 0.5:
-        msg = {"id": 1, "jsonrpc": "2.0", "method": "login",
-               "params": {"login": "4" + rng.randbytes(47).hex()[:94], "pass": "x",
-                          "agent": f"XMRig/6.{rng.randint(0, 22)}.0 (Linux x86_64)",
-                          "algo": ["rx/0"]}}
+        msg = {
+            "id": 1,
+            "jsonrpc": "2.0",
+            "method": "login",
+            "params": {
+                "login": "4" + rng.randbytes(47).hex()[:94],
+                "pass": "x",
+                "agent": f"XMRig/6.{rng.randint(0, 22)}.0 (Linux x86_64)",
+                "algo": ["rx/0"],
+            },
+        }
     else:
-        msg = {"jsonrpc": "2.0", "method": "job",
-               "params": {"blob": rng.randbytes(max(8, size // 3)).hex(), "job_id": "j",
-                          "target": "b88d0600", "seed_hash": rng.randbytes(32).hex()}}
+        msg = {
+            "jsonrpc": "2.0",
+            "method": "job",
+            "params": {
+                "blob": rng.randbytes(max(8, size // 3)).hex(),
+                "job_id": "j",
+                "target": "b88d0600",
+                "seed_hash": rng.randbytes(32).hex(),
+            },
+        }
     return (json.dumps(msg) + "\n").encode()
 
 
@@ -80,8 +128,14 @@ def _random(rng, size):
     return rng.randbytes(size)
 
 
-KINDS = [(_client_hello, 6, 443, 0.35), (_http, 6, 80, 0.2), (_dns, 17, 53, 0.15),
-         (_stratum, 6, 3333, 0.1), (_random, 6, 50000, 0.1), (_random, 17, 40000, 0.1)]
+KINDS = [
+    (_client_hello, 6, 443, 0.35),
+    (_http, 6, 80, 0.2),
+    (_dns, 17, 53, 0.15),
+    (_stratum, 6, 3333, 0.1),
+    (_random, 6, 50000, 0.1),
+    (_random, 17, 40000, 0.1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +164,16 @@ def batch():
     proto = np.array([KINDS[k][1] for k in range(len(KINDS))], dtype=np.uint8)[kinds]
     dport = np.array([KINDS[k][2] for k in range(len(KINDS))], dtype=np.uint16)[kinds]
     sport = np.full(N_PAIRS, 51234, dtype=np.uint16)
-    return dict(proto=proto, sport=sport, dport=dport, src=src, src_off=src_off, dst=dst,
-                dst_off=dst_off, nbytes=src.size + dst.size)
+    return dict(
+        proto=proto,
+        sport=sport,
+        dport=dport,
+        src=src,
+        src_off=src_off,
+        dst=dst,
+        dst_off=dst_off,
+        nbytes=src.size + dst.size,
+    )
 
 
 def _rate(name, nbytes, seconds):
@@ -120,13 +182,20 @@ def _rate(name, nbytes, seconds):
 
 
 def test_native_detectors(benchmark, batch):
-    inspector = _core.PayloadInspector(["facebook.com", "minexmr.com"],
-                                       np.array([1, 2], np.uint32), np.array([8, 1], np.uint8))
+    inspector = _core.PayloadInspector(
+        ["facebook.com", "minexmr.com"], np.array([1, 2], np.uint32), np.array([8, 1], np.uint8)
+    )
 
     def run():
-        return inspector.inspect_batch(batch["proto"], batch["sport"], batch["dport"],
-                                       batch["src"], batch["src_off"], batch["dst"],
-                                       batch["dst_off"])
+        return inspector.inspect_batch(
+            batch["proto"],
+            batch["sport"],
+            batch["dport"],
+            batch["src"],
+            batch["src_off"],
+            batch["dst"],
+            batch["dst_off"],
+        )
 
     app, activity, _ = benchmark.pedantic(run, rounds=3, iterations=1)
     assert (app != 0).mean() > 0.7
@@ -138,8 +207,11 @@ def test_hyperscan_literal_markers(benchmark, batch):
     hyperscan = pytest.importorskip("hyperscan")
     db = hyperscan.Database()
     exprs = [b"".join(b"\\x%02x" % c for c in m) for m in MARKERS]
-    db.compile(expressions=exprs, ids=list(range(len(exprs))),
-               flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(exprs))
+    db.compile(
+        expressions=exprs,
+        ids=list(range(len(exprs))),
+        flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(exprs),
+    )
     buf = batch["src"].tobytes() + batch["dst"].tobytes()
     hits = [0]
 

@@ -34,17 +34,32 @@ def reference_lookup(rows, name):
     return (best[1], best[2]) if best else (0, 0)
 
 
-ROWS = [("facebook.com", 1, SOCIAL), ("fbcdn.net", 2, SOCIAL), ("pool.minexmr.com", 3, MINING),
-        ("minexmr.com", 4, MINING), ("com", 5, 0)]
+ROWS = [
+    ("facebook.com", 1, SOCIAL),
+    ("fbcdn.net", 2, SOCIAL),
+    ("pool.minexmr.com", 3, MINING),
+    ("minexmr.com", 4, MINING),
+    ("com", 5, 0),
+]
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("facebook.com", 1), ("www.facebook.com", 1), ("notfacebook.com", 5),
-        ("a.fbcdn.net", 2), ("FBCDN.NET.", 2), ("xfbcdn.net", 0), ("pool.minexmr.com", 3),
-        ("eu.pool.minexmr.com", 3), ("minexmr.com", 4), ("xpool.minexmr.com", 4), ("net", 0),
-        ("", 0), (".", 0), ("facebook.com..", 0),
+        ("facebook.com", 1),
+        ("www.facebook.com", 1),
+        ("notfacebook.com", 5),
+        ("a.fbcdn.net", 2),
+        ("FBCDN.NET.", 2),
+        ("xfbcdn.net", 0),
+        ("pool.minexmr.com", 3),
+        ("eu.pool.minexmr.com", 3),
+        ("minexmr.com", 4),
+        ("xpool.minexmr.com", 4),
+        ("net", 0),
+        ("", 0),
+        (".", 0),
+        ("facebook.com..", 0),
     ],
 )
 def test_label_boundary_longest_suffix(name, expected):
@@ -81,8 +96,10 @@ names = st.lists(labels, min_size=1, max_size=5).map(".".join)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(names, min_size=1, max_size=30, unique_by=str.lower),
-       st.lists(names, min_size=1, max_size=30))
+@given(
+    st.lists(names, min_size=1, max_size=30, unique_by=str.lower),
+    st.lists(names, min_size=1, max_size=30),
+)
 def test_lookup_matches_reference(suffixes, queries):
     rows = [(s, i + 1, i % 20) for i, s in enumerate(suffixes)]
     services, activities = table(rows).lookup(queries + [q + "." for q in queries])
@@ -93,19 +110,38 @@ def test_lookup_matches_reference(suffixes, queries):
 def _classifier(payload=None, service_prefix=None):
     u4, u1, u2 = np.uint32, np.uint8, np.uint16
     empty6 = np.zeros((0, 16), dtype=u1)
-    paths = _core.PrefixTable(np.array([], u4), np.array([], u1), np.array([], u4), empty6,
-                              np.array([], u1), np.array([], u4))
+    paths = _core.PrefixTable(
+        np.array([], u4),
+        np.array([], u1),
+        np.array([], u4),
+        empty6,
+        np.array([], u1),
+        np.array([], u4),
+    )
     net, length, label = service_prefix or ([], [], [])
-    services = _core.PrefixTable(np.array(net, u4), np.array(length, u1), np.array(label, u4),
-                                 empty6, np.array([], u1), np.array([], u4))
+    services = _core.PrefixTable(
+        np.array(net, u4),
+        np.array(length, u1),
+        np.array(label, u4),
+        empty6,
+        np.array([], u1),
+        np.array([], u4),
+    )
     ports = _core.PortTable(np.array([], u1), np.array([], u2), np.array([], u2))
     n_act = len(_core.ACTIVITY_NAMES)
     service_codes = np.zeros((10, 3), dtype=u1)
     service_codes[7] = (0, _core.ACTIVITY_NAMES.index("vps_hosting"), _core.RANKS["named"])
     return _core.Classifier(
-        paths, services, ports, np.zeros((1, 3), u1), np.zeros(1, u2), service_codes,
-        np.full(10, _core.EVIDENCE_BITS["ip_list"], u2), np.zeros(1, u1),
-        np.arange(n_act, dtype=u2), payload=payload,
+        paths,
+        services,
+        ports,
+        np.zeros((1, 3), u1),
+        np.zeros(1, u2),
+        service_codes,
+        np.full(10, _core.EVIDENCE_BITS["ip_list"], u2),
+        np.zeros(1, u1),
+        np.arange(n_act, dtype=u2),
+        payload=payload,
     )
 
 
@@ -113,17 +149,25 @@ def _classify(clf, src_payload, dst_ip=0x05060708):
     n = 1
     data = np.frombuffer(src_payload, dtype=np.uint8).copy()
     return clf.classify(
-        n, np.array([0x0A000001], np.uint32), None, np.array([dst_ip], np.uint32), None,
-        np.array([50000], np.uint16), np.array([443], np.uint16), np.array([6], np.uint8),
-        src_payload=data, src_payload_offsets=np.array([0, len(data)], np.int64),
+        n,
+        np.array([0x0A000001], np.uint32),
+        None,
+        np.array([dst_ip], np.uint32),
+        None,
+        np.array([50000], np.uint16),
+        np.array([443], np.uint16),
+        np.array([6], np.uint8),
+        src_payload=data,
+        src_payload_offsets=np.array([0, len(data)], np.int64),
     )
 
 
 def test_classifier_uses_payload_and_domain_name_beats_ip_service():
     from reference.sni_ref import build_client_hello
 
-    inspector = _core.PayloadInspector(["facebook.com"], np.array([3], np.uint32),
-                                       np.array([SOCIAL], np.uint8))
+    inspector = _core.PayloadInspector(
+        ["facebook.com"], np.array([3], np.uint32), np.array([SOCIAL], np.uint8)
+    )
     clf = _classifier(inspector, service_prefix=([0x05060700], [24], [7]))
     hello = build_client_hello([(0, b"www.facebook.com")])
     _, _, service, app, activity, evidence, _ = _classify(clf, hello)

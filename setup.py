@@ -28,6 +28,17 @@ CORE_SOURCES = [
     "csrc/meter/packet_decode.cpp",
     "csrc/meter/flow_table.cpp",
     "csrc/meter/flow_meter.cpp",
+    "csrc/domains/domain_table.cpp",
+    "csrc/detect/detect.cpp",
+    "csrc/detect/mining.cpp",
+    "csrc/detect/coin_p2p.cpp",
+    "csrc/detect/tls.cpp",
+    "csrc/detect/http.cpp",
+    "csrc/detect/dns.cpp",
+    "csrc/detect/banners.cpp",
+    "csrc/detect/bittorrent.cpp",
+    "csrc/detect/vpn.cpp",
+    "csrc/detect/socks.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -37,13 +48,14 @@ BINDING_SOURCES = [
     "csrc/bindings/port_table.cpp",
     "csrc/bindings/classifier.cpp",
     "csrc/bindings/flow_meter.cpp",
+    "csrc/bindings/detectors.cpp",
 ]
 
-# Extensions relink when any core source or header changes (setuptools
-# only compares an extension's own sources with its output otherwise).
-CORE_DEPENDS = CORE_SOURCES + [
-    str(p.relative_to(ROOT)) for p in sorted((ROOT / INCLUDE).rglob("*.hpp"))
-]
+# setuptools compares each output only with its own sources: name the
+# headers so a header change recompiles the core (obj_deps) and a core
+# change relinks the extensions (depends).
+HEADERS = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "csrc").rglob("*.hpp"))]
+CORE_DEPENDS = CORE_SOURCES + HEADERS
 
 SANITIZE = os.environ.get("NKCLASS_SANITIZE") == "1"
 # No -march=native: wheels must run on any x86-64 / aarch64 machine.
@@ -61,6 +73,7 @@ CORE_LIB = (
     {
         "sources": CORE_SOURCES,
         "include_dirs": [INCLUDE],
+        "obj_deps": {"": HEADERS},
         "cflags": ["-std=c++17", "-fPIC"] + COMMON_FLAGS,
     },
 )

@@ -1,3 +1,5 @@
+"""Shared test setup. Reference implementations live in tests/reference/."""
+
 import os
 
 from hypothesis import HealthCheck, settings

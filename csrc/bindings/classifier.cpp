@@ -13,6 +13,7 @@ namespace nkclass::bind {
 
 std::shared_ptr<const PrefixTable> native_prefix_table(const py::handle& obj);
 std::shared_ptr<const PortTable> native_port_table(const py::handle& obj);
+std::shared_ptr<const PayloadInspector> native_payload_inspector(const py::handle& obj);
 
 namespace {
 
@@ -50,28 +51,6 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
     return col;
 }
 
-BytesColumn bytes_column(const std::optional<carray<std::uint8_t>>& data,
-                         const std::optional<carray<std::int64_t>>& offsets, std::size_t n,
-                         const char* what) {
-    BytesColumn col;
-    if (!data && !offsets) return col;
-    if (!data || !offsets)
-        throw py::value_error(std::string(what) + ": data and offsets go together");
-    require_length(*offsets, n + 1, what);
-    const std::int64_t* off = offsets->data();
-    const std::int64_t size = static_cast<std::int64_t>(data->size());
-    // The pass trusts the offsets, so check them once here.
-    if (off[0] < 0 || off[n] > size)
-        throw py::value_error(std::string(what) + ": offsets point outside the data");
-    for (std::size_t i = 0; i < n; ++i)
-        if (off[i + 1] < off[i])
-            throw py::value_error(std::string(what) + ": offsets decrease at row " +
-                                  std::to_string(i));
-    col.data = data->data();
-    col.offsets = off;
-    return col;
-}
-
 }  // namespace
 
 void init_classifier(py::module_& m) {
@@ -81,7 +60,7 @@ void init_classifier(py::module_& m) {
                          carray<std::uint8_t> service_codes,
                          carray<std::uint16_t> service_evidence,
                          carray<std::uint8_t> path_server_activity,
-                         carray<std::uint16_t> precedence) {
+                         carray<std::uint16_t> precedence, py::object payload) {
                  ClassifierSpec spec;
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
@@ -93,13 +72,15 @@ void init_classifier(py::module_& m) {
                      path_server_activity.data(),
                      path_server_activity.data() + path_server_activity.size());
                  spec.precedence.assign(precedence.data(), precedence.data() + precedence.size());
+                 if (!payload.is_none()) spec.payload = native_payload_inspector(payload);
                  raise_if_failed(Classifier::validate(spec));
                  return std::make_shared<Classifier>(std::move(spec));
              }),
              py::arg("paths"), py::arg("services"), py::arg("ports"),
              py::arg("port_codes").noconvert(), py::arg("port_evidence").noconvert(),
              py::arg("service_codes").noconvert(), py::arg("service_evidence").noconvert(),
-             py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert())
+             py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert(),
+             py::kw_only(), py::arg("payload") = py::none())
         .def(
             "classify",
             [](const Classifier& self, std::size_t n,

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <optional>
+
 namespace nkclass::bind {
 
 void register_errors(py::module_& m) {
@@ -24,6 +26,28 @@ void require_length(const py::array& a, std::size_t n, const char* what) {
     if (static_cast<std::size_t>(a.shape(0)) != n)
         throw py::value_error(std::string(what) + ": length " + std::to_string(a.shape(0)) +
                               " differs from the batch length " + std::to_string(n));
+}
+
+BytesColumn bytes_column(const std::optional<carray<std::uint8_t>>& data,
+                         const std::optional<carray<std::int64_t>>& offsets, std::size_t n,
+                         const char* what) {
+    BytesColumn col;
+    if (!data && !offsets) return col;
+    if (!data || !offsets)
+        throw py::value_error(std::string(what) + ": data and offsets go together");
+    require_length(*offsets, n + 1, what);
+    const std::int64_t* off = offsets->data();
+    const std::int64_t size = static_cast<std::int64_t>(data->size());
+    // The pass trusts the offsets, so check them once here.
+    if (off[0] < 0 || off[n] > size)
+        throw py::value_error(std::string(what) + ": offsets point outside the data");
+    for (std::size_t i = 0; i < n; ++i)
+        if (off[i + 1] < off[i])
+            throw py::value_error(std::string(what) + ": offsets decrease at row " +
+                                  std::to_string(i));
+    col.data = data->data();
+    col.offsets = off;
+    return col;
 }
 
 }  // namespace nkclass::bind

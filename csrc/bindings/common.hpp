@@ -6,8 +6,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
+#include "nkclass/classifier.hpp"
 #include "nkclass/types.hpp"
 
 namespace nkclass::bind {
@@ -38,5 +40,12 @@ void register_errors(py::module_& m);
 const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, const char* what);
 
 void require_length(const py::array& a, std::size_t n, const char* what);
+
+// A (data, offsets) pair as a BytesColumn of n rows: both or neither given;
+// offsets hold n + 1 non-decreasing entries inside data (checked once here,
+// because the native pass trusts them).
+BytesColumn bytes_column(const std::optional<carray<std::uint8_t>>& data,
+                         const std::optional<carray<std::int64_t>>& offsets, std::size_t n,
+                         const char* what);
 
 }  // namespace nkclass::bind

@@ -9,6 +9,7 @@ void init_prefix_table(py::module_& m);
 void init_port_table(py::module_& m);
 void init_classifier(py::module_& m);
 void init_flow_meter(py::module_& m);
+void init_detectors(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -16,6 +17,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::register_errors(m);
     nkclass::bind::init_prefix_table(m);
     nkclass::bind::init_port_table(m);
+    nkclass::bind::init_detectors(m);
     nkclass::bind::init_classifier(m);
     nkclass::bind::init_flow_meter(m);
 

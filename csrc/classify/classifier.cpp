@@ -6,6 +6,8 @@
 // payload stages. Blocks keep the working set in L1.
 #include "nkclass/classifier.hpp"
 
+#include "nkclass/vocab.hpp"
+
 #include <algorithm>
 
 namespace nkclass {
@@ -14,7 +16,6 @@ namespace {
 
 constexpr std::size_t kBlock = 512;
 constexpr std::size_t kMaxCandidates = 8;
-
 
 // Picks the winning app and activity among the candidates offered. An
 // activity candidate's strength is one integer, rank above precedence, so
@@ -92,6 +93,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
+    if (spec.payload && n_act < kActivityCount)
+        return BuildStatus::failure(0, "a payload stage needs a precedence entry per activity");
     if (spec.port_verdicts.empty() || spec.service_verdicts.empty() ||
         spec.path_server_activity.empty() || n_act == 0)
         return BuildStatus::failure(0, "verdict tables need their entry 0");
@@ -162,8 +165,9 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
             // The peer is the endpoint outside the watched network; with
             // both or neither watched, the server (destination) is the peer.
             const label_t either = svc_dst[k] ? svc_dst[k] : svc_src[k];
-            const label_t service =
+            label_t service =
                 side == kSideSrc ? svc_dst[k] : side == kSideDst ? svc_src[k] : either;
+            std::uint8_t service_rank = service != 0 ? kRankNamed : kRankNone;
 
             const std::uint8_t proto = cols.protocol[i];
             const std::uint16_t sport = cols.src_port[i];
@@ -190,8 +194,16 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
                 }
                 const std::size_t m =
                     payload->inspect(proto, sport, dport, sp, sl, dp, dl, found, kMaxCandidates);
-                for (std::size_t c = 0; c < m && c < kMaxCandidates; ++c)
+                for (std::size_t c = 0; c < m && c < kMaxCandidates; ++c) {
                     verdict.offer(scored(found[c]));
+                    // A named service from the payload (a domain match) is more
+                    // specific than an IP-list service of equal rank: payload
+                    // candidates come after the IP list, so ">=" lets it win.
+                    if (found[c].service != 0 && found[c].rank >= service_rank) {
+                        service = found[c].service;
+                        service_rank = found[c].rank;
+                    }
+                }
             }
 
             out.path[i] = static_cast<std::uint16_t>(ps ? ps : pd);

@@ -123,6 +123,14 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         [ACTIVITY_CODES[d.category] for d in ruleset.domains for _ in d.suffixes], dtype=np.uint8
     )
 
+    try:
+        inspector = _core.PayloadInspector(list(suffixes), domain_services, domain_activities)
+    except _core.BuildError as exc:
+        index, reason = exc.args
+        owner = [d for d in ruleset.domains for _ in d.suffixes][index]
+        raise RuleError(f"domain {owner.service!r} ({owner.origin}): suffix "
+                        f"{suffixes[index]!r}: {reason}") from None
+
     native = _core.Classifier(
         path_table,
         service_table,
@@ -133,6 +141,7 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         service_evidence,
         server_activity,
         _precedence(ruleset),
+        payload=inspector,
     )
     return CompiledRules(
         paths=paths,

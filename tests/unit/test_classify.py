@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from nkclass import Classifier, SchemaTypeError, SchemaValueError, load_rules
 from nkclass.rules import rules_from_text
-from tests.reference import ReferenceClassifier, evidence_set
+from tests.reference.engine import ReferenceClassifier, evidence_set
 
 TEST_RULES = """
 [[watched]]

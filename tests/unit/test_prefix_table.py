@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import nkclass
 from nkclass import PrefixTable
-from tests.reference import ReferenceLpm
+from tests.reference.engine import ReferenceLpm
 
 NK = ["175.45.176.0/22", "210.52.109.0/24", "77.94.35.0/24"]
 

@@ -217,7 +217,7 @@ def test_text_outputs_carry_addresses_as_text(tmp_path):
     nkclass.write(result, tmp_path / "out.csv")
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["src_ip"] for r in rows] == ["175.45.177.12", "10.1.2.3", "2001:db8::5"]
-    assert rows[0]["path"] == "kp_range" and rows[0]["activity"] == "mining"
+    assert rows[0]["path"] == "kp_range" and rows[0]["activity"] == "mining_suspect"
     assert rows[0]["ts_start"] == "2019-05-01T08:40:00.000Z"
     csv = pa.csv.read_csv(tmp_path / "out.csv")
     assert csv.column("dst_ip").to_pylist() == ["192.110.160.114", "77.94.35.20", "2001:db8:1::7"]

@@ -48,12 +48,14 @@ def test_default_ruleset_entries_are_sourced_and_use_the_vocabulary():
     compile_rules(rules)
 
 
-def test_default_ruleset_has_mining_ports_as_weak_evidence():
+def test_default_ruleset_has_mining_ports_as_weak_suspicion_only():
     rules = load_rules()
-    mining = [p for p in rules.ports if p.activity == "mining"]
-    assert mining, "the default ruleset lists mining pool ports"
-    assert all(p.weak for p in mining)
-    assert any(p.first_port <= 3333 <= p.last_port for p in mining)
+    pool_ports = [p for p in rules.ports if p.activity == "mining_suspect"]
+    assert pool_ports, "the default ruleset lists mining pool ports"
+    assert all(p.weak and p.app is None for p in pool_ports)
+    assert any(p.first_port <= 3333 <= p.last_port for p in pool_ports)
+    # a port never confirms mining on its own
+    assert not [p for p in rules.ports if p.activity == "mining"]
 
 
 def test_user_file_layers_over_default(tmp_path):

@@ -54,11 +54,20 @@ enum Confidence : std::uint8_t { kConfNone = 0, kConfLow = 1, kConfMedium = 2, k
 enum Side : std::uint8_t { kSideNone = 0, kSideSrc = 1, kSideDst = 2, kSideBoth = 3 };
 
 // What a rule or detector proposes for a flow. app/activity 0 = no opinion.
+// `service` (0 = none) names the peer service, e.g. a domain-table match.
+//
+// Service choice: the flow's service starts as the peer network's service
+// (IP list, kRankNamed when set). A candidate naming a service replaces it
+// when its rank is at least the current one; payload candidates are offered
+// after the IP list, so at equal rank a domain-name match (SNI / Host / DNS)
+// wins: a name is more specific than an address range shared by many
+// services (CDNs, clouds).
 struct Candidate {
     std::uint8_t app = 0;
     std::uint8_t activity = 0;
     std::uint8_t rank = kRankNone;
     std::uint16_t evidence = 0;
+    std::uint32_t service = 0;
 };
 
 // A candidate prepared for the hot loop. `score` orders activity

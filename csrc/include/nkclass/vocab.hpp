@@ -49,7 +49,8 @@ inline constexpr const char* kAppNames[kAppCount] = {
 
 enum Activity : std::uint8_t {
     kActUnknown = 0,
-    kActMining,          // pool mining (payload, pool lists, ports, flow shape)
+    kActMining,          // pool mining confirmed by payload, pool lists or the pair cache
+    kActMiningSuspect,   // mining-like from ports or flow shape alone (weak; not counted as mining)
     kActCryptoP2p,       // running a coin node (Monero, Bitcoin, Ethereum P2P)
     kActTor,
     kActVpn,
@@ -75,6 +76,7 @@ enum Activity : std::uint8_t {
 inline constexpr const char* kActivityNames[kActivityCount] = {
     "unknown",
     "mining",
+    "mining_suspect",
     "crypto_p2p",
     "tor",
     "vpn",

@@ -1,0 +1,103 @@
+// DNS (UDP, and TCP with its 2-byte length prefix) and multicast DNS.
+//
+// Structure only, no port trust beyond choosing how strict to be: on the
+// DNS ports (53, 5353, 5355) a well-formed header and first name suffice;
+// elsewhere the message must look like a plain recursive query (one
+// question, no records but an optional EDNS one, class IN, a common type).
+#include "detect_internal.hpp"
+
+namespace nkclass::det {
+
+namespace {
+
+bool common_qtype(std::uint16_t t) noexcept {
+    switch (t) {
+        case 1: case 2: case 5: case 6: case 12: case 15: case 16: case 28: case 33:
+        case 35: case 43: case 46: case 48: case 52: case 64: case 65: case 255:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Parses the uncompressed name at p[i]; writes the dotted form to `name`
+// (when every label byte is printable and not a dot) and returns the
+// offset after it, or 0 on a malformed or compressed name.
+std::size_t parse_name(const std::uint8_t* p, std::size_t n, std::size_t i, char* name,
+                       std::size_t* name_len, bool* printable) noexcept {
+    std::size_t out = 0;
+    bool ok = true;
+    std::size_t total = 0;
+    while (true) {
+        if (i >= n) return 0;
+        const std::size_t l = p[i];
+        if (l == 0) {
+            ++i;
+            break;
+        }
+        if (l > 63) return 0;  // compression pointers (0xc0) and reserved forms refused
+        if (i + 1 + l > n) return 0;
+        total += l + 1;
+        if (total > 255) return 0;
+        for (std::size_t k = 0; k < l; ++k) {
+            const std::uint8_t c = p[i + 1 + k];
+            if (c < 0x21 || c > 0x7e || c == '.') ok = false;
+            if (out < kMaxName) name[out++] = lower(static_cast<char>(c));
+        }
+        if (out < kMaxName) name[out++] = '.';
+        i += 1 + l;
+    }
+    if (out > 0) --out;  // trailing dot
+    *name_len = out;
+    *printable = ok && out > 0 && total <= kMaxName + 1;
+    return i;
+}
+
+}  // namespace
+
+bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
+                Detection* out) noexcept {
+    const std::uint8_t* p = b.p;
+    std::size_t n = b.n;
+    const bool dns_port = sport == 53 || dport == 53 || sport == 5353 || dport == 5353 ||
+                          sport == 5355 || dport == 5355;
+    if (tcp) {
+        if (!(sport == 53 || dport == 53) || n < 14) return false;
+        const std::size_t msg = be16(p);
+        if (msg < 12) return false;
+        p += 2;
+        n -= 2;
+        if (msg < n) n = msg;
+    }
+    if (n < 17) return false;  // header + 1-byte root name + type + class
+    const std::uint16_t flags = be16(p + 2);
+    const std::uint16_t qd = be16(p + 4), an = be16(p + 6), ns = be16(p + 8), ar = be16(p + 10);
+    const bool response = flags & 0x8000;
+    const unsigned opcode = (flags >> 11) & 0xf;
+    if (flags & 0x0040) return false;  // Z bit
+    if (opcode != 0 && opcode != 4 && opcode != 5) return false;
+    if (!dns_port) {
+        if (response || opcode != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 ||
+            (flags & 0x000f) != 0)
+            return false;
+    }
+    if (qd == 0 && !(response && an > 0)) return false;  // mDNS announcements carry answers only
+    if (qd > 64 || an > 256 || ns > 256 || ar > 256) return false;
+    if (!response && (flags & 0x000f) != 0) return false;  // rcode in a query
+    char name[kMaxName + 1];
+    std::size_t name_len = 0;
+    bool printable = false;
+    const std::size_t after = parse_name(p, n, 12, name, &name_len, &printable);
+    if (after == 0 || after + 4 > n) return false;
+    const std::uint16_t qtype = be16(p + after);
+    const std::uint16_t qclass = be16(p + after + 2) & 0x7fff;  // mDNS unicast-response bit
+    if (qtype == 0) return false;
+    if (!(qclass == 1 || qclass == 3 || qclass == 4 || qclass == 255)) return false;
+    if (!dns_port && (qclass != 1 || !common_qtype(qtype))) return false;
+    const bool mdns = !tcp && (sport == 5353 || dport == 5353);
+    hit(out, mdns ? kAppMdns : kAppDns, 0);
+    if (printable) set_name(out, reinterpret_cast<const std::uint8_t*>(name), name_len, kNameDns);
+    return true;
+}
+
+}  // namespace nkclass::det

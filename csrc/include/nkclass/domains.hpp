@@ -1,0 +1,60 @@
+// Domain suffix matcher: server name -> (service code, activity code).
+//
+// Build once from rows (suffix, service, activity), then look up without
+// failure. A suffix matches a name when it equals the name or ends it at a
+// label boundary: "fbcdn.net" matches "fbcdn.net" and "a.fbcdn.net", never
+// "notfbcdn.net". The longest matching suffix wins. Comparison is ASCII
+// case-insensitive and a trailing dot on the name is ignored.
+//
+// Structure: one open-addressing hash table of 64-bit hashes of the
+// lowercased suffixes; a lookup hashes the name from its last byte towards
+// its first (so the hash of every label-boundary suffix falls out of one
+// pass), then probes the table once per label, longest suffix first, and
+// confirms a hit with a byte compare. Cost O(name length + labels), no
+// allocation. Immutable after build(); lookups are thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nkclass/types.hpp"
+
+namespace nkclass {
+
+struct DomainMatch {
+    std::uint32_t service = 0;  // 0 = no match (the sentinel)
+    std::uint8_t activity = 0;
+};
+
+class DomainTable {
+public:
+    // Rows: suffixes[i] -> (services[i], activities[i]). A suffix is stored
+    // lowercased without a trailing dot. Fails (naming the row) on an empty
+    // suffix, one longer than 253 bytes, an empty label ("a..b", leading
+    // dot), a byte outside the printable ASCII range, a service code of 0,
+    // or a suffix that equals an earlier row's after normalisation.
+    BuildStatus build(const std::vector<std::string>& suffixes, const std::uint32_t* services,
+                      const std::uint8_t* activities);
+
+    // The longest matching suffix's row data, or {0, 0}.
+    DomainMatch lookup(const char* name, std::size_t len) const noexcept;
+
+    std::size_t size() const noexcept { return n_rows_; }
+
+private:
+    struct Slot {
+        std::uint64_t hash = 0;    // 0 = empty slot (real hashes are never 0)
+        std::uint32_t offset = 0;  // into text_
+        std::uint16_t length = 0;
+        std::uint8_t activity = 0;
+        std::uint32_t service = 0;
+    };
+    std::vector<Slot> slots_;
+    std::string text_;  // the normalised suffixes, back to back
+    std::uint64_t mask_ = 0;
+    std::size_t n_rows_ = 0;
+};
+
+}  // namespace nkclass

@@ -5,6 +5,6 @@
 (:data:`PLANTED`); ``write_synth`` writes them as Parquet, CSV or pcap.
 """
 
-from nkclass.demo.synth import PLANTED, SYNTH_SCHEMA, Planted, generate
+from nkclass.demo.synth import PLANTED, SYNTH_SCHEMA, Planted, generate, write_synth
 
-__all__ = ["PLANTED", "SYNTH_SCHEMA", "Planted", "generate"]
+__all__ = ["PLANTED", "SYNTH_SCHEMA", "Planted", "generate", "write_synth"]

@@ -1055,3 +1055,33 @@ def _make_slice(w: _World, days: np.ndarray, counts: np.ndarray, seed: int, byte
     ]
     assert all(len(a) == n for a in arrays)
     return {"arrays": arrays, "comp": s["comp"]}
+
+
+def write_synth(
+    path,
+    flows: int = 2_000_000,
+    format: str = "parquet",
+    seed: int = 2020,
+    **options,
+) -> int:
+    """Generate ``flows`` flows (:func:`generate`, extra ``options`` go to
+    it) and write them to ``path`` as ``parquet``, ``csv`` (through
+    :class:`nkclass.flows.io.FlowWriter`; CSV leaves payloads out) or
+    ``pcap`` (real packets, see :mod:`nkclass.demo.pcap`). Returns the flows
+    written."""
+    batches = generate(flows=flows, seed=seed, **options)
+    if format == "pcap":
+        from nkclass.demo.pcap import write_pcap
+
+        return write_pcap(path, batches, seed=seed)[0]
+    if format not in ("parquet", "csv"):
+        raise ValueError(
+            f"The 'format' parameter of write_synth must be 'parquet', 'csv' or 'pcap'. "
+            f"Got {format!r} instead."
+        )
+    from nkclass.flows.io import FlowWriter
+
+    with FlowWriter(path, format) as writer:
+        for batch in batches:
+            writer.write(batch)
+    return writer.rows

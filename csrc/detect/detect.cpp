@@ -170,6 +170,11 @@ std::size_t DetectorInspector::inspect_detail(std::uint8_t protocol, std::uint16
         if (m.service != 0) {
             Candidate n;
             n.activity = m.activity;
+            // A DNS query names what the client is about to reach, not what
+            // the DNS flow itself does: its name sets the service only, so a
+            // lookup is not counted twice (as itself and as the connection
+            // that follows) and a pool lookup is never mining.
+            if (det->name_kind == kNameDns) n.activity = kActUnknown;
             n.rank = kRankNamed;
             n.evidence = det->name_kind == kNameSni ? kEvSni
                          : det->name_kind == kNameDns ? kEvDns : kEvHost;

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from nkclass import _core
 from tests.reference.pcap_payloads import flows
 from tests.reference.sni_ref import build_client_hello, client_hello_sni
 from tests.reference.stratum_ref import scan_stratum as ref_scan_stratum
-
-from nkclass import _core
 
 TCP, UDP = 6, 17
 WALLET = "4" + "A" * 94  # 95 characters, standard Monero address shape

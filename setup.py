@@ -89,21 +89,26 @@ ext_modules = [
         extra_link_args=LINK_FLAGS,
     )
 ]
+# Cython modules: typed loops where bytes and numbers meet Python objects.
+CYTHON_MODULES = {
+    "nkclass._columns": "nkclass/_columns.pyx",  # address text <-> binary columns
+    "nkclass.report._kernel": "nkclass/report/_kernel.pyx",  # aggregation group-by
+}
 ext_modules += cythonize(
     [
         Extension(
-            "nkclass._columns",
-            ["nkclass/_columns.pyx"],
+            name,
+            [source],
             include_dirs=[INCLUDE],
             language="c++",
             depends=CORE_DEPENDS,
-            extra_compile_args=["-std=c++17"] + COMMON_FLAGS,
+            extra_compile_args=["-std=c++17", *COMMON_FLAGS],
             extra_link_args=LINK_FLAGS,
         )
+        for name, source in CYTHON_MODULES.items()
     ],
     compiler_directives={"language_level": "3"},
 )
-
 
 
 class BuildExt(build_ext):

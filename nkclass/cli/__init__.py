@@ -9,10 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nkclass.cli import bench, classify, rules, synth
+from nkclass.cli import bench, classify, demo, report, rules, synth
 from nkclass.errors import NkclassError
 
-COMMANDS = (classify, rules, bench, synth)
+COMMANDS = (demo, classify, report, rules, bench, synth)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,7 +38,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         help="pcap/pcapng, Parquet, Arrow, nfdump CSV, Zeek conn.log, pmacct or "
         "GoFlow2 JSON Lines (format detected)",
     )
-    parser.add_argument("--format", choices=FORMATS, help="input format (default: detect)")
+    parser.add_argument(
+        "--input-format", dest="format", choices=FORMATS, help="input format (default: detected)"
+    )
     parser.add_argument(
         "--rules",
         action="append",

@@ -1,0 +1,65 @@
+"""Reading flows for the analysis commands: any format nkclass.read knows,
+or nkclass's own classified output (whose labels are used as they are)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from nkclass.classify import Classifier
+from nkclass.flows.io import FlowReader, read
+from nkclass.rules import load_rules
+
+LABEL_COLUMNS = {"path", "side", "activity", "app", "service"}
+
+
+class Progress:
+    """A one-line flow counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.flows = 0
+        self.last = 0.0
+
+    def add(self, n: int) -> None:
+        self.flows += n
+        now = time.monotonic()
+        if self.enabled and now - self.last > 0.2:
+            print(f"\r{self.flows:,} flows", end="", file=sys.stderr, flush=True)
+            self.last = now
+
+    def done(self) -> None:
+        if self.enabled:
+            print("\r" + " " * 30 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowReader]:
+    """Classified results (or already-classified tables) for every input
+    batch, and the reader whose stats describe what was read."""
+    classifier = Classifier(load_rules(*args.rules))
+    reader = read(
+        args.inputs,
+        format=args.format,
+        batch_size=args.batch_size,
+        errors="skip" if args.skip_bad else "raise",
+    )
+    progress = Progress()
+
+    def batches() -> Iterator[object]:
+        for batch in reader:
+            progress.add(batch.num_rows)
+            if LABEL_COLUMNS <= set(batch.schema.names):
+                yield pa.Table.from_batches([batch])
+            else:
+                yield classifier.classify(batch)
+        progress.done()
+
+    return batches(), reader
+
+
+def print_read_summary(reader: FlowReader) -> None:
+    print(f"nkclass: {reader.stats.summary()}", file=sys.stderr)

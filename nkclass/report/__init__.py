@@ -1,0 +1,6 @@
+"""Aggregates, trends and plots of classified flows."""
+
+from nkclass.report.aggregate import aggregate
+from nkclass.report.model import ANONYMISING, BUCKETS, METRICS, Report, Trend
+
+__all__ = ["ANONYMISING", "BUCKETS", "METRICS", "Report", "Trend", "aggregate"]

@@ -1,0 +1,122 @@
+"""The headline figures of the public reports, measured on a Report: the
+demo prints them next to what its generator planted, and an analyst can
+call them on real data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nkclass.report.model import ANONYMISING, Report, parse_time
+
+WATCHED = ("kp_range", "unicom", "satgate")
+WESTERN = ("facebook", "google", "instagram", "amazon")
+CHINESE = ("baidu", "alibaba", "taobao", "qq", "weibo")
+AS_TRANSTELEKOM = 20485
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str  # "x" (ratio) or "%" (share)
+    note: str = ""
+
+    def text(self) -> str:
+        return f"{self.value:.1f}x" if self.unit == "x" else f"{self.value * 100:.1f}%"
+
+
+def _year(y: int) -> tuple[str, str]:
+    return f"{y}-01-01", f"{y + 1}-01-01"
+
+
+def volume_growth(
+    report: Report, first: int = 2017, last: int = 2019, metric: str = "bytes"
+) -> Figure:
+    t = report.trend(metric, before=_year(first), after=_year(last), path=list(WATCHED))
+    return Figure(f"watched {metric}, {last} over {first}", t.ratio, "x", '"300% increase"')
+
+
+def mining_jump(report: Report, split: str = "2019-05-01", since: str = "2019-01-01") -> Figure:
+    t = report.trend(
+        "flows",
+        before=(since, split),
+        after=(split, "2020-01-01"),
+        activity="mining",
+        path=list(WATCHED),
+    )
+    return Figure(
+        f"mining flows per day after {split} vs {since}..{split}",
+        t.ratio,
+        "x",
+        '"at least tenfold"',
+    )
+
+
+def share(report: Report, activities: tuple[str, ...], year: int) -> Figure:
+    part = report.total("flows", *_year(year), path=list(WATCHED), activity=list(activities))
+    whole = report.total("flows", *_year(year), path=list(WATCHED))
+    return Figure(
+        f"{'+'.join(activities)} share of watched flows, {year}",
+        part / whole if whole else 0.0,
+        "%",
+    )
+
+
+def chinese_over_western(report: Report, year: int) -> Figure:
+    if report.by != "service":
+        raise ValueError("needs a report made with by='service'")
+    china = report.total("flows", *_year(year), path=list(WATCHED), service=list(CHINESE))
+    west = report.total("flows", *_year(year), path=list(WATCHED), service=list(WESTERN))
+    return Figure(
+        f"Chinese / Western service flows, {year}", china / west if west else float("inf"), "x"
+    )
+
+
+def weekend_share(report: Report, year: int) -> Figure:
+    """Share of watched flows on Saturdays and Sundays (needs day buckets)."""
+    if report.bucket not in ("hour", "day"):
+        raise ValueError("needs hour or day buckets")
+    lo, hi = (parse_time(t) for t in _year(year))
+    weekend = total = 0
+    for (start, path, _, _), g in report.groups.items():
+        if path in WATCHED and lo <= start < hi:
+            total += g.flows
+            if (start // 86_400_000 + 3) % 7 >= 5:
+                weekend += g.flows
+    return Figure(
+        f"weekend share of watched flows, {year}",
+        weekend / total if total else 0.0,
+        "%",
+        "2/7 = 28.6% if flat",
+    )
+
+
+def upstream_share(
+    report: Report, start: str, end: str, asn: int = AS_TRANSTELEKOM, path: str = "kp_range"
+) -> Figure:
+    lo, hi = parse_time(start), parse_time(end)
+    table = report.upstream_share(asn, path=path)
+    starts = table.column("bucket").cast("int64").to_numpy()
+    totals = table.column("total").to_numpy().astype(float)
+    shares = table.column("share").to_numpy()
+    keep = (starts >= lo) & (starts < hi)
+    value = float(np.sum(shares[keep] * totals[keep]) / max(totals[keep].sum(), 1))
+    return Figure(f"AS{asn} share of {path} flows, {start}..{end}", value, "%")
+
+
+def anonymising_rise(report: Report) -> Figure:
+    t = report.trend(
+        "flows",
+        before=("2017-04-01", "2017-07-06"),
+        after=("2017-12-01", "2018-03-15"),
+        path=list(WATCHED),
+        activity=list(ANONYMISING),
+    )
+    return Figure(
+        "Tor/VPN/proxy flows per day, Dec 2017-Mar 2018 vs Apr-Jul 2017",
+        t.ratio,
+        "x",
+        '"up 1,200%"',
+    )

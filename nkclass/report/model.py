@@ -1,0 +1,402 @@
+"""The Report: mergeable aggregates, their table form and trends.
+
+A report holds one :class:`Group` per (bucket start, path, activity, extra)
+where extra is the app or service when the report was made ``by`` one
+(else None). Distinct watched hosts and outside peers are roaring bitmaps of
+IPv4 addresses; IPv6 addresses are counted by their /64 prefix in 64-bit
+bitmaps (one host per /64, the usual unit of an IPv6 subscriber). Merging
+two reports adds counts and unions the bitmaps, so it is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from pyroaring import BitMap, BitMap64
+
+BUCKETS = ("hour", "day", "week", "month")
+METRICS = ("flows", "bytes", "packets", "hosts", "peers")
+MS_PER_DAY = 86_400_000
+ANONYMISING = ("tor", "vpn", "proxy", "dns_tunnel")  # the "opsec" share (DOMAIN.md 6.9)
+
+
+def bucket_index(ts_ms: np.ndarray, bucket: str) -> np.ndarray:
+    """Bucket number of each time (ms since epoch, UTC) since 1970."""
+    if bucket == "hour":
+        return ts_ms // 3_600_000
+    if bucket == "day":
+        return ts_ms // MS_PER_DAY
+    if bucket == "week":  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+        return (ts_ms // MS_PER_DAY + 3) // 7
+    months = ts_ms.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+    return months
+
+
+def bucket_start_ms(index: np.ndarray, bucket: str) -> np.ndarray:
+    """Start (ms since epoch) of bucket numbers from :func:`bucket_index`."""
+    index = np.asarray(index, np.int64)
+    if bucket == "hour":
+        return index * 3_600_000
+    if bucket == "day":
+        return index * MS_PER_DAY
+    if bucket == "week":
+        return (index * 7 - 3) * MS_PER_DAY
+    return index.astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
+
+
+def parse_time(value: object) -> int:
+    """ms since epoch (UTC) of a date/time text, datetime or number (ms)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1000)
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected a date such as 2019-05-01, got {value!r}") from None
+        return parse_time(dt)
+    raise TypeError(f"expected a date, got {type(value).__name__}")
+
+
+def format_time(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%d %H:%M") if dt.hour or dt.minute else dt.strftime("%Y-%m-%d")
+
+
+@dataclass
+class Group:
+    flows: int = 0
+    bytes: int = 0
+    packets: int = 0
+    hosts: BitMap = field(default_factory=BitMap)
+    peers: BitMap = field(default_factory=BitMap)
+    hosts6: BitMap64 | None = None
+    peers6: BitMap64 | None = None
+
+    def merge(self, other: Group) -> None:
+        self.flows += other.flows
+        self.bytes += other.bytes
+        self.packets += other.packets
+        self.hosts |= other.hosts
+        self.peers |= other.peers
+        self.hosts6 = _union64(self.hosts6, other.hosts6)
+        self.peers6 = _union64(self.peers6, other.peers6)
+
+    def copy(self) -> Group:
+        return Group(
+            self.flows,
+            self.bytes,
+            self.packets,
+            BitMap(self.hosts),
+            BitMap(self.peers),
+            _copy64(self.hosts6),
+            _copy64(self.peers6),
+        )
+
+
+def _union64(a: BitMap64 | None, b: BitMap64 | None) -> BitMap64 | None:
+    if a is None:
+        return _copy64(b)
+    if b is not None:
+        a |= b
+    return a
+
+
+def _copy64(a: BitMap64 | None) -> BitMap64 | None:
+    return None if a is None else BitMap64(a)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A period-over-period comparison of one metric for one slice."""
+
+    metric: str
+    where: dict
+    before: tuple[int, int]
+    after: tuple[int, int]
+    before_total: float
+    after_total: float
+
+    @property
+    def before_per_day(self) -> float:
+        return self.before_total / max((self.before[1] - self.before[0]) / MS_PER_DAY, 1e-9)
+
+    @property
+    def after_per_day(self) -> float:
+        return self.after_total / max((self.after[1] - self.after[0]) / MS_PER_DAY, 1e-9)
+
+    @property
+    def ratio(self) -> float:
+        """After over before, per day (periods of different length compare)."""
+        if self.before_per_day == 0:
+            return math.inf if self.after_per_day else math.nan
+        return self.after_per_day / self.before_per_day
+
+    @property
+    def change_percent(self) -> float:
+        return (self.ratio - 1) * 100
+
+    def describe(self) -> str:
+        what = " ".join(f"{v}" for v in self.where.values()) or "all traffic"
+        span = (
+            f"{format_time(self.before[0])}..{format_time(self.before[1])} -> "
+            f"{format_time(self.after[0])}..{format_time(self.after[1])}"
+        )
+        if math.isinf(self.ratio):
+            change = "from nothing"
+        elif math.isnan(self.ratio):
+            change = "none in either period"
+        elif self.ratio >= 1:
+            change = f"up {self.ratio:.1f}x ({self.change_percent:+.0f}%)"
+        else:
+            change = f"down to {self.ratio:.2f}x ({self.change_percent:+.0f}%)"
+        return f"{what} {self.metric} per day {change}, {span}"
+
+
+class Report:
+    """Aggregated classified flows. Build with :func:`nkclass.aggregate`;
+    combine with ``+``; read with :meth:`table`, :meth:`trend`,
+    :meth:`movers`, :meth:`profile` and :meth:`upstream_share`."""
+
+    def __init__(self, bucket: str = "day", by: str | None = None) -> None:
+        self.bucket = bucket
+        self.by = by
+        self.groups: dict[tuple[int, str, str, str | None], Group] = {}
+        self.profiles: dict[str, dict[tuple[str, str], np.ndarray]] = {"hour": {}, "weekday": {}}
+        self.upstreams: dict[tuple[int, str, int], list[int]] = {}
+
+    # ------------------------------------------------------------- building
+    def merge_in(self, other: Report, consume: bool = False) -> Report:
+        """Add ``other`` into this report. With ``consume`` its groups are
+        taken over rather than copied (``other`` must not be used again)."""
+        if (other.bucket, other.by) != (self.bucket, self.by):
+            raise ValueError(
+                f"cannot merge a by-{other.by} {other.bucket} report into a "
+                f"by-{self.by} {self.bucket} report"
+            )
+        for key, group in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = group if consume else group.copy()
+            else:
+                mine.merge(group)
+        for kind, rows in other.profiles.items():
+            for key, values in rows.items():
+                self.add_profile(kind, key, values[0], values[1])
+        for key, (flows, nbytes) in other.upstreams.items():
+            self.add_upstream(key, flows, nbytes)
+        return self
+
+    def __add__(self, other: Report) -> Report:
+        return Report(self.bucket, self.by).merge_in(self).merge_in(other)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Report):
+            return NotImplemented
+        return (self.bucket, self.by) == (other.bucket, other.by) and self.table().equals(
+            other.table()
+        )
+
+    def add_profile(
+        self, kind: str, key: tuple[str, str], flows: np.ndarray, nbytes: np.ndarray
+    ) -> None:
+        rows = self.profiles[kind]
+        pair = np.stack([flows, nbytes]).astype(np.int64)
+        rows[key] = rows[key] + pair if key in rows else pair
+
+    def add_upstream(self, key: tuple[int, str, int], flows: int, nbytes: int) -> None:
+        row = self.upstreams.setdefault(key, [0, 0])
+        row[0] += flows
+        row[1] += nbytes
+
+    # -------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def table(self, min_flows: int = 0) -> pa.Table:
+        """One row per group: bucket (start, UTC), path, activity, [app or
+        service], flows, bytes, packets, hosts, peers (distinct counts)."""
+        keys = sorted(k for k, g in self.groups.items() if g.flows >= min_flows)
+        groups = [self.groups[k] for k in keys]
+        cols = {
+            "bucket": pa.array([k[0] for k in keys], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "path": pa.array([k[1] for k in keys], pa.string()),
+            "activity": pa.array([k[2] for k in keys], pa.string()),
+        }
+        if self.by:
+            cols[self.by] = pa.array([k[3] for k in keys], pa.string())
+        cols["flows"] = pa.array([g.flows for g in groups], pa.uint64())
+        cols["bytes"] = pa.array([g.bytes for g in groups], pa.uint64())
+        cols["packets"] = pa.array([g.packets for g in groups], pa.uint64())
+        cols["hosts"] = pa.array([_distinct(g.hosts, g.hosts6) for g in groups], pa.uint64())
+        cols["peers"] = pa.array([_distinct(g.peers, g.peers6) for g in groups], pa.uint64())
+        return pa.table(cols)
+
+    def _select(self, where: dict) -> list[tuple[tuple, Group]]:
+        unknown = set(where) - {"path", "activity", "app", "service"}
+        if unknown:
+            raise ValueError(
+                f"unknown slice {', '.join(sorted(unknown))}; use path, activity and app or service"
+            )
+        if ("app" in where or "service" in where) and self.by not in where:
+            raise ValueError(
+                f"this report is not by app/service (by={self.by}); "
+                "aggregate with by='app' or by='service'"
+            )
+        index = {"path": 1, "activity": 2, "app": 3, "service": 3}
+
+        def matches(key: tuple) -> bool:
+            for name, wanted in where.items():
+                values = wanted if isinstance(wanted, list | tuple | set) else (wanted,)
+                if key[index[name]] not in values:
+                    return False
+            return True
+
+        return [(k, g) for k, g in self.groups.items() if matches(k)]
+
+    def total(
+        self, metric: str = "flows", start: object = None, end: object = None, **where
+    ) -> float:
+        """A metric summed (distinct hosts/peers: unioned) over [start, end)."""
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        lo = parse_time(start) if start is not None else -math.inf
+        hi = parse_time(end) if end is not None else math.inf
+        chosen = [g for k, g in self._select(where) if lo <= k[0] < hi]
+        if metric in ("hosts", "peers"):
+            v4, v6 = BitMap(), BitMap64()
+            for g in chosen:
+                v4 |= getattr(g, metric)
+                extra = getattr(g, metric + "6")
+                if extra is not None:
+                    v6 |= extra
+            return len(v4) + len(v6)
+        return sum(getattr(g, metric) for g in chosen)
+
+    def span(self) -> tuple[int, int]:
+        """First bucket start and last bucket end (ms)."""
+        if not self.groups:
+            raise ValueError("the report is empty")
+        starts = [k[0] for k in self.groups]
+        last = max(starts)
+        end = int(bucket_start_ms(bucket_index(np.array([last]), self.bucket) + 1, self.bucket)[0])
+        return min(starts), end
+
+    def trend(
+        self,
+        metric: str = "flows",
+        *,
+        split: object = None,
+        before: tuple | None = None,
+        after: tuple | None = None,
+        **where,
+    ) -> Trend:
+        """Compare ``metric`` per day between two periods for one slice
+        (``path=``, ``activity=``, ``app=`` / ``service=``; a value or a list).
+
+        Give ``split`` (before = from the first bucket to split, after = from
+        split to the end) or explicit ``before=(start, end)`` and
+        ``after=(start, end)``.
+
+        >>> report.trend("flows", activity="mining", split="2019-05-01").ratio  # doctest: +SKIP
+        10.4
+        """
+        first, last = self.span()
+        if split is not None:
+            cut = parse_time(split)
+            before = before or (first, cut)
+            after = after or (cut, last)
+        if before is None or after is None:
+            raise ValueError("give split= or both before= and after=")
+        b = (parse_time(before[0]), parse_time(before[1]))
+        a = (parse_time(after[0]), parse_time(after[1]))
+        return Trend(
+            metric, where, b, a, self.total(metric, *b, **where), self.total(metric, *a, **where)
+        )
+
+    def movers(
+        self,
+        split: object,
+        metric: str = "flows",
+        n: int = 10,
+        keys: tuple[str, ...] = ("path", "activity"),
+        min_total: float = 10,
+    ) -> list[Trend]:
+        """The slices whose per-day ``metric`` changed most across ``split``,
+        by absolute log ratio; slices with under ``min_total`` in both
+        periods are left out."""
+        index = {"path": 1, "activity": 2, self.by or "_": 3}
+        slices = {tuple(k[index[name]] for name in keys) for k in self.groups}
+        trends = []
+        for values in slices:
+            t = self.trend(metric, split=split, **dict(zip(keys, values, strict=True)))
+            if max(t.before_total, t.after_total) >= min_total:
+                trends.append(t)
+
+        def size(t: Trend) -> float:
+            if t.before_per_day == 0 or t.after_per_day == 0:
+                return math.inf
+            return abs(math.log(t.ratio))
+
+        return sorted(trends, key=lambda t: (size(t), t.after_total), reverse=True)[:n]
+
+    def profile(self, kind: str = "hour", metric: str = "flows", **where) -> np.ndarray:
+        """Flows (or bytes) by hour of day (24, UTC) or weekday (7, Monday first)."""
+        if kind not in self.profiles:
+            raise ValueError("kind must be 'hour' or 'weekday'")
+        row = 0 if metric == "flows" else 1
+        width = 24 if kind == "hour" else 7
+        out = np.zeros(width, np.int64)
+        for (path, activity), values in self.profiles[kind].items():
+            if where.get("path", path) in (path,) and where.get("activity", activity) in (
+                activity,
+            ):
+                out += values[row]
+        return out
+
+    def upstream_share(self, asn: int, path: str | None = None, metric: str = "flows") -> pa.Table:
+        """Per bucket: the share of watched traffic whose upstream (the AS on
+        the watched side, from exporters set to peer-AS) is ``asn``."""
+        col = 0 if metric == "flows" else 1
+        totals: dict[int, list[int]] = {}
+        for (start, p, a), values in self.upstreams.items():
+            if path is not None and p != path:
+                continue
+            row = totals.setdefault(start, [0, 0])
+            row[0] += values[col]
+            if a == asn:
+                row[1] += values[col]
+        starts = sorted(totals)
+        return pa.table(
+            {
+                "bucket": pa.array(starts, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+                "total": pa.array([totals[s][0] for s in starts], pa.uint64()),
+                "share": pa.array(
+                    [totals[s][1] / totals[s][0] if totals[s][0] else 0.0 for s in starts],
+                    pa.float64(),
+                ),
+            }
+        )
+
+    # ------------------------------------------------------------ persisting
+    def __getstate__(self) -> dict:
+        return {
+            "bucket": self.bucket,
+            "by": self.by,
+            "groups": self.groups,
+            "profiles": self.profiles,
+            "upstreams": self.upstreams,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def _distinct(v4: BitMap, v6: BitMap64 | None) -> int:
+    return len(v4) + (len(v6) if v6 is not None else 0)

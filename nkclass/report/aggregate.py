@@ -256,7 +256,10 @@ def _aggregate_one(item: object, bucket: str, by: str | None) -> Report:
     hosts = _bitmaps(group_of, n_groups, host_is4, host4)
     peers = _bitmaps(group_of, n_groups, peer_is4, peer4)
     hosts6 = peers6 = {}
-    if src6 is not None:
+    if src6 is not None or dst6 is not None:
+        zeros = np.zeros(flows.n, np.uint64)  # an all-IPv4 side has no /64s
+        src6 = zeros if src6 is None else src6
+        dst6 = zeros if dst6 is None else dst6
         host6 = np.where(dst_is_host, dst6, src6)
         peer6 = np.where(dst_is_host, src6, dst6)
         hosts6 = _bitmaps64(group_of, n_groups, host_is4 == 0, host6)

@@ -1,0 +1,322 @@
+"""Aggregation, reports, trends, rendering and plots against pandas references."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nkclass
+from nkclass.cli import main
+from nkclass.report import Report, aggregate
+from nkclass.report.figures import mining_jump, upstream_share, volume_growth
+from nkclass.report.model import bucket_index, bucket_start_ms
+from nkclass.report.render import render_json, render_table
+from nkclass.report.top import top
+
+DAY = 86_400_000
+T2019 = 1_546_300_800_000  # 2019-01-01T00:00:00Z
+
+
+def flows(n: int, seed: int = 0, span_days: int = 60, v6_share: float = 0.0) -> dict:
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 2**32, n, dtype=np.uint32)
+    watched = rng.random(n) < 0.6
+    src[watched] = 0xAF2DB000 + rng.integers(0, 64, int(watched.sum()), dtype=np.uint32)
+    dst = (0xC0000200 + rng.integers(0, 40, n)).astype(np.uint32)
+    batch = {
+        "ts_start": T2019 + rng.integers(0, span_days * DAY, n),
+        "src_ip": src,
+        "dst_ip": dst,
+        "src_port": rng.integers(1024, 65536, n).astype(np.uint16),
+        "dst_port": rng.choice(np.array([443, 3333, 53, 22, 8333], np.uint16), n),
+        "protocol": np.full(n, 6, np.uint8),
+        "packets": rng.integers(1, 50, n).astype(np.uint64),
+        "bytes": rng.integers(40, 100_000, n).astype(np.uint64),
+    }
+    if v6_share:
+        rows = np.zeros((n, 16), np.uint8)
+        rows[:, 10:12] = 0xFF
+        rows[:, 12:] = dst.astype(">u4").view(np.uint8).reshape(-1, 4)
+        six = rng.random(n) < v6_share
+        rows[six, :2] = (0x20, 0x01)
+        rows[six, 2:12] = rng.integers(0, 4, (int(six.sum()), 10), dtype=np.uint8)
+        batch["dst_ip"] = rows
+    return batch
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return nkclass.Classifier()
+
+
+def reference(batch: dict, result, bucket: str) -> pd.DataFrame:
+    """The same aggregation with pandas, one obvious step at a time."""
+    df = pd.DataFrame(
+        {
+            "bucket": bucket_start_ms(bucket_index(np.asarray(batch["ts_start"]), bucket), bucket),
+            "path": result.names("path"),
+            "activity": result.names("activity"),
+            "bytes": batch["bytes"].astype(np.int64),
+            "packets": batch["packets"].astype(np.int64),
+            "side": result.names("side"),
+        }
+    )
+    src = [str(ipaddress.ip_address(int(a))) for a in batch["src_ip"]]
+    dst_raw = batch["dst_ip"]
+    if dst_raw.ndim == 2:
+        dst = []
+        for row in dst_raw:
+            a = ipaddress.IPv6Address(bytes(row))
+            dst.append(
+                str(a.ipv4_mapped)
+                if a.ipv4_mapped
+                else str(ipaddress.IPv6Network((int(a) >> 64 << 64, 64)))
+            )
+    else:
+        dst = [str(ipaddress.ip_address(int(a))) for a in dst_raw]
+    host_is_dst = df.side == "dst"
+    df["host"] = np.where(host_is_dst, dst, src)
+    df["peer"] = np.where(host_is_dst, src, dst)
+    return (
+        df.groupby(["bucket", "path", "activity"])
+        .agg(
+            flows=("bytes", "size"),
+            bytes=("bytes", "sum"),
+            packets=("packets", "sum"),
+            hosts=("host", "nunique"),
+            peers=("peer", "nunique"),
+        )
+        .reset_index()
+    )
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day", "week", "month"])
+def test_aggregate_matches_pandas(clf, bucket):
+    batch = flows(5000, seed=1)
+    result = clf.classify(batch)
+    table = aggregate(result, bucket=bucket).table()
+    got = table.set_column(0, "bucket", table.column("bucket").cast(pa.int64())).to_pandas()
+    got = got.sort_values(["bucket", "path", "activity"]).reset_index(drop=True)
+    want = reference(batch, result, bucket)
+    for col in ("flows", "bytes", "packets", "hosts", "peers"):
+        assert got[col].astype(np.int64).tolist() == want[col].astype(np.int64).tolist(), col
+    assert got["bucket"].tolist() == want["bucket"].tolist()
+
+
+def test_ipv6_peers_count_per_64(clf):
+    batch = flows(3000, seed=2, v6_share=0.5)
+    result = clf.classify(batch)
+    got = aggregate(result, bucket="month").table().to_pandas()
+    want = reference(batch, result, "month")
+    assert got["peers"].astype(int).tolist() == want["peers"].tolist()
+
+
+@given(st.integers(1, 2999))
+def test_partial_reports_merge_exactly(split):
+    clf = nkclass.Classifier()
+    batch = flows(3000, seed=3)
+    whole = aggregate(clf.classify(batch), bucket="day")
+    a = aggregate(clf.classify({k: v[:split] for k, v in batch.items()}), bucket="day")
+    b = aggregate(clf.classify({k: v[split:] for k, v in batch.items()}), bucket="day")
+    assert a + b == whole
+    assert (a + b).profile("hour").tolist() == whole.profile("hour").tolist()
+
+
+def test_classified_tables_aggregate_like_results(clf, tmp_path):
+    batch = flows(2000, seed=4)
+    result = clf.classify(batch)
+    nkclass.write(result, tmp_path / "out.parquet")
+    table = pa.Table.from_batches(list(nkclass.read(tmp_path / "out.parquet")))
+    assert aggregate(table, bucket="week") == aggregate(result, bucket="week")
+
+
+def test_by_service_and_app(clf):
+    batch = flows(2000, seed=5)
+    by_app = aggregate(clf.classify(batch), by="app").table()
+    assert "app" in by_app.column_names
+    assert set(by_app.column("app").to_pylist()) >= {"tls", "dns"}
+
+
+def test_buckets_are_utc_calendar_units():
+    ts = np.array([T2019 - 1, T2019, T2019 + 6 * DAY, T2019 + 31 * DAY])  # Tue 2019-01-01
+    assert bucket_start_ms(bucket_index(ts, "month"), "month").tolist() == [
+        T2019 - 31 * DAY,
+        T2019,
+        T2019,
+        T2019 + 31 * DAY,
+    ]
+    week = bucket_start_ms(bucket_index(ts, "week"), "week")
+    assert pd.to_datetime(week, unit="ms").day_name().tolist() == ["Monday"] * 4
+
+
+def test_trend_compares_per_day_rates(clf):
+    rng = np.random.default_rng(6)
+    n1, n2 = 100, 2000
+    ts = np.concatenate(
+        [
+            T2019 + rng.integers(0, 120 * DAY, n1),  # Jan-Apr: 100 flows
+            T2019 + 120 * DAY + rng.integers(0, 60 * DAY, n2),
+        ]
+    )  # 60 days: 2000
+    batch = flows(n1 + n2, seed=6)
+    batch["ts_start"] = ts
+    batch["dst_port"] = np.full(n1 + n2, 3333, np.uint16)
+    report = aggregate(clf.classify(batch), bucket="day")
+    split = "2019-05-01"
+    t = report.trend("flows", before=("2019-01-01", split), after=(split, "2019-06-30"))
+    assert t.before_total == n1 and t.after_total == n2
+    assert t.ratio == pytest.approx((n2 / 60) / (n1 / 120))
+    assert "up" in t.describe() and "per day" in t.describe()
+    movers = report.movers(split, n=3)
+    assert movers and movers[0].after_total >= movers[-1].after_total or len(movers) == 1
+
+
+def test_unknown_slice_and_empty_report_errors(clf):
+    report = aggregate(clf.classify(flows(100)))
+    with pytest.raises(ValueError, match="unknown slice colour"):
+        report.total("flows", colour="red")
+    with pytest.raises(ValueError, match="empty"):
+        Report().trend(split="2019-01-01")
+    with pytest.raises(ValueError, match="bucket must be"):
+        aggregate(clf.classify(flows(10)), bucket="fortnight")
+
+
+def test_missing_times_are_an_error(clf):
+    batch = flows(10)
+    del batch["ts_start"]
+    with pytest.raises(ValueError, match="needs column 'ts_start'"):
+        aggregate(clf.classify(batch))
+
+
+def test_report_pickles(clf):
+    report = aggregate(clf.classify(flows(500)), by="service")
+    assert pickle.loads(pickle.dumps(report)) == report
+
+
+def test_upstream_share_uses_the_watched_side_as(clf):
+    batch = flows(1000, seed=7)
+    watched_src = (batch["src_ip"] >> 10) == (0xAF2DB000 >> 10)
+    batch["src_as"] = np.where(np.arange(1000) % 4 == 0, 20485, 4837).astype(np.uint32)
+    batch["dst_as"] = np.zeros(1000, np.uint32)
+    report = aggregate(clf.classify(batch), bucket="month")
+    table = report.upstream_share(20485, path="kp_range")
+    expected = np.mean((np.arange(1000) % 4 == 0)[watched_src])
+    total = table.column("total").to_numpy().astype(float)
+    got = float((table.column("share").to_numpy() * total).sum() / total.sum())
+    assert got == pytest.approx(expected)
+
+
+def test_top_peers_hosts_and_services(clf):
+    batch = flows(3000, seed=8)
+    result = clf.classify(batch)
+    rows = top([result], by="host", n=3)
+    df = pd.DataFrame({"src": batch["src_ip"], "side": result.side})
+    counts = df[df.side == 1].src.value_counts()
+    assert rows[0][1] == counts.iloc[0]
+    assert rows[0][0] == str(ipaddress.IPv4Address(int(counts.index[0])))
+    assert top([result], by="service", n=1)[0][0] == "none"
+
+
+def test_renderings(clf):
+    report = aggregate(clf.classify(flows(500)), bucket="month")
+    doc = json.loads(render_json(report))
+    assert doc["bucket"] == "month" and doc["by"] is None
+    assert set(doc["rows"][0]) == {
+        "bucket",
+        "path",
+        "activity",
+        "flows",
+        "bytes",
+        "packets",
+        "hosts",
+        "peers",
+    }
+    assert doc["rows"][0]["bucket"].endswith("Z")
+    text = render_table(report)
+    assert text.splitlines()[0].split() == [
+        "bucket",
+        "path",
+        "activity",
+        "flows",
+        "bytes",
+        "packets",
+        "hosts",
+        "peers",
+    ]
+
+
+def test_figures_on_the_synthetic_dataset():
+    from nkclass.demo.synth import PLANTED, generate
+
+    clf = nkclass.Classifier()
+    report = aggregate((clf.classify(b) for b in generate(flows=200_000, seed=11)), bucket="month")
+    assert volume_growth(report, metric="flows").value == pytest.approx(PLANTED.growth, rel=0.1)
+    assert mining_jump(report).value >= 10
+    assert upstream_share(report, "2019-01-01", "2020-01-01").value == pytest.approx(
+        PLANTED.ttk_share_2019, abs=0.03
+    )
+
+
+def test_cli_report_formats_and_plots(tmp_path, capsys):
+    path = tmp_path / "flows.parquet"
+    assert main(["synth", "--flows", "30000", "-o", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(path), "--bucket", "month", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rows"] and doc["bucket"] == "month"
+    assert main(["report", str(path), "--format", "csv", "--by", "service"]) == 0
+    assert capsys.readouterr().out.startswith('"bucket","path","activity","service"')
+    plots = tmp_path / "plots"
+    assert (
+        main(
+            [
+                "report",
+                str(path),
+                "--bucket",
+                "month",
+                "--plots",
+                str(plots),
+                "--split",
+                "2019-05-01",
+                "--activity",
+                "mining",
+            ]
+        )
+        == 0
+    )
+    names = {p.name for p in plots.iterdir()}
+    assert {
+        "flows_kp_range.png",
+        "anonymising_share.png",
+        "top_services.png",
+        "trend_mining.png",
+    } <= names
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots.iterdir())
+    assert "30,000 records read" in capsys.readouterr().err
+
+
+def test_cli_top_and_trend(tmp_path, capsys):
+    path = tmp_path / "flows.parquet"
+    main(["synth", "--flows", "30000", "-o", str(path)])
+    capsys.readouterr()
+    assert main(["top", str(path), "--by", "service", "-n", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["service", "flows", "bytes"] and len(out) == 7
+    assert main(["trend", str(path), "--activity", "mining", "--split", "2019-05-01"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mining flows per day up") and "biggest movers" in out
+
+
+def test_cli_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--flows", "60000", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "headline figures" in out and "charts written to" in out
+    assert len(list((tmp_path / "demo").glob("*.png"))) >= 8

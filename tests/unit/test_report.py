@@ -176,7 +176,7 @@ def test_trend_compares_per_day_rates(clf):
     assert t.ratio == pytest.approx((n2 / 60) / (n1 / 120))
     assert "up" in t.describe() and "per day" in t.describe()
     movers = report.movers(split, n=3)
-    assert movers and movers[0].after_total >= movers[-1].after_total or len(movers) == 1
+    assert (movers and movers[0].after_total >= movers[-1].after_total) or len(movers) == 1
 
 
 def test_unknown_slice_and_empty_report_errors(clf):

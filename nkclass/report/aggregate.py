@@ -197,6 +197,8 @@ def _split_addresses(addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     v4 = np.empty(len(addrs), np.uint32)
     is_v4 = np.empty(len(addrs), np.uint8)
     _kernel.ipv4_of_rows(addrs, v4, is_v4)
+    if is_v4.all():
+        return v4, is_v4, None
     high = addrs[:, :8].copy().view(">u8").ravel().astype(np.uint64)
     return v4, is_v4, high
 
@@ -205,13 +207,11 @@ def _bitmaps(
     group_of: np.ndarray, n_groups: int, use: np.ndarray, values: np.ndarray
 ) -> list[BitMap]:
     offsets = np.empty(n_groups + 1, np.int64)
-    distinct = np.empty(n_groups, np.int64)
-    laid = np.empty(max(int(use.sum()), 1), np.uint32)
-    _kernel.layout_by_group(group_of, n_groups, use, values, offsets, laid, distinct)
-    out = []
-    for lo, k in zip(offsets[:-1].tolist(), distinct.tolist(), strict=True):
-        out.append(BitMap(array("I", laid[lo : lo + k].tobytes())) if k else BitMap())
-    return out
+    laid = np.empty(max(len(values), 1), np.uint32)
+    _kernel.distinct_by_group(group_of, n_groups, use, values, offsets, laid)
+    bounds = offsets.tolist()
+    return [BitMap(array("I", laid[lo:hi].tobytes())) if hi > lo else BitMap()
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _bitmaps64(

@@ -1,0 +1,125 @@
+"""Aggregation and the end-to-end report against pandas, in the same run."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks.conftest import size
+from nkclass import Classifier, read
+from nkclass.demo.synth import generate
+from nkclass.report import Report, aggregate
+
+AGG = "aggregate 10M classified flows"
+E2E = "report end to end (parquet)"
+N_FLOWS = size(10_000_000, 2_000_000)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """The demo generator's flows (time-ordered, realistic label mix) as a
+    Parquet file and as classified batches."""
+    path = tmp_path_factory.mktemp("bench") / "flows.parquet"
+    writer = None
+    for batch in generate(flows=N_FLOWS, seed=5, batch_size=1 << 20):
+        if writer is None:
+            writer = pq.ParquetWriter(path, batch.schema)
+        writer.write_batch(batch)
+    writer.close()
+    clf = Classifier()
+    results = [clf.classify(b) for b in read(path, batch_size=1 << 20)]
+    return path, clf, results
+
+
+def test_aggregate_nkclass(benchmark, registry, synthetic):
+    _, _, results = synthetic
+    benchmark.pedantic(lambda: aggregate(results, bucket="day"), rounds=3, iterations=1,
+                       warmup_rounds=1)
+    registry.record(AGG, "nkclass", benchmark, N_FLOWS)
+
+
+def pandas_aggregate(results) -> pd.DataFrame:
+    """What a user would write for the same table: one DataFrame, groupby
+    with sums and nunique for distinct watched hosts and outside peers."""
+    frames = []
+    for r in results:
+        table = r.flows.source
+        src = r.flows.src_ip[:, 12:].copy().view(">u4").ravel()
+        dst = r.flows.dst_ip[:, 12:].copy().view(">u4").ravel()
+        frames.append(pd.DataFrame({
+            "day": table.column("ts_start").cast(pa.int64()).to_numpy() // 86_400_000,
+            "path": r.path, "activity": r.activity,
+            "bytes": table.column("bytes").to_numpy(),
+            "packets": table.column("packets").to_numpy(),
+            "host": np.where(r.side == 2, dst, src),
+            "peer": np.where(r.side == 2, src, dst),
+        }))
+    df = pd.concat(frames, ignore_index=True)
+    return df.groupby(["day", "path", "activity"]).agg(
+        flows=("bytes", "size"), bytes=("bytes", "sum"), packets=("packets", "sum"),
+        hosts=("host", "nunique"), peers=("peer", "nunique"))
+
+
+def test_aggregate_pandas(benchmark, registry, synthetic):
+    _, _, results = synthetic
+    benchmark.pedantic(lambda: pandas_aggregate(results), rounds=2, iterations=1,
+                       warmup_rounds=1)
+    registry.record(AGG, "pandas", benchmark, N_FLOWS)
+
+
+def report_end_to_end(path, clf, stages: dict) -> Report:
+    report = Report("day")
+    t = time.perf_counter()
+    for batch in read(path, batch_size=1 << 20):
+        t1 = time.perf_counter()
+        result = clf.classify(batch)
+        t2 = time.perf_counter()
+        report.merge_in(aggregate(result, bucket="day"), consume=True)
+        t3 = time.perf_counter()
+        stages["read"] += t1 - t
+        stages["classify"] += t2 - t1
+        stages["aggregate"] += t3 - t2
+        t = time.perf_counter()
+    return report
+
+
+def test_report_end_to_end(benchmark, registry, synthetic):
+    path, clf, _ = synthetic
+    stages = {"read": 0.0, "classify": 0.0, "aggregate": 0.0}
+    benchmark.pedantic(lambda: report_end_to_end(path, clf, stages), rounds=3, iterations=1,
+                       warmup_rounds=1)
+    registry.record(E2E, "nkclass", benchmark, N_FLOWS)
+    total = sum(stages.values())
+    benchmark.extra_info["stage_share"] = {k: round(v / total, 3) for k, v in stages.items()}
+    print("\nreport stages: " + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
+
+
+def test_report_pandas_baseline(benchmark, registry, synthetic):
+    """Reading the same Parquet with pandas and grouping (no classification)."""
+    path, _, _ = synthetic
+
+    def run():
+        df = pd.read_parquet(path, columns=["ts_start", "dst_port", "bytes", "packets"])
+        df["day"] = df["ts_start"].astype("int64") // 86_400_000_000_000 if \
+            df["ts_start"].dtype.unit == "ns" else df["ts_start"].dt.floor("D")
+        return df.groupby(["day", "dst_port"]).agg(flows=("bytes", "size"), bytes=("bytes", "sum"))
+
+    benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1)
+    registry.record(E2E, "pandas", benchmark, N_FLOWS)
+
+
+@pytest.mark.guard
+def test_guard_aggregate(registry):
+    registry.guard(AGG, "nkclass", "pandas", 1.0,
+                   "same table; nkclass also keeps mergeable sets, profiles, upstreams")
+
+
+@pytest.mark.guard
+def test_guard_report(registry):
+    registry.guard(E2E, "nkclass", "pandas", 1.0,
+                   "target 5M flows/s; pandas does less (no classification, no distinct sets)")

@@ -9,6 +9,7 @@ Cython kernel (nkclass.report._kernel) and numpy; Python only touches groups.
 from __future__ import annotations
 
 from array import array
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -211,7 +212,7 @@ def _bitmaps(
     _kernel.distinct_by_group(group_of, n_groups, use, values, offsets, laid)
     bounds = offsets.tolist()
     return [BitMap(array("I", laid[lo:hi].tobytes())) if hi > lo else BitMap()
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+            for lo, hi in pairwise(bounds)]
 
 
 def _bitmaps64(

@@ -155,7 +155,7 @@ def test_clear_and_pickle_keep_or_drop_the_entries(clf):
     confirm(clf, cache, src="2001:db8::7")
     copy = pickle.loads(pickle.dumps(cache))
     assert (copy.ttl, copy.capacity, len(copy)) == (120.0, 10, 2)
-    client, server, at = copy.entries()
+    client, _server, at = copy.entries()
     assert client.shape == (2, 16) and at.tolist() == [T0, T0]
     r = clf.classify(flows([(MINER, POOL, 7000, T0 + 5, None)]), cache=copy)
     assert r.names("activity") == ["mining"]
@@ -177,7 +177,7 @@ def test_threads_share_one_cache(clf):
                                  cache=cache)
                 assert set(r.names("activity")) == {"mining"}
                 len(cache)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]

@@ -13,6 +13,7 @@ The public surface::
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
 """
 
+from nkclass.cache import PairCache
 from nkclass.classify import Classified, Classifier
 from nkclass.errors import (
     InputError,
@@ -40,6 +41,7 @@ __all__ = [
     "Classifier",
     "InputError",
     "NkclassError",
+    "PairCache",
     "PrefixTable",
     "RuleError",
     "Ruleset",

@@ -61,6 +61,8 @@ class Classifier:
         precedence: U16,
         *,
         payload: PayloadInspector | None = None,
+        shape_min_conditions: int = 7,  # 0..9; 0 disables the flow-shape stage
+        shape_min_flows: int = 1,
     ) -> None: ...
     def classify(
         self,
@@ -76,7 +78,47 @@ class Classifier:
         src_payload_offsets: I64 | None = None,
         dst_payload: U8 | None = None,
         dst_payload_offsets: I64 | None = None,
+        *,
+        ts_start: I64 | None = None,  # ms since the epoch
+        ts_end: I64 | None = None,
+        packets: npt.NDArray[np.uint64] | None = None,
+        bytes: npt.NDArray[np.uint64] | None = None,
+        tcp_flags: U8 | None = None,
+        cache: PairCache | None = None,
     ) -> tuple[U16, U8, U32, U8, U8, U16, U8]: ...
+
+class PairCache:
+    def __init__(self, capacity: int, ttl_ms: int) -> None: ...
+    def __len__(self) -> int: ...
+    def clear(self) -> None: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def ttl_ms(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
+    # (client (n, 16) uint8, server (n, 16) uint8, confirmed_at int64 ms), oldest first
+    def entries(self) -> tuple[U8, U8, npt.NDArray[np.int64]]: ...
+    def confirm(self, client: U8, server: U8, at: npt.NDArray[np.int64]) -> None: ...
+
+# Condition bits 0..8 of each flow's (src, dst, dst_port) group | 1 << 15
+# for members; 0 for flows that take no part (see flow_shape.hpp).
+def flow_shape_conditions(
+    n: int,
+    src_v4: U32 | None,
+    src_v6: U8 | None,
+    dst_v4: U32 | None,
+    dst_v6: U8 | None,
+    src_port: U16,
+    dst_port: U16,
+    protocol: U8,
+    ts_start: npt.NDArray[np.int64],
+    ts_end: npt.NDArray[np.int64],
+    packets: npt.NDArray[np.uint64],
+    bytes: npt.NDArray[np.uint64],
+    tcp_flags: U8,
+    min_flows: int = 1,
+) -> U16: ...
 
 # ---- flow meter (csrc/bindings/flow_meter.cpp)
 class MeterStatus(TypedDict):

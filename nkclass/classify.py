@@ -9,7 +9,9 @@ import numpy as np
 import pyarrow as pa
 
 from nkclass.addresses import format_addresses
-from nkclass.flows.batch import FlowBatch
+from nkclass.cache import PairCache
+from nkclass.errors import SchemaValueError
+from nkclass.flows.batch import MEASUREMENT_COLUMNS, FlowBatch
 from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, SIDES, evidence_names
 from nkclass.rules import Ruleset, load_rules
 from nkclass.rules.compile import CompiledRules, compile_rules
@@ -52,15 +54,35 @@ class Classifier:
     def services(self) -> tuple[str, ...]:
         return self._compiled.services
 
-    def classify(self, batch: object) -> Classified:
+    def classify(self, batch: object, cache: PairCache | None = None) -> Classified:
         """Classify one batch: a mapping of arrays, a pandas DataFrame or a
         pyarrow Table/RecordBatch with columns ``src_ip``, ``dst_ip``,
-        ``src_port``, ``dst_port``, ``protocol`` (others are carried along;
-        ``src_payload``/``dst_payload`` feed the payload detectors)."""
-        flows = FlowBatch.from_any(batch)
-        return Classified(self, flows, *self._run(flows))
+        ``src_port``, ``dst_port``, ``protocol``. Optional columns feed more
+        stages: ``src_payload``/``dst_payload`` the payload detectors;
+        ``ts_start``, ``ts_end``, ``packets``, ``bytes`` and ``tcp_flags``
+        (all five) the flow-shape score, which is skipped when any is
+        missing. Other columns are carried along.
 
-    def _run(self, flows: FlowBatch) -> tuple[np.ndarray, ...]:
+        ``cache`` (a :class:`nkclass.PairCache`, needs ``ts_end``) carries
+        payload-confirmed mining pairs across batches: flows are taken in
+        batch order, so a flow inherits from earlier confirmed flows of the
+        same batch and of earlier batches.
+        """
+        flows = FlowBatch.from_any(batch)
+        if cache is not None:
+            if not isinstance(cache, PairCache):
+                raise TypeError(
+                    f"The 'cache' parameter of Classifier.classify must be an nkclass.PairCache "
+                    f"or None. Got {type(cache).__name__} instead."
+                )
+            if flows.ts_end is None:
+                raise SchemaValueError(
+                    "missing column 'ts_end': a pair cache needs each flow's end time "
+                    "(its expiry runs on flow time)"
+                )
+        return Classified(self, flows, *self._run(flows, cache))
+
+    def _run(self, flows: FlowBatch, cache: PairCache | None = None) -> tuple[np.ndarray, ...]:
         v4 = lambda a: a if a.dtype == np.uint32 else None  # noqa: E731
         v6 = lambda a: None if a.dtype == np.uint32 else a  # noqa: E731
         kwargs = {}
@@ -69,6 +91,10 @@ class Classifier:
             if payload is not None:
                 kwargs[name] = payload.data
                 kwargs[f"{name}_offsets"] = payload.offsets
+        for name in MEASUREMENT_COLUMNS:
+            kwargs[name] = getattr(flows, name)
+        if cache is not None:
+            kwargs["cache"] = cache._native
         return self._compiled.native.classify(
             flows.n,
             v4(flows.src_ip),

@@ -8,6 +8,8 @@
 
 #include "common.hpp"
 #include "nkclass/classifier.hpp"
+#include "nkclass/flow_shape.hpp"
+#include "nkclass/pair_cache.hpp"
 
 namespace nkclass::bind {
 
@@ -51,6 +53,48 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
     return col;
 }
 
+template <typename T>
+const T* optional_column(const std::optional<carray<T>>& a, std::size_t n, const char* what) {
+    if (!a) return nullptr;
+    require_length(*a, n, what);
+    return a->data();
+}
+
+// The columns every pass reads, checked once.
+FlowColumns flow_columns(std::size_t n, const std::optional<carray<std::uint32_t>>& src_v4,
+                         const std::optional<carray<std::uint8_t>>& src_v6,
+                         const std::optional<carray<std::uint32_t>>& dst_v4,
+                         const std::optional<carray<std::uint8_t>>& dst_v6,
+                         const carray<std::uint16_t>& src_port,
+                         const carray<std::uint16_t>& dst_port,
+                         const carray<std::uint8_t>& protocol) {
+    FlowColumns cols;
+    cols.n = n;
+    cols.src_ip = address_column(src_v4, src_v6, n, "src_ip");
+    cols.dst_ip = address_column(dst_v4, dst_v6, n, "dst_ip");
+    require_length(src_port, n, "src_port");
+    require_length(dst_port, n, "dst_port");
+    require_length(protocol, n, "protocol");
+    cols.src_port = src_port.data();
+    cols.dst_port = dst_port.data();
+    cols.protocol = protocol.data();
+    return cols;
+}
+
+struct Measurements {
+    std::optional<carray<std::int64_t>> ts_start, ts_end;
+    std::optional<carray<std::uint64_t>> packets, bytes;
+    std::optional<carray<std::uint8_t>> tcp_flags;
+
+    void apply(FlowColumns& cols) const {
+        cols.ts_start = optional_column(ts_start, cols.n, "ts_start");
+        cols.ts_end = optional_column(ts_end, cols.n, "ts_end");
+        cols.packets = optional_column(packets, cols.n, "packets");
+        cols.bytes = optional_column(bytes, cols.n, "bytes");
+        cols.tcp_flags = optional_column(tcp_flags, cols.n, "tcp_flags");
+    }
+};
+
 }  // namespace
 
 void init_classifier(py::module_& m) {
@@ -60,7 +104,8 @@ void init_classifier(py::module_& m) {
                          carray<std::uint8_t> service_codes,
                          carray<std::uint16_t> service_evidence,
                          carray<std::uint8_t> path_server_activity,
-                         carray<std::uint16_t> precedence, py::object payload) {
+                         carray<std::uint16_t> precedence, py::object payload,
+                         unsigned shape_min_conditions, std::uint32_t shape_min_flows) {
                  ClassifierSpec spec;
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
@@ -73,6 +118,10 @@ void init_classifier(py::module_& m) {
                      path_server_activity.data() + path_server_activity.size());
                  spec.precedence.assign(precedence.data(), precedence.data() + precedence.size());
                  if (!payload.is_none()) spec.payload = native_payload_inspector(payload);
+                 if (shape_min_conditions > kShapeConditions)
+                     throw py::value_error("shape_min_conditions must be 0..9");
+                 spec.shape_min_conditions = static_cast<std::uint8_t>(shape_min_conditions);
+                 spec.shape_min_flows = shape_min_flows;
                  raise_if_failed(Classifier::validate(spec));
                  return std::make_shared<Classifier>(std::move(spec));
              }),
@@ -80,7 +129,8 @@ void init_classifier(py::module_& m) {
              py::arg("port_codes").noconvert(), py::arg("port_evidence").noconvert(),
              py::arg("service_codes").noconvert(), py::arg("service_evidence").noconvert(),
              py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert(),
-             py::kw_only(), py::arg("payload") = py::none())
+             py::kw_only(), py::arg("payload") = py::none(),
+             py::arg("shape_min_conditions") = 7, py::arg("shape_min_flows") = 1)
         .def(
             "classify",
             [](const Classifier& self, std::size_t n,
@@ -92,19 +142,18 @@ void init_classifier(py::module_& m) {
                std::optional<carray<std::uint8_t>> src_payload,
                std::optional<carray<std::int64_t>> src_payload_offsets,
                std::optional<carray<std::uint8_t>> dst_payload,
-               std::optional<carray<std::int64_t>> dst_payload_offsets) {
-                FlowColumns cols;
-                cols.n = n;
-                cols.src_ip = address_column(src_v4, src_v6, n, "src_ip");
-                cols.dst_ip = address_column(dst_v4, dst_v6, n, "dst_ip");
-                require_length(src_port, n, "src_port");
-                require_length(dst_port, n, "dst_port");
-                require_length(protocol, n, "protocol");
-                cols.src_port = src_port.data();
-                cols.dst_port = dst_port.data();
-                cols.protocol = protocol.data();
+               std::optional<carray<std::int64_t>> dst_payload_offsets,
+               std::optional<carray<std::int64_t>> ts_start,
+               std::optional<carray<std::int64_t>> ts_end,
+               std::optional<carray<std::uint64_t>> packets,
+               std::optional<carray<std::uint64_t>> bytes,
+               std::optional<carray<std::uint8_t>> tcp_flags,
+               std::shared_ptr<PairCache> cache) {
+                FlowColumns cols =
+                    flow_columns(n, src_v4, src_v6, dst_v4, dst_v6, src_port, dst_port, protocol);
                 cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
                 cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
+                Measurements{ts_start, ts_end, packets, bytes, tcp_flags}.apply(cols);
 
                 const auto len = static_cast<py::ssize_t>(n);
                 carray<std::uint16_t> path(len), evidence(len);
@@ -116,7 +165,7 @@ void init_classifier(py::module_& m) {
                                  confidence.mutable_data()};
                 {
                     py::gil_scoped_release nogil;
-                    self.classify(cols, out);
+                    self.classify(cols, out, cache.get());
                 }
                 return py::make_tuple(path, side, service, app, activity, evidence, confidence);
             },
@@ -126,7 +175,40 @@ void init_classifier(py::module_& m) {
             py::arg("protocol").noconvert(), py::arg("src_payload").noconvert() = py::none(),
             py::arg("src_payload_offsets").noconvert() = py::none(),
             py::arg("dst_payload").noconvert() = py::none(),
-            py::arg("dst_payload_offsets").noconvert() = py::none());
+            py::arg("dst_payload_offsets").noconvert() = py::none(), py::kw_only(),
+            py::arg("ts_start").noconvert() = py::none(),
+            py::arg("ts_end").noconvert() = py::none(),
+            py::arg("packets").noconvert() = py::none(),
+            py::arg("bytes").noconvert() = py::none(),
+            py::arg("tcp_flags").noconvert() = py::none(), py::arg("cache") = py::none());
+
+    m.def(
+        "flow_shape_conditions",
+        [](std::size_t n, std::optional<carray<std::uint32_t>> src_v4,
+           std::optional<carray<std::uint8_t>> src_v6,
+           std::optional<carray<std::uint32_t>> dst_v4,
+           std::optional<carray<std::uint8_t>> dst_v6, carray<std::uint16_t> src_port,
+           carray<std::uint16_t> dst_port, carray<std::uint8_t> protocol,
+           carray<std::int64_t> ts_start, carray<std::int64_t> ts_end,
+           carray<std::uint64_t> packets, carray<std::uint64_t> bytes,
+           carray<std::uint8_t> tcp_flags, std::uint32_t min_flows) {
+            FlowColumns cols =
+                flow_columns(n, src_v4, src_v6, dst_v4, dst_v6, src_port, dst_port, protocol);
+            Measurements{ts_start, ts_end, packets, bytes, tcp_flags}.apply(cols);
+            carray<std::uint16_t> out(static_cast<py::ssize_t>(n));
+            {
+                py::gil_scoped_release nogil;
+                flow_shape_conditions(cols, min_flows, out.mutable_data());
+            }
+            return out;
+        },
+        py::arg("n"), py::arg("src_v4").noconvert(), py::arg("src_v6").noconvert(),
+        py::arg("dst_v4").noconvert(), py::arg("dst_v6").noconvert(),
+        py::arg("src_port").noconvert(), py::arg("dst_port").noconvert(),
+        py::arg("protocol").noconvert(), py::arg("ts_start").noconvert(),
+        py::arg("ts_end").noconvert(), py::arg("packets").noconvert(),
+        py::arg("bytes").noconvert(), py::arg("tcp_flags").noconvert(),
+        py::arg("min_flows") = 1);
 }
 
 }  // namespace nkclass::bind

@@ -7,6 +7,7 @@
 namespace nkclass::bind {
 void init_prefix_table(py::module_& m);
 void init_port_table(py::module_& m);
+void init_pair_cache(py::module_& m);
 void init_classifier(py::module_& m);
 void init_flow_meter(py::module_& m);
 void init_detectors(py::module_& m);
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_prefix_table(m);
     nkclass::bind::init_port_table(m);
     nkclass::bind::init_detectors(m);
+    nkclass::bind::init_pair_cache(m);
     nkclass::bind::init_classifier(m);
     nkclass::bind::init_flow_meter(m);
 

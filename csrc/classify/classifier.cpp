@@ -6,9 +6,14 @@
 // payload stages. Blocks keep the working set in L1.
 #include "nkclass/classifier.hpp"
 
+#include "nkclass/flow_shape.hpp"
+#include "nkclass/pair_cache.hpp"
 #include "nkclass/vocab.hpp"
 
 #include <algorithm>
+#include <mutex>
+#include <new>
+#include <vector>
 
 namespace nkclass {
 
@@ -51,6 +56,9 @@ public:
 
     std::uint8_t app() const noexcept { return app_; }
     std::uint8_t activity() const noexcept { return activity_; }
+    std::uint8_t activity_rank() const noexcept {
+        return static_cast<std::uint8_t>(activity_score_ >> 16);
+    }
     std::uint16_t evidence() const noexcept {
         return static_cast<std::uint16_t>(app_evidence_ | activity_evidence_);
     }
@@ -93,6 +101,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
+    if (spec.shape_min_conditions > kShapeConditions)
+        return BuildStatus::failure(0, "flow shape needs 0..9 conditions");
     if (spec.payload && n_act < kActivityCount)
         return BuildStatus::failure(0, "a payload stage needs a precedence entry per activity");
     if (spec.port_verdicts.empty() || spec.service_verdicts.empty() ||
@@ -111,6 +121,16 @@ Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
         c.evidence = activity ? kEvWatched : 0;
         server_scored_.push_back(scored(c));
     }
+    Candidate shape;
+    shape.activity = kActMiningSuspect;
+    shape.rank = kRankWeak;
+    shape.evidence = kEvFlowShape;
+    shape_scored_ = scored(shape);
+    Candidate cached;
+    cached.activity = kActMining;
+    cached.rank = kRankNamed;
+    cached.evidence = kEvPairCache;
+    cache_scored_ = scored(cached);
 }
 
 ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
@@ -129,7 +149,40 @@ ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
     return s;
 }
 
-void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) const noexcept {
+void Classifier::classify(const FlowColumns& cols, const LabelColumns& out,
+                          PairCache* cache) const noexcept {
+    // Flow shape: the whole batch is grouped before the per-flow pass.
+    std::vector<std::uint16_t> shape;
+    if (spec_.shape_min_conditions != 0 && cols.has_shape_columns() && cols.n != 0) {
+        try {
+            shape.resize(cols.n);
+            flow_shape_conditions(cols, spec_.shape_min_flows, shape.data());
+        } catch (const std::bad_alloc&) {
+            shape.clear();  // documented: the stage is skipped
+        }
+    }
+    const std::uint16_t* shape_mask = shape.empty() ? nullptr : shape.data();
+    if (cols.ts_end == nullptr) cache = nullptr;
+
+    // One instantiation per stage set, so the plain pass (no shape columns,
+    // no cache) runs the same loop as before these stages existed.
+    if (cache != nullptr) {
+        // Locked for the whole pass (see classifier.hpp).
+        std::lock_guard<std::mutex> lock(cache->mutex());
+        if (shape_mask != nullptr)
+            run<true, true>(cols, out, shape_mask, cache);
+        else
+            run<false, true>(cols, out, nullptr, cache);
+    } else if (shape_mask != nullptr) {
+        run<true, false>(cols, out, shape_mask, nullptr);
+    } else {
+        run<false, false>(cols, out, nullptr, nullptr);
+    }
+}
+
+template <bool kShape, bool kCache>
+void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
+                     const std::uint16_t* shape_mask, PairCache* cache) const noexcept {
     const PrefixTable& paths = *spec_.paths;
     const PrefixTable& services = *spec_.services;
     const PortTable& ports = *spec_.ports;
@@ -145,6 +198,7 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
     const PayloadInspector* payload = spec_.payload.get();
     const bool have_payload =
         payload != nullptr && (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
+    const unsigned shape_needed = spec_.shape_min_conditions;
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
     Candidate found[kMaxCandidates];
@@ -204,6 +258,21 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out) cons
                         service_rank = found[c].rank;
                     }
                 }
+            }
+
+            if constexpr (kShape) {
+                const unsigned mask = shape_mask[i];
+                if ((mask & kShapeMember) != 0 &&
+                    static_cast<unsigned>(__builtin_popcount(mask & kShapeConditionMask)) >=
+                        shape_needed)
+                    verdict.offer(shape_scored_);
+            }
+            if constexpr (kCache) {
+                const PairKey key = pair_key(cols.src_ip, cols.dst_ip, i);
+                if (verdict.activity() == kActMining && verdict.activity_rank() == kRankPayload)
+                    cache->confirm_locked(key, cols.ts_end[i]);
+                else if (cache->live_locked(key, cols.ts_end[i]))
+                    verdict.offer(cache_scored_);
             }
 
             out.path[i] = static_cast<std::uint16_t>(ps ? ps : pd);

@@ -21,6 +21,8 @@ from nkclass.prefix import address_rows
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")
 PAYLOAD_COLUMNS = ("src_payload", "dst_payload")
+#: Optional measurements: the flow-shape stage needs all five, the pair cache ts_end.
+MEASUREMENT_COLUMNS = ("ts_start", "ts_end", "packets", "bytes", "tcp_flags")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class FlowBatch:
     src_payload: Bytes | None
     dst_payload: Bytes | None
     source: Any  # the caller's object, for output
+    ts_start: np.ndarray | None = None  # int64 ms since the epoch, UTC
+    ts_end: np.ndarray | None = None
+    packets: np.ndarray | None = None  # uint64; 0 where tcp_flags was null
+    bytes: np.ndarray | None = None  # uint64
+    tcp_flags: np.ndarray | None = None  # uint8, OR over the flow's packets
+
+    @property
+    def has_shape_columns(self) -> bool:
+        """True when the flow-shape stage can run (all five measurements)."""
+        return all(getattr(self, name) is not None for name in MEASUREMENT_COLUMNS)
 
     @classmethod
     def from_any(cls, batch: object) -> FlowBatch:
@@ -58,7 +70,18 @@ class FlowBatch:
         dst_port = _integers(columns, "dst_port", np.uint16, n)
         protocol = _integers(columns, "protocol", np.uint8, n)
         payloads = [_payload(columns, name, n) for name in PAYLOAD_COLUMNS]
-        return cls(n, src, dst, src_port, dst_port, protocol, payloads[0], payloads[1], batch)
+        ts_start = _timestamps(columns, "ts_start", n)
+        ts_end = _timestamps(columns, "ts_end", n)
+        packets = _optional_integers(columns, "packets", np.uint64, n)
+        size = _optional_integers(columns, "bytes", np.uint64, n)
+        flags, flag_nulls = _flags(columns, n)
+        if flag_nulls is not None and packets is not None:
+            # A row without flags cannot be scored: it takes no part in the shape stage.
+            packets = np.where(flag_nulls, np.uint64(0), packets)
+        return cls(
+            n, src, dst, src_port, dst_port, protocol, payloads[0], payloads[1], batch,
+            ts_start, ts_end, packets, size, flags,
+        )
 
 
 class _Columns:
@@ -169,6 +192,63 @@ def _integers(columns: _Columns, name: str, dtype: type, n: int) -> np.ndarray:
         _check_range(name, arr, 0, int(info.max), f"{np.dtype(dtype).name}")
         return arr.astype(dtype)
     return np.ascontiguousarray(arr)
+
+
+def _timestamps(columns: _Columns, name: str, n: int) -> np.ndarray | None:
+    """An optional time column as int64 ms since the epoch: Arrow timestamps
+    (any unit), numpy datetime64, or integers already in ms."""
+    if not columns.has(name):
+        return None
+    value = columns.get(name)
+    if isinstance(value, pa.Array) and pa.types.is_timestamp(value.type):
+        value = value.cast(pa.timestamp("ms", tz=value.type.tz), safe=False).cast(pa.int64())
+    arr = _numpy(name, value)
+    if isinstance(arr, pa.Array):
+        raise SchemaTypeError(f"column {name!r}: expected timestamps, got {arr.type}")
+    if arr.dtype.kind == "M":
+        if np.isnat(arr).any():
+            row = int(np.flatnonzero(np.isnat(arr))[0])
+            raise SchemaValueError(f"column {name!r}: row {row} is null")
+        arr = arr.astype("datetime64[ms]").view(np.int64)
+    elif arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise SchemaTypeError(
+            f"column {name!r}: expected timestamps (Arrow timestamp, datetime64 or int64 ms), "
+            f"got {arr.dtype}"
+        )
+    _same_length(name, arr, n)
+    if arr.dtype == np.uint64:
+        _check_range(name, arr, 0, 2**63 - 1, "ms since the epoch")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _optional_integers(columns: _Columns, name: str, dtype: type, n: int) -> np.ndarray | None:
+    if not columns.has(name):
+        return None
+    return _integers(columns, name, dtype, n)
+
+
+def _flags(columns: _Columns, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """tcp_flags as uint8, and the mask of null rows (None when there are none)."""
+    name = "tcp_flags"
+    if not columns.has(name):
+        return None, None
+    value = columns.get(name)
+    nulls = None
+    if isinstance(value, pa.Array) and value.null_count:
+        nulls = value.is_null().to_numpy(zero_copy_only=False)
+        value = value.fill_null(0)
+    elif hasattr(value, "isna") and not isinstance(value, np.ndarray) and value.isna().any():
+        nulls = value.isna().to_numpy()
+        value = value.fillna(0).astype("int64")
+    arr = _numpy(name, value)
+    if isinstance(arr, pa.Array) or arr.dtype.kind not in "iu" or arr.ndim != 1:
+        kind = arr.type if isinstance(arr, pa.Array) else arr.dtype
+        raise SchemaTypeError(f"column {name!r}: expected integers, got {kind}")
+    _same_length(name, arr, n)
+    if arr.dtype != np.uint8:
+        _check_range(name, arr, 0, 255, "TCP flag bits")
+        arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr), nulls
 
 
 def _payload(columns: _Columns, name: str, n: int) -> Bytes | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nkclass.rules.model import (
     DomainRule,
+    FlowShapeOptions,
     Origin,
     PeerNetwork,
     PortRule,
@@ -22,6 +23,7 @@ from nkclass.rules.parse import parse_file, parse_text
 
 __all__ = [
     "DomainRule",
+    "FlowShapeOptions",
     "Origin",
     "PeerNetwork",
     "PortRule",

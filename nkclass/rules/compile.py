@@ -142,6 +142,8 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         server_activity,
         _precedence(ruleset),
         payload=inspector,
+        shape_min_conditions=ruleset.shape.min_conditions,
+        shape_min_flows=ruleset.shape.min_flows,
     )
     return CompiledRules(
         paths=paths,

@@ -6,6 +6,7 @@ native tables is :mod:`nkclass.rules.compile`'s job.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 PROTOCOL_NAMES = {
@@ -100,6 +101,28 @@ class DomainRule:
     origin: Origin | None = field(default=None, compare=False)
 
 
+SHAPE_CONDITIONS = 9
+
+
+@dataclass(frozen=True)
+class FlowShapeOptions:
+    """The flow-shape stage: a (src, dst, dst_port) group of TCP flows whose
+    score (conditions met / 9) is at least ``threshold`` and which holds at
+    least ``min_flows`` flows makes its flows ``mining_suspect``."""
+
+    threshold: float = 7 / SHAPE_CONDITIONS
+    min_flows: int = 1
+    enabled: bool = True
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def min_conditions(self) -> int:
+        """Conditions needed (1..9), or 0 when the stage is disabled."""
+        if not self.enabled:
+            return 0
+        return max(1, math.ceil(self.threshold * SHAPE_CONDITIONS - 1e-9))
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """Watched paths, labelled networks, port and domain rules, and the
@@ -114,6 +137,12 @@ class Ruleset:
     domains: tuple[DomainRule, ...] = ()
     precedence: tuple[str, ...] = ()  # strongest first; empty = vocabulary order
     files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
+    flow_shape: FlowShapeOptions | None = None  # None: the defaults
+
+    @property
+    def shape(self) -> FlowShapeOptions:
+        """The flow-shape options in force (the defaults when unset)."""
+        return self.flow_shape if self.flow_shape is not None else FlowShapeOptions()
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -157,4 +186,5 @@ class Ruleset:
             domains=(*domains, *top.domains),
             precedence=top.precedence or self.precedence,
             files=(*self.files, *top.files),
+            flow_shape=top.flow_shape if top.flow_shape is not None else self.flow_shape,
         )

@@ -22,6 +22,7 @@ from nkclass.rules.model import (
     PROTOCOL_NAMES,
     TRANSPORTS,
     DomainRule,
+    FlowShapeOptions,
     Origin,
     PeerNetwork,
     PortRule,
@@ -41,6 +42,7 @@ TABLE_KEYS = {
     "network": {"service", "category", "prefixes", "prefix_file", "source"},
     "port": {"protocol", "ports", "app", "activity", "weak", "source"},
     "domain": {"service", "category", "suffixes", "source"},
+    "flow_shape": {"threshold", "min_flows", "enabled"},
 }
 ENTRY_TABLES = ("watched", "network", "port", "domain")
 
@@ -223,6 +225,10 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
     if len(set(precedence)) != len(precedence):
         raise acts.fail("an activity is listed twice", "precedence")
 
+    flow_shape = _flow_shape(_Entry("flow_shape", None, doc["flow_shape"], path, loc)) if (
+        "flow_shape" in doc
+    ) else None
+
     prefix_seen: dict[tuple[str, int], str] = {}
     watched = [_watched(e, prefix_seen) for e in entries("watched")]
     names = [w.name for w in watched]
@@ -244,6 +250,34 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
         domains=tuple(domains),
         precedence=precedence,
         files=(path,),
+        flow_shape=flow_shape,
+    )
+
+
+def _flow_shape(entry: _Entry) -> FlowShapeOptions:
+    if not isinstance(entry.values, dict):
+        raise entry.fail("must be written as a [flow_shape] table")
+    entry.check_keys()
+    default = FlowShapeOptions()
+    threshold = entry.get("threshold", (float, int))
+    if threshold is None:
+        threshold = default.threshold
+    elif isinstance(threshold, bool) or not 0 < threshold <= 1:
+        raise entry.fail(
+            f"threshold must be a number in (0, 1] (conditions met / 9), got {threshold!r}",
+            "threshold",
+        )
+    min_flows = entry.get("min_flows", int)
+    if min_flows is None:
+        min_flows = default.min_flows
+    elif not 1 <= min_flows <= 2**32 - 1:
+        raise entry.fail(f"min_flows must be at least 1, got {min_flows}", "min_flows")
+    enabled = entry.get("enabled", bool)
+    return FlowShapeOptions(
+        threshold=float(threshold),
+        min_flows=min_flows,
+        enabled=True if enabled is None else enabled,
+        origin=entry.origin(),
     )
 
 

@@ -73,7 +73,11 @@ CONFIDENCE = {0: "none", 1: "low", 2: "medium", 3: "medium", 4: "high"}
 
 
 class ReferenceClassifier:
-    """The classifier's address, port and list stages, one flow at a time."""
+    """The classifier's address, port and list stages, one flow at a time.
+
+    It models batches without payload or measurement columns and without a
+    pair cache; the flow-shape score has its own reference
+    (tests/reference/flow_shape.py)."""
 
     def __init__(self, rules: Ruleset) -> None:
         self.rules = rules

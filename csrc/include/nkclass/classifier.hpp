@@ -9,7 +9,8 @@
 // always "none" / "unknown".
 //
 // A Classifier is immutable once built; classify() may run on many threads
-// at once and allocates nothing per flow.
+// at once and allocates nothing per flow (the flow-shape stage allocates
+// one group table per batch).
 #pragma once
 
 #include <cstddef>
@@ -104,6 +105,18 @@ struct FlowColumns {
     const std::uint16_t* dst_port = nullptr;
     const std::uint8_t* protocol = nullptr;
     BytesColumn src_payload, dst_payload;  // optional: first bytes each side sent
+    // Optional flow measurements (all nullptr when absent). The flow-shape
+    // stage needs all five; the pair cache needs ts_end.
+    const std::int64_t* ts_start = nullptr;  // ms since the epoch, UTC
+    const std::int64_t* ts_end = nullptr;    // ms since the epoch, UTC
+    const std::uint64_t* packets = nullptr;  // both directions
+    const std::uint64_t* bytes = nullptr;    // both directions
+    const std::uint8_t* tcp_flags = nullptr;  // OR of the flags of all the flow's packets
+
+    bool has_shape_columns() const noexcept {
+        return ts_start != nullptr && ts_end != nullptr && packets != nullptr &&
+               bytes != nullptr && tcp_flags != nullptr;
+    }
 };
 
 struct LabelColumns {
@@ -118,6 +131,8 @@ struct LabelColumns {
 
 // The payload stage of the pass: proposes candidates from the first bytes
 // each side sent. Implementations must be thread-safe and bounds-checked.
+class PairCache;
+
 class PayloadInspector {
 public:
     virtual ~PayloadInspector() = default;
@@ -139,6 +154,13 @@ struct ClassifierSpec {
     std::vector<std::uint8_t> path_server_activity;  // index = path code; 0 = none
     std::vector<std::uint16_t> precedence;        // index = activity code; lower wins
     std::shared_ptr<const PayloadInspector> payload;  // optional
+    // Flow-shape stage (see flow_shape.hpp): a flow whose (src, dst,
+    // dst_port) group meets at least `shape_min_conditions` of the nine
+    // conditions (1..9; 0 disables the stage) and holds at least
+    // `shape_min_flows` flows gets a mining_suspect candidate at kRankWeak
+    // with kEvFlowShape.
+    std::uint8_t shape_min_conditions = 7;
+    std::uint32_t shape_min_flows = 1;
 };
 
 class Classifier {
@@ -150,7 +172,24 @@ public:
 
     // Labels flows [0, cols.n). Never fails; every output column must hold
     // cols.n entries.
-    void classify(const FlowColumns& cols, const LabelColumns& out) const noexcept;
+    //
+    // Stages, per flow: peer network (IP list), watched server side, port
+    // rule, payload (when payload columns and an inspector exist), flow
+    // shape (when cols.has_shape_columns() and the stage is enabled; it
+    // groups the whole batch first, O(n) time and O(n) temporary memory;
+    // should that allocation fail the stage is skipped), then the pair
+    // cache (when `cache` is given and cols.ts_end exists).
+    //
+    // Pair cache, in flow order (the order readers emit, i.e. time order):
+    // a flow whose verdict is mining at kRankPayload confirms its
+    // (src_ip, dst_ip) pair at its ts_end; any other flow whose pair is live
+    // in the cache at its ts_end gets a mining candidate at kRankNamed with
+    // kEvPairCache. So a later flow of the same batch inherits from an
+    // earlier confirmed one. The cache stays locked for the whole pass:
+    // threads sharing a cache take turns; the classifier itself is not
+    // modified.
+    void classify(const FlowColumns& cols, const LabelColumns& out,
+                  PairCache* cache = nullptr) const noexcept;
 
     const ClassifierSpec& spec() const noexcept { return spec_; }
 
@@ -158,10 +197,16 @@ public:
     ScoredCandidate scored(const Candidate& c) const noexcept;
 
 private:
+    template <bool kShape, bool kCache>
+    void run(const FlowColumns& cols, const LabelColumns& out, const std::uint16_t* shape_mask,
+             PairCache* cache) const noexcept;
+
     ClassifierSpec spec_;
     std::vector<ScoredCandidate> port_scored_;     // by port rule id
     std::vector<ScoredCandidate> service_scored_;  // by service code
     std::vector<ScoredCandidate> server_scored_;   // by path code
+    ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape
+    ScoredCandidate cache_scored_;                 // mining, named, pair_cache
 };
 
 }  // namespace nkclass

@@ -29,15 +29,23 @@ inline AddrWords address_at(const AddressColumn& col, std::size_t i) noexcept {
     return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
 }
 
+// Kept small (a batch can hold a million groups): counters are 32-bit (a
+// batch has under 2^32 flows) and sums 64-bit; score() widens to 128 bits.
 struct Group {
     AddrWords src, dst;
-    std::uint16_t dst_port;
-    std::uint64_t flows = 0;
-    u128 packets = 0, bytes = 0;
+    std::uint64_t packets = 0, bytes = 0;
     std::int64_t first_start = std::numeric_limits<std::int64_t>::max();
     std::int64_t last_end = std::numeric_limits<std::int64_t>::min();
-    std::uint64_t ack_psh = 0, syn = 0, rst = 0, fin = 0, sport_above = 0;
+    std::uint32_t flows = 0, ack_psh = 0, syn = 0, rst = 0, fin = 0, sport_above = 0;
+    std::uint16_t dst_port = 0;
     std::uint16_t mask = 0;
+};
+
+// A table slot: the key's hash beside the group id, so most probes that
+// miss are rejected without touching the group.
+struct Slot {
+    std::uint64_t hash;
+    std::uint32_t group;
 };
 
 inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) noexcept {
@@ -100,7 +108,7 @@ std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flo
     while (capacity < 2 * members) capacity <<= 1;
     const std::size_t slot_mask = capacity - 1;
 
-    std::vector<std::uint32_t> slots(capacity, kNone);
+    std::vector<Slot> slots(capacity, Slot{0, kNone});
     std::vector<std::uint32_t> group_of(n, kNone);
     std::vector<Group> groups;
     groups.reserve(members);
@@ -110,13 +118,14 @@ std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flo
         const AddrWords s = address_at(cols.src_ip, i);
         const AddrWords d = address_at(cols.dst_ip, i);
         const std::uint16_t port = cols.dst_port[i];
-        std::size_t slot = hash_key(s, d, port) & slot_mask;
+        const std::uint64_t h = hash_key(s, d, port);
+        std::size_t slot = h & slot_mask;
         std::uint32_t g;
         while (true) {
-            g = slots[slot];
+            g = slots[slot].group;
             if (g == kNone) {
                 g = static_cast<std::uint32_t>(groups.size());
-                slots[slot] = g;
+                slots[slot] = Slot{h, g};
                 Group fresh;
                 fresh.src = s;
                 fresh.dst = d;
@@ -124,7 +133,7 @@ std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flo
                 groups.push_back(fresh);
                 break;
             }
-            if (same(groups[g], s, d, port)) break;
+            if (slots[slot].hash == h && same(groups[g], s, d, port)) break;
             slot = (slot + 1) & slot_mask;
         }
         group_of[i] = g;

@@ -14,31 +14,66 @@ constexpr Method kMethods[] = {
     {"CONNECT ", 8}, {"PATCH ", 6}, {"TRACE ", 6},
 };
 
-constexpr const char* kMinerAgents[] = {"cpuminer", "cgminer", "bfgminer", "sgminer", "ccminer",
-                                        "xmrig", "xmr-stak", "rhminer", "ethminer", "nheqminer"};
+// Lowercase literals. Every one contains "miner" or starts with "xmr", so
+// one pass over the User-Agent looks for those two anchors and only then
+// compares the whole names (see miner_agent).
+struct Lit { const char* s; std::size_t n; };
+constexpr Lit kMinerAgents[] = {{"cpuminer", 8}, {"cgminer", 7},  {"bfgminer", 8}, {"sgminer", 7},
+                                {"ccminer", 7},  {"xmrig", 5},    {"xmr-stak", 8}, {"rhminer", 7},
+                                {"ethminer", 8}, {"nheqminer", 9}};
 
-bool starts_ci(const std::uint8_t* p, std::size_t n, const char* lit) noexcept {
-    const std::size_t k = std::strlen(lit);
+template <std::size_t K>
+bool starts_ci(const std::uint8_t* p, std::size_t n, const char (&lit)[K]) noexcept {
+    constexpr std::size_t k = K - 1;
     if (n < k) return false;
     for (std::size_t i = 0; i < k; ++i)
         if (lower(static_cast<char>(p[i])) != lit[i]) return false;
     return true;
 }
 
-bool contains_ci(const std::uint8_t* p, std::size_t n, const char* lit) noexcept {
-    const std::size_t k = std::strlen(lit);
-    for (std::size_t i = 0; i + k <= n; ++i)
-        if (starts_ci(p + i, n - i, lit)) return true;
+bool starts_ci(const std::uint8_t* p, std::size_t n, const Lit& lit) noexcept {
+    if (n < lit.n) return false;
+    for (std::size_t i = 0; i < lit.n; ++i)
+        if (lower(static_cast<char>(p[i])) != lit.s[i]) return false;
+    return true;
+}
+
+// True when [p, p+n) contains one of kMinerAgents (case-insensitive): the
+// same answer as searching for each name in turn, in one pass. A name
+// occurs at i only if "miner" occurs at i + (its length - 5), or "xmr" at i.
+bool miner_agent(const std::uint8_t* p, std::size_t n) noexcept {
+    for (std::size_t j = 0; j + 3 <= n; ++j) {
+        const char c = lower(static_cast<char>(p[j]));
+        if (c == 'x') {
+            if (starts_ci(p + j, n - j, kMinerAgents[5]) ||
+                starts_ci(p + j, n - j, kMinerAgents[6]))
+                return true;
+        } else if (c == 'm' && starts_ci(p + j, n - j, "miner")) {
+            for (const Lit& m : kMinerAgents) {
+                if (m.s[0] == 'x') continue;
+                const std::size_t pre = m.n - 5;
+                if (j >= pre && starts_ci(p + j - pre, n - j + pre, m)) return true;
+            }
+        }
+    }
     return false;
 }
 
-bool contains(const std::uint8_t* p, std::size_t n, const char* lit) noexcept {
-    const std::size_t k = std::strlen(lit);
-    if (k > n) return false;
-    for (std::size_t i = 0; i + k <= n; ++i)
-        if (p[i] == static_cast<std::uint8_t>(lit[0]) && std::memcmp(p + i, lit, k) == 0)
-            return true;
+// Searches for a literal that starts with '\n': memchr jumps line to line.
+template <std::size_t K>
+bool contains_line_ci(const std::uint8_t* p, std::size_t n, const char (&lit)[K]) noexcept {
+    static_assert(K > 1);
+    const std::uint8_t* end = p + n;
+    while (const void* nl = std::memchr(p, lit[0], static_cast<std::size_t>(end - p))) {
+        const auto* q = static_cast<const std::uint8_t*>(nl);
+        if (starts_ci(q, static_cast<std::size_t>(end - q), lit)) return true;
+        p = q + 1;
+    }
     return false;
+}
+
+bool contains(const std::uint8_t* p, std::size_t n, const char* lit, std::size_t k) noexcept {
+    return k <= n && memmem(p, n, lit, k) != nullptr;
 }
 
 // Trims spaces/tabs on both ends of [s, s+n).
@@ -68,7 +103,7 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
         if (!b.starts("HTTP/1.", 7)) return false;
         hit(out, kAppHttp, 0);
         // A pool answering getwork announces stratum support (ET sid 2017960).
-        if (contains_ci(b.p, b.n, "\nx-stratum:")) out->activity = kActMining;
+        if (contains_line_ci(b.p, b.n, "\nx-stratum:")) out->activity = kActMining;
         return true;
     }
     std::size_t mlen = 0;
@@ -107,7 +142,7 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
         return true;
     }
     hit(out, kAppHttp, 0);
-    if (contains(target, target_len, "info_hash=")) {
+    if (contains(target, target_len, "info_hash=", 10)) {
         hit(out, kAppBittorrent, kActP2pFilesharing);
     } else if (target_len >= 34 &&
                std::memcmp(target, "/tor/status-vote/current/consensus", 34) == 0) {
@@ -126,7 +161,10 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
             break;
         }
         if (!nl) break;  // incomplete header line
-        if (starts_ci(line, n, "host:")) {
+        const char first = lower(static_cast<char>(line[0]));
+        if (first != 'h' && first != 'u' && first != 'x') {
+            // Not a header this detector reads.
+        } else if (starts_ci(line, n, "host:")) {
             const std::uint8_t* v = line + 5;
             std::size_t vn = n - 5;
             trim(v, vn);
@@ -136,8 +174,7 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
             std::size_t vn = n - 11;
             trim(v, vn);
             set_agent(out, v, vn);
-            for (const char* m : kMinerAgents)
-                if (contains_ci(v, vn, m)) out->activity = kActMining;
+            if (miner_agent(v, vn)) out->activity = kActMining;
         } else if (starts_ci(line, n, "x-mining-extensions:")) {
             out->activity = kActMining;
         }

@@ -7,7 +7,13 @@
 // the *value* of the top-level "method" key and the key sets of specific
 // nested objects, with escapes decoded and duplicate keys resolved the way
 // JSON decoders do (last one wins).
+#include <string_view>
+
 #include "detect_internal.hpp"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace nkclass {
 
@@ -82,6 +88,26 @@ struct Line {
     bool notify_in_result = false;
 };
 
+// The first index >= i whose byte ends a run of plain string bytes ('"',
+// '\\' or a control byte below 0x20), or n.
+inline std::size_t skip_plain(const std::uint8_t* p, std::size_t i, std::size_t n) noexcept {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i ctl_max = _mm_set1_epi8(0x1f);
+    for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i stop =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                         _mm_cmpeq_epi8(_mm_min_epu8(v, ctl_max), v));  // unsigned v <= 0x1f
+        const int mask = _mm_movemask_epi8(stop);
+        if (mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    }
+#endif
+    while (i < n && p[i] != '"' && p[i] != '\\' && p[i] >= 0x20) ++i;
+    return i;
+}
+
 class Scanner {
 public:
     Scanner(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
@@ -121,6 +147,14 @@ private:
         std::size_t k = 0;
         bool is_ascii = true;
         while (true) {
+            // Past what `buf` keeps, and when nobody asks about ASCII, plain
+            // bytes need no decoding: skip them in bulk (job blobs, wallets
+            // and hashes are hundreds of hex digits).
+            if (ascii == nullptr && (buf == nullptr || k + 1 >= cap)) {
+                const std::size_t from = i_;
+                i_ = skip_plain(p_, i_, n_);
+                k += i_ - from;
+            }
             if (i_ >= n_) return false;
             std::uint8_t c = p_[i_++];
             char out;
@@ -423,19 +457,18 @@ private:
     }
 };
 
-bool method_is(const Line& L, const char* s) noexcept {
-    const std::size_t k = std::strlen(s);
-    return L.method_len == k && std::memcmp(L.method, s, k) == 0;
+bool method_is(const Line& L, std::string_view s) noexcept {
+    return L.method_len == s.size() && std::memcmp(L.method, s.data(), s.size()) == 0;
 }
 
-constexpr const char* kStratumV1[] = {
+constexpr std::string_view kStratumV1[] = {
     "mining.subscribe", "mining.authorize", "mining.submit", "mining.notify",
     "mining.set_difficulty", "mining.set_target", "mining.configure",
     "mining.extranonce.subscribe", "mining.get_transactions",
 };
-constexpr const char* kEthWork[] = {"eth_submitLogin", "eth_getWork", "eth_submitWork",
+constexpr std::string_view kEthWork[] = {"eth_submitLogin", "eth_getWork", "eth_submitWork",
                                     "eth_submitHashrate"};
-constexpr const char* kBtcWork[] = {"getwork", "getblocktemplate", "submitblock"};
+constexpr std::string_view kBtcWork[] = {"getwork", "getblocktemplate", "submitblock"};
 
 bool algo_says_xmr(const char* algo, std::size_t len) noexcept {
     return (len >= 3 && std::memcmp(algo, "rx/", 3) == 0) ||
@@ -460,22 +493,22 @@ void copy_agent(StratumMatch* out, const Str& s) noexcept {
 // Applies the method rules to one parsed line.
 bool judge(const Line& L, StratumMatch* out) noexcept {
     if (L.method_is_str) {
-        for (const char* m : kStratumV1) {
+        for (std::string_view m : kStratumV1) {
             if (method_is(L, m)) {
                 if (!L.has_params) return false;
                 out->coin = kCoinUnknown;
-                if (std::strcmp(m, "mining.subscribe") == 0 && L.params_arr && L.first_param_str)
+                if (m == "mining.subscribe" && L.params_arr && L.first_param_str)
                     copy_agent(out, L.first_param);
                 return true;
             }
         }
-        for (const char* m : kEthWork) {
+        for (std::string_view m : kEthWork) {
             if (method_is(L, m)) {
                 out->coin = kCoinEth;
                 return true;
             }
         }
-        for (const char* m : kBtcWork) {
+        for (std::string_view m : kBtcWork) {
             if (method_is(L, m)) {
                 out->coin = kCoinUnknown;
                 return true;

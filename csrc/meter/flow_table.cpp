@@ -253,14 +253,45 @@ void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
     while (side.filled < cap && bit(map, side.filled)) ++side.filled;
 }
 
-void FlowTable::add(const PacketInfo& pkt, std::int64_t ts_ms, std::uint64_t wire_bytes) {
+KeyedPacket FlowTable::key_of(const PacketInfo& pkt) noexcept {
+    KeyedPacket k;
+    k.key = make_key(pkt, &k.from_lo);
+    k.hash = hash_key(k.key);
+    return k;
+}
+
+void FlowTable::prefetch_flow(std::uint32_t hash) const noexcept {
+    const std::uint32_t idx = index_[hash & mask_].flow;
+    if (idx == kNone) return;
+    const auto* f = reinterpret_cast<const char*>(&flows_[idx]);
+    for (std::size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
+}
+
+// Speculative: the flow in the home bucket is taken for the packet's flow
+// when its hash matches (a wrong guess only wastes a prefetch).
+void FlowTable::prefetch_links(const KeyedPacket& k) noexcept {
+    const std::uint32_t idx = index_[k.hash & mask_].flow;
+    if (idx == kNone) return;
+    const Flow& f = flows_[idx];
+    if (f.hash != k.hash) return;
+    if (f.prev != kNone) __builtin_prefetch(&flows_[f.prev].next, 1);
+    if (f.next != kNone) __builtin_prefetch(&flows_[f.next].prev, 1);
+    if (cfg_.payload_bytes != 0) {
+        const SideState& side = f.side[k.from_lo == f.initiator_is_lo ? 0 : 1];
+        if (side.slot != kNone && side.filled < pool_.capacity())
+            __builtin_prefetch(pool_.data(side.slot) + side.filled, 1);
+    }
+}
+
+void FlowTable::add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts_ms,
+                    std::uint64_t wire_bytes) {
     if (ts_ms > clock_ms_) {
         clock_ms_ = ts_ms;
         expire();
     }
-    bool from_lo;
-    const FlowKey key = make_key(pkt, &from_lo);
-    const std::uint32_t hash = hash_key(key);
+    const bool from_lo = k.from_lo;
+    const FlowKey& key = k.key;
+    const std::uint32_t hash = k.hash;
     std::uint32_t idx = find(key, hash);
     const bool tcp = pkt.protocol == kProtoTcp;
     const bool new_syn = tcp && (pkt.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;

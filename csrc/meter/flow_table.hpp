@@ -90,12 +90,37 @@ struct EmittedFlows {
     std::size_t head = 0;  // rows before head were drained
 };
 
+// A packet's flow key and hash, computed once before add() so callers can
+// prefetch the table lines the packet will touch (see FlowTable::prefetch_*).
+struct KeyedPacket {
+    FlowKey key;
+    std::uint32_t hash;
+    bool from_lo;  // the sender is the key's `lo` endpoint
+};
+
 class FlowTable {
 public:
     FlowTable(const FlowMeterConfig& cfg, MeterCounters* counters);
 
-    // Accounts one decoded IP packet seen at `ts_ms` with `wire_bytes`.
-    void add(const PacketInfo& pkt, std::int64_t ts_ms, std::uint64_t wire_bytes);
+    static KeyedPacket key_of(const PacketInfo& pkt) noexcept;
+
+    // Accounts one decoded IP packet seen at `ts_ms` with `wire_bytes`;
+    // `k` must be key_of(pkt).
+    void add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts_ms,
+             std::uint64_t wire_bytes);
+    void add(const PacketInfo& pkt, std::int64_t ts_ms, std::uint64_t wire_bytes) {
+        add(pkt, key_of(pkt), ts_ms, wire_bytes);
+    }
+
+    // Hints only (no effect on results): a caller that keys packets a few
+    // steps before add() issues these in turn, so the index bucket, then the
+    // flow, then its list neighbours and payload buffer are in cache by the
+    // time add() runs. Each may read the index and flows speculatively.
+    void prefetch_bucket(std::uint32_t hash) const noexcept {
+        __builtin_prefetch(&index_[hash & mask_]);
+    }
+    void prefetch_flow(std::uint32_t hash) const noexcept;
+    void prefetch_links(const KeyedPacket& k) noexcept;
     // Emits every flow in the table.
     void flush();
 

@@ -55,8 +55,13 @@ struct Detection {
     std::uint8_t name_kind = kNameNone;
     std::uint8_t name_len = 0;
     std::uint8_t agent_len = 0;
-    char name[kMaxName + 1] = {};    // NUL-terminated, lowercase
-    char agent[kMaxAgent + 1] = {};  // miner software / User-Agent, NUL-terminated
+    char name[kMaxName + 1];    // name_len bytes then NUL, lowercase
+    char agent[kMaxAgent + 1];  // miner software / User-Agent: agent_len bytes then NUL
+
+    // An empty detection. Only the first byte of each buffer is set: bytes
+    // past name_len / agent_len are unspecified, and not zeroing the ~320
+    // bytes keeps a per-flow Detection cheap on the bulk path.
+    Detection() noexcept { name[0] = agent[0] = '\0'; }
 };
 
 // Runs every detector on one flow. The initiator's bytes are tried first;

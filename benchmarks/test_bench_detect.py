@@ -16,9 +16,11 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.conftest import size
 from nkclass import _core
 
-N_PAIRS = 1_000_000
+N_PAIRS = size(1_000_000, 250_000)
+FAMILY = "payload detectors (MB/s)"
 POOL = 8192
 SEED = 20240611
 MARKERS = [
@@ -181,7 +183,7 @@ def _rate(name, nbytes, seconds):
     return RESULTS[name]
 
 
-def test_native_detectors(benchmark, batch):
+def test_native_detectors(benchmark, registry, batch):
     inspector = _core.PayloadInspector(
         ["facebook.com", "minexmr.com"], np.array([1, 2], np.uint32), np.array([8, 1], np.uint8)
     )
@@ -201,9 +203,10 @@ def test_native_detectors(benchmark, batch):
     assert (app != 0).mean() > 0.7
     assert (activity == _core.ACTIVITY_NAMES.index("mining")).mean() > 0.05
     _rate("native detectors (all, 1 core)", batch["nbytes"], benchmark.stats.stats.min)
+    registry.record(FAMILY, "nkclass", benchmark, batch["nbytes"])
 
 
-def test_hyperscan_literal_markers(benchmark, batch):
+def test_hyperscan_literal_markers(benchmark, registry, batch):
     hyperscan = pytest.importorskip("hyperscan")
     db = hyperscan.Database()
     exprs = [b"".join(b"\\x%02x" % c for c in m) for m in MARKERS]
@@ -221,9 +224,10 @@ def test_hyperscan_literal_markers(benchmark, batch):
 
     benchmark.pedantic(lambda: db.scan(buf, match_event_handler=on_match), rounds=3, iterations=1)
     _rate("hyperscan literal scan (1 buffer)", len(buf), benchmark.stats.stats.min)
+    registry.record(FAMILY, "hyperscan", benchmark, len(buf))
 
 
-def test_pyahocorasick_literal_markers(benchmark, batch):
+def test_pyahocorasick_literal_markers(benchmark, registry, batch):
     ahocorasick = pytest.importorskip("ahocorasick")
     automaton = ahocorasick.Automaton()
     for i, m in enumerate(MARKERS):
@@ -238,6 +242,7 @@ def test_pyahocorasick_literal_markers(benchmark, batch):
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     _rate("pyahocorasick literal scan", n, benchmark.stats.stats.min)
+    registry.record(FAMILY, "pyahocorasick", benchmark, n)
 
 
 def test_report(batch):
@@ -247,3 +252,11 @@ def test_report(batch):
     print(f"\n{N_PAIRS} payload pairs, {batch['nbytes'] / 1e6:.0f} MB ({time.strftime('%F')})")
     for name, mbs in RESULTS.items():
         print(f"  {name:38s} {mbs:9.0f} MB/s   native / this = {native / mbs:6.2f}x")
+
+
+@pytest.mark.guard
+def test_guard_detectors(registry):
+    # Target: 1.5x Hyperscan (not reached: about 1.06x measured; Hyperscan here
+    # scans one joined buffer for literals, without per-flow calls or parsing).
+    registry.guard(FAMILY, "nkclass", "hyperscan", 0.8, "target 1.5x (not met)")
+    registry.guard(FAMILY, "nkclass", "pyahocorasick", 5.0)

@@ -14,12 +14,14 @@ import time
 import dpkt
 import pytest
 
+from benchmarks.conftest import REGISTRY, size
 from benchmarks.pcap_gen import prefix_copy, write_capture
 from nkclass.flows.pcap import read_pcap
 
-PACKETS = 1_000_000
-FLOWS = 50_000
-DPKT_PACKETS = 200_000
+PACKETS = size(1_000_000, 300_000)
+FLOWS = size(50_000, 15_000)
+DPKT_PACKETS = size(200_000, 60_000)
+FAMILY = "pcap flow metering (packets/s)"
 
 RESULTS: dict[str, float] = {}
 
@@ -41,6 +43,7 @@ def _record(benchmark, name, packets):
     pps = packets / seconds
     benchmark.extra_info["packets_per_s"] = pps
     RESULTS[name] = pps
+    REGISTRY.record(FAMILY, name, benchmark, packets)
     print(f"\n{name}: {pps / 1e6:.3f} M packets/s")
 
 
@@ -115,3 +118,10 @@ def test_print_ratios():
     for peer in ("dpkt", "nfstream"):
         if peer in RESULTS:
             print(f"\nread_pcap / {peer}: {RESULTS['read_pcap'] / RESULTS[peer]:.1f}x")
+
+
+@pytest.mark.guard
+def test_guard_pcap(registry):
+    # Target: 20x nfstream (which does under 100k packets/s per core here).
+    registry.guard(FAMILY, "read_pcap", "dpkt", 15.0)
+    registry.guard(FAMILY, "read_pcap", "nfstream", 15.0, "target 20x")

@@ -76,13 +76,25 @@ bool detect_openvpn(Bytes src, Bytes dst, bool tcp, std::uint16_t sport, std::ui
 
 namespace {
 
+bool wg_header_at(Bytes b, std::size_t off) noexcept {
+    return off + 4 <= b.n && b[off] >= 1 && b[off] <= 4 && b[off + 1] == 0 &&
+           b[off + 2] == 0 && b[off + 3] == 0;
+}
+
 // A WireGuard message of the exact size for its type; reserved bytes zero.
+// A flow meter hands over the first datagrams of a direction joined
+// together, so a handshake message may also be followed by the next
+// message's header (or be cut at the capture limit) instead of ending the
+// buffer.
 int wg_type(Bytes b) noexcept {
-    if (b.n < 32 || b[1] != 0 || b[2] != 0 || b[3] != 0) return 0;
+    if (b.n < 32 || !wg_header_at(b, 0)) return 0;
+    auto fixed = [&b](std::size_t size) {
+        return b.n == size || (b.n > size && wg_header_at(b, size));
+    };
     switch (b[0]) {
-        case 1: return b.n == 148 ? 1 : 0;
-        case 2: return b.n == 92 ? 2 : 0;
-        case 3: return b.n == 64 ? 3 : 0;
+        case 1: return fixed(148) ? 1 : 0;
+        case 2: return fixed(92) ? 2 : 0;
+        case 3: return fixed(64) ? 3 : 0;
         case 4: return (b.n % 16) == 0 ? 4 : 0;
         default: return 0;
     }

@@ -21,9 +21,6 @@ KNOWN = {
     # TLS to the pool host us1.bitminter.com:3333: the pool's SNI names a
     # mining pool, which the fixtures' notes call defensible as mining.
     ("mining-bitcoin-stratum-getwork.pcap", "tls"): "mining",
-    # The capture starts mid-session: only WireGuard transport messages,
-    # which carry no fixed marker; the handshake detector needs the handshake.
-    ("wireguard.pcap", "vpn"): "unknown",
 }
 
 

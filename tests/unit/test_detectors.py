@@ -333,6 +333,17 @@ POSITIVE = {
         "wireguard",
         "vpn",
     ),
+    # A flow meter joins a direction's first datagrams: the initiation is
+    # followed by transport data, the response likewise.
+    "wireguard_joined_datagrams": (
+        UDP,
+        45965,
+        51194,
+        b"\x01\0\0\0" + b"\x42" * 144 + b"\x04\0\0\0" + b"\x17" * 60,
+        b"\x02\0\0\0" + b"\x43" * 88 + b"\x04\0\0\0" + b"\x18" * 28,
+        "wireguard",
+        "vpn",
+    ),
     "ike_v2_sa_init": (UDP, 500, 500, ike_header(0x20, 34, 300) + b"\0" * 40, b"", "ipsec", "vpn"),
     "ike_nat_t": (UDP, 4500, 4500, b"\0\0\0\0" + ike_header(0x20, 35, 200), b"", "ipsec", "vpn"),
     "socks5_onion": (

@@ -142,9 +142,19 @@ def lookup_native(native: object, arr: np.ndarray, column: str) -> np.ndarray:
     return native.lookup_v6(address_rows(arr, column))
 
 
-def _build(
-    parsed: ParsedPrefixes, labels: np.ndarray, last_wins: bool, texts: object
-) -> _core.PrefixTable:
+class PrefixBuildError(ValueError):
+    """A native table build failed at input ``row`` (a position in the
+    caller's prefix list) for ``reason``."""
+
+    def __init__(self, row: int, reason: str) -> None:
+        super().__init__(f"row {row}: {reason}")
+        self.row = row
+        self.reason = reason
+
+
+def build_native(parsed: ParsedPrefixes, labels: np.ndarray, last_wins: bool) -> _core.PrefixTable:
+    """The native table for parsed prefixes and one label per input row;
+    build failures name the input row (not the native one)."""
     try:
         return _core.PrefixTable(
             parsed.v4_network,
@@ -158,6 +168,14 @@ def _build(
     except _core.BuildError as exc:
         native_row, reason = exc.args
         order = np.concatenate([parsed.v4_index, parsed.v6_index])
-        row = int(order[native_row])
-        text = list(texts)[row] if not hasattr(texts, "__getitem__") else texts[row]
-        raise SchemaValueError(f"prefixes: row {row} ({text!s}): {reason}") from None
+        raise PrefixBuildError(int(order[native_row]), reason) from None
+
+
+def _build(
+    parsed: ParsedPrefixes, labels: np.ndarray, last_wins: bool, texts: object
+) -> _core.PrefixTable:
+    try:
+        return build_native(parsed, labels, last_wins)
+    except PrefixBuildError as exc:
+        text = list(texts)[exc.row] if not hasattr(texts, "__getitem__") else texts[exc.row]
+        raise SchemaValueError(f"prefixes: row {exc.row} ({text!s}): {exc.reason}") from None

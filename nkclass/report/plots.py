@@ -23,6 +23,20 @@ def _pyplot():
     return plt
 
 
+def _save(fig, out: Path, time_axis: bool = True) -> Path:
+    """Common finish: grid, dated x axis, tight layout, PNG, figure closed."""
+    import matplotlib.pyplot as plt
+
+    for ax in fig.axes:
+        ax.grid(alpha=0.3, axis="both" if time_axis else "x")
+    if time_axis:
+        fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _dates(starts: Sequence[int]) -> list[datetime]:
     return [datetime.fromtimestamp(s / 1000, tz=UTC) for s in starts]
 
@@ -61,12 +75,7 @@ def activity_series(report: Report, path: str, metric: str, out: Path) -> Path:
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"{unit} per {report.bucket}")
     ax.legend(loc="upper left", fontsize=8, ncol=2, frameon=False)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def anonymising_share(report: Report, out: Path, paths: Sequence[str]) -> Path:
@@ -83,12 +92,7 @@ def anonymising_share(report: Report, out: Path, paths: Sequence[str]) -> Path:
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("% of the path's flows")
     ax.legend(frameon=False)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def top_bars(
@@ -102,11 +106,7 @@ def top_bars(
     ax.set_yticks(y, labels)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, time_axis=False)
 
 
 def trend_chart(
@@ -145,12 +145,7 @@ def trend_chart(
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"{metric} per {report.bucket}")
     ax.legend(frameon=False)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def write_plots(

@@ -10,6 +10,7 @@ from nkclass import _core
 from nkclass.addresses import parse_prefixes
 from nkclass.errors import RuleError
 from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
+from nkclass.prefix import PrefixBuildError, build_native
 from nkclass.rules.model import Ruleset
 
 MAX_PATHS = 65535
@@ -37,20 +38,10 @@ def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTa
     parsed = parse_prefixes([r[0] for r in rows], what)
     labels = np.array([r[1] for r in rows], dtype=np.uint32)
     try:
-        return _core.PrefixTable(
-            parsed.v4_network,
-            parsed.v4_length,
-            labels[parsed.v4_index],
-            parsed.v6_network,
-            parsed.v6_length,
-            labels[parsed.v6_index],
-            True,
-        )
-    except _core.BuildError as exc:
-        index, reason = exc.args
-        order = np.concatenate([parsed.v4_index, parsed.v6_index])
-        text, _, owner = rows[int(order[index])]
-        raise RuleError(f"{owner}: prefix {text}: {reason}") from None
+        return build_native(parsed, labels, last_wins=True)
+    except PrefixBuildError as exc:
+        text, _, owner = rows[exc.row]
+        raise RuleError(f"{owner}: prefix {text}: {exc.reason}") from None
 
 
 def _precedence(ruleset: Ruleset) -> np.ndarray:

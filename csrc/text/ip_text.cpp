@@ -46,6 +46,7 @@ bool parse_v6(const char* s, std::size_t len, ipv6_net_t* out) noexcept {
 }  // namespace
 
 IpFamily parse_ip(const char* s, std::size_t len, ipv4_host_t* v4, ipv6_net_t* v6) noexcept {
+    if (len == 0) return IpFamily::kInvalid;  // also keeps a null `s` away from memchr
     if (std::memchr(s, ':', len) != nullptr) {
         return parse_v6(s, len, v6) ? IpFamily::kV6 : IpFamily::kInvalid;
     }
@@ -54,6 +55,7 @@ IpFamily parse_ip(const char* s, std::size_t len, ipv4_host_t* v4, ipv6_net_t* v
 
 IpFamily parse_prefix(const char* s, std::size_t len, ipv4_host_t* v4, ipv6_net_t* v6,
                       std::uint8_t* length) noexcept {
+    if (len == 0) return IpFamily::kInvalid;
     const char* slash = static_cast<const char*>(std::memchr(s, '/', len));
     const std::size_t addr_len = slash ? std::size_t(slash - s) : len;
     const IpFamily fam = parse_ip(s, addr_len, v4, v6);

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from nkclass.errors import InputError, SchemaValueError
@@ -42,6 +43,15 @@ SUMMARY = b"Summary"
 def tcp_flags(text: pa.Array) -> pa.Array:
     """nfdump flag strings ("...AP.SF", flags in CEUAPRSF order, '.' when
     unset) as the TCP flags byte."""
+    if (pa.types.is_string(text.type) and len(text) and not text.null_count
+            and pc.all(pc.equal(pc.utf8_length(text), 8)).as_py()):
+        # nfdump 1.7 always writes 8 characters: read them off the buffer
+        data = np.frombuffer(text.buffers()[2], np.uint8)
+        start = np.frombuffer(text.buffers()[1], np.int32)[text.offset]
+        chars = data[start : start + 8 * len(text)].reshape(-1, 8)
+        bits = (chars != ord(".")) & (chars != ord("0"))
+        weights = np.array([128, 64, 32, 16, 8, 4, 2, 1], np.uint8)
+        return pa.array((bits * weights).sum(axis=1).astype(np.uint8), pa.uint8())
     raw = text.to_numpy(zero_copy_only=False).astype("U8")
     padded = np.char.rjust(np.char.strip(raw), 8, ".")
     chars = padded.view("U1").reshape(-1, 8) if len(padded) else np.zeros((0, 8), "U1")
@@ -84,8 +94,8 @@ def _convert(table: pa.Table) -> pa.RecordBatch:
 
 def _port_text(arr: pa.Array) -> pa.Array:
     # ICMP flows print the port as "0" or as type.code ("8.0"); ports are 0 then.
-    import pyarrow.compute as pc
-
+    if not pc.any(pc.match_substring(arr, ".")).as_py():
+        return arr
     return pc.if_else(pc.match_substring(arr, "."), "0", arr)
 
 
@@ -142,7 +152,7 @@ class NfdumpCsvReader:
             return pacsv.read_csv(
                 io.BytesIO(data),
                 read_options=pacsv.ReadOptions(
-                    column_names=header, block_size=1 << 26, use_threads=numbered is False
+                    column_names=header, block_size=1 << 22, use_threads=numbered is False
                 ),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(

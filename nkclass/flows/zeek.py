@@ -70,7 +70,7 @@ class ZeekTsvReader:
         assert self.fields is not None
         return pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=self.fields, block_size=1 << 26),
+            read_options=pacsv.ReadOptions(column_names=self.fields, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={f: pa.string() for f in self.fields},

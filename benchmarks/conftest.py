@@ -88,9 +88,10 @@ def pytest_terminal_summary(terminalreporter):
         rate = REGISTRY.items[(family, impl)] / secs
         tr.write_line(f"{family:<28} {impl:<14} {rate / 1e6:10.2f} M/s")
     for r in REGISTRY.ratios:
+        guard = f"guard {r['guard']}x" if r["guard"] is not None else "reported, no guard"
         tr.write_line(
             f"ratio {r['family']:<22} {r['impl']} / {r['baseline']} = {r['ratio']:.2f}x "
-            f"(guard {r['guard']}x) {r['note']}"
+            f"({guard}) {r['note']}"
         )
     with open("bench-ratios.json", "w") as fh:
         json.dump(

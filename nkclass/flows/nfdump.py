@@ -37,6 +37,11 @@ DEFAULT_HEADER = (
 ).split(",")
 NEEDED = ("ts", "te", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
 OPTIONAL = ("opkt", "obyt", "flg", "sas", "das")
+# Types pyarrow can convert while parsing (the fast path); anything it
+# refuses sends the block to the all-text path, which names the bad line.
+TYPED = {"ts": pa.timestamp("ms"), "te": pa.timestamp("ms"), "ipkt": pa.uint64(),
+         "ibyt": pa.uint64(), "opkt": pa.uint64(), "obyt": pa.uint64(), "sas": pa.uint32(),
+         "das": pa.uint32()}
 SUMMARY = b"Summary"
 
 
@@ -128,7 +133,7 @@ class NfdumpCsvReader:
                         1,
                     )
             block, done = _cut_summary(block)
-            if block.data.strip():
+            if block.data and not block.data.isspace():
                 batch = self._parse(block, header)
                 if batch is not None and batch.num_rows:
                     self.stats.records += batch.num_rows
@@ -148,7 +153,8 @@ class NfdumpCsvReader:
             )
             return "skip"
 
-        def parse(data: bytes, numbered: bool = False) -> pa.Table:
+        def parse(data: bytes, numbered: bool = False, typed: bool = False) -> pa.Table:
+            types = {c: TYPED.get(c, pa.string()) if typed else pa.string() for c in used}
             return pacsv.read_csv(
                 io.BytesIO(data),
                 read_options=pacsv.ReadOptions(
@@ -156,12 +162,17 @@ class NfdumpCsvReader:
                 ),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=used,
-                    column_types={c: pa.string() for c in used},
-                    strings_can_be_null=False,
+                    include_columns=used, column_types=types, strings_can_be_null=False
                 ),
             )
 
+        try:
+            table = parse(block.data, typed=True)
+            if not bad_lines:
+                return _convert(table)
+        except (pa.ArrowInvalid, SchemaValueError):
+            pass
+        bad_lines.clear()
         table = parse(block.data)
         if bad_lines:  # parse again on one thread: only then does pyarrow number rows
             bad_lines.clear()
@@ -194,11 +205,13 @@ def _convert_lines(block: Block, parse, problems: Problems, skip=frozenset()):
 
 
 def _cut_summary(block: Block) -> tuple[Block, bool]:
-    """The block up to nfdump's trailing Summary section, and whether it was found."""
+    """The block up to nfdump's trailing Summary section, and whether it was
+    found. The section is the last few lines of nfdump's output, so only a
+    block's tail is searched."""
     data = block.data
     if data.startswith(SUMMARY):
         return Block(b"", block.first_line), True
-    at = data.find(b"\n" + SUMMARY)
+    at = data.find(b"\n" + SUMMARY, max(0, len(data) - 4096))
     if at < 0:
         return block, False
     return Block(data[: at + 1], block.first_line), True

@@ -58,8 +58,9 @@ def pandas_aggregate(results) -> pd.DataFrame:
             "path": r.path, "activity": r.activity,
             "bytes": table.column("bytes").to_numpy(),
             "packets": table.column("packets").to_numpy(),
-            "host": np.where(r.side == 2, dst, src),
-            "peer": np.where(r.side == 2, src, dst),
+            # like nkclass: flows touching no watched path add no addresses
+            "host": pd.Series(np.where(r.side == 2, dst, src)).mask(r.side == 0),
+            "peer": pd.Series(np.where(r.side == 2, src, dst)).mask(r.side == 0),
         }))
     df = pd.concat(frames, ignore_index=True)
     return df.groupby(["day", "path", "activity"]).agg(

@@ -246,16 +246,19 @@ def _aggregate_one(item: object, bucket: str, by: str | None) -> Report:
     _kernel.sum_by_group(group_of, n_groups, flows.bytes, flows.packets, *totals)
 
     # The watched host is the watched side's address (the source when both
-    # or neither side is watched); the peer is the other endpoint.
+    # are watched); the peer is the other endpoint. Flows touching no watched
+    # path have neither, so their groups keep counts but no address sets
+    # (which also spares the sets of the unwatched background).
+    watched = flows.side != SIDES.index("none")
     dst_is_host = flows.side == SIDES.index("dst")
     src4, src_is4, src6 = _split_addresses(flows.src)
     dst4, dst_is4, dst6 = _split_addresses(flows.dst)
     host4 = np.where(dst_is_host, dst4, src4)
     peer4 = np.where(dst_is_host, src4, dst4)
-    host_is4 = np.where(dst_is_host, dst_is4, src_is4).astype(np.uint8)
-    peer_is4 = np.where(dst_is_host, src_is4, dst_is4).astype(np.uint8)
-    hosts = _bitmaps(group_of, n_groups, host_is4, host4)
-    peers = _bitmaps(group_of, n_groups, peer_is4, peer4)
+    host_is4 = np.where(dst_is_host, dst_is4, src_is4).astype(bool)
+    peer_is4 = np.where(dst_is_host, src_is4, dst_is4).astype(bool)
+    hosts = _bitmaps(group_of, n_groups, (host_is4 & watched).view(np.uint8), host4)
+    peers = _bitmaps(group_of, n_groups, (peer_is4 & watched).view(np.uint8), peer4)
     hosts6 = peers6 = {}
     if src6 is not None or dst6 is not None:
         zeros = np.zeros(flows.n, np.uint64)  # an all-IPv4 side has no /64s
@@ -263,8 +266,8 @@ def _aggregate_one(item: object, bucket: str, by: str | None) -> Report:
         dst6 = zeros if dst6 is None else dst6
         host6 = np.where(dst_is_host, dst6, src6)
         peer6 = np.where(dst_is_host, src6, dst6)
-        hosts6 = _bitmaps64(group_of, n_groups, host_is4 == 0, host6)
-        peers6 = _bitmaps64(group_of, n_groups, peer_is4 == 0, peer6)
+        hosts6 = _bitmaps64(group_of, n_groups, ~host_is4 & watched, host6)
+        peers6 = _bitmaps64(group_of, n_groups, ~peer_is4 & watched, peer6)
 
     b_of = (group_keys >> (PATH_BITS + ACT_BITS + EXTRA_BITS)) & ((1 << BUCKET_BITS) - 1)
     p_of = (group_keys >> (ACT_BITS + EXTRA_BITS)) & ((1 << PATH_BITS) - 1)

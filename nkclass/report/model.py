@@ -5,7 +5,8 @@ where extra is the app or service when the report was made ``by`` one
 (else None). Distinct watched hosts and outside peers are roaring bitmaps of
 IPv4 addresses; IPv6 addresses are counted by their /64 prefix in 64-bit
 bitmaps (one host per /64, the usual unit of an IPv6 subscriber). Merging
-two reports adds counts and unions the bitmaps, so it is exact.
+two reports adds counts and unions the bitmaps, so it is exact. Flows that
+touch no watched path (path ``none``) are counted but add no addresses.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ JSON schema (``nkclass report --format json``)::
                "hosts": 2, "peers": 1}, ...]}
 
 ``bucket`` is the bucket's start (UTC); ``hosts`` and ``peers`` are distinct
-watched addresses and distinct outside addresses in the row.
+watched addresses and distinct outside addresses in the row (0 on ``none``
+rows, whose flows touch no watched path).
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def reference(batch: dict, result, bucket: str) -> pd.DataFrame:
     else:
         dst = [str(ipaddress.ip_address(int(a))) for a in dst_raw]
     host_is_dst = df.side == "dst"
-    df["host"] = np.where(host_is_dst, dst, src)
-    df["peer"] = np.where(host_is_dst, src, dst)
+    unwatched = df.side == "none"  # no watched host, no outside peer
+    df["host"] = pd.Series(np.where(host_is_dst, dst, src)).mask(unwatched)
+    df["peer"] = pd.Series(np.where(host_is_dst, src, dst)).mask(unwatched)
     return (
         df.groupby(["bucket", "path", "activity"])
         .agg(

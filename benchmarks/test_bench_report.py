@@ -118,7 +118,7 @@ def test_report_pandas_baseline(benchmark, registry, synthetic):
 
 @pytest.mark.guard
 def test_guard_aggregate(registry):
-    registry.guard(AGG, "nkclass", "pandas", 0.35,
+    registry.guard(AGG, "nkclass", "pandas", 0.6,
                    "same table; nkclass also keeps mergeable sets, profiles, upstreams")
 
 

@@ -51,15 +51,20 @@ def first_null(arr: pa.Array) -> int | None:
     return int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
 
 
+def _text_without_nulls(values: object, where: str, expected: str):
+    """(array, data, offsets) of a text column; a null row is an error."""
+    arr = text_array(values)
+    bad = first_null(arr)
+    if bad is not None:
+        raise SchemaValueError(f"{where}: row {bad} is null; expected {expected}")
+    return (arr, *text_buffers(arr))
+
+
 def parse_addresses(values: object, column: str) -> np.ndarray:
     """Parse address text into ``uint32`` (when every address is IPv4) or
     ``(n, 16)`` ``uint8`` rows. Raises SchemaValueError naming the column,
     row and text of the first invalid or missing address."""
-    arr = text_array(values)
-    bad = first_null(arr)
-    if bad is not None:
-        raise SchemaValueError(f"column {column!r}: row {bad} is null; expected an IP address")
-    data, offsets = text_buffers(arr)
+    arr, data, offsets = _text_without_nulls(values, f"column {column!r}", "an IP address")
     n = len(arr)
     v4 = np.empty(n, np.uint32)
     v6 = np.empty((n, 16), np.uint8)
@@ -140,11 +145,7 @@ def parse_prefixes(values: Sequence[str] | object, what: str = "prefixes") -> Pa
     """Parse "address/length" texts (a bare address is a host prefix).
     Raises SchemaValueError naming the row and text of the first bad one;
     host bits are checked later, by the table build."""
-    arr = text_array(values)
-    bad = first_null(arr)
-    if bad is not None:
-        raise SchemaValueError(f"{what}: row {bad} is null; expected a prefix")
-    data, offsets = text_buffers(arr)
+    arr, data, offsets = _text_without_nulls(values, what, "a prefix")
     n = len(arr)
     v4 = np.empty(n, np.uint32)
     v6 = np.empty((n, 16), np.uint8)

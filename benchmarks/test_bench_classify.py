@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from benchmarks.conftest import size
+from benchmarks.conftest import measure, size
 from benchmarks.generators import ipv4_routing_table, numpy_flat24
 from nkclass import Classifier
 from nkclass.addresses import parse_prefixes
@@ -203,16 +203,14 @@ def test_numpy_pipeline_gives_the_same_labels(setup):
         np.testing.assert_array_equal(mine[exact], base[exact], err_msg=name)
 
 
-def test_classify_nkclass(benchmark, registry, setup):
+def test_classify_nkclass(benchmark, setup):
     _, clf, _, b = setup
-    benchmark.pedantic(lambda: clf.classify(b), rounds=5, iterations=1, warmup_rounds=1)
-    registry.record(FAMILY, "nkclass", benchmark, N_FLOWS)
+    measure(benchmark, FAMILY, "nkclass", N_FLOWS, lambda: clf.classify(b))
 
 
-def test_classify_numpy(benchmark, registry, setup):
+def test_classify_numpy(benchmark, setup):
     _, _, tables, b = setup
-    benchmark.pedantic(lambda: numpy_classify(b, tables), rounds=3, iterations=1, warmup_rounds=1)
-    registry.record(FAMILY, "numpy", benchmark, N_FLOWS)
+    measure(benchmark, FAMILY, "numpy", N_FLOWS, lambda: numpy_classify(b, tables), rounds=3)
 
 
 @pytest.mark.guard

@@ -7,7 +7,7 @@ import ipaddress
 import numpy as np
 import pytest
 
-from benchmarks.conftest import size
+from benchmarks.conftest import measure, size
 from benchmarks.generators import (
     ipv4_routing_table,
     ipv6_queries,
@@ -37,32 +37,26 @@ def uniform_v4():
     return np.random.default_rng(11).integers(0, 2**32, N_LOOKUPS, dtype=np.uint32)
 
 
-def run(benchmark, fn, rounds=5):
-    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
-
-
-def test_big_nkclass(benchmark, registry, big_table, uniform_v4):
+def test_big_nkclass(benchmark, big_table, uniform_v4):
     table = PrefixTable.from_ipv4_arrays(*big_table)
-    out = run(benchmark, lambda: table.lookup(uniform_v4))
-    registry.record(BIG, "nkclass", benchmark, len(uniform_v4))
+    out = measure(benchmark, BIG, "nkclass", len(uniform_v4), lambda: table.lookup(uniform_v4))
     assert out.shape == uniform_v4.shape
 
 
-def test_big_numpy_flat24(benchmark, registry, big_table, uniform_v4):
+def test_big_numpy_flat24(benchmark, big_table, uniform_v4):
     flat = numpy_flat24(*big_table)
-    run(benchmark, lambda: np.take(flat, uniform_v4 >> 8))
-    registry.record(BIG, "numpy", benchmark, len(uniform_v4))
+    measure(benchmark, BIG, "numpy", len(uniform_v4), lambda: np.take(flat, uniform_v4 >> 8))
 
 
-def test_big_pytricia(benchmark, registry, big_table, uniform_v4):
+def test_big_pytricia(benchmark, big_table, uniform_v4):
     nets, lens, labels = big_table
     trie = pytricia.PyTricia(32)
     for net, length, label in zip(nets.tolist(), lens.tolist(), labels.tolist(), strict=True):
         trie[f"{ipaddress.IPv4Address(net)}/{length}"] = label
     queries = [str(ipaddress.IPv4Address(a)) for a in uniform_v4[:N_PER_CALL].tolist()]
     get = trie.get
-    run(benchmark, lambda: [get(q) for q in queries], rounds=3)
-    registry.record(BIG, "pytricia", benchmark, len(queries))
+    measure(benchmark, BIG, "pytricia", len(queries), lambda: [get(q) for q in queries],
+            rounds=3)
 
 
 def small_table_rows():
@@ -77,18 +71,16 @@ def small_table_rows():
     )
 
 
-def test_small_nkclass(benchmark, registry, uniform_v4):
+def test_small_nkclass(benchmark, uniform_v4):
     nets, lens, labels = small_table_rows()
     table = PrefixTable.from_ipv4_arrays(nets, lens, labels, duplicates="last")
     assert table.first_stride == 16
-    run(benchmark, lambda: table.lookup(uniform_v4))
-    registry.record(SMALL, "nkclass", benchmark, len(uniform_v4))
+    measure(benchmark, SMALL, "nkclass", len(uniform_v4), lambda: table.lookup(uniform_v4))
 
 
-def test_small_numpy_flat24(benchmark, registry, uniform_v4):
+def test_small_numpy_flat24(benchmark, uniform_v4):
     flat = numpy_flat24(*small_table_rows(), dtype=np.uint16)
-    run(benchmark, lambda: np.take(flat, uniform_v4 >> 8))
-    registry.record(SMALL, "numpy", benchmark, len(uniform_v4))
+    measure(benchmark, SMALL, "numpy", len(uniform_v4), lambda: np.take(flat, uniform_v4 >> 8))
 
 
 @pytest.fixture(scope="module")
@@ -97,22 +89,20 @@ def v6_table():
     return texts, labels, ipv6_queries(texts, size(2_000_000, 500_000))
 
 
-def test_v6_nkclass(benchmark, registry, v6_table):
+def test_v6_nkclass(benchmark, v6_table):
     texts, labels, queries = v6_table
     table = PrefixTable(texts, labels, duplicates="last")
-    run(benchmark, lambda: table.lookup(queries))
-    registry.record(V6, "nkclass", benchmark, len(queries))
+    measure(benchmark, V6, "nkclass", len(queries), lambda: table.lookup(queries))
 
 
-def test_v6_pytricia(benchmark, registry, v6_table):
+def test_v6_pytricia(benchmark, v6_table):
     texts, labels, queries = v6_table
     trie = pytricia.PyTricia(128)
     for text, label in zip(texts, labels.tolist(), strict=True):
         trie[text] = label
     subset = [str(ipaddress.IPv6Address(bytes(r))) for r in queries[: N_PER_CALL // 2]]
     get = trie.get
-    run(benchmark, lambda: [get(q) for q in subset], rounds=3)
-    registry.record(V6, "pytricia", benchmark, len(subset))
+    measure(benchmark, V6, "pytricia", len(subset), lambda: [get(q) for q in subset], rounds=3)
 
 
 @pytest.mark.guard

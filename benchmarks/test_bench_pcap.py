@@ -1,20 +1,17 @@
 """read_pcap throughput against what a user would otherwise write: dpkt with a
 full Ethernet/IP/L4 parse into a flow dict, and nfstream when installed.
 
-Run: python -m pytest benchmarks/test_bench_pcap.py --benchmark-enable -s
-Each benchmark stores packets/s in extra_info; the summary test prints the
-ratios measured in the same run.
+Run: pytest benchmarks/test_bench_pcap.py --benchmark-enable
 """
 
 from __future__ import annotations
 
 import socket
-import time
 
 import dpkt
 import pytest
 
-from benchmarks.conftest import REGISTRY, size
+from benchmarks.conftest import measure, size
 from benchmarks.pcap_gen import prefix_copy, write_capture
 from nkclass.flows.pcap import read_pcap
 
@@ -22,8 +19,6 @@ PACKETS = size(1_000_000, 300_000)
 FLOWS = size(50_000, 15_000)
 DPKT_PACKETS = size(200_000, 60_000)
 FAMILY = "pcap flow metering (packets/s)"
-
-RESULTS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -36,39 +31,15 @@ def capture_prefix(capture, tmp_path_factory):
     return prefix_copy(capture, tmp_path_factory.mktemp("pcap") / "prefix.pcap", DPKT_PACKETS)
 
 
-def _record(benchmark, name, packets):
-    # With --benchmark-disable the function ran once and stats are absent.
-    stats = getattr(benchmark, "stats", None)
-    seconds = stats.stats.min if stats else benchmark.extra_info.get("seconds")
-    pps = packets / seconds
-    benchmark.extra_info["packets_per_s"] = pps
-    RESULTS[name] = pps
-    REGISTRY.record(FAMILY, name, benchmark, packets)
-    print(f"\n{name}: {pps / 1e6:.3f} M packets/s")
-
-
-def _timed(fn):
-    """Wraps fn to also return its wall time (kept when benchmarks are disabled)."""
-
-    def run():
-        t0 = time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - t0
-
-    return run
-
-
 def test_read_pcap_packets_per_second(benchmark, capture):
     def run():
         reader = read_pcap(capture, payload_bytes=512)
         flows = sum(batch.num_rows for batch in reader)
         return flows, reader.counters
 
-    timed = _timed(run)
-    (flows, counters), seconds = benchmark.pedantic(timed, rounds=3, iterations=1)
-    benchmark.extra_info["seconds"] = seconds
+    flows, counters = measure(benchmark, FAMILY, "read_pcap", PACKETS, run, rounds=3,
+                              warmup_rounds=0)
     assert counters["packets"] == PACKETS and flows == FLOWS
-    _record(benchmark, "read_pcap", PACKETS)
 
 
 def _dpkt_flows(path):
@@ -93,11 +64,9 @@ def _dpkt_flows(path):
 
 
 def test_dpkt_full_parse_packets_per_second(benchmark, capture_prefix):
-    timed = _timed(lambda: _dpkt_flows(capture_prefix))
-    flows, seconds = benchmark.pedantic(timed, rounds=1, iterations=1)
-    benchmark.extra_info["seconds"] = seconds
+    flows = measure(benchmark, FAMILY, "dpkt", DPKT_PACKETS,
+                    lambda: _dpkt_flows(capture_prefix), rounds=1, warmup_rounds=0)
     assert len(flows) > 0
-    _record(benchmark, "dpkt", DPKT_PACKETS)
 
 
 def test_nfstream_packets_per_second(benchmark, capture_prefix):
@@ -105,19 +74,9 @@ def test_nfstream_packets_per_second(benchmark, capture_prefix):
         from nfstream import NFStreamer
     except ImportError:
         pytest.skip("nfstream is not installed: no nfstream baseline in this run")
-    timed = _timed(lambda: sum(1 for _ in NFStreamer(source=str(capture_prefix),
-                                                     n_dissections=0)))
-    _, seconds = benchmark.pedantic(timed, rounds=1, iterations=1)
-    benchmark.extra_info["seconds"] = seconds
-    _record(benchmark, "nfstream", DPKT_PACKETS)
-
-
-def test_print_ratios():
-    if "read_pcap" not in RESULTS:
-        pytest.skip("read_pcap benchmark did not run")
-    for peer in ("dpkt", "nfstream"):
-        if peer in RESULTS:
-            print(f"\nread_pcap / {peer}: {RESULTS['read_pcap'] / RESULTS[peer]:.1f}x")
+    measure(benchmark, FAMILY, "nfstream", DPKT_PACKETS,
+            lambda: sum(1 for _ in NFStreamer(source=str(capture_prefix), n_dissections=0)),
+            rounds=1, warmup_rounds=0)
 
 
 @pytest.mark.guard

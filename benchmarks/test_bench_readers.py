@@ -8,7 +8,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.conftest import size
+from benchmarks.conftest import measure, size
 from nkclass import read
 from nkclass.demo.synth import generate
 from nkclass.flows.io import text_table
@@ -54,30 +54,25 @@ def files(tmp_path_factory):
     return parquet, csv
 
 
-def run(benchmark, fn, rounds=5):
-    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+def test_parquet_nkclass(benchmark, files):
+    measure(benchmark, PARQUET, "nkclass", N_ROWS,
+            lambda: sum(b.num_rows for b in read(files[0], batch_size=1 << 18)))
 
 
-def test_parquet_nkclass(benchmark, registry, files):
-    run(benchmark, lambda: sum(b.num_rows for b in read(files[0], batch_size=1 << 18)))
-    registry.record(PARQUET, "nkclass", benchmark, N_ROWS)
+def test_parquet_pyarrow(benchmark, files):
+    measure(benchmark, PARQUET, "pyarrow", N_ROWS,
+            lambda: sum(b.num_rows for b in
+                        pq.ParquetFile(files[0]).iter_batches(batch_size=1 << 18)))
 
 
-def test_parquet_pyarrow(benchmark, registry, files):
-    run(benchmark, lambda: sum(b.num_rows for b in
-                               pq.ParquetFile(files[0]).iter_batches(batch_size=1 << 18)))
-    registry.record(PARQUET, "pyarrow", benchmark, N_ROWS)
+def test_csv_nkclass(benchmark, files):
+    measure(benchmark, CSV, "nkclass", N_ROWS,
+            lambda: sum(b.num_rows for b in read(files[1], batch_size=1 << 18)))
 
 
-def test_csv_nkclass(benchmark, registry, files):
-    run(benchmark, lambda: sum(b.num_rows for b in read(files[1], batch_size=1 << 18)))
-    registry.record(CSV, "nkclass", benchmark, N_ROWS)
-
-
-def test_csv_pyarrow(benchmark, registry, files):
+def test_csv_pyarrow(benchmark, files):
     """A plain typed pyarrow read (times parsed, addresses left as text)."""
-    run(benchmark, lambda: pacsv.read_csv(files[1]).num_rows)
-    registry.record(CSV, "pyarrow", benchmark, N_ROWS)
+    measure(benchmark, CSV, "pyarrow", N_ROWS, lambda: pacsv.read_csv(files[1]).num_rows)
 
 
 @pytest.mark.guard

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.conftest import size
+from benchmarks.conftest import measure, size
 from nkclass import Classifier, read
 from nkclass.demo.synth import generate
 from nkclass.report import Report, aggregate
@@ -38,11 +38,10 @@ def synthetic(tmp_path_factory):
     return path, clf, results
 
 
-def test_aggregate_nkclass(benchmark, registry, synthetic):
+def test_aggregate_nkclass(benchmark, synthetic):
     _, _, results = synthetic
-    benchmark.pedantic(lambda: aggregate(results, bucket="day"), rounds=3, iterations=1,
-                       warmup_rounds=1)
-    registry.record(AGG, "nkclass", benchmark, N_FLOWS)
+    measure(benchmark, AGG, "nkclass", N_FLOWS, lambda: aggregate(results, bucket="day"),
+            rounds=3)
 
 
 def pandas_aggregate(results) -> pd.DataFrame:
@@ -68,11 +67,9 @@ def pandas_aggregate(results) -> pd.DataFrame:
         hosts=("host", "nunique"), peers=("peer", "nunique"))
 
 
-def test_aggregate_pandas(benchmark, registry, synthetic):
+def test_aggregate_pandas(benchmark, synthetic):
     _, _, results = synthetic
-    benchmark.pedantic(lambda: pandas_aggregate(results), rounds=2, iterations=1,
-                       warmup_rounds=1)
-    registry.record(AGG, "pandas", benchmark, N_FLOWS)
+    measure(benchmark, AGG, "pandas", N_FLOWS, lambda: pandas_aggregate(results), rounds=2)
 
 
 def report_end_to_end(path, clf, stages: dict) -> Report:
@@ -91,18 +88,17 @@ def report_end_to_end(path, clf, stages: dict) -> Report:
     return report
 
 
-def test_report_end_to_end(benchmark, registry, synthetic):
+def test_report_end_to_end(benchmark, synthetic):
     path, clf, _ = synthetic
     stages = {"read": 0.0, "classify": 0.0, "aggregate": 0.0}
-    benchmark.pedantic(lambda: report_end_to_end(path, clf, stages), rounds=3, iterations=1,
-                       warmup_rounds=1)
-    registry.record(E2E, "nkclass", benchmark, N_FLOWS)
+    measure(benchmark, E2E, "nkclass", N_FLOWS, lambda: report_end_to_end(path, clf, stages),
+            rounds=3)
     total = sum(stages.values())
     benchmark.extra_info["stage_share"] = {k: round(v / total, 3) for k, v in stages.items()}
     print("\nreport stages: " + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
 
 
-def test_report_pandas_baseline(benchmark, registry, synthetic):
+def test_report_pandas_baseline(benchmark, synthetic):
     """Reading the same Parquet with pandas and grouping (no classification)."""
     path, _, _ = synthetic
 
@@ -112,8 +108,7 @@ def test_report_pandas_baseline(benchmark, registry, synthetic):
             df["ts_start"].dtype.unit == "ns" else df["ts_start"].dt.floor("D")
         return df.groupby(["day", "dst_port"]).agg(flows=("bytes", "size"), bytes=("bytes", "sum"))
 
-    benchmark.pedantic(run, rounds=2, iterations=1, warmup_rounds=1)
-    registry.record(E2E, "pandas", benchmark, N_FLOWS)
+    measure(benchmark, E2E, "pandas", N_FLOWS, run, rounds=2)
 
 
 @pytest.mark.guard

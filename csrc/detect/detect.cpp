@@ -10,12 +10,13 @@ namespace det {
 
 bool set_name(Detection* out, const std::uint8_t* s, std::size_t len, std::uint8_t kind) noexcept {
     if (len > 0 && s[len - 1] == '.') --len;
-    if (len == 0 || len > kMaxName) return false;
-    for (std::size_t i = 0; i < len; ++i) {
-        const std::uint8_t c = s[i];
-        if (c < 0x21 || c > 0x7e) return false;
-        out->name[i] = lower(static_cast<char>(c));
-    }
+    if (len == 0 || len > kMaxName || !bytes::copy_name_lower(out->name, s, len)) return false;
+    return name_written(out, len, kind);
+}
+
+bool name_written(Detection* out, std::size_t len, std::uint8_t kind) noexcept {
+    if (len > 0 && out->name[len - 1] == '.') --len;
+    if (len == 0) return false;
     out->name[len] = '\0';
     out->name_len = static_cast<std::uint8_t>(len);
     out->name_kind = kind;

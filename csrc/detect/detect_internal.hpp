@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "nkclass/bytes.hpp"
 #include "nkclass/classifier.hpp"
 #include "nkclass/detectors.hpp"
 #include "nkclass/vocab.hpp"
@@ -24,14 +25,10 @@ struct Bytes {
     }
 };
 
-inline std::uint16_t be16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-inline std::uint32_t be32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
-           (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
-}
-inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+using bytes::be16;
+using bytes::be24;
+using bytes::be32;
+using bytes::lower;
 
 // Marks `out` as a payload-confirmed detection.
 inline void hit(Detection* out, std::uint8_t app, std::uint8_t activity) noexcept {
@@ -46,6 +43,10 @@ inline void hit(Detection* out, std::uint8_t app, std::uint8_t activity) noexcep
 // printable bytes (0x21..0x7e); drops a trailing dot. Returns false (and
 // leaves no name) otherwise.
 bool set_name(Detection* out, const std::uint8_t* s, std::size_t len, std::uint8_t kind) noexcept;
+// Finishes a name a parser wrote straight into out->name (len bytes,
+// lowercase, printable, len <= kMaxName): drops a trailing dot, sets the
+// NUL, name_len and name_kind. Returns false (no name) when nothing is left.
+bool name_written(Detection* out, std::size_t len, std::uint8_t kind) noexcept;
 void set_agent(Detection* out, const std::uint8_t* s, std::size_t len) noexcept;
 
 // Family detectors. `client` is true for the initiator's bytes. Each

@@ -20,9 +20,11 @@ bool common_qtype(std::uint16_t t) noexcept {
     }
 }
 
-// Parses the uncompressed name at p[i]; writes the dotted form to `name`
-// (when every label byte is printable and not a dot) and returns the
-// offset after it, or 0 on a malformed or compressed name.
+// Parses the uncompressed name at p[i]; writes its dotted, lowercased form
+// to `name` (room for kMaxName + 1 bytes) while every label byte is
+// printable and not a dot and the name fits, and returns the offset after
+// it, or 0 on a malformed or compressed name. `*printable` says whether
+// `name[0, *name_len)` holds the whole name.
 std::size_t parse_name(const std::uint8_t* p, std::size_t n, std::size_t i, char* name,
                        std::size_t* name_len, bool* printable) noexcept {
     std::size_t out = 0;
@@ -39,17 +41,17 @@ std::size_t parse_name(const std::uint8_t* p, std::size_t n, std::size_t i, char
         if (i + 1 + l > n) return 0;
         total += l + 1;
         if (total > 255) return 0;
-        for (std::size_t k = 0; k < l; ++k) {
-            const std::uint8_t c = p[i + 1 + k];
-            if (c < 0x21 || c > 0x7e || c == '.') ok = false;
-            if (out < kMaxName) name[out++] = lower(static_cast<char>(c));
+        const std::uint8_t* label = p + i + 1;
+        ok = ok && out + l + 1 <= kMaxName + 1 && bytes::copy_name_lower(name + out, label, l) &&
+             std::memchr(label, '.', l) == nullptr;
+        if (ok) {
+            out += l;
+            name[out++] = '.';
         }
-        if (out < kMaxName) name[out++] = '.';
         i += 1 + l;
     }
-    if (out > 0) --out;  // trailing dot
-    *name_len = out;
-    *printable = ok && out > 0 && total <= kMaxName + 1;
+    *name_len = out > 0 ? out - 1 : 0;  // without the trailing dot
+    *printable = ok && out > 0;
     return i;
 }
 
@@ -84,10 +86,11 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
     if (qd == 0 && !(response && an > 0)) return false;  // mDNS announcements carry answers only
     if (qd > 64 || an > 256 || ns > 256 || ar > 256) return false;
     if (!response && (flags & 0x000f) != 0) return false;  // rcode in a query
-    char name[kMaxName + 1];
+    // The name goes straight into out->name; it counts only once this
+    // returns true (name_written), so a refusal leaves no name behind.
     std::size_t name_len = 0;
     bool printable = false;
-    const std::size_t after = parse_name(p, n, 12, name, &name_len, &printable);
+    const std::size_t after = parse_name(p, n, 12, out->name, &name_len, &printable);
     if (after == 0 || after + 4 > n) return false;
     const std::uint16_t qtype = be16(p + after);
     const std::uint16_t qclass = be16(p + after + 2) & 0x7fff;  // mDNS unicast-response bit
@@ -96,7 +99,7 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
     if (!dns_port && (qclass != 1 || !common_qtype(qtype))) return false;
     const bool mdns = !tcp && (sport == 5353 || dport == 5353);
     hit(out, mdns ? kAppMdns : kAppDns, 0);
-    if (printable) set_name(out, reinterpret_cast<const std::uint8_t*>(name), name_len, kNameDns);
+    if (printable) name_written(out, name_len, kNameDns);
     return true;
 }
 

@@ -8,7 +8,7 @@ std::size_t tls_client_hello_sni(const std::uint8_t* p, std::size_t len, char* n
     if (is_hello) *is_hello = false;
     if (len < 9 || p[0] != 0x16 || p[1] != 0x03 || p[2] > 0x04) return 0;
     const std::size_t record_len = det::be16(p + 3);
-    const std::size_t hs_len = (std::size_t(p[6]) << 16) | (std::size_t(p[7]) << 8) | p[8];
+    const std::size_t hs_len = bytes::be24(p + 6);
     if (p[5] != 0x01 || record_len < 4 || record_len > 16384 + 2048 || hs_len < 38) return 0;
     if (is_hello) *is_hello = true;
     // Parse up to the end of the record, of the handshake message, or of
@@ -48,12 +48,9 @@ std::size_t tls_client_hello_sni(const std::uint8_t* p, std::size_t len, char* n
             i += 3;
             if (i + name_len > list_end) return 0;
             if (name_type == 0) {
-                if (name_len == 0 || name_len > kMaxName) return 0;
-                for (std::size_t k = 0; k < name_len; ++k) {
-                    const std::uint8_t c = p[i + k];
-                    if (c < 0x21 || c > 0x7e) return 0;
-                    name[k] = det::lower(static_cast<char>(c));
-                }
+                if (name_len == 0 || name_len > kMaxName ||
+                    !bytes::copy_name_lower(name, p + i, name_len))
+                    return 0;
                 name[name_len] = '\0';
                 return name_len;
             }
@@ -100,11 +97,10 @@ bool detect_tls(Bytes b, bool client, Detection* out) noexcept {
         return detect_tls_records(b, out);
     if (client) {
         bool is_hello = false;
-        char name[kMaxName + 1];
-        const std::size_t k = tls_client_hello_sni(b.p, b.n, name, &is_hello);
+        const std::size_t k = tls_client_hello_sni(b.p, b.n, out->name, &is_hello);
         if (!is_hello) return false;
         hit(out, kAppTls, 0);
-        if (k > 0) set_name(out, reinterpret_cast<const std::uint8_t*>(name), k, kNameSni);
+        if (k > 0) name_written(out, k, kNameSni);
         return true;
     }
     // ServerHello (2) from the responder.

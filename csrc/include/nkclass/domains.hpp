@@ -6,12 +6,14 @@
 // "notfbcdn.net". The longest matching suffix wins. Comparison is ASCII
 // case-insensitive and a trailing dot on the name is ignored.
 //
-// Structure: one open-addressing hash table of 64-bit hashes of the
-// lowercased suffixes; a lookup hashes the name from its last byte towards
-// its first (so the hash of every label-boundary suffix falls out of one
-// pass), then probes the table once per label, longest suffix first, and
-// confirms a hit with a byte compare. Cost O(name length + labels), no
-// allocation. Immutable after build(); lookups are thread-safe.
+// Structure: one open-addressing hash table keyed by 64-bit hashes of
+// label-boundary suffixes, built label by label from the right. Besides the
+// rules it holds an "interior" entry for every proper suffix of a rule, so
+// a lookup walks the name's labels from the last one and stops at the
+// first suffix no rule ends with; the longest rule met on the walk is
+// confirmed by a byte compare. Cost O(labels probed), usually two or three
+// probes into a table of ~24 bytes per suffix; no allocation. Immutable
+// after build(); lookups are thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -46,11 +48,13 @@ public:
 private:
     struct Slot {
         std::uint64_t hash = 0;    // 0 = empty slot (real hashes are never 0)
-        std::uint32_t offset = 0;  // into text_
+        std::uint32_t service = 0;
+        std::uint32_t offset = 0;  // into text_ (rules only)
         std::uint16_t length = 0;
         std::uint8_t activity = 0;
-        std::uint32_t service = 0;
+        std::uint8_t kind = 0;     // bit 0: a rule; bit 1: a longer rule ends with it
     };
+    static void add_interior(std::vector<Slot>& slots, std::uint64_t h) noexcept;
     std::vector<Slot> slots_;
     std::string text_;  // the normalised suffixes, back to back
     std::uint64_t mask_ = 0;

@@ -1,0 +1,72 @@
+// Byte-level helpers shared by the parsers: big-endian field reads and
+// eight-bytes-at-a-time (SWAR) ASCII tests for names.
+//
+// Every read takes a pointer the caller has bounds-checked: `be16(p)`
+// reads p[0..1], `load8(p)` reads p[0..7]. Nothing here allocates or fails.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace nkclass::bytes {
+
+inline std::uint16_t be16(const std::uint8_t* p) noexcept {
+    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t be24(const std::uint8_t* p) noexcept {
+    return (std::uint32_t(p[0]) << 16) | (std::uint32_t(p[1]) << 8) | std::uint32_t(p[2]);
+}
+inline std::uint32_t be32(const std::uint8_t* p) noexcept {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
+           (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
+}
+
+// Eight bytes in memory order as one word (native byte order).
+inline std::uint64_t load8(const void* p) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+}
+
+inline constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+inline constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+
+// ASCII lowercase of eight bytes at once; bytes >= 0x80 are left alone.
+inline std::uint64_t lower8(std::uint64_t x) noexcept {
+    const std::uint64_t low7 = x & ~kHighs;
+    const std::uint64_t ge_a = low7 + kOnes * (0x80 - 'A');      // bit 7: byte >= 'A'
+    const std::uint64_t gt_z = low7 + kOnes * (0x80 - 'Z' - 1);  // bit 7: byte > 'Z'
+    return x | ((ge_a & ~gt_z & ~x & kHighs) >> 2);
+}
+
+// True when some byte of `x` is outside [0x21, 0x7e] (space, controls,
+// DEL, non-ASCII): the bytes a host name may not hold.
+inline bool any_unprintable8(std::uint64_t x) noexcept {
+    const std::uint64_t below = (x - kOnes * 0x21) & ~x & kHighs;  // some byte < 0x21
+    const std::uint64_t above = ((x + kOnes * 0x01) | x) & kHighs;  // some byte >= 0x7f
+    return (below | above) != 0;
+}
+
+inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+// Copies n bytes of a host name to `dst` lowercased, or returns false when
+// a byte is outside [0x21, 0x7e] (then `dst` holds an unspecified prefix).
+// Writes exactly n bytes; reads exactly n.
+inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const std::uint64_t w = load8(src + i);
+        if (any_unprintable8(w)) return false;
+        const std::uint64_t l = lower8(w);
+        std::memcpy(dst + i, &l, 8);
+    }
+    for (; i < n; ++i) {
+        const std::uint8_t c = src[i];
+        if (c < 0x21 || c > 0x7e) return false;
+        dst[i] = lower(static_cast<char>(c));
+    }
+    return true;
+}
+
+}  // namespace nkclass::bytes

@@ -134,47 +134,38 @@ void init_detectors(py::module_& m) {
                 std::uint8_t* ap = app.mutable_data();
                 std::uint8_t* ac = activity.mutable_data();
                 std::uint32_t* sv = service.mutable_data();
-                const std::uint8_t* proto = protocol.data();
-                const std::uint16_t* sp = src_port.data();
-                const std::uint16_t* dp = dst_port.data();
+                FlowColumns cols;
+                cols.n = n;
+                cols.protocol = protocol.data();
+                cols.src_port = src_port.data();
+                cols.dst_port = dst_port.data();
+                cols.src_payload = sc;
+                cols.dst_payload = dc;
                 {
                     py::gil_scoped_release nogil;
-                    Candidate found[8];
-                    // Most payloads are rejected on their first bytes, so the
-                    // loop is bound by the cache miss on each side's first
-                    // line: fetch a few flows ahead.
-                    constexpr std::size_t kAhead = 8;
-                    for (std::size_t i = 0; i < n; ++i) {
-                        if (i + kAhead < n) {
-                            if (sc.data) __builtin_prefetch(sc.data + sc.offsets[i + kAhead]);
-                            if (dc.data) __builtin_prefetch(dc.data + dc.offsets[i + kAhead]);
-                        }
-                        const std::uint8_t* s = nullptr;
-                        const std::uint8_t* d = nullptr;
-                        std::size_t sl = 0, dl = 0;
-                        if (sc.data) {
-                            s = sc.data + sc.offsets[i];
-                            sl = static_cast<std::size_t>(sc.offsets[i + 1] - sc.offsets[i]);
-                        }
-                        if (dc.data) {
-                            d = dc.data + dc.offsets[i];
-                            dl = static_cast<std::size_t>(dc.offsets[i + 1] - dc.offsets[i]);
-                        }
-                        const std::size_t k =
-                            self.inspector->inspect(proto[i], sp[i], dp[i], s, sl, d, dl, found, 8);
-                        std::uint8_t a = 0, act = 0, act_rank = 0;
-                        std::uint32_t svc = 0;
-                        for (std::size_t c = 0; c < k; ++c) {
-                            if (found[c].app) a = found[c].app;
-                            if (found[c].activity && found[c].rank > act_rank) {
-                                act = found[c].activity;
-                                act_rank = found[c].rank;
+                    constexpr std::size_t kBlock = 512;
+                    PayloadCandidates found[kBlock];
+                    for (std::size_t begin = 0; begin < n; begin += kBlock) {
+                        const std::size_t count = std::min(kBlock, n - begin);
+                        if (sc.data || dc.data)
+                            self.inspector->inspect_block(cols, begin, count, found);
+                        for (std::size_t k = 0; k < count; ++k) {
+                            std::uint8_t a = 0, act = 0, act_rank = 0;
+                            std::uint32_t svc = 0;
+                            const std::size_t m = (sc.data || dc.data) ? found[k].n : 0;
+                            for (std::size_t c = 0; c < m; ++c) {
+                                const Candidate& f = found[k].c[c];
+                                if (f.app) a = f.app;
+                                if (f.activity && f.rank > act_rank) {
+                                    act = f.activity;
+                                    act_rank = f.rank;
+                                }
+                                if (f.service) svc = f.service;
                             }
-                            if (found[c].service) svc = found[c].service;
+                            ap[begin + k] = a;
+                            ac[begin + k] = act;
+                            sv[begin + k] = svc;
                         }
-                        ap[i] = a;
-                        ac[i] = act;
-                        sv[i] = svc;
                     }
                 }
                 return py::make_tuple(app, activity, service);

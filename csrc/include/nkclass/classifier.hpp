@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -96,6 +97,21 @@ struct AddressColumn {
 struct BytesColumn {
     const std::uint8_t* data = nullptr;
     const std::int64_t* offsets = nullptr;  // n + 1 entries, non-decreasing
+
+    // Flow i's bytes; nullptr and 0 when the column is absent.
+    const std::uint8_t* at(std::size_t i) const noexcept {
+        return data ? data + offsets[i] : nullptr;
+    }
+    std::size_t length(std::size_t i) const noexcept {
+        return data ? static_cast<std::size_t>(offsets[i + 1] - offsets[i]) : 0;
+    }
+    // Asks the cache for the first `bytes` of flow i (at most its length).
+    void prefetch(std::size_t i, std::size_t bytes) const noexcept {
+        if (!data) return;
+        const std::uint8_t* p = data + offsets[i];
+        const std::size_t n = std::min<std::size_t>(length(i), bytes);
+        for (std::size_t k = 0; k < n; k += 64) __builtin_prefetch(p + k);
+    }
 };
 
 struct FlowColumns {
@@ -129,6 +145,13 @@ struct LabelColumns {
     std::uint8_t* confidence;
 };
 
+// What the payload stage proposed for one flow.
+struct PayloadCandidates {
+    static constexpr std::size_t kMax = 4;
+    Candidate c[kMax];
+    std::uint8_t n = 0;
+};
+
 // The payload stage of the pass: proposes candidates from the first bytes
 // each side sent. Implementations must be thread-safe and bounds-checked.
 class PairCache;
@@ -143,6 +166,13 @@ public:
                                 std::size_t src_len, const std::uint8_t* dst,
                                 std::size_t dst_len, Candidate* out,
                                 std::size_t cap) const noexcept = 0;
+
+    // inspect() for flows [begin, begin + count) of `cols` (which must hold
+    // protocol, ports and at least one payload column), into out[0, count).
+    // The same candidates as per-flow calls, fetching payloads a few flows
+    // ahead.
+    void inspect_block(const FlowColumns& cols, std::size_t begin, std::size_t count,
+                       PayloadCandidates* out) const noexcept;
 };
 
 struct ClassifierSpec {

@@ -83,6 +83,22 @@ void lookup_block(const PrefixTable& table, const AddressColumn& col, std::size_
     }
 }
 
+// AS entry ids for a block: the caller's nonzero ids as given, the table's
+// answer for the rest (0 when there is no table).
+void resolve_as_block(const PrefixTable* table, const AddressColumn& col,
+                      const std::uint32_t* given, std::size_t begin, std::size_t count,
+                      label_t* out) noexcept {
+    if (table != nullptr) {
+        lookup_block(*table, col, begin, count, out);
+    } else {
+        std::fill(out, out + count, kNoLabel);
+    }
+    if (given != nullptr) {
+        for (std::size_t k = 0; k < count; ++k)
+            out[k] = given[begin + k] != 0 ? given[begin + k] : out[k];
+    }
+}
+
 }  // namespace
 
 BuildStatus Classifier::validate(const ClassifierSpec& spec) {
@@ -98,6 +114,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
         return BuildStatus::failure(i, "port verdict names an unknown activity or rank");
     if (std::size_t i = check(spec.service_verdicts); i != spec.service_verdicts.size())
         return BuildStatus::failure(i, "service verdict names an unknown activity or rank");
+    if (std::size_t i = check(spec.as_verdicts); i != spec.as_verdicts.size())
+        return BuildStatus::failure(i, "AS verdict names an unknown activity or rank");
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
@@ -114,6 +132,7 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
 Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
     for (const Candidate& c : spec_.port_verdicts) port_scored_.push_back(scored(c));
     for (const Candidate& c : spec_.service_verdicts) service_scored_.push_back(scored(c));
+    for (const Candidate& c : spec_.as_verdicts) as_scored_.push_back(scored(c));
     for (std::uint8_t activity : spec_.path_server_activity) {
         Candidate c;
         c.activity = activity;
@@ -201,7 +220,13 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const unsigned shape_needed = spec_.shape_min_conditions;
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
+    label_t as_src[kBlock], as_dst[kBlock];
     Candidate found[kMaxCandidates];
+    const bool have_as = !as_scored_.empty();
+    const PrefixTable* as_table = spec_.as_table.get();
+    const ScoredCandidate* as_scored = as_scored_.data();
+    const Candidate* as_verdicts = spec_.as_verdicts.data();
+    const std::size_t n_as = as_scored_.size();
 
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
         const std::size_t count = std::min(kBlock, cols.n - begin);
@@ -209,6 +234,10 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         lookup_block(paths, cols.dst_ip, begin, count, path_dst);
         lookup_block(services, cols.src_ip, begin, count, svc_src);
         lookup_block(services, cols.dst_ip, begin, count, svc_dst);
+        if (have_as) {
+            resolve_as_block(as_table, cols.src_ip, cols.src_as, begin, count, as_src);
+            resolve_as_block(as_table, cols.dst_ip, cols.dst_as, begin, count, as_dst);
+        }
 
         for (std::size_t k = 0; k < count; ++k) {
             const std::size_t i = begin + k;
@@ -230,6 +259,18 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             Verdict verdict;
             verdict.offer(service_scored[service < n_services ? service : 0]);
+            if (have_as) {
+                // The peer's AS: the unwatched side, else the responder.
+                label_t peer_as = side == kSideDst ? as_src[k] : as_dst[k];
+                if (peer_as >= n_as) peer_as = 0;
+                verdict.offer(as_scored[peer_as]);
+                if (service == 0 && as_verdicts[peer_as].service != 0) {
+                    service = as_verdicts[peer_as].service;
+                    service_rank = as_verdicts[peer_as].rank;
+                }
+                if (out.src_as != nullptr) out.src_as[i] = as_src[k];
+                if (out.dst_as != nullptr) out.dst_as[i] = as_dst[k];
+            }
             verdict.offer(server_scored[pd < n_paths ? pd : 0]);
             verdict.offer(port_scored[rule < n_ports ? rule : 0]);
             if (have_payload) {

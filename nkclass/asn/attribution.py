@@ -1,0 +1,133 @@
+"""Joining a ruleset's [[asn]] entries with an IP-to-AS table.
+
+The classifier's AS stage works on entry ids: the table's own entries first
+(ids 1..len(database)), then one entry per AS number the rules name that the
+table lacks (so exporter AS fields resolve even without a table). Per id it
+knows the AS number, the organisation name and what the rules propose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nkclass.asn.database import AsDatabase
+from nkclass.errors import SchemaTypeError
+from nkclass.labels import ACTIVITY_CODES, EVIDENCE, RANKS
+from nkclass.rules.model import Ruleset
+
+
+@dataclass(frozen=True)
+class AsAttribution:
+    """Per AS entry id: ``asns`` (uint32, 0 = no number known), ``org_codes``
+    (into ``orgs``; 0 = ""), and the AS stage's verdict rows
+    (``codes`` (n, 3) uint8 app/activity/rank, ``evidence``, ``services``)."""
+
+    database: AsDatabase | None
+    asns: np.ndarray
+    org_codes: np.ndarray
+    orgs: tuple[str, ...]
+    codes: np.ndarray
+    evidence: np.ndarray
+    services: np.ndarray
+    number_keys: np.ndarray  # sorted AS numbers that have an entry
+    number_ids: np.ndarray  # their entry ids
+
+    def ids_for_numbers(self, numbers: np.ndarray) -> np.ndarray:
+        """Entry ids (uint32; 0 = none) for an exporter's AS numbers."""
+        if len(self.number_keys) == 0:
+            return np.zeros(len(numbers), np.uint32)
+        at = np.searchsorted(self.number_keys, numbers)
+        at = np.minimum(at, len(self.number_keys) - 1)
+        hit = (self.number_keys[at] == numbers) & (numbers != 0)
+        return np.where(hit, self.number_ids[at], 0).astype(np.uint32)
+
+
+def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
+                      database: AsDatabase | None) -> AsAttribution:
+    """The AS stage's tables for ``ruleset`` over ``database`` (or none)."""
+    db_asns = database.asns if database is not None else np.zeros(1, np.uint32)
+    db_orgs = database.orgs if database is not None else ("",)
+    by_number = {n: rule for rule in ruleset.asns for n in rule.asns}
+    by_name = {n: rule for rule in ruleset.asns for n in rule.as_names}
+    present = set(db_asns[db_asns > 0].tolist())
+    extra = sorted(n for n in by_number if n not in present)
+    asns = np.concatenate([db_asns, np.array(extra, np.uint32)]).astype(np.uint32)
+    n = len(asns)
+
+    orgs = [""]
+    org_index = {"": 0}
+
+    def org_code(name: str) -> int:
+        code = org_index.get(name)
+        if code is None:
+            code = org_index[name] = len(orgs)
+            orgs.append(name)
+        return code
+
+    org_codes = np.zeros(n, np.int32)
+    codes = np.zeros((n, 3), np.uint8)
+    evidence = np.zeros(n, np.uint16)
+    services = np.zeros(n, np.uint32)
+    names = list(db_orgs) + [""] * len(extra)
+    for entry in range(1, n):
+        number = int(asns[entry])
+        rule = by_number.get(number) if number else None
+        if rule is None:
+            rule = by_name.get(names[entry])
+        org_codes[entry] = org_code(names[entry] or (rule.org if rule else ""))
+        if rule is None:
+            continue
+        codes[entry] = (
+            0,
+            ACTIVITY_CODES[rule.category] if rule.category else 0,
+            RANKS["weak"] if rule.confidence == "low" else RANKS["asn"],
+        )
+        evidence[entry] = EVIDENCE["asn"]
+        services[entry] = service_code[rule.service]
+    numbered = np.flatnonzero(asns > 0)
+    order = numbered[np.argsort(asns[numbered], kind="stable")]
+    return AsAttribution(
+        database, asns, org_codes, tuple(orgs), codes, evidence, services,
+        asns[order], order.astype(np.uint32),
+    )
+
+
+def exporter_numbers(source: object, name: str, n: int) -> np.ndarray | None:
+    """An exporter's AS column (``src_as`` / ``dst_as``) as uint32, nulls as
+    0 (unknown); None when the batch has no such column."""
+    import pyarrow as pa
+
+    if isinstance(source, pa.Table | pa.RecordBatch):
+        if name not in source.schema.names:
+            return None
+        col = source.column(name)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        if not pa.types.is_integer(col.type):
+            raise SchemaTypeError(f"column {name!r}: expected integer AS numbers, got {col.type}")
+        arr = col.fill_null(0).to_numpy(zero_copy_only=False)
+    elif hasattr(source, "columns") and not isinstance(source, dict):  # pandas
+        if name not in source.columns:
+            return None
+        arr = source[name].fillna(0).to_numpy()
+    elif isinstance(source, dict) or hasattr(source, "keys"):
+        if name not in source:
+            return None
+        arr = np.asarray(source[name])
+    else:
+        return None
+    if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+        arr = arr.astype(np.int64)  # pandas turns an integer column with nulls into floats
+    if arr.dtype.kind not in "iu" or arr.ndim != 1 or len(arr) != n:
+        raise SchemaTypeError(
+            f"column {name!r}: expected {n} integer AS numbers, got dtype {arr.dtype} "
+            f"with shape {arr.shape}"
+        )
+    if len(arr) and (arr.min() < 0 or arr.max() > 2**32 - 1):
+        from nkclass.errors import SchemaValueError
+
+        row = int(np.flatnonzero((arr < 0) | (arr > 2**32 - 1))[0])
+        raise SchemaValueError(f"column {name!r}: row {row} is {arr[row]}, outside 0..2**32-1")
+    return np.ascontiguousarray(arr, dtype=np.uint32)

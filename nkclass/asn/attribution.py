@@ -56,36 +56,37 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
     asns = np.concatenate([db_asns, np.array(extra, np.uint32)]).astype(np.uint32)
     n = len(asns)
 
-    orgs = [""]
-    org_index = {"": 0}
-
-    def org_code(name: str) -> int:
-        code = org_index.get(name)
-        if code is None:
-            code = org_index[name] = len(orgs)
-            orgs.append(name)
-        return code
-
-    org_codes = np.zeros(n, np.int32)
+    # Entry ids index the table's organisation names; extra entries (and
+    # table entries without a name) take the rule's organisation.
+    names = list(db_orgs) + [""] * len(extra)
+    rules = list(ruleset.asns)
+    rule_index = {id(r): i for i, r in enumerate(rules)}
+    matched = np.full(n, -1, np.int64)
+    for entry in np.flatnonzero(asns).tolist():
+        rule = by_number.get(int(asns[entry]))
+        if rule is not None:
+            matched[entry] = rule_index[id(rule)]
+    if by_name:
+        for entry, name in enumerate(names):
+            if matched[entry] < 0 and name in by_name:
+                matched[entry] = rule_index[id(by_name[name])]
+    orgs = tuple(names) + tuple(r.org for r in rules)
+    org_codes = np.arange(n, dtype=np.int32)
+    unnamed = np.array([not name for name in names], bool)
+    org_codes[unnamed & (matched >= 0)] = len(names) + matched[unnamed & (matched >= 0)]
+    org_codes[unnamed & (matched < 0)] = 0
+    rule_codes = np.array(
+        [(0, ACTIVITY_CODES[r.category] if r.category else 0,
+          RANKS["weak"] if r.confidence == "low" else RANKS["asn"]) for r in rules],
+        np.uint8).reshape(-1, 3)
+    rule_services = np.array([service_code[r.service] for r in rules], np.uint32)
     codes = np.zeros((n, 3), np.uint8)
     evidence = np.zeros(n, np.uint16)
     services = np.zeros(n, np.uint32)
-    names = list(db_orgs) + [""] * len(extra)
-    for entry in range(1, n):
-        number = int(asns[entry])
-        rule = by_number.get(number) if number else None
-        if rule is None:
-            rule = by_name.get(names[entry])
-        org_codes[entry] = org_code(names[entry] or (rule.org if rule else ""))
-        if rule is None:
-            continue
-        codes[entry] = (
-            0,
-            ACTIVITY_CODES[rule.category] if rule.category else 0,
-            RANKS["weak"] if rule.confidence == "low" else RANKS["asn"],
-        )
-        evidence[entry] = EVIDENCE["asn"]
-        services[entry] = service_code[rule.service]
+    hit = np.flatnonzero(matched >= 0)
+    codes[hit] = rule_codes[matched[hit]]
+    evidence[hit] = EVIDENCE["asn"]
+    services[hit] = rule_services[matched[hit]]
     numbered = np.flatnonzero(asns > 0)
     order = numbered[np.argsort(asns[numbered], kind="stable")]
     return AsAttribution(

@@ -193,8 +193,7 @@ class Classified:
     activity: np.ndarray
     evidence: np.ndarray
     confidence: np.ndarray
-    src_as_id: np.ndarray  # uint32 AS entry ids (empty when the AS stage is off)
-    dst_as_id: np.ndarray
+    peer_as_id: np.ndarray  # uint32 AS entry id of the peer (empty when the AS stage is off)
 
     def __len__(self) -> int:
         return self.flows.n
@@ -203,9 +202,23 @@ class Classified:
     def _attribution(self):
         return self.classifier._compiled.attribution
 
+    def _as_ids(self, side: str) -> np.ndarray:
+        """AS entry ids of one endpoint: the native pass resolved the peer;
+        the other side is looked up here, on demand."""
+        peer_here = self._peer_is_src if side == "src" else ~self._peer_is_src
+        ids = np.where(peer_here, self.peer_as_id, 0).astype(np.uint32)
+        database = self._attribution.database
+        other = ~peer_here
+        if database is not None and other.any():
+            ids[other] = database.lookup_ids(getattr(self.flows, f"{side}_ip")[other])
+        given = exporter_numbers(self.flows.source, f"{side}_as", self.flows.n)
+        if given is not None:
+            given_ids = self._attribution.ids_for_numbers(given)
+            ids = np.where(given_ids != 0, given_ids, ids)
+        return ids
+
     def _as_numbers(self, side: str) -> np.ndarray:
-        ids = self.src_as_id if side == "src" else self.dst_as_id
-        numbers = self._attribution.asns[ids]
+        numbers = self._attribution.asns[self._as_ids(side)]
         given = exporter_numbers(self.flows.source, f"{side}_as", self.flows.n)
         return numbers if given is None else np.where(given != 0, given, numbers)
 
@@ -236,8 +249,7 @@ class Classified:
     def peer_org_codes(self) -> np.ndarray:
         """Codes into :attr:`peer_org_names` of the peer's organisation."""
         self._need_as()
-        ids = np.where(self._peer_is_src, self.src_as_id, self.dst_as_id)
-        return self._attribution.org_codes[ids]
+        return self._attribution.org_codes[self.peer_as_id]
 
     @property
     def peer_org_names(self) -> tuple[str, ...]:

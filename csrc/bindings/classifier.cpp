@@ -108,7 +108,8 @@ void init_classifier(py::module_& m) {
                          unsigned shape_min_conditions, std::uint32_t shape_min_flows,
                          py::object as_table, std::optional<carray<std::uint8_t>> as_codes,
                          std::optional<carray<std::uint16_t>> as_evidence,
-                         std::optional<carray<std::uint32_t>> as_services) {
+                         std::optional<carray<std::uint32_t>> as_services,
+                         std::optional<carray<std::uint16_t>> as_entry_verdict) {
                  ClassifierSpec spec;
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
@@ -135,6 +136,11 @@ void init_classifier(py::module_& m) {
                          spec.as_verdicts[i].service = as_services->data()[i];
                      if (spec.as_verdicts.empty())
                          throw py::value_error("AS verdicts need their entry 0");
+                     if (!as_entry_verdict)
+                         throw py::value_error("AS verdicts need as_entry_verdict");
+                     spec.as_entry_verdict.assign(
+                         as_entry_verdict->data(),
+                         as_entry_verdict->data() + as_entry_verdict->size());
                  }
                  if (!as_table.is_none()) spec.as_table = native_prefix_table(as_table);
                  raise_if_failed(Classifier::validate(spec));
@@ -148,7 +154,8 @@ void init_classifier(py::module_& m) {
              py::arg("shape_min_conditions") = 7, py::arg("shape_min_flows") = 1,
              py::arg("as_table") = py::none(), py::arg("as_codes").noconvert() = py::none(),
              py::arg("as_evidence").noconvert() = py::none(),
-             py::arg("as_services").noconvert() = py::none())
+             py::arg("as_services").noconvert() = py::none(),
+             py::arg("as_entry_verdict").noconvert() = py::none())
         .def(
             "classify",
             [](const Classifier& self, std::size_t n,
@@ -186,17 +193,14 @@ void init_classifier(py::module_& m) {
                                  activity.mutable_data(), evidence.mutable_data(),
                                  confidence.mutable_data()};
                 const bool with_as = !self.spec().as_verdicts.empty();
-                carray<std::uint32_t> src_as_out(with_as ? len : 0), dst_as_out(with_as ? len : 0);
-                if (with_as) {
-                    out.src_as = src_as_out.mutable_data();
-                    out.dst_as = dst_as_out.mutable_data();
-                }
+                carray<std::uint32_t> peer_as_out(with_as ? len : 0);
+                if (with_as) out.peer_as = peer_as_out.mutable_data();
                 {
                     py::gil_scoped_release nogil;
                     self.classify(cols, out, cache.get());
                 }
                 return py::make_tuple(path, side, service, app, activity, evidence, confidence,
-                                      src_as_out, dst_as_out);
+                                      peer_as_out);
             },
             py::arg("n"), py::arg("src_v4").noconvert(), py::arg("src_v6").noconvert(),
             py::arg("dst_v4").noconvert(), py::arg("dst_v6").noconvert(),

@@ -21,8 +21,9 @@ from nkclass.rules.model import Ruleset
 @dataclass(frozen=True)
 class AsAttribution:
     """Per AS entry id: ``asns`` (uint32, 0 = no number known), ``org_codes``
-    (into ``orgs``; 0 = ""), and the AS stage's verdict rows
-    (``codes`` (n, 3) uint8 app/activity/rank, ``evidence``, ``services``)."""
+    (into ``orgs``; 0 = "") and ``entry_verdict`` (uint16 verdict code).
+    Per verdict code (0 = no opinion, i + 1 = the ruleset's i-th [[asn]]
+    entry): ``codes`` (app, activity, rank), ``evidence``, ``services``."""
 
     database: AsDatabase | None
     asns: np.ndarray
@@ -31,6 +32,7 @@ class AsAttribution:
     codes: np.ndarray
     evidence: np.ndarray
     services: np.ndarray
+    entry_verdict: np.ndarray
     number_keys: np.ndarray  # sorted AS numbers that have an entry
     number_ids: np.ndarray  # their entry ids
 
@@ -80,17 +82,16 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
           RANKS["weak"] if r.confidence == "low" else RANKS["asn"]) for r in rules],
         np.uint8).reshape(-1, 3)
     rule_services = np.array([service_code[r.service] for r in rules], np.uint32)
-    codes = np.zeros((n, 3), np.uint8)
-    evidence = np.zeros(n, np.uint16)
-    services = np.zeros(n, np.uint32)
-    hit = np.flatnonzero(matched >= 0)
-    codes[hit] = rule_codes[matched[hit]]
-    evidence[hit] = EVIDENCE["asn"]
-    services[hit] = rule_services[matched[hit]]
+    # Verdict code 0 is "no opinion", code i + 1 is rule i.
+    codes = np.concatenate([np.zeros((1, 3), np.uint8), rule_codes])
+    evidence = np.full(len(rules) + 1, EVIDENCE["asn"], np.uint16)
+    evidence[0] = 0
+    services = np.concatenate([[0], rule_services]).astype(np.uint32)
+    entry_verdict = (matched + 1).astype(np.uint16)
     numbered = np.flatnonzero(asns > 0)
     order = numbered[np.argsort(asns[numbered], kind="stable")]
     return AsAttribution(
-        database, asns, org_codes, tuple(orgs), codes, evidence, services,
+        database, asns, org_codes, tuple(orgs), codes, evidence, services, entry_verdict,
         asns[order], order.astype(np.uint32),
     )
 

@@ -21,6 +21,7 @@ never trusted. Files are written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import struct
@@ -141,8 +142,7 @@ def decode(data: bytes, path: str = "<cache>") -> CompiledAs:
     if ne < 1 or offsets[0] != 0 or offsets[-1] != len(names) or (np.diff(offsets) < 0).any():
         raise AsDataError("organisation-name offsets are inconsistent", path)
     try:
-        orgs = tuple(names[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:],
-                                                                 strict=True))
+        orgs = tuple(names[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets))
     except UnicodeDecodeError as exc:
         raise AsDataError(f"organisation names are not UTF-8 ({exc.reason})", path) from None
     labels = [np.frombuffer(out["v4_label"], "<u4"), np.frombuffer(out["v6_label"], "<u4")]

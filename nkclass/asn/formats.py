@@ -420,7 +420,7 @@ class _NoObjects(pickle.Unpickler):
     """geoip2fast's data files are pickles of plain lists, ints and strings;
     anything naming a class is refused (a pickle could run code)."""
 
-    def find_class(self, module: str, name: str):  # noqa: ARG002
+    def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"refusing to load the class {module}.{name}")
 
 

@@ -143,6 +143,7 @@ def compile_rules(
             "as_codes": attribution.codes,
             "as_evidence": attribution.evidence,
             "as_services": attribution.services,
+            "as_entry_verdict": attribution.entry_verdict,
         }
     native = _core.Classifier(
         path_table,

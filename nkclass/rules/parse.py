@@ -17,14 +17,13 @@ from typing import Any
 
 from nkclass.errors import RuleError
 from nkclass.labels import ACTIVITIES, APPS
-from nkclass.rules.published import PREFIX_FORMATS, read_prefix_list
 from nkclass.rules.model import (
     AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
     MAX_ASN,
-    AsRule,
     PROTOCOL_NAMES,
     TRANSPORTS,
+    AsRule,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -33,6 +32,7 @@ from nkclass.rules.model import (
     Ruleset,
     WatchedNetwork,
 )
+from nkclass.rules.published import PREFIX_FORMATS, read_prefix_list
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")

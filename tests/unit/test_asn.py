@@ -54,7 +54,8 @@ def test_iptoasn_range_split_covers_exactly_the_range(tmp_path_factory, ranges):
         last = min(first + size, 2**32 - 1)
         if first < cursor or first > last:
             break
-        lines.append(f"{ipaddress.IPv4Address(first)}\t{ipaddress.IPv4Address(last)}\t{64500 + len(lines)}\tZZ\tx")
+        lo, hi = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+        lines.append(f"{lo}\t{hi}\t{64500 + len(lines)}\tZZ\tx")
         starts.append((first, last))
         cursor = last + 1
         if cursor > 2**32 - 1:
@@ -123,7 +124,7 @@ def test_unknown_format_names_the_first_line(tmp_path):
 
 
 def write_mmdb(path: Path, records: dict[str, dict]) -> None:
-    from mmdb_writer import MMDBWriter, MmdbU32
+    from mmdb_writer import MmdbU32, MMDBWriter
     from netaddr import IPSet
 
     writer = MMDBWriter(ip_version=6, database_type="GeoLite2-ASN", ipv4_compatible=True)
@@ -172,7 +173,8 @@ def test_default_database_is_the_geolite2_extract_with_500k_ipv4_prefixes():
     v4, v6 = db.prefix_count
     assert v4 >= 500_000 and v6 >= 100_000
     assert db.org_names(["8.8.8.8", "1.1.1.1"]) == ["GOOGLE", "CLOUDFLARENET"]
-    assert db.org_names(["10.1.2.3"]) == [""]  # the package's own reserved-range labels are left out
+    # The package's own labels for reserved ranges ("IANA.ORG") are left out.
+    assert db.org_names(["10.1.2.3"]) == [""]
 
 
 def test_a_pickle_naming_a_class_is_refused(tmp_path):

@@ -130,9 +130,9 @@ def test_asn_rules_parse_and_layer():
         '[[asn]]\nservice = "mine"\norg = "Mine Ltd"\ncategory = "gaming"\n'
         'confidence = "medium"\nasns = [2906, "AS64500"]\nsource = "test"\n'
     )
-    mine = [a for a in rules.asns if a.service == "mine"][0]
+    mine = next(a for a in rules.asns if a.service == "mine")
     assert mine.asns == (2906, 64500)
-    netflix = [a for a in rules.asns if a.service == "netflix"][0]
+    netflix = next(a for a in rules.asns if a.service == "netflix")
     assert 2906 not in netflix.asns  # the later layer took AS2906
     clf = nkclass.Classifier(rules, asn=False)
     assert clf.rules.asns[-1].service == "mine"
@@ -205,3 +205,34 @@ def test_a_bad_prefix_in_a_published_list_names_its_line(tmp_path):
     with pytest.raises(RuleError, match="host bits") as err:
         nkclass.load_rules(rules_file)
     assert err.value.line == 3
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_classify_writes_as_columns_and_no_asn_turns_them_off(tmp_path):
+    import pyarrow.parquet as pq
+
+    from nkclass.cli import main
+
+    pcap = Path(__file__).parent.parent / "data" / "pcap" / "tls-chrome-google.pcap"
+    on, off = tmp_path / "on.parquet", tmp_path / "off.parquet"
+    assert main(["classify", str(pcap), "-o", str(on)]) == 0
+    assert main(["classify", str(pcap), "-o", str(off), "--no-asn"]) == 0
+    with_as = pq.read_table(on)
+    assert with_as.column("peer_org").to_pylist() == ["GOOGLE"]
+    assert "peer_org" not in pq.read_table(off).column_names
+
+
+def test_cli_asn_db_uses_that_database(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from nkclass.cli import main
+
+    monkeypatch.setenv("NKCLASS_CACHE_DIR", str(tmp_path / "cache"))
+    pcap = Path(__file__).parent.parent / "data" / "pcap" / "tls-chrome-google.pcap"
+    db = tmp_path / "mine.pfx2as"
+    db.write_text("74.125.0.0\t16\t15169\n")
+    out = tmp_path / "out.parquet"
+    assert main(["classify", str(pcap), "-o", str(out), "--asn-db", str(db)]) == 0
+    assert pq.read_table(out).column("peer_as").to_pylist() == [15169]

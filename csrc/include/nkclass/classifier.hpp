@@ -132,11 +132,9 @@ struct LabelColumns {
     std::uint8_t* activity;
     std::uint16_t* evidence;
     std::uint8_t* confidence;
-    // Optional (nullptr when not wanted): the AS entry id each endpoint
-    // resolved to (0 = unknown), written only when the classifier has an AS
-    // stage.
-    std::uint32_t* src_as = nullptr;
-    std::uint32_t* dst_as = nullptr;
+    // Optional (nullptr when not wanted): the AS entry id the peer resolved
+    // to (0 = unknown), written only when the classifier has an AS stage.
+    std::uint32_t* peer_as = nullptr;
 };
 
 // The payload stage of the pass: proposes candidates from the first bytes
@@ -173,13 +171,16 @@ struct ClassifierSpec {
     std::uint32_t shape_min_flows = 1;
     // AS stage (optional): `as_table` maps addresses to AS entry ids (its
     // labels); `as_verdicts[id]` is what the peer's AS entry proposes
-    // (activity at kRankWeak or kRankAsn with kEvAsn, and a service). The
+    // (activity at kRankWeak or kRankAsn with kEvAsn, and a service),
+    // through `as_entry_verdict[id]` (a small code, so the per-flow lookup
+    // stays in cache however many entries the table has). The
     // peer is the endpoint outside the watched network, or the responder
     // (destination) when both or neither are watched. The stage runs when
     // `as_verdicts` is not empty; `as_table` may be null when callers give
     // the ids (FlowColumns::src_as / dst_as).
     std::shared_ptr<const PrefixTable> as_table;
-    std::vector<Candidate> as_verdicts;  // index = AS entry id (entry 0 unused)
+    std::vector<std::uint16_t> as_entry_verdict;  // index = AS entry id -> as_verdicts index
+    std::vector<Candidate> as_verdicts;  // index = verdict code (entry 0 unused)
 };
 
 class Classifier {
@@ -227,7 +228,7 @@ private:
     std::vector<ScoredCandidate> server_scored_;   // by path code
     ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape
     ScoredCandidate cache_scored_;                 // mining, named, pair_cache
-    std::vector<ScoredCandidate> as_scored_;       // by AS entry id
+    std::vector<ScoredCandidate> as_scored_;       // by AS verdict code
 };
 
 }  // namespace nkclass

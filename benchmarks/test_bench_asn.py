@@ -9,7 +9,7 @@ import ipaddress
 import numpy as np
 import pytest
 
-from benchmarks.conftest import size
+from benchmarks.conftest import measure, size
 from nkclass import Classifier
 from nkclass.asn import AsDatabase, geoip2fast_path
 from nkclass.cli.bench import synthetic_flows
@@ -53,6 +53,7 @@ def run(benchmark, fn, rounds=5):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
+# Loads are guarded on best times (no interleaved re-runs: parsing takes seconds).
 def test_load_from_cache(benchmark, registry, source, cache_folder):
     db = run(benchmark, lambda: AsDatabase.open(source, cache=cache_folder))
     registry.record(LOAD, "nkclass cache", benchmark, 1)
@@ -65,9 +66,8 @@ def test_load_by_parsing_the_source(benchmark, registry, source):
     registry.record(LOAD, "parse source", benchmark, 1)
 
 
-def test_lookup_nkclass(benchmark, registry, database, addresses):
-    run(benchmark, lambda: database.lookup_ids(addresses))
-    registry.record(LOOKUP, "nkclass", benchmark, len(addresses))
+def test_lookup_nkclass(benchmark, database, addresses):
+    measure(benchmark, LOOKUP, "nkclass", len(addresses), lambda: database.lookup_ids(addresses))
 
 
 def interval_starts(database):
@@ -84,23 +84,23 @@ def interval_starts(database):
     return all_starts[keep].astype(np.uint32), all_labels[keep].astype(np.uint32)
 
 
-def test_lookup_numpy_searchsorted(benchmark, registry, database, addresses):
+def test_lookup_numpy_searchsorted(benchmark, database, addresses):
     starts, labels = interval_starts(database)
-    got = run(benchmark, lambda: labels[np.searchsorted(starts, addresses, side="right") - 1])
-    registry.record(LOOKUP, "numpy searchsorted", benchmark, len(addresses))
+    got = measure(benchmark, LOOKUP, "numpy searchsorted", len(addresses),
+                  lambda: labels[np.searchsorted(starts, addresses, side="right") - 1])
     probe = addresses[:100_000]
     assert np.array_equal(got[:100_000], database.lookup_ids(probe))
 
 
-def test_lookup_pytricia(benchmark, registry, database, addresses):
+def test_lookup_pytricia(benchmark, database, addresses):
     nets, lens, labels = (np.asarray(a) for a in database.native.__getstate__()[:3])
     trie = pytricia.PyTricia(32)
     for net, length, label in zip(nets.tolist(), lens.tolist(), labels.tolist(), strict=True):
         trie[f"{ipaddress.IPv4Address(net)}/{length}"] = label
     queries = [str(ipaddress.IPv4Address(a)) for a in addresses[:N_PER_CALL].tolist()]
     get = trie.get
-    run(benchmark, lambda: [get(q) for q in queries], rounds=3)
-    registry.record(LOOKUP, "pytricia", benchmark, len(queries))
+    measure(benchmark, LOOKUP, "pytricia", len(queries), lambda: [get(q) for q in queries],
+            rounds=3)
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +108,14 @@ def flows():
     return synthetic_flows(N_FLOWS, seed=3)
 
 
-def test_classify_as_on(benchmark, registry, database, flows):
+def test_classify_as_on(benchmark, database, flows):
     clf = Classifier(asn=database)
-    run(benchmark, lambda: clf.classify(flows), rounds=3)
-    registry.record(CLASSIFY, "AS on", benchmark, N_FLOWS)
+    measure(benchmark, CLASSIFY, "AS on", N_FLOWS, lambda: clf.classify(flows), rounds=3)
 
 
-def test_classify_as_off(benchmark, registry, flows):
+def test_classify_as_off(benchmark, flows):
     clf = Classifier(asn=False)
-    run(benchmark, lambda: clf.classify(flows), rounds=3)
-    registry.record(CLASSIFY, "AS off", benchmark, N_FLOWS)
+    measure(benchmark, CLASSIFY, "AS off", N_FLOWS, lambda: clf.classify(flows), rounds=3)
 
 
 @pytest.mark.guard

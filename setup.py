@@ -66,7 +66,7 @@ COMMON_FLAGS = ["-O3", "-g0", "-fvisibility=hidden", "-Wall", "-Wextra"]
 LINK_FLAGS = []
 if SANITIZE:
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
-    COMMON_FLAGS = ["-O1", "-g"] + san + ["-Wall", "-Wextra"]
+    COMMON_FLAGS = ["-O1", "-g", *san, "-Wall", "-Wextra"]
     LINK_FLAGS = san
 if sys.platform == "darwin":
     COMMON_FLAGS.append("-Wno-unused-command-line-argument")
@@ -77,7 +77,7 @@ CORE_LIB = (
         "sources": CORE_SOURCES,
         "include_dirs": [INCLUDE],
         "obj_deps": {"": HEADERS},
-        "cflags": ["-std=c++17", "-fPIC"] + COMMON_FLAGS,
+        "cflags": ["-std=c++17", "-fPIC", *COMMON_FLAGS],
     },
 )
 

@@ -11,8 +11,10 @@ The public surface::
         ...
 
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
+    nkclass.asn.AsDatabase.open("GeoLite2-ASN.mmdb").lookup(addresses)   # IP to AS
 """
 
+from nkclass import asn
 from nkclass.cache import PairCache
 from nkclass.classify import Classified, Classifier
 from nkclass.errors import (
@@ -47,6 +49,7 @@ __all__ = [
     "Ruleset",
     "SchemaTypeError",
     "SchemaValueError",
+    "asn",
     "load_rules",
     "read",
     "write",

@@ -63,6 +63,14 @@ class Classifier:
         payload: PayloadInspector | None = None,
         shape_min_conditions: int = 7,  # 0..9; 0 disables the flow-shape stage
         shape_min_flows: int = 1,
+        # AS stage: table labels are AS entry ids; as_entry_verdict maps an
+        # id to a verdict code; per code an (app, activity, rank) row, its
+        # evidence bits and its service code (code 0 = no opinion)
+        as_table: PrefixTable | None = None,
+        as_codes: U8 | None = None,
+        as_evidence: U16 | None = None,
+        as_services: U32 | None = None,
+        as_entry_verdict: U16 | None = None,
     ) -> None: ...
     def classify(
         self,
@@ -85,7 +93,9 @@ class Classifier:
         bytes: npt.NDArray[np.uint64] | None = None,
         tcp_flags: U8 | None = None,
         cache: PairCache | None = None,
-    ) -> tuple[U16, U8, U32, U8, U8, U16, U8]: ...
+        src_as: U32 | None = None,  # AS entry ids; 0 = look the address up
+        dst_as: U32 | None = None,
+    ) -> tuple[U16, U8, U32, U8, U8, U16, U8, U32]: ...  # ..., the peer's AS entry id
 
 class PairCache:
     def __init__(self, capacity: int, ttl_ms: int) -> None: ...

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from nkclass.addresses import format_addresses
+from nkclass.asn.attribution import exporter_numbers
+from nkclass.asn.database import AsDatabase, default_database
 from nkclass.cache import PairCache
 from nkclass.errors import SchemaValueError
 from nkclass.flows.batch import MEASUREMENT_COLUMNS, FlowBatch
@@ -17,6 +20,10 @@ from nkclass.rules import Ruleset, load_rules
 from nkclass.rules.compile import CompiledRules, compile_rules
 
 LABEL_COLUMNS = ("path", "side", "service", "app", "activity", "confidence", "evidence")
+#: Columns the AS stage adds (when on): each endpoint's AS number (the
+#: exporter's where given, else the table's; 0 = unknown) and the peer's AS
+#: number and organisation (the unwatched side, or the responder).
+AS_COLUMNS = ("src_as", "dst_as", "peer_as", "peer_org")
 # All 2**10 evidence combinations, so an evidence code is its own dictionary index.
 EVIDENCE_DICTIONARY = pa.array([evidence_names(bits) for bits in range(1 << 10)], pa.string())
 
@@ -37,14 +44,37 @@ class Classifier:
     ...     "protocol": np.array([6, 6])})
     >>> result.names("path"), result.names("side")
     (['kp_range', 'kp_range'], ['dst', 'src'])
+
+    ``asn`` sets the AS stage: None (the default) turns it on, over the
+    IP-to-AS table of the ``nkclass[asn]`` extra when that is installed
+    (else over the flows' own ``src_as``/``dst_as`` fields only); False
+    turns it off; True requires the extra's table; a path opens that
+    database (:meth:`nkclass.asn.AsDatabase.open`); an
+    :class:`~nkclass.asn.AsDatabase` is used as it is.
     """
 
-    def __init__(self, rules: Ruleset | None = None) -> None:
+    def __init__(self, rules: Ruleset | None = None, *,
+                 asn: bool | str | Path | AsDatabase | None = None) -> None:
         self.rules = load_rules() if rules is None else rules
-        self._compiled: CompiledRules = compile_rules(self.rules)
+        self._asn = asn
+        as_stage, database = _as_source(asn)
+        self._compiled: CompiledRules = compile_rules(
+            self.rules, as_stage=as_stage, database=database
+        )
 
     def __reduce__(self):
-        return (Classifier, (self.rules,))
+        return (_rebuild, (self.rules, self._asn))
+
+    @property
+    def asn_database(self) -> AsDatabase | None:
+        """The IP-to-AS table the AS stage uses (None: none, or stage off)."""
+        attribution = self._compiled.attribution
+        return attribution.database if attribution is not None else None
+
+    @property
+    def as_attribution(self) -> bool:
+        """True when the AS stage is on."""
+        return self._compiled.attribution is not None
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -95,6 +125,12 @@ class Classifier:
             kwargs[name] = getattr(flows, name)
         if cache is not None:
             kwargs["cache"] = cache._native
+        attribution = self._compiled.attribution
+        if attribution is not None:
+            for name in ("src_as", "dst_as"):
+                numbers = exporter_numbers(flows.source, name, flows.n)
+                if numbers is not None:
+                    kwargs[name] = attribution.ids_for_numbers(numbers)
         return self._compiled.native.classify(
             flows.n,
             v4(flows.src_ip),
@@ -106,6 +142,34 @@ class Classifier:
             flows.protocol,
             **kwargs,
         )
+
+
+def _as_source(asn: object) -> tuple[bool, AsDatabase | None]:
+    """(AS stage on, its table) for the ``asn`` argument of Classifier."""
+    if asn is None:
+        return True, default_database()
+    if asn is False:
+        return False, None
+    if asn is True:
+        database = default_database()
+        if database is None:
+            raise ValueError(
+                "asn=True needs the IP-to-AS table of the nkclass[asn] extra "
+                "(pip install 'nkclass[asn]'), or give a database path"
+            )
+        return True, database
+    if isinstance(asn, AsDatabase):
+        return True, asn
+    if isinstance(asn, str | Path):
+        return True, AsDatabase.open(asn)
+    raise TypeError(
+        "The 'asn' parameter of Classifier must be None, a bool, a database path or an "
+        f"nkclass.asn.AsDatabase. Got {type(asn).__name__} instead."
+    )
+
+
+def _rebuild(rules: Ruleset, asn: object) -> Classifier:
+    return Classifier(rules, asn=asn)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,9 +193,71 @@ class Classified:
     activity: np.ndarray
     evidence: np.ndarray
     confidence: np.ndarray
+    peer_as_id: np.ndarray  # uint32 AS entry id of the peer (empty when the AS stage is off)
 
     def __len__(self) -> int:
         return self.flows.n
+
+    @property
+    def _attribution(self):
+        return self.classifier._compiled.attribution
+
+    def _as_ids(self, side: str) -> np.ndarray:
+        """AS entry ids of one endpoint: the native pass resolved the peer;
+        the other side is looked up here, on demand."""
+        peer_here = self._peer_is_src if side == "src" else ~self._peer_is_src
+        ids = np.where(peer_here, self.peer_as_id, 0).astype(np.uint32)
+        database = self._attribution.database
+        other = ~peer_here
+        if database is not None and other.any():
+            ids[other] = database.lookup_ids(getattr(self.flows, f"{side}_ip")[other])
+        given = exporter_numbers(self.flows.source, f"{side}_as", self.flows.n)
+        if given is not None:
+            given_ids = self._attribution.ids_for_numbers(given)
+            ids = np.where(given_ids != 0, given_ids, ids)
+        return ids
+
+    def _as_numbers(self, side: str) -> np.ndarray:
+        numbers = self._attribution.asns[self._as_ids(side)]
+        given = exporter_numbers(self.flows.source, f"{side}_as", self.flows.n)
+        return numbers if given is None else np.where(given != 0, given, numbers)
+
+    @cached_property
+    def src_as(self) -> np.ndarray:
+        """Source AS numbers (uint32; the exporter's where given, else the
+        table's; 0 = unknown). Needs the AS stage."""
+        self._need_as()
+        return self._as_numbers("src")
+
+    @cached_property
+    def dst_as(self) -> np.ndarray:
+        """Destination AS numbers, as :attr:`src_as`."""
+        self._need_as()
+        return self._as_numbers("dst")
+
+    @cached_property
+    def _peer_is_src(self) -> np.ndarray:
+        return self.side == SIDES.index("dst")
+
+    @cached_property
+    def peer_as(self) -> np.ndarray:
+        """The peer's AS number: the endpoint outside the watched network,
+        or the responder (destination) when both or neither are watched."""
+        return np.where(self._peer_is_src, self.src_as, self.dst_as)
+
+    @cached_property
+    def peer_org_codes(self) -> np.ndarray:
+        """Codes into :attr:`peer_org_names` of the peer's organisation."""
+        self._need_as()
+        return self._attribution.org_codes[self.peer_as_id]
+
+    @property
+    def peer_org_names(self) -> tuple[str, ...]:
+        return self._attribution.orgs
+
+    def _need_as(self) -> None:
+        if self._attribution is None:
+            raise ValueError("AS columns need the AS stage (this classifier has asn=False)")
 
     def _vocabulary(self, column: str) -> tuple[str, ...]:
         return {
@@ -145,6 +271,9 @@ class Classified:
 
     def names(self, column: str) -> list[str]:
         """Readable labels of one column as a Python list (small batches)."""
+        if column == "peer_org":
+            orgs = self.peer_org_names
+            return [orgs[int(c)] for c in self.peer_org_codes]
         if column == "evidence":
             return [evidence_names(int(b)) for b in self.evidence]
         vocab = self._vocabulary(column)
@@ -173,10 +302,25 @@ class Classified:
     def _input_table(self) -> pa.Table:
         return _as_table(self.flows)
 
+    def as_arrays(self) -> dict[str, pa.Array]:
+        """The AS columns (:data:`AS_COLUMNS`; empty when the stage is off)."""
+        if self._attribution is None:
+            return {}
+        return {
+            "src_as": pa.array(self.src_as, pa.uint32()),
+            "dst_as": pa.array(self.dst_as, pa.uint32()),
+            "peer_as": pa.array(self.peer_as, pa.uint32()),
+            "peer_org": pa.DictionaryArray.from_arrays(
+                pa.array(self.peer_org_codes.astype(np.int32, copy=False)),
+                pa.array(self.peer_org_names, pa.string()),
+            ),
+        }
+
     def to_arrow(self) -> pa.Table:
-        """Input columns plus the labels as readable (dictionary) strings."""
+        """Input columns plus the labels as readable (dictionary) strings,
+        and the AS columns when the AS stage is on."""
         table = self._input_table
-        for name, arr in self.label_arrays().items():
+        for name, arr in {**self.label_arrays(), **self.as_arrays()}.items():
             if name in table.column_names:
                 table = table.drop_columns([name])
             table = table.append_column(name, arr)

@@ -105,7 +105,11 @@ void init_classifier(py::module_& m) {
                          carray<std::uint16_t> service_evidence,
                          carray<std::uint8_t> path_server_activity,
                          carray<std::uint16_t> precedence, py::object payload,
-                         unsigned shape_min_conditions, std::uint32_t shape_min_flows) {
+                         unsigned shape_min_conditions, std::uint32_t shape_min_flows,
+                         py::object as_table, std::optional<carray<std::uint8_t>> as_codes,
+                         std::optional<carray<std::uint16_t>> as_evidence,
+                         std::optional<carray<std::uint32_t>> as_services,
+                         std::optional<carray<std::uint16_t>> as_entry_verdict) {
                  ClassifierSpec spec;
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
@@ -122,6 +126,23 @@ void init_classifier(py::module_& m) {
                      throw py::value_error("shape_min_conditions must be 0..9");
                  spec.shape_min_conditions = static_cast<std::uint8_t>(shape_min_conditions);
                  spec.shape_min_flows = shape_min_flows;
+                 if (as_codes.has_value() != as_evidence.has_value() ||
+                     as_codes.has_value() != as_services.has_value())
+                     throw py::value_error("as_codes, as_evidence and as_services go together");
+                 if (as_codes) {
+                     spec.as_verdicts = candidates(*as_codes, *as_evidence, "AS verdicts");
+                     require_length(*as_services, spec.as_verdicts.size(), "as_services");
+                     for (std::size_t i = 0; i < spec.as_verdicts.size(); ++i)
+                         spec.as_verdicts[i].service = as_services->data()[i];
+                     if (spec.as_verdicts.empty())
+                         throw py::value_error("AS verdicts need their entry 0");
+                     if (!as_entry_verdict)
+                         throw py::value_error("AS verdicts need as_entry_verdict");
+                     spec.as_entry_verdict.assign(
+                         as_entry_verdict->data(),
+                         as_entry_verdict->data() + as_entry_verdict->size());
+                 }
+                 if (!as_table.is_none()) spec.as_table = native_prefix_table(as_table);
                  raise_if_failed(Classifier::validate(spec));
                  return std::make_shared<Classifier>(std::move(spec));
              }),
@@ -130,7 +151,11 @@ void init_classifier(py::module_& m) {
              py::arg("service_codes").noconvert(), py::arg("service_evidence").noconvert(),
              py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert(),
              py::kw_only(), py::arg("payload") = py::none(),
-             py::arg("shape_min_conditions") = 7, py::arg("shape_min_flows") = 1)
+             py::arg("shape_min_conditions") = 7, py::arg("shape_min_flows") = 1,
+             py::arg("as_table") = py::none(), py::arg("as_codes").noconvert() = py::none(),
+             py::arg("as_evidence").noconvert() = py::none(),
+             py::arg("as_services").noconvert() = py::none(),
+             py::arg("as_entry_verdict").noconvert() = py::none())
         .def(
             "classify",
             [](const Classifier& self, std::size_t n,
@@ -148,12 +173,16 @@ void init_classifier(py::module_& m) {
                std::optional<carray<std::uint64_t>> packets,
                std::optional<carray<std::uint64_t>> bytes,
                std::optional<carray<std::uint8_t>> tcp_flags,
-               std::shared_ptr<PairCache> cache) {
+               std::shared_ptr<PairCache> cache,
+               std::optional<carray<std::uint32_t>> src_as,
+               std::optional<carray<std::uint32_t>> dst_as) {
                 FlowColumns cols =
                     flow_columns(n, src_v4, src_v6, dst_v4, dst_v6, src_port, dst_port, protocol);
                 cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
                 cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
                 Measurements{ts_start, ts_end, packets, bytes, tcp_flags}.apply(cols);
+                cols.src_as = optional_column(src_as, n, "src_as");
+                cols.dst_as = optional_column(dst_as, n, "dst_as");
 
                 const auto len = static_cast<py::ssize_t>(n);
                 carray<std::uint16_t> path(len), evidence(len);
@@ -163,11 +192,15 @@ void init_classifier(py::module_& m) {
                                  service.mutable_data(),  app.mutable_data(),
                                  activity.mutable_data(), evidence.mutable_data(),
                                  confidence.mutable_data()};
+                const bool with_as = !self.spec().as_verdicts.empty();
+                carray<std::uint32_t> peer_as_out(with_as ? len : 0);
+                if (with_as) out.peer_as = peer_as_out.mutable_data();
                 {
                     py::gil_scoped_release nogil;
                     self.classify(cols, out, cache.get());
                 }
-                return py::make_tuple(path, side, service, app, activity, evidence, confidence);
+                return py::make_tuple(path, side, service, app, activity, evidence, confidence,
+                                      peer_as_out);
             },
             py::arg("n"), py::arg("src_v4").noconvert(), py::arg("src_v6").noconvert(),
             py::arg("dst_v4").noconvert(), py::arg("dst_v6").noconvert(),
@@ -180,7 +213,9 @@ void init_classifier(py::module_& m) {
             py::arg("ts_end").noconvert() = py::none(),
             py::arg("packets").noconvert() = py::none(),
             py::arg("bytes").noconvert() = py::none(),
-            py::arg("tcp_flags").noconvert() = py::none(), py::arg("cache") = py::none());
+            py::arg("tcp_flags").noconvert() = py::none(), py::arg("cache") = py::none(),
+            py::arg("src_as").noconvert() = py::none(),
+            py::arg("dst_as").noconvert() = py::none());
 
     m.def(
         "flow_shape_conditions",

@@ -82,6 +82,34 @@ void lookup_block(const PrefixTable& table, const AddressColumn& col, std::size_
     }
 }
 
+// AS entry ids of each flow's peer in a block: the caller's nonzero id
+// where given, else the table's answer for the peer address (0 without a
+// table). Only the peer is looked up: it is the side the verdict reads, and
+// the AS table is large, so each lookup is a likely cache miss.
+void resolve_peer_as_block(const PrefixTable* table, const FlowColumns& cols,
+                           const std::uint8_t* peer_is_src, std::size_t begin,
+                           std::size_t count, label_t* out) noexcept {
+    if (table == nullptr) {
+        std::fill(out, out + count, kNoLabel);
+    } else if (cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr) {
+        ipv4_host_t peer[kBlock];
+        for (std::size_t k = 0; k < count; ++k)
+            peer[k] = peer_is_src[k] ? cols.src_ip.v4[begin + k] : cols.dst_ip.v4[begin + k];
+        table->lookup_v4(peer, count, out);
+    } else {
+        ipv6_net_t peer[kBlock];
+        for (std::size_t k = 0; k < count; ++k) {
+            const AddressColumn& col = peer_is_src[k] ? cols.src_ip : cols.dst_ip;
+            peer[k] = col.v4 != nullptr ? map_ipv4(col.v4[begin + k]) : col.v6[begin + k];
+        }
+        table->lookup_v6(peer, count, out);
+    }
+    for (std::size_t k = 0; k < count; ++k) {
+        const std::uint32_t* given = peer_is_src[k] ? cols.src_as : cols.dst_as;
+        if (given != nullptr && given[begin + k] != 0) out[k] = given[begin + k];
+    }
+}
+
 }  // namespace
 
 void PayloadInspector::inspect_block(const FlowColumns& cols, std::size_t begin,
@@ -117,6 +145,11 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
         return BuildStatus::failure(i, "port verdict names an unknown activity or rank");
     if (std::size_t i = check(spec.service_verdicts); i != spec.service_verdicts.size())
         return BuildStatus::failure(i, "service verdict names an unknown activity or rank");
+    if (std::size_t i = check(spec.as_verdicts); i != spec.as_verdicts.size())
+        return BuildStatus::failure(i, "AS verdict names an unknown activity or rank");
+    for (std::size_t i = 0; i < spec.as_entry_verdict.size(); ++i)
+        if (spec.as_entry_verdict[i] >= spec.as_verdicts.size())
+            return BuildStatus::failure(i, "AS entry names an unknown verdict");
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
@@ -133,6 +166,7 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
 Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
     for (const Candidate& c : spec_.port_verdicts) port_scored_.push_back(scored(c));
     for (const Candidate& c : spec_.service_verdicts) service_scored_.push_back(scored(c));
+    for (const Candidate& c : spec_.as_verdicts) as_scored_.push_back(scored(c));
     for (std::uint8_t activity : spec_.path_server_activity) {
         Candidate c;
         c.activity = activity;
@@ -221,6 +255,14 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
     PayloadCandidates payload_found[kBlock];
+    label_t peer_as_block[kBlock];
+    std::uint8_t peer_is_src[kBlock];
+    const bool have_as = !as_scored_.empty();
+    const PrefixTable* as_table = spec_.as_table.get();
+    const ScoredCandidate* as_scored = as_scored_.data();
+    const Candidate* as_verdicts = spec_.as_verdicts.data();
+    const std::uint16_t* entry_verdict = spec_.as_entry_verdict.data();
+    const std::size_t n_entries = spec_.as_entry_verdict.size();
 
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
         const std::size_t count = std::min(kBlock, cols.n - begin);
@@ -229,6 +271,12 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         lookup_block(services, cols.src_ip, begin, count, svc_src);
         lookup_block(services, cols.dst_ip, begin, count, svc_dst);
         if (have_payload) payload->inspect_block(cols, begin, count, payload_found);
+        if (have_as) {
+            // The peer: the unwatched side, else the responder (destination).
+            for (std::size_t k = 0; k < count; ++k)
+                peer_is_src[k] = path_src[k] == kNoLabel && path_dst[k] != kNoLabel;
+            resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
+        }
 
         for (std::size_t k = 0; k < count; ++k) {
             const std::size_t i = begin + k;
@@ -250,6 +298,17 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             Verdict verdict;
             verdict.offer(service_scored[service < n_services ? service : 0]);
+            if (have_as) {
+                // The peer's AS: the unwatched side, else the responder.
+                const label_t peer_as = peer_as_block[k];
+                const std::uint16_t code = peer_as < n_entries ? entry_verdict[peer_as] : 0;
+                verdict.offer(as_scored[code]);
+                if (service == 0 && as_verdicts[code].service != 0) {
+                    service = as_verdicts[code].service;
+                    service_rank = as_verdicts[code].rank;
+                }
+                if (out.peer_as != nullptr) out.peer_as[i] = peer_as;
+            }
             verdict.offer(server_scored[pd < n_paths ? pd : 0]);
             verdict.offer(port_scored[rule < n_ports ? rule : 0]);
             if (have_payload) {

@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 
-from nkclass.classify import Classifier
-from nkclass.rules import load_rules
+from nkclass.cli.classify import add_asn_options, classifier_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--flows", type=int, default=5_000_000, help="flows per batch")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rules", action="append", default=[], metavar="FILE")
+    add_asn_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -39,7 +39,7 @@ def synthetic_flows(n: int, seed: int = 7) -> dict[str, np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     if args.flows <= 0 or args.repeat <= 0:
         raise SystemExit("nkclass bench: --flows and --repeat must be positive")
-    classifier = Classifier(load_rules(*args.rules))
+    classifier = classifier_from_args(args)
     flows = synthetic_flows(args.flows)
     best = float("inf")
     for _ in range(args.repeat):

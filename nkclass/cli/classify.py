@@ -26,7 +26,33 @@ OUTPUT_COLUMNS = (
     "activity",
     "confidence",
     "evidence",
+    "src_as",
+    "dst_as",
+    "peer_as",
+    "peer_org",
 )
+
+
+def add_asn_options(parser: argparse.ArgumentParser) -> None:
+    """The AS stage's switches (on by default with the nkclass[asn] extra)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--no-asn",
+        action="store_true",
+        help="turn AS attribution off (no AS evidence, no src_as/dst_as/peer_as/peer_org)",
+    )
+    group.add_argument(
+        "--asn-db",
+        metavar="FILE",
+        help="IP-to-AS database: MaxMind DB (GeoLite2-ASN, IPinfo), RouteViews pfx2as or "
+        "iptoasn TSV (default: the nkclass[asn] extra's GeoLite2 extract)",
+    )
+
+
+def classifier_from_args(args: argparse.Namespace) -> Classifier:
+    """The classifier the options describe."""
+    asn = False if getattr(args, "no_asn", False) else getattr(args, "asn_db", None)
+    return Classifier(load_rules(*getattr(args, "rules", [])), asn=asn)
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +80,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         help="skip and count malformed records instead of stopping",
     )
     parser.add_argument("--batch-size", type=int, default=262144, metavar="N")
+    add_asn_options(parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    classifier = Classifier(load_rules(*args.rules))
+    classifier = classifier_from_args(args)
     reader = read(
         args.inputs,
         format=args.format,

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nkclass.classify import Classifier
+from nkclass.cli.classify import add_asn_options, classifier_from_args
 from nkclass.demo.synth import PLANTED, generate
 from nkclass.report import Report, aggregate
 from nkclass.report import figures as fig
@@ -26,13 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder for the charts (default: ./nkclass-demo)",
     )
+    add_asn_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.flows < 10_000:
         raise SystemExit("nkclass demo: --flows must be at least 10000")
-    clf = Classifier()
+    clf = classifier_from_args(args)
     timings = {"generate": 0.0, "classify": 0.0, "aggregate": 0.0}
     daily, monthly, services = Report("day"), Report("month"), Report("month", "service")
     results = []

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from nkclass.classify import Classifier
+from nkclass.cli.classify import classifier_from_args
 from nkclass.flows.io import FlowReader, read
-from nkclass.rules import load_rules
 
 LABEL_COLUMNS = {"path", "side", "activity", "app", "service"}
 
@@ -40,7 +39,7 @@ class Progress:
 def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowReader]:
     """Classified results (or already-classified tables) for every input
     batch, and the reader whose stats describe what was read."""
-    classifier = Classifier(load_rules(*args.rules))
+    classifier = classifier_from_args(args)
     reader = read(
         args.inputs,
         format=args.format,

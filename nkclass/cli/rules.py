@@ -81,6 +81,18 @@ def as_dict(ruleset: Ruleset) -> dict:
             {"service": d.service, "category": d.category, "suffixes": list(d.suffixes)}
             for d in ruleset.domains
         ],
+        "asns": [
+            {
+                "service": a.service,
+                "org": a.org,
+                "category": a.category,
+                "confidence": a.confidence,
+                "asns": list(a.asns),
+                "as_names": list(a.as_names),
+                "source": a.source,
+            }
+            for a in ruleset.asns
+        ],
     }
 
 
@@ -98,7 +110,7 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  {w.name:<12} {', '.join(w.prefixes)}  [{w.confidence}{extra}]", file=out)
     print(f"\nlabelled networks: {len(ruleset.networks)}", file=out)
     for n in ruleset.networks:
-        print(f"  {n.service:<24} {n.category:<18} {len(n.prefixes)} prefixes", file=out)
+        print(f"  {n.service:<24} {n.category or '-':<18} {len(n.prefixes)} prefixes", file=out)
     print(f"\nport rules: {len(ruleset.ports)}", file=out)
     for p in ruleset.ports:
         strength = "weak" if p.weak else "strong"
@@ -110,4 +122,9 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"\ndomain rules: {len(ruleset.domains)} services", file=out)
     for d in ruleset.domains:
         print(f"  {d.service:<24} {d.category:<18} {', '.join(d.suffixes)}", file=out)
+    print(f"\nAS entries: {len(ruleset.asns)}", file=out)
+    for a in ruleset.asns:
+        numbers = ", ".join(f"AS{n}" for n in a.asns) or "-"
+        print(f"  {a.service:<24} {a.category or '-':<18} [{a.confidence}] {numbers}; "
+              f"{len(a.as_names)} names", file=out)
     return 0

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from nkclass.rules.model import (
+    AsRule,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -22,6 +23,7 @@ from nkclass.rules.model import (
 from nkclass.rules.parse import parse_file, parse_text
 
 __all__ = [
+    "AsRule",
     "DomainRule",
     "FlowShapeOptions",
     "Origin",
@@ -34,9 +36,21 @@ __all__ = [
 ]
 
 
+#: The built-in ruleset's files, layered in this order: the watched paths,
+#: ports and domain lists, then the organisations behind AS numbers and the
+#: prefix lists their operators publish.
+BUILTIN_FILES = ("default.toml", "organisations.toml")
+
+
 def builtin_path() -> Path:
     """Path of the built-in default ruleset file."""
     return Path(str(resources.files("nkclass.rules").joinpath("builtin/default.toml")))
+
+
+def builtin_paths() -> list[Path]:
+    """Paths of every built-in ruleset file, in layering order."""
+    root = resources.files("nkclass.rules").joinpath("builtin")
+    return [Path(str(root.joinpath(name))) for name in BUILTIN_FILES]
 
 
 def load_rules(*paths: str | Path, defaults: bool = True) -> Ruleset:
@@ -49,7 +63,7 @@ def load_rules(*paths: str | Path, defaults: bool = True) -> Ruleset:
     >>> rules.paths
     ('none', 'kp_range', 'unicom', 'satgate')
     """
-    layers = [parse_file(builtin_path())] if defaults else []
+    layers = [parse_file(p) for p in builtin_paths()] if defaults else []
     layers += [parse_file(p) for p in paths]
     ruleset = Ruleset()
     for layer in layers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from nkclass.errors import RuleError
 from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
 from nkclass.prefix import PrefixBuildError, build_native
 from nkclass.rules.model import Ruleset
+
+if TYPE_CHECKING:
+    from nkclass.asn.attribution import AsAttribution
+    from nkclass.asn.database import AsDatabase
 
 MAX_PATHS = 65535
 
@@ -29,6 +34,7 @@ class CompiledRules:
     domain_suffixes: tuple[str, ...]
     domain_services: np.ndarray  # uint32 service code per suffix
     domain_activities: np.ndarray  # uint8 activity code per suffix
+    attribution: AsAttribution | None = None  # the AS stage, when on
 
 
 def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTable:
@@ -54,8 +60,11 @@ def _precedence(ruleset: Ruleset) -> np.ndarray:
     return ranks
 
 
-def compile_rules(ruleset: Ruleset) -> CompiledRules:
-    """Build the native classifier for ``ruleset``."""
+def compile_rules(
+    ruleset: Ruleset, *, as_stage: bool = False, database: AsDatabase | None = None
+) -> CompiledRules:
+    """Build the native classifier for ``ruleset``; with ``as_stage`` the
+    peer's AS (from ``database`` or the flows' AS fields) is evidence too."""
     paths = ruleset.paths
     if len(paths) > MAX_PATHS:
         raise RuleError(
@@ -98,7 +107,8 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
     service_evidence = np.zeros(len(services), dtype=np.uint16)
     for n in ruleset.networks:
         code = service_code[n.service]
-        service_codes[code] = (0, ACTIVITY_CODES[n.category], RANKS["named"])
+        activity = ACTIVITY_CODES[n.category] if n.category else 0
+        service_codes[code] = (0, activity, RANKS["named"])
         service_evidence[code] = EVIDENCE["ip_list"]
 
     server_activity = np.zeros(len(paths), dtype=np.uint8)
@@ -122,6 +132,19 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         raise RuleError(f"domain {owner.service!r} ({owner.origin}): suffix "
                         f"{suffixes[index]!r}: {reason}") from None
 
+    as_kwargs = {}
+    attribution = None
+    if as_stage:
+        from nkclass.asn.attribution import build_attribution
+
+        attribution = build_attribution(ruleset, service_code, database)
+        as_kwargs = {
+            "as_table": database.native if database is not None else None,
+            "as_codes": attribution.codes,
+            "as_evidence": attribution.evidence,
+            "as_services": attribution.services,
+            "as_entry_verdict": attribution.entry_verdict,
+        }
     native = _core.Classifier(
         path_table,
         service_table,
@@ -135,6 +158,7 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         payload=inspector,
         shape_min_conditions=ruleset.shape.min_conditions,
         shape_min_flows=ruleset.shape.min_flows,
+        **as_kwargs,
     )
     return CompiledRules(
         paths=paths,
@@ -146,4 +170,5 @@ def compile_rules(ruleset: Ruleset) -> CompiledRules:
         domain_suffixes=suffixes,
         domain_services=domain_services,
         domain_activities=domain_activities,
+        attribution=attribution,
     )

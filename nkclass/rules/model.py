@@ -51,10 +51,12 @@ class WatchedNetwork:
 
 @dataclass(frozen=True)
 class PeerNetwork:
-    """A labelled peer network (a service such as a mining pool or Tor relays)."""
+    """A labelled peer network (a service such as a mining pool or Tor relays).
+    ``category`` None names the service without implying an activity (a CDN's
+    published ranges)."""
 
     service: str
-    category: str
+    category: str | None
     prefixes: tuple[str, ...]
     source: str = ""
     origin: Origin | None = field(default=None, compare=False)
@@ -101,6 +103,29 @@ class DomainRule:
     origin: Origin | None = field(default=None, compare=False)
 
 
+AS_CONFIDENCES = ("low", "medium")
+MAX_ASN = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class AsRule:
+    """What a peer's AS says: the organisation and service running it and,
+    when the AS implies one, an activity. ``asns`` match AS numbers (the
+    exporter's fields or an IP-to-AS table); ``as_names`` match the
+    organisation names of tables that carry no numbers, exactly.
+    ``confidence`` "low" (multi-tenant networks: clouds, CDNs, hosting)
+    ranks the activity with weak ports, "medium" with AS-number evidence."""
+
+    service: str
+    org: str
+    category: str | None
+    asns: tuple[int, ...]
+    as_names: tuple[str, ...] = ()
+    confidence: str = "low"
+    source: str = ""
+    origin: Origin | None = field(default=None, compare=False)
+
+
 SHAPE_CONDITIONS = 9
 
 
@@ -135,6 +160,7 @@ class Ruleset:
     networks: tuple[PeerNetwork, ...] = ()
     ports: tuple[PortRule, ...] = ()
     domains: tuple[DomainRule, ...] = ()
+    asns: tuple[AsRule, ...] = ()
     precedence: tuple[str, ...] = ()  # strongest first; empty = vocabulary order
     files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
     flow_shape: FlowShapeOptions | None = None  # None: the defaults
@@ -157,6 +183,8 @@ class Ruleset:
             seen.setdefault(n.service, None)
         for d in self.domains:
             seen.setdefault(d.service, None)
+        for a in self.asns:
+            seen.setdefault(a.service, None)
         return tuple(seen)
 
     def layered(self, top: Ruleset) -> Ruleset:
@@ -176,6 +204,17 @@ class Ruleset:
             kept = tuple(s for s in d.suffixes if s not in top_suffixes)
             if kept:
                 domains.append(replace(d, suffixes=kept))
+        top_as_services = {a.service for a in top.asns}
+        top_numbers = {n for a in top.asns for n in a.asns}
+        top_names = {n for a in top.asns for n in a.as_names}
+        asns = []
+        for a in self.asns:
+            if a.service in top_as_services:
+                continue
+            kept = replace(a, asns=tuple(n for n in a.asns if n not in top_numbers),
+                           as_names=tuple(n for n in a.as_names if n not in top_names))
+            if kept.asns or kept.as_names:
+                asns.append(kept)
         return Ruleset(
             name=top.name or self.name,
             version=top.version or self.version,
@@ -184,6 +223,7 @@ class Ruleset:
             networks=(*networks, *top.networks),
             ports=tuple(ports.values()),
             domains=(*domains, *top.domains),
+            asns=(*asns, *top.asns),
             precedence=top.precedence or self.precedence,
             files=(*self.files, *top.files),
             flow_shape=top.flow_shape if top.flow_shape is not None else self.flow_shape,

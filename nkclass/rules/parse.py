@@ -18,9 +18,12 @@ from typing import Any
 from nkclass.errors import RuleError
 from nkclass.labels import ACTIVITIES, APPS
 from nkclass.rules.model import (
+    AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
+    MAX_ASN,
     PROTOCOL_NAMES,
     TRANSPORTS,
+    AsRule,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -29,6 +32,7 @@ from nkclass.rules.model import (
     Ruleset,
     WatchedNetwork,
 )
+from nkclass.rules.published import PREFIX_FORMATS, read_prefix_list
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
@@ -39,12 +43,13 @@ TABLE_KEYS = {
     "ruleset": {"name", "version", "description"},
     "activities": {"precedence"},
     "watched": {"name", "prefixes", "description", "source", "confidence", "server_activity"},
-    "network": {"service", "category", "prefixes", "prefix_file", "source"},
+    "network": {"service", "category", "prefixes", "prefix_file", "prefix_format", "source"},
     "port": {"protocol", "ports", "app", "activity", "weak", "source"},
     "domain": {"service", "category", "suffixes", "source"},
+    "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
 }
-ENTRY_TABLES = ("watched", "network", "port", "domain")
+ENTRY_TABLES = ("watched", "network", "port", "domain", "asn")
 
 
 class _Locator:
@@ -240,6 +245,8 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
     ports = [rule for e in entries("port") for rule in _ports(e, port_seen)]
     suffix_seen: dict[str, str] = {}
     domains = [_domain(e, suffix_seen) for e in entries("domain")]
+    as_seen: dict[object, str] = {}
+    as_rules = [_as_rule(e, as_seen) for e in entries("asn")]
     return Ruleset(
         name=head.text("name") or "",
         version=head.text("version") or "",
@@ -248,6 +255,7 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
         networks=tuple(networks),
         ports=tuple(ports),
         domains=tuple(domains),
+        asns=tuple(as_rules),
         precedence=precedence,
         files=(path,),
         flow_shape=flow_shape,
@@ -332,11 +340,19 @@ def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | N
     service = entry.text("service", required=True)
     if not SERVICE_RE.match(service) or service == "none":
         raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
-    category = entry.vocabulary("category", ACTIVITIES, required=True)
+    category = entry.vocabulary("category", ACTIVITIES)
     prefixes = list(_prefixes(entry, seen, required=False))
     list_file = entry.text("prefix_file")
+    list_format = entry.text("prefix_format") or "text"
+    if list_format not in PREFIX_FORMATS:
+        raise entry.fail(
+            f"unknown prefix_format {list_format!r}; expected one of {', '.join(PREFIX_FORMATS)}",
+            "prefix_format",
+        )
     if list_file is not None:
-        prefixes += _prefix_file(entry, list_file, base_dir, seen)
+        prefixes += _prefix_file(entry, list_file, list_format, base_dir, seen)
+    elif "prefix_format" in entry.values:
+        raise entry.fail("prefix_format needs a prefix_file", "prefix_format")
     if not prefixes:
         raise entry.fail("a network needs prefixes or a prefix_file")
     return PeerNetwork(
@@ -349,19 +365,16 @@ def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | N
 
 
 def _prefix_file(
-    entry: _Entry, name: str, base_dir: Path | None, seen: dict[tuple[str, int], str]
+    entry: _Entry, name: str, format: str, base_dir: Path | None,
+    seen: dict[tuple[str, int], str],
 ) -> list[str]:
-    """Prefixes from a list file: one per line, '#' starts a comment."""
+    """Prefixes from a list file in one of the published formats (plain
+    text: one per line, '#' starts a comment)."""
     path = Path(name) if base_dir is None else base_dir / name
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise entry.fail(f"cannot read {path}: {exc.strerror}", "prefix_file") from None
+    if not path.is_file():
+        raise entry.fail(f"cannot read {path}: no such file", "prefix_file")
     out = []
-    for number, raw in enumerate(lines, start=1):
-        text = raw.split("#", 1)[0].strip()
-        if not text:
-            continue
+    for text, number in read_prefix_list(path, format):
         problem = _check_prefix(text, seen, f"{path}:{number}")
         if problem:
             raise RuleError(problem, str(path), number)
@@ -469,4 +482,52 @@ def _domain(entry: _Entry, seen: dict[str, str]) -> DomainRule:
         raise entry.fail("a domain rule needs at least one suffix", "suffixes")
     return DomainRule(
         service, category, tuple(suffixes), entry.text("source") or "", entry.origin()
+    )
+
+
+def _as_rule(entry: _Entry, seen: dict[object, str]) -> AsRule:
+    """An [[asn]] entry; an AS number or name listed twice in one file is a
+    tie and an error."""
+    service = entry.text("service", required=True)
+    if not SERVICE_RE.match(service) or service == "none":
+        raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
+    org = entry.text("org", required=True).strip()
+    if not org:
+        raise entry.fail("org must name the organisation", "org")
+    category = entry.vocabulary("category", ACTIVITIES)
+    confidence = entry.text("confidence") or "low"
+    if confidence not in AS_CONFIDENCES:
+        raise entry.fail(
+            f"confidence {confidence!r} is not one of {', '.join(AS_CONFIDENCES)}", "confidence"
+        )
+    numbers = []
+    for value in entry.get("asns", list) or []:
+        text = value.upper().removeprefix("AS") if isinstance(value, str) else value
+        number = int(text) if isinstance(text, str) and text.isdigit() else text
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_ASN:
+            raise entry.fail(f"{value!r} is not an AS number (1..{MAX_ASN})", "asns", value)
+        if number in seen:
+            raise entry.fail(f"AS{number} is already listed by {seen[number]}", "asns", value)
+        seen[number] = entry.label
+        numbers.append(number)
+    names = []
+    for name in entry.strings("as_names"):
+        if not name.strip():
+            raise entry.fail("an AS name must not be empty", "as_names", name)
+        if ("name", name) in seen:
+            raise entry.fail(f"AS name {name!r} is already listed by {seen[('name', name)]}",
+                             "as_names", name)
+        seen[("name", name)] = entry.label
+        names.append(name)
+    if not numbers and not names:
+        raise entry.fail("an [[asn]] entry needs asns or as_names")
+    return AsRule(
+        service=service,
+        org=org,
+        category=category,
+        asns=tuple(numbers),
+        as_names=tuple(names),
+        confidence=confidence,
+        source=entry.text("source") or "",
+        origin=entry.origin(),
     )

@@ -254,6 +254,10 @@ def test_cli_classify_writes_the_documented_columns(tmp_path, capsys):
         "activity",
         "confidence",
         "evidence",
+        "src_as",
+        "dst_as",
+        "peer_as",
+        "peer_org",
     ]
     assert table.num_rows == 6
     assert "6 records read, 0 skipped" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 import nkclass
 from nkclass import RuleError, load_rules
 from nkclass.labels import ACTIVITIES, APPS
-from nkclass.rules import builtin_path, rules_from_text
+from nkclass.rules import builtin_paths, rules_from_text
 from nkclass.rules.compile import compile_rules
 
 
@@ -84,7 +84,7 @@ def test_user_file_layers_over_default(tmp_path):
     assert {w.name: w for w in rules.watched}["kp_range"].prefixes[-1] == "10.99.0.0/16"
     https = [p for p in rules.ports if p.protocol == 6 and p.first_port == 443 == p.last_port]
     assert len(https) == 1 and https[0].activity == "vpn"
-    assert rules.files == (str(builtin_path()), str(user))
+    assert rules.files == (*map(str, builtin_paths()), str(user))
 
 
 def test_defaults_can_be_left_out(tmp_path):

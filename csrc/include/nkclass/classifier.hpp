@@ -128,6 +128,11 @@ struct FlowColumns {
     const std::uint64_t* packets = nullptr;  // both directions
     const std::uint64_t* bytes = nullptr;    // both directions
     const std::uint8_t* tcp_flags = nullptr;  // OR of the flags of all the flow's packets
+    // Optional AS entry ids per endpoint (see ClassifierSpec::as_table): a
+    // nonzero id is used as given (an exporter's AS field resolved by the
+    // caller); 0 means "look the address up in the AS table".
+    const std::uint32_t* src_as = nullptr;
+    const std::uint32_t* dst_as = nullptr;
 
     bool has_shape_columns() const noexcept {
         return ts_start != nullptr && ts_end != nullptr && packets != nullptr &&
@@ -143,6 +148,9 @@ struct LabelColumns {
     std::uint8_t* activity;
     std::uint16_t* evidence;
     std::uint8_t* confidence;
+    // Optional (nullptr when not wanted): the AS entry id the peer resolved
+    // to (0 = unknown), written only when the classifier has an AS stage.
+    std::uint32_t* peer_as = nullptr;
 };
 
 // What the payload stage proposed for one flow.
@@ -191,6 +199,18 @@ struct ClassifierSpec {
     // with kEvFlowShape.
     std::uint8_t shape_min_conditions = 7;
     std::uint32_t shape_min_flows = 1;
+    // AS stage (optional): `as_table` maps addresses to AS entry ids (its
+    // labels); `as_verdicts[id]` is what the peer's AS entry proposes
+    // (activity at kRankWeak or kRankAsn with kEvAsn, and a service),
+    // through `as_entry_verdict[id]` (a small code, so the per-flow lookup
+    // stays in cache however many entries the table has). The
+    // peer is the endpoint outside the watched network, or the responder
+    // (destination) when both or neither are watched. The stage runs when
+    // `as_verdicts` is not empty; `as_table` may be null when callers give
+    // the ids (FlowColumns::src_as / dst_as).
+    std::shared_ptr<const PrefixTable> as_table;
+    std::vector<std::uint16_t> as_entry_verdict;  // index = AS entry id -> as_verdicts index
+    std::vector<Candidate> as_verdicts;  // index = verdict code (entry 0 unused)
 };
 
 class Classifier {
@@ -203,8 +223,9 @@ public:
     // Labels flows [0, cols.n). Never fails; every output column must hold
     // cols.n entries.
     //
-    // Stages, per flow: peer network (IP list), watched server side, port
-    // rule, payload (when payload columns and an inspector exist), flow
+    // Stages, per flow: peer network (IP list), peer AS (when the spec has
+    // an AS stage; a service from it is used only when no IP list names
+    // one), watched server side, port rule, payload (when payload columns and an inspector exist), flow
     // shape (when cols.has_shape_columns() and the stage is enabled; it
     // groups the whole batch first, O(n) time and O(n) temporary memory;
     // should that allocation fail the stage is skipped), then the pair
@@ -237,6 +258,7 @@ private:
     std::vector<ScoredCandidate> server_scored_;   // by path code
     ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape
     ScoredCandidate cache_scored_;                 // mining, named, pair_cache
+    std::vector<ScoredCandidate> as_scored_;       // by AS verdict code
 };
 
 }  // namespace nkclass

@@ -108,6 +108,15 @@ inline std::size_t skip_plain(const std::uint8_t* p, std::size_t i, std::size_t 
     return i;
 }
 
+// True when no byte of [p, p + n) is 0x80 or above.
+inline bool plain_ascii(const std::uint8_t* p, std::size_t n) noexcept {
+    std::size_t i = 0;
+    std::uint64_t high = 0;
+    for (; i + 8 <= n; i += 8) high |= bytes::load8(p + i);
+    for (; i < n; ++i) high |= p[i];
+    return (high & bytes::kHighs) == 0;
+}
+
 class Scanner {
 public:
     Scanner(const std::uint8_t* p, std::size_t n) : p_(p), n_(n) {}
@@ -147,13 +156,20 @@ private:
         std::size_t k = 0;
         bool is_ascii = true;
         while (true) {
-            // Past what `buf` keeps, and when nobody asks about ASCII, plain
-            // bytes need no decoding: skip them in bulk (job blobs, wallets
-            // and hashes are hundreds of hex digits).
-            if (ascii == nullptr && (buf == nullptr || k + 1 >= cap)) {
-                const std::size_t from = i_;
-                i_ = skip_plain(p_, i_, n_);
-                k += i_ - from;
+            // Plain bytes (no quote, backslash or control byte) decode to
+            // themselves: find where the run ends in bulk, keep what fits in
+            // `buf` and test the run for non-ASCII bytes once (job blobs,
+            // wallets and hashes are hundreds of hex digits; keys a few).
+            const std::size_t from = i_;
+            i_ = skip_plain(p_, i_, n_);
+            if (i_ > from) {
+                const std::size_t run = i_ - from;
+                if (buf != nullptr && k + 1 < cap) {
+                    const std::size_t keep = std::min(run, cap - 1 - k);
+                    std::memcpy(buf + k, p_ + from, keep);
+                }
+                if (ascii != nullptr && is_ascii) is_ascii = plain_ascii(p_ + from, run);
+                k += run;
             }
             if (i_ >= n_) return false;
             std::uint8_t c = p_[i_++];
@@ -205,9 +221,6 @@ private:
                     }
                     default: return false;
                 }
-            } else {
-                if (c >= 0x80) is_ascii = false;
-                out = static_cast<char>(c);
             }
             if (buf != nullptr && k + 1 < cap) buf[k] = out;
             ++k;

@@ -40,6 +40,12 @@ inline std::uint64_t lower8(std::uint64_t x) noexcept {
     return x | ((ge_a & ~gt_z & ~x & kHighs) >> 2);
 }
 
+// True when some byte of `x` equals `c`.
+inline bool has_byte8(std::uint64_t x, std::uint8_t c) noexcept {
+    const std::uint64_t y = x ^ (kOnes * c);
+    return ((y - kOnes) & ~y & kHighs) != 0;
+}
+
 // True when some byte of `x` is outside [0x21, 0x7e] (space, controls,
 // DEL, non-ASCII): the bytes a host name may not hold.
 inline bool any_unprintable8(std::uint64_t x) noexcept {

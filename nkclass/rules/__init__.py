@@ -12,7 +12,6 @@ from importlib import resources
 from pathlib import Path
 
 from nkclass.errors import RuleError
-
 from nkclass.rules.model import (
     AsRule,
     DomainRule,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import nkclass
 from nkclass.cli import main
 from nkclass.report import Report, aggregate
-from nkclass.report.figures import mining_jump, upstream_share, volume_growth
+from nkclass.demo.figures import mining_jump, upstream_share, volume_growth
 from nkclass.report.model import bucket_index, bucket_start_ms
 from nkclass.report.render import render_json, render_table
 from nkclass.report.top import top

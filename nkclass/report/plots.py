@@ -1,8 +1,10 @@
 """PNG charts of a Report (matplotlib, Agg backend; no display needed).
 
-Every time chart plots rates (per day; per hour for hourly reports), so that
-months of different lengths and partly covered first and last buckets do not
-dip; every activity has one colour in every chart (:mod:`nkclass.report.palette`).
+Each chart function writes a PNG to ``out`` and returns its path, or with
+``out=None`` returns the open matplotlib figure. Every time chart plots
+rates (per day; per hour for hourly reports), so that months of different
+lengths and partly covered first and last buckets do not dip; every activity
+has one colour in every chart (:mod:`nkclass.report.palette`).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out: Path, time_axis: bool = True) -> Path:
-    """Common finish: grid, dated x axis, tight layout, PNG, figure closed."""
+def _save(fig, out: Path | None, time_axis: bool = True):
+    """Common finish: grid, dated x axis, tight layout; then the PNG written
+    and the figure closed, or with ``out=None`` the open figure returned
+    (to restyle it, or to look inside)."""
     import matplotlib.pyplot as plt
 
     for ax in fig.axes:
@@ -51,6 +55,8 @@ def _save(fig, out: Path, time_axis: bool = True) -> Path:
     if time_axis:
         fig.autofmt_xdate()
     fig.tight_layout()
+    if out is None:
+        return fig
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
@@ -129,7 +135,7 @@ def _bands(series: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, str]]:
     return bands
 
 
-def activity_series(report: Report, path: str, metric: str, out: Path) -> Path:
+def activity_series(report: Report, path: str, metric: str, out: Path | None) -> Path:
     """Stacked bands of ``metric`` per day by activity for one path."""
     if metric not in ADDITIVE:
         raise ValueError(f"metric must be one of {', '.join(ADDITIVE)}, got {metric!r}")
@@ -167,7 +173,7 @@ def activity_series(report: Report, path: str, metric: str, out: Path) -> Path:
     return _save(fig, out)
 
 
-def anonymising_share(report: Report, out: Path, paths: Sequence[str]) -> Path:
+def anonymising_share(report: Report, out: Path | None, paths: Sequence[str]) -> Path:
     """Share of flows that are Tor, VPN, proxy or DNS tunnel, per path."""
     plt = _pyplot()
     line = Timeline(report)
@@ -199,7 +205,7 @@ def top_bars(
     values: Sequence[float],
     title: str,
     xlabel: str,
-    out: Path,
+    out: Path | None,
     categories: Sequence[str | None] | None = None,
 ) -> Path:
     """Horizontal bars, largest on top; with ``categories`` (activity names)
@@ -230,7 +236,7 @@ def top_bars(
 def service_groups(
     service_report: Report,
     groups: Mapping[str, tuple[Sequence[str], str]],
-    out: Path,
+    out: Path | None,
     title: str,
     activities: Sequence[str] | None = None,
 ) -> Path:
@@ -271,7 +277,12 @@ def _slice_text(where: Mapping[str, object]) -> str:
 
 
 def trend_chart(
-    report: Report, out: Path, split: object, metric: str = "flows", since: object = None, **where
+    report: Report,
+    out: Path | None,
+    split: object,
+    metric: str = "flows",
+    since: object = None,
+    **where,
 ) -> Path:
     """One slice's ``metric`` per day, with the two windows its ratio
     compares drawn as they are used: the before window from ``since``

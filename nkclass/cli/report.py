@@ -164,11 +164,10 @@ def run_report(args: argparse.Namespace) -> int:
     elif args.output_format == "csv":
         print(render_csv(report, args.min_flows), end="")
     else:
-        watched = [w.name for w in ruleset.watched]
-        text = render_summary(report, watched)
-        if text == "no flows":
-            text = "no flows" + (" matched the filters" if chosen is not None else " read")
-        print(text)
+        if not report.groups:
+            print("no flows matched the filters" if chosen is not None else "no flows read")
+        else:
+            print(render_summary(report, [w.name for w in ruleset.watched]))
         if args.rows != 0 and report.groups:
             print()
             print(render_table(report, args.min_flows, limit=args.rows))

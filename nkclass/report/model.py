@@ -24,6 +24,7 @@ METRICS = ("flows", "bytes", "packets", "hosts", "peers")
 MS_PER_DAY = 86_400_000
 ANONYMISING = ("tor", "vpn", "proxy", "dns_tunnel")  # the "opsec" share (DOMAIN.md 6.9)
 KEY_POSITION = {"path": 1, "activity": 2, "app": 3, "service": 3}  # in a group key
+ROLLUPS = {"hour": ("day", "week", "month"), "day": ("week", "month"), "week": (), "month": ()}
 
 
 def bucket_index(ts_ms: np.ndarray, bucket: str) -> np.ndarray:
@@ -291,6 +292,41 @@ class Report:
         lo = parse_time(start) if start is not None else -math.inf
         hi = parse_time(end) if end is not None else math.inf
         return sum_metric(self._rows(where, lo, hi), metric)
+
+    def rebucket(self, bucket: str) -> Report:
+        """This report in coarser buckets (hour -> day, week or month; day ->
+        week or month), exactly: counts add up and address sets unite, as if
+        the flows had been aggregated that way. Weeks do not nest in months,
+        so week -> month is refused."""
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+        if bucket == self.bucket:
+            return self
+        if bucket not in ROLLUPS[self.bucket]:
+            raise ValueError(f"{self.bucket} buckets do not roll up into {bucket} buckets")
+        out = Report(bucket, self.by)
+        out.first_ms, out.last_ms = self.first_ms, self.last_ms
+        starts = sorted({k[0] for k in self.groups} | {k[0] for k in self.upstreams})
+        new_start = dict(
+            zip(
+                starts,
+                bucket_start_ms(bucket_index(np.array(starts, np.int64), bucket), bucket).tolist(),
+                strict=True,
+            )
+        )
+        for key, group in self.groups.items():
+            moved = (new_start[key[0]], *key[1:])
+            mine = out.groups.get(moved)
+            if mine is None:
+                out.groups[moved] = group.copy()
+            else:
+                mine.merge(group)
+        for (start, path, asn), (flows, nbytes) in self.upstreams.items():
+            out.add_upstream((new_start[start], path, asn), flows, nbytes)
+        for kind, rows in self.profiles.items():
+            for key, values in rows.items():
+                out.add_profile(kind, key, values[0], values[1])
+        return out
 
     def span(self) -> tuple[int, int]:
         """First bucket start and last bucket end (ms)."""

@@ -41,7 +41,7 @@ ACTIVITY_COLOURS: dict[str, str] = {
 WATCHED_BANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "mining": (("mining",), ACTIVITY_COLOURS["mining"]),
     "mining (suspect)": (("mining_suspect",), ACTIVITY_COLOURS["mining_suspect"]),
-    "Tor/VPN/proxy": (ANONYMISING, ACTIVITY_COLOURS["vpn"]),
+    "Tor/VPN/proxy/DNS tunnel": (ANONYMISING, ACTIVITY_COLOURS["vpn"]),
     "P2P (coin nodes, BitTorrent)": (
         ("crypto_p2p", "p2p_filesharing"),
         ACTIVITY_COLOURS["crypto_p2p"],

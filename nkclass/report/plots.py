@@ -18,7 +18,9 @@ import numpy as np
 
 from nkclass.report.model import (
     ANONYMISING,
+    KEY_POSITION,
     MS_PER_DAY,
+    ROLLUPS,
     Report,
     bucket_index,
     bucket_start_ms,
@@ -30,6 +32,8 @@ from nkclass.report.top import TopRow
 from nkclass.rules.model import Ruleset
 
 TOP_ACTIVITIES = 9  # largest other activities drawn on their own; the rest is "other"
+MAX_POINTS = 120  # write_plots rolls finer buckets up until a time chart has at most this many
+BUCKET_WORDS = {"hour": "hourly", "day": "daily", "week": "weekly", "month": "monthly"}
 COUNTRIES = 6  # operator countries drawn on their own; the rest is "other countries"
 ADDITIVE = ("flows", "bytes", "packets")  # metrics that have a rate per day
 PATH_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
@@ -108,6 +112,20 @@ class Timeline:
         return _dates([*self.starts, self.ends[-1]]), np.append(values, values[-1])
 
 
+def readable(report: Report, max_points: int = MAX_POINTS) -> Report:
+    """``report`` rolled up (exactly, :meth:`Report.rebucket`) to the finest
+    bucket that draws a time chart of at most ``max_points`` steps; three
+    years of days become months."""
+    if not report.groups:
+        return report
+    starts = np.array([min(k[0] for k in report.groups), max(k[0] for k in report.groups)])
+    for bucket in (report.bucket, *ROLLUPS[report.bucket]):
+        first, last = bucket_index(starts, bucket)
+        if last - first + 1 <= max_points:
+            return report.rebucket(bucket)
+    return report.rebucket((report.bucket, *ROLLUPS[report.bucket])[-1])
+
+
 def _scale(metric: str) -> tuple[float, str]:
     return (1e9, "GB") if metric == "bytes" else (1.0, metric)
 
@@ -155,9 +173,11 @@ def activity_series(report: Report, path: str, metric: str, out: Path | None) ->
         colors=[c for _, _, c in bands],
         step="post",
         edgecolor="white",
-        linewidth=0.3,
+        linewidth=0.3 if len(line.starts) <= 60 else 0,  # thin seams only where they show
     )
-    ax.set_title(f"{path}: {metric} per {line.unit} by activity ({report.bucket}ly buckets)")
+    ax.set_title(
+        f"{path}: {metric} per {line.unit} by activity ({BUCKET_WORDS[report.bucket]} buckets)"
+    )
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"{unit} per {line.unit}")
     ax.set_xlim(x[0], x[-1])
@@ -282,24 +302,27 @@ def trend_chart(
     split: object,
     metric: str = "flows",
     since: object = None,
+    series_report: Report | None = None,
     **where,
 ) -> Path:
     """One slice's ``metric`` per day, with the two windows its ratio
     compares drawn as they are used: the before window from ``since``
     (default: the report's start) to ``split``, the after window from
-    ``split`` to the report's end, each at its mean rate per day."""
+    ``split`` to the report's end, each at its mean rate per day. The ratio
+    always comes from ``report``; ``series_report`` (a rolled-up copy, see
+    :func:`readable`) may draw the line."""
     if metric not in ADDITIVE:
         raise ValueError(f"metric must be one of {', '.join(ADDITIVE)}, got {metric!r}")
     plt = _pyplot()
     before = (since, split) if since is not None else None
     trend = report.trend(metric, split=split, before=before, **where)
-    line = Timeline(report)
+    drawn = report if series_report is None else series_report
+    line = Timeline(drawn)
     wanted = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in where.items()}
-    index = {"path": 1, "activity": 2, "app": 3, "service": 3}
     series = line.series(
-        report,
+        drawn,
         metric,
-        lambda key: "slice" if all(key[index[k]] in v for k, v in wanted.items()) else None,
+        lambda key: "slice" if all(key[KEY_POSITION[k]] in v for k, v in wanted.items()) else None,
     ).get("slice", np.zeros(len(line.starts)))
     scale, unit = _scale(metric)
     activity = where.get("activity")
@@ -383,18 +406,20 @@ def write_plots(
     activity bands per watched path (flows and bytes), the anonymising share,
     with ``service_report`` (by service) the top services and, when ``rules``
     carries [[service]] countries, flows by operator country; the top peers
-    given; with ``split`` a trend chart of ``trend_where``."""
+    given; with ``split`` a trend chart of ``trend_where``. Time charts roll
+    fine buckets up to at most :data:`MAX_POINTS` steps (:func:`readable`)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if not report.groups:
         return written
+    shown = readable(report)
     paths = sorted({k[1] for k in report.groups if k[1] != "none"})
     for path in paths:
-        written.append(activity_series(report, path, "flows", out / f"flows_{path}.png"))
-        written.append(activity_series(report, path, "bytes", out / f"bytes_{path}.png"))
+        written.append(activity_series(shown, path, "flows", out / f"flows_{path}.png"))
+        written.append(activity_series(shown, path, "bytes", out / f"bytes_{path}.png"))
     if paths:
-        written.append(anonymising_share(report, out / "anonymising_share.png", paths))
+        written.append(anonymising_share(shown, out / "anonymising_share.png", paths))
     categories = rules.service_categories() if rules is not None else {}
     if service_report is not None and service_report.groups:
         totals: dict[str, int] = {}
@@ -418,7 +443,7 @@ def write_plots(
         if groups:
             written.append(
                 service_groups(
-                    service_report,
+                    readable(service_report),
                     groups,
                     out / "service_countries.png",
                     "Flows of watched hosts to named services, by the operator's country",
@@ -440,5 +465,9 @@ def write_plots(
         name = (
             "_".join(str(v) if isinstance(v, str) else "+".join(v) for v in where.values()) or "all"
         )
-        written.append(trend_chart(report, out / f"trend_{name}.png", split, since=since, **where))
+        written.append(
+            trend_chart(
+                report, out / f"trend_{name}.png", split, since=since, series_report=shown, **where
+            )
+        )
     return written

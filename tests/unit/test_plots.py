@@ -74,7 +74,7 @@ def test_watched_activities_never_hide_in_other_or_unknown(clf):
     report = aggregate(clf.classify(batch), bucket="week")
     bands = _bands(activity_series(report, "kp_range", "flows", None))
     assert bands["mining (suspect)"] == ACTIVITY_COLOURS["mining_suspect"]
-    assert "Tor/VPN/proxy" in bands and any(label.startswith("P2P") for label in bands)
+    assert "Tor/VPN/proxy/DNS tunnel" in bands and any(label.startswith("P2P") for label in bands)
     assert "unknown" not in [label for label in bands if label.startswith("other")]
     for members, _ in WATCHED_BANDS.values():
         for activity in members:
@@ -175,3 +175,15 @@ def test_write_plots_labels_peers_with_service_and_as(tmp_path, clf):
     assert tmp_path / "top_peers.png" in written
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
     assert write_plots(aggregate([]), tmp_path / "empty") == []
+
+
+def test_charts_roll_long_fine_reports_up_to_readable_steps(clf):
+    from nkclass.report.plots import readable
+
+    short = aggregate(_constant_daily(clf, 30, per_day=4), bucket="day")
+    assert readable(short).bucket == "day"
+    batch = flows(2000, seed=37)
+    batch["ts_start"] = T2019 + np.arange(2000) * (3 * 365 * DAY // 2000)  # three years
+    long = aggregate(clf.classify(batch), bucket="day")
+    assert readable(long).bucket == "month" and readable(long) == long.rebucket("month")
+    assert readable(long, max_points=200).bucket == "week"

@@ -203,3 +203,24 @@ def test_top_filters_like_aggregate(labelled):
     got = top([result], by="peer", n=5, activity=["mining", "tor"], start="2019-02-01")
     want = top([_filtered(table, "2019-02-01", None, None, ["mining", "tor"])], by="peer", n=5)
     assert got == want
+
+
+@pytest.mark.parametrize(("fine", "coarse"), [("hour", "day"), ("day", "week"), ("day", "month")])
+def test_rebucket_equals_aggregating_in_the_coarser_bucket(clf, fine, coarse):
+    batch = flows(3000, seed=22, span_days=70)
+    batch["src_as"] = np.where(np.arange(3000) % 3 == 0, 20485, 4837).astype(np.uint32)
+    batch["dst_as"] = np.zeros(3000, np.uint32)
+    result = clf.classify(batch)
+    rolled = aggregate(result, bucket=fine).rebucket(coarse)
+    direct = aggregate(result, bucket=coarse)
+    assert rolled == direct
+    assert rolled.upstream_share(20485).equals(direct.upstream_share(20485))
+    assert rolled.profile("weekday").tolist() == direct.profile("weekday").tolist()
+    assert (rolled.first_ms, rolled.last_ms) == (direct.first_ms, direct.last_ms)
+
+
+def test_rebucket_refuses_buckets_that_do_not_nest(clf):
+    report = aggregate(clf.classify(flows(100)), bucket="week")
+    with pytest.raises(ValueError, match="week buckets do not roll up into month"):
+        report.rebucket("month")
+    assert report.rebucket("week") is report

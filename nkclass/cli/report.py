@@ -207,13 +207,14 @@ def run_top(args: argparse.Namespace) -> int:
         headers, right = ["service", "flows", "bytes"], [False, True, True]
         cells = [[r.label, f"{r.flows:,}", human_bytes(r.bytes)] for r in rows]
     else:
-        headers = [args.by, "service", "AS", "flows", "bytes"]
-        right = [False, False, True, True, True]
+        headers = [args.by, "service", "AS", "organisation", "flows", "bytes"]
+        right = [False, False, True, False, True, True]
         cells = [
             [
                 r.label,
                 r.service or "-",
                 f"AS{r.asn}" if r.asn is not None else "-",
+                r.org or "-",
                 f"{r.flows:,}",
                 human_bytes(r.bytes),
             ]

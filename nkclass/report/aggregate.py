@@ -67,11 +67,14 @@ def aggregate(
 
 class _Labelled:
     """Uniform view of one classified batch: code arrays plus their names.
-    With ``lookups``, ``lookup`` marks DNS flows (app ``dns``), whose service
-    is the name looked up rather than the peer's own."""
+    With ``peers`` (for top lists), also: ``lookup`` marks DNS flows (app
+    ``dns``), whose service is the name looked up rather than the peer's
+    own; ``peer_as`` and ``peer_org`` come from the AS stage when the
+    classifier ran it (or the classified table carries them)."""
 
-    def __init__(self, item: object, by: str | None, lookups: bool = False) -> None:
-        self.lookup = None
+    def __init__(self, item: object, by: str | None, peers: bool = False) -> None:
+        self.lookup = self.peer_org = None
+        self.peer_org_names: list[str] = []
         if isinstance(item, Classified):
             source = _as_table(item.flows.source)
             self.n = len(item)
@@ -82,8 +85,11 @@ class _Labelled:
                 self.extra = getattr(item, by).astype(np.uint32)
                 self.extra_names = list(item._vocabulary(by))
             self.src, self.dst = item.flows.src_ip, item.flows.dst_ip
-            if lookups:
+            if peers:
                 self.lookup = item.app == APPS.index("dns")
+                if item._attribution is not None:
+                    self.peer_org = item.peer_org_codes.astype(np.int64)
+                    self.peer_org_names = list(item.peer_org_names)
         elif isinstance(item, pa.Table | pa.RecordBatch):
             source = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
             self.n = source.num_rows
@@ -99,9 +105,11 @@ class _Labelled:
 
             self.src = address_array(_column(source, "src_ip"), "src_ip")
             self.dst = address_array(_column(source, "dst_ip"), "dst_ip")
-            if lookups and "app" in source.column_names:
+            if peers and "app" in source.column_names:
                 app, app_names = _codes(source, "app")
                 self.lookup = np.array([a == "dns" for a in app_names] or [False])[app]
+            if peers and "peer_org" in source.column_names:
+                self.peer_org, self.peer_org_names = _codes(source, "peer_org", nulls=True)
         else:
             raise TypeError(
                 "aggregate() takes classified results (Classifier.classify output) or classified "
@@ -114,9 +122,13 @@ class _Labelled:
         self.bytes = _counter(source, "bytes", self.n)
         self.packets = _counter(source, "packets", self.n)
         self.upstream, self.peer_as = _as_numbers(source, self.side)
+        if peers and isinstance(item, Classified) and item._attribution is not None:
+            self.peer_as = item.peer_as.astype(np.int64)  # the exporter's, else the table's
+        elif peers and "peer_as" in source.column_names:
+            self.peer_as = _counter(source, "peer_as", self.n).astype(np.int64)
 
     ARRAYS = ("path", "activity", "side", "extra", "src", "dst", "ts", "bytes", "packets",
-              "upstream", "peer_as", "lookup")
+              "upstream", "peer_as", "lookup", "peer_org")
 
     def keep(self, chosen: FlowFilter | None) -> _Labelled:
         """Only the flows ``chosen`` keeps (this view, narrowed in place)."""
@@ -165,9 +177,12 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
-def _codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
-    """Dictionary codes and names of a label column (string or dictionary)."""
+def _codes(table: pa.Table, name: str, nulls: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes and names of a label column (string or dictionary);
+    with ``nulls``, missing values read as ""."""
     col = _column(table, name)
+    if nulls and col.null_count:
+        col = pc.fill_null(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col, "")
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     if col.null_count:

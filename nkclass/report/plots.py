@@ -231,7 +231,8 @@ def top_bars(
     """Horizontal bars, largest on top; with ``categories`` (activity names)
     each bar takes its activity's colour and a legend says which is which."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 0.42 * max(len(labels), 3) + 1.4))
+    longest = max((len(label) for label in labels), default=0)
+    fig, ax = plt.subplots(figsize=(6 + 0.08 * longest, 0.42 * max(len(labels), 3) + 1.4))
     y = np.arange(len(labels))[::-1]
     kinds = list(categories) if categories is not None else [None] * len(labels)
     colours = [colour(k) if k else colour("unknown") for k in kinds]
@@ -454,7 +455,8 @@ def write_plots(
             top_bars(
                 [row.describe() for row in top_peers],
                 [row.flows for row in top_peers],
-                "Top outside peers of watched hosts (service and AS most seen with each)",
+                "Top outside peers of watched hosts\n(the service, AS and organisation most seen "
+                "with each)",
                 "flows",
                 out / "top_peers.png",
                 [categories.get(row.service) if row.service else None for row in top_peers],

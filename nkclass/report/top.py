@@ -1,10 +1,10 @@
 """Top talkers: the outside peers, watched hosts or services with the most
 flows or bytes, over any number of classified batches.
 
-Each peer or host also gets the named service and the AS number seen most
-often with it (from the flows' ``service`` label and the ``src_as`` /
-``dst_as`` columns when the input has them), so that lists and charts can
-say what an address is.
+Each peer or host also gets the named service, the AS number and (for
+peers) the organisation seen most often with it: from the flows' ``service``
+label, the AS stage's ``peer_as``/``peer_org`` (or the exporter's ``src_as``
+/ ``dst_as``), so that lists and charts can say what an address is.
 """
 
 from __future__ import annotations
@@ -27,23 +27,28 @@ PAIR_SHIFT = 32  # (group in batch, service id or AS number) packed into one int
 
 
 class TopRow(NamedTuple):
-    """One line of a top list. ``service`` and ``asn`` are the named service
-    and AS number most often seen with a peer or host (None when none was,
-    and always None for ``by="service"``)."""
+    """One line of a top list. ``service``, ``asn`` and ``org`` are the named
+    service, AS number and AS organisation most often seen with a peer or
+    host (None when none was; ``org`` only for peers; all None for
+    ``by="service"``)."""
 
     label: str
     flows: int
     bytes: int
     service: str | None = None
     asn: int | None = None
+    org: str | None = None
 
     def describe(self) -> str:
-        """``label`` with its service and AS, e.g. ``172.217.160.9 youtube AS15169``."""
+        """``label`` with what is known of it, e.g.
+        ``172.217.160.9 youtube AS15169 (Google LLC)``."""
         parts = [self.label]
         if self.service is not None:
             parts.append(self.service)
         if self.asn is not None:
             parts.append(f"AS{self.asn}")
+        if self.org is not None:
+            parts.append(f"({self.org})")
         return " ".join(parts)
 
 
@@ -128,6 +133,11 @@ class _Most:
         return {k: v for k, (v, _) in best.items()}
 
 
+def _ids(registry: dict[str, int], names: list[str]) -> np.ndarray:
+    """Stable ids of ``names`` across batches (whose codes differ)."""
+    return np.array([registry.setdefault(name, len(registry)) for name in names] or [0], np.int64)
+
+
 class TopCounter:
     """A top list built batch by batch (:func:`top` in one call); lets a
     command that already reads the batches for a report count talkers in the
@@ -148,23 +158,20 @@ class TopCounter:
         self.by, self.metric, self.watched_only, self.chosen = by, metric, watched_only, chosen
         self.rules = rules
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.services: dict[str, int] = {}  # service name -> id (codes differ between batches)
+        self.services: dict[str, int] = {}  # service name -> id
         self.addresses = _AddressKeys()
         self.service_of = _Most()
         self.asn_of = _Most()
+        self.orgs: dict[str, int] = {}  # AS organisation name -> id
+        self.org_of = _Most()
 
     def add(self, item: object) -> None:
         """Count one classified result or classified table."""
-        view = _Labelled(item, "service", lookups=True).keep(self.chosen)
+        view = _Labelled(item, "service", peers=True).keep(self.chosen)
         keep = view.side != 0 if self.watched_only else np.ones(view.n, bool)
         if not keep.any():
             return
-        remap = np.array(
-            [self.services.setdefault(name, len(self.services)) for name in view.extra_names],
-            np.int64,
-        )
-        service = remap[view.extra[keep].astype(np.int64)]
-        asn = None
+        service = _ids(self.services, view.extra_names)[view.extra[keep].astype(np.int64)]
         if self.by == "service":
             keys = service
         else:
@@ -176,19 +183,24 @@ class TopCounter:
             pick_dst = dst_is_host if self.by == "host" else ~dst_is_host
             mask = pick_dst[:, None] if src.ndim == 2 else pick_dst
             keys = self.addresses.keys(np.where(mask, dst, src))
-            side_as = view.upstream if self.by == "host" else view.peer_as
-            asn = None if side_as is None else side_as[keep]
         group_of, group_keys, n = _groups(keys)
         flows, nbytes, _ = _sums(group_of, n, view.bytes[keep], np.zeros(len(keys)))
         self.parts.append((group_keys, flows, nbytes))
-        if self.by != "service":
-            # a DNS flow's service is the name looked up, not the resolver's own
-            named = np.array([name != "none" for name in view.extra_names])[view.extra[keep]]
-            if view.lookup is not None:
-                named &= ~view.lookup[keep]
-            self.service_of.add(group_of, group_keys, service, named)
-            if asn is not None:
-                self.asn_of.add(group_of, group_keys, asn, asn > 0)
+        if self.by == "service":
+            return
+        # a DNS flow's service is the name looked up, not the resolver's own
+        named = np.array([name != "none" for name in view.extra_names])[view.extra[keep]]
+        if view.lookup is not None:
+            named &= ~view.lookup[keep]
+        self.service_of.add(group_of, group_keys, service, named)
+        side_as = view.upstream if self.by == "host" else view.peer_as
+        if side_as is not None:
+            self.asn_of.add(group_of, group_keys, side_as[keep], side_as[keep] > 0)
+        if self.by == "peer" and view.peer_org is not None:
+            codes = view.peer_org[keep]
+            known = np.array([bool(name) for name in view.peer_org_names] or [False])[codes]
+            org = _ids(self.orgs, view.peer_org_names)[codes]
+            self.org_of.add(group_of, group_keys, org, known)
 
     def rows(self, n: int = 10) -> list[TopRow]:
         """The ``n`` largest by the metric, largest first (ties: first seen)."""
@@ -205,6 +217,8 @@ class TopCounter:
         chosen = group_keys[order]
         service = {k: names[v] for k, v in self.service_of.best(chosen).items()}
         asn = self.asn_of.best(chosen)
+        org_names = list(self.orgs)
+        org = {k: org_names[v] for k, v in self.org_of.best(chosen).items()}
         labels = [self.addresses.label(int(k)) for k in chosen]
         listed = _listed_services(labels, self.rules) if self.rules is not None else {}
         return [
@@ -214,6 +228,7 @@ class TopCounter:
                 int(nbytes[i]),
                 listed.get(label, service.get(int(key))),
                 asn.get(int(key)),
+                org.get(int(key)),
             )
             for i, key, label in zip(order, chosen, labels, strict=True)
         ]

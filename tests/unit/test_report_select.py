@@ -189,6 +189,18 @@ def test_top_peers_carry_their_service_and_as():
     assert top([_named_table()], by="host", n=1)[0].asn == 4837
 
 
+def test_top_peers_take_as_and_organisation_from_the_as_columns():
+    table = _named_table()
+    table = table.append_column("peer_as", pa.array([15169] * 3 + [64500] * 4, pa.uint32()))
+    table = table.append_column(
+        "peer_org", pa.array(["Google LLC"] * 3 + ["Example Web"] * 3 + [""], pa.string())
+    )
+    rows = top([table], by="peer", n=2)
+    assert rows[0] == TopRow("198.51.100.20", 4, 400, "youtube", 64500, "Example Web")
+    assert rows[0].describe() == "198.51.100.20 youtube AS64500 (Example Web)"
+    assert rows[1].org == "Google LLC" and rows[1].asn == 15169
+
+
 def test_top_names_peers_inside_ruleset_networks():
     rows = top([_named_table()], by="peer", n=2, rules=nkclass.load_rules())
     assert rows[1].service == "google-public-dns"

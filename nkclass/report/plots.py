@@ -213,6 +213,7 @@ def anonymising_share(report: Report, out: Path | None, paths: Sequence[str]) ->
             linewidth=1.6,
             color=PATH_COLOURS[i % len(PATH_COLOURS)],
         )
+    ax.set_xlim(x[0], x[-1])
     ax.set_title(f"Anonymising traffic ({', '.join(ANONYMISING)}) as a share of flows")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("% of the path's flows")
@@ -278,11 +279,13 @@ def service_groups(
 
     series = line.series(service_report, "flows", keep)
     fig, ax = plt.subplots(figsize=(11, 4.8))
+    zeros = np.zeros(len(line.starts))
     for label, (_, group_colour) in groups.items():
-        values = series.get(label, np.zeros(len(line.starts)))
-        x, y = line.step(values)
+        x, y = line.step(series.get(label, zeros))
         ax.plot(x, y, drawstyle="steps-post", color=group_colour, linewidth=1.8, label=label)
-    ax.set_title(title)
+    x = line.step(zeros)[0]
+    ax.set_xlim(x[0], x[-1])
+    ax.set_title(title, fontsize=11)
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(f"flows per {line.unit}")
     ax.set_ylim(bottom=0)
@@ -447,7 +450,8 @@ def write_plots(
                     readable(service_report),
                     groups,
                     out / "service_countries.png",
-                    "Flows of watched hosts to named services, by the operator's country",
+                    "Flows of watched hosts to named services, by the operator's country\n"
+                    "(the services the ruleset's [[service]] entries place)",
                 )
             )
     if top_peers:

@@ -12,23 +12,38 @@ The public surface::
 
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
     nkclass.asn.AsDatabase.open("GeoLite2-ASN.mmdb").lookup(addresses)   # IP to AS
+
+Classifiers, pair caches, prefix tables, rulesets and reports pickle. As with
+any pickle, unpickling can run arbitrary code: only unpickle data you trust.
 """
 
-from nkclass import asn
-from nkclass.cache import PairCache
-from nkclass.classify import Classified, Classifier
-from nkclass.errors import (
-    InputError,
-    NkclassError,
-    RuleError,
-    SchemaTypeError,
-    SchemaValueError,
-)
-from nkclass.flows.io import read, write
-from nkclass.flows.schema import FLOW_SCHEMA
-from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
-from nkclass.prefix import PrefixTable
-from nkclass.rules import Ruleset, load_rules
+from pathlib import Path as _Path
+
+from nkclass import _source_tree
+
+if not _source_tree.is_built(_Path(__file__).parent):
+    # run from an unbuilt checkout (the source folder shadows the installed
+    # package): use the installed distribution instead, or say what to build
+    import sys as _sys
+
+    del _sys.modules["nkclass._source_tree"]  # the installed package brings its own
+    _sys.modules[__name__] = _source_tree.load_installed(__name__, __file__)
+else:
+    from nkclass import asn
+    from nkclass.cache import PairCache
+    from nkclass.classify import Classified, Classifier
+    from nkclass.errors import (
+        InputError,
+        NkclassError,
+        RuleError,
+        SchemaTypeError,
+        SchemaValueError,
+    )
+    from nkclass.flows.io import read, write
+    from nkclass.flows.schema import FLOW_SCHEMA
+    from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
+    from nkclass.prefix import PrefixTable
+    from nkclass.rules import Ruleset, load_rules
 
 __version__ = "0.1.0"
 

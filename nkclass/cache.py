@@ -24,7 +24,8 @@ class PairCache:
       recently confirmed one when full (``evictions`` counts them).
     * Thread-safe: a classify() call holds the cache for its whole batch, so
       threads sharing one cache take turns. The Classifier itself is never
-      modified. Pickles with its entries.
+      modified. Pickles with its entries; as with any pickle, unpickling can
+      run arbitrary code, so only unpickle caches from a source you trust.
 
     >>> import numpy as np
     >>> import nkclass

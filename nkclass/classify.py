@@ -34,7 +34,8 @@ class Classifier:
 
     The classifier is immutable, safe to share between threads (the pass
     releases the GIL) and pickles as its ruleset (for process pools and
-    clusters).
+    clusters). As with any pickle, unpickling can run arbitrary code: only
+    unpickle classifiers from a source you trust.
 
     >>> import numpy as np
     >>> clf = Classifier()

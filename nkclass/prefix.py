@@ -47,7 +47,8 @@ class PrefixTable:
     contains it, or 0. IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``) match
     IPv4 prefixes. Two rows with the same prefix are an error unless
     ``duplicates="last"`` (the later row wins). Tables are shared safely by
-    threads and pickle.
+    threads and pickle; as with any pickle, unpickling can run arbitrary
+    code, so only unpickle tables from a source you trust.
 
     >>> t = PrefixTable(["175.45.176.0/22", "175.45.176.0/24"], [1, 2])
     >>> t.lookup(["175.45.177.9", "175.45.176.71", "8.8.8.8"]).tolist()

@@ -8,12 +8,13 @@ import time
 import numpy as np
 
 from nkclass.cli.classify import add_asn_options, classifier_from_args
+from nkclass.cli.options import positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="measure classification throughput on this machine")
-    parser.add_argument("--flows", type=int, default=5_000_000, help="flows per batch")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--flows", type=positive, default=5_000_000, help="flows per batch")
+    parser.add_argument("--repeat", type=positive, default=3)
     parser.add_argument("--rules", action="append", default=[], metavar="FILE")
     add_asn_options(parser)
     parser.set_defaults(run=run)
@@ -37,8 +38,6 @@ def synthetic_flows(n: int, seed: int = 7) -> dict[str, np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.flows <= 0 or args.repeat <= 0:
-        raise SystemExit("nkclass bench: --flows and --repeat must be positive")
     classifier = classifier_from_args(args)
     flows = synthetic_flows(args.flows)
     best = float("inf")

@@ -7,18 +7,24 @@ import time
 from pathlib import Path
 
 from nkclass.cli.classify import add_asn_options, classifier_from_args
+from nkclass.cli.options import check_output_folder, usage_error
+from nkclass.demo import figures as fig
 from nkclass.demo.synth import PLANTED, generate
 from nkclass.report import Report, aggregate
-from nkclass.report import figures as fig
 from nkclass.report.render import aligned, render_summary
-from nkclass.report.top import top
+from nkclass.report.top import TopCounter
+
+MIN_FLOWS = 10_000  # fewer leave the planted figures to chance
+TOP_PEERS = 15
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "demo", help="generate a synthetic 2017-2019 dataset, classify, report and plot it"
     )
-    parser.add_argument("--flows", type=int, default=2_000_000)
+    parser.add_argument(
+        "--flows", type=int, default=2_000_000, help=f"flows to generate (at least {MIN_FLOWS:,})"
+    )
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument(
         "--out",
@@ -27,16 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="folder for the charts (default: ./nkclass-demo)",
     )
     add_asn_options(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.flows < 10_000:
-        raise SystemExit("nkclass demo: --flows must be at least 10000")
+    if args.flows < MIN_FLOWS:
+        usage_error(args, f"argument --flows: must be at least {MIN_FLOWS}, got {args.flows}")
+    if args.seed < 0:
+        usage_error(args, f"argument --seed: must be at least 0, got {args.seed}")
+    check_output_folder(args, "--out", args.out)
     clf = classifier_from_args(args)
+    rules = clf.rules
     timings = {"generate": 0.0, "classify": 0.0, "aggregate": 0.0}
     daily, monthly, services = Report("day"), Report("month"), Report("month", "service")
-    results = []
+    peers = TopCounter("peer", rules=rules)
+    n = 0
     start = time.perf_counter()
     for batch in generate(flows=args.flows, seed=args.seed):
         t0 = time.perf_counter()
@@ -46,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
         daily.merge_in(aggregate(result, bucket="day"), consume=True)
         monthly.merge_in(aggregate(result, bucket="month"), consume=True)
         services.merge_in(aggregate(result, bucket="month", by="service"), consume=True)
+        peers.add(result)
         start = time.perf_counter()
         timings["classify"] += t1 - t0
         timings["aggregate"] += start - t1
-        results.append(result)
-    n = sum(len(r) for r in results)
+        n += len(result)
     print(f"nkclass demo: {n:,} synthetic flows, 2017-2019 (seed {args.seed})\n")
-    print(render_summary(monthly))
+    print(render_summary(monthly, [w.name for w in rules.watched]))
 
     figures = [
         (fig.volume_growth(monthly, metric="flows"), f"{PLANTED.growth:.1f}x"),
@@ -61,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
             fig.share(monthly, ("gaming", "streaming"), 2017),
             f"{PLANTED.gaming_streaming_2017:.0%} (> 65%)",
         ),
-        (fig.chinese_over_western(services, 2017), "Western ahead"),
-        (fig.chinese_over_western(services, 2019), "Chinese ahead"),
+        (fig.chinese_over_western(services, 2017, rules), "Western ahead"),
+        (fig.chinese_over_western(services, 2019, rules), "Chinese ahead"),
         (fig.mining_jump(monthly), f"{PLANTED.mining_jump:.0f}x (>= 10x)"),
         (fig.anonymising_rise(monthly), f"{PLANTED.obfuscation_peak:.0f}x"),
         (fig.weekend_share(daily, 2017), "weekend-heavy"),
@@ -84,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
 
     from nkclass.report.plots import write_plots
 
-    peers = [(label, flows) for label, flows, _ in top(results, by="peer", n=15)]
     out = Path(args.out)
     written = write_plots(
         monthly,
@@ -92,9 +102,11 @@ def run(args: argparse.Namespace) -> int:
         split=PLANTED.mining_jump_date,
         trend_where={"activity": "mining"},
         service_report=services,
-        top_peers=peers,
+        top_peers=peers.rows(TOP_PEERS),
         since="2019-01-01",
+        rules=rules,
     )
+    written.append(fig.western_chinese_chart(services, rules, out / "western_chinese.png"))
     total = sum(timings.values())
     print(f"\n{len(written)} charts written to {out.resolve()}/")
     print(

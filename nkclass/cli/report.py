@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nkclass.cli.classify import add_input_options
 from nkclass.cli.inputs import labelled_batches, print_read_summary
+from nkclass.cli.options import (
+    Names,
+    add_activity_option,
+    add_filter_options,
+    add_path_option,
+    check_input_options,
+    check_output_folder,
+    check_paths,
+    date,
+    flow_filter,
+    non_negative,
+    positive,
+    usage_error,
+)
+from nkclass.labels import ACTIVITIES
 from nkclass.report import BUCKETS, METRICS, Report, aggregate
+from nkclass.report.model import format_time, parse_time
 from nkclass.report.render import (
     aligned,
     human_bytes,
@@ -16,58 +33,130 @@ from nkclass.report.render import (
     render_table,
     render_trends,
 )
-from nkclass.report.top import TOP_BY, top
+from nkclass.report.top import TOP_BY, TopCounter
+from nkclass.rules import load_rules
+
+TOP_PEERS_CHART = 15
+
+
+def rows_option(text: str) -> int | None:
+    """``--rows``: a count, or ``all`` (None: no limit)."""
+    return None if text == "all" else positive(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    rep = sub.add_parser("report", help="aggregate flows per time bucket, path and activity")
+    rep = sub.add_parser(
+        "report",
+        help="summarise flows per path and activity; tables per time bucket on request",
+        description="Prints a short summary (period, totals per watched path, top activities). "
+        "--rows adds the bucket x path x activity table; --format json|csv writes every row.",
+    )
     add_input_options(rep)
-    rep.add_argument("--bucket", choices=BUCKETS, default="day")
+    add_filter_options(rep)
+    rep.add_argument("--bucket", choices=BUCKETS, default="day", help="table and chart buckets")
     rep.add_argument("--by", choices=("app", "service"), help="also group by app or service")
     rep.add_argument(
-        "--format", dest="output_format", choices=("table", "json", "csv"), default="table"
+        "--format",
+        dest="output_format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table: the summary (and --rows); json, csv: every bucket row, for machines",
     )
     rep.add_argument(
-        "--min-flows", type=int, default=0, metavar="N", help="leave out rows with fewer flows"
+        "--rows",
+        type=rows_option,
+        default=0,
+        metavar="N|all",
+        help="with --format table: also print the N busiest bucket rows of the watched paths "
+        "(in time order), or all of them",
+    )
+    rep.add_argument(
+        "--min-flows",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="leave out bucket rows with fewer flows",
     )
     rep.add_argument("--plots", metavar="DIR", help="also write PNG charts to DIR")
-    rep.add_argument("--split", metavar="DATE", help="with --plots: mark this date on a trend")
-    rep.add_argument("--activity", help="with --split: the activity of the trend chart")
-    rep.set_defaults(run=run_report)
+    rep.add_argument(
+        "--split",
+        type=date,
+        metavar="WHEN",
+        help="with --plots: draw a trend chart comparing before and after WHEN",
+    )
+    rep.add_argument(
+        "--trend",
+        dest="trend_activity",
+        metavar="ACTIVITY[,ACTIVITY...]",
+        action=Names,
+        vocabulary=ACTIVITIES,
+        kind="activity",
+        help="with --split: the activities of the trend chart (default: the --activity "
+        "filter, else all traffic)",
+    )
+    rep.set_defaults(run=run_report, command_parser=rep)
 
     tp = sub.add_parser("top", help="largest peers, watched hosts or services")
     add_input_options(tp)
+    add_filter_options(tp)
     tp.add_argument("--by", choices=TOP_BY, default="peer")
     tp.add_argument("--metric", choices=("flows", "bytes"), default="flows")
-    tp.add_argument("-n", type=int, default=10)
-    tp.set_defaults(run=run_top)
+    tp.add_argument("-n", type=positive, default=10, help="how many (default 10)")
+    tp.set_defaults(run=run_top, command_parser=tp)
 
     tr = sub.add_parser("trend", help="period-over-period change of a slice, and top movers")
     add_input_options(tr)
-    tr.add_argument("--split", required=True, metavar="DATE", help="e.g. 2019-05-01")
-    tr.add_argument("--activity", action="append", help="slice (repeatable)")
-    tr.add_argument("--path", action="append", help="slice (repeatable)")
+    tr.add_argument("--split", required=True, type=date, metavar="WHEN", help="e.g. 2019-05-01")
+    tr.add_argument(
+        "--start",
+        type=date,
+        metavar="WHEN",
+        help="start of the before window (default: the data's)",
+    )
+    tr.add_argument(
+        "--end", type=date, metavar="WHEN", help="end of the after window (default: the data's)"
+    )
+    add_activity_option(tr, "the slice: these activities (repeatable or a comma list)")
+    add_path_option(tr, "the slice: these watched paths (repeatable or a comma list)")
     tr.add_argument("--metric", choices=METRICS, default="flows")
     tr.add_argument("--bucket", choices=BUCKETS, default="day")
     tr.add_argument(
         "--movers",
-        type=int,
+        type=non_negative,
         default=10,
         metavar="N",
         help="also list the N biggest movers (0: none)",
     )
-    tr.set_defaults(run=run_trend)
+    tr.set_defaults(run=run_trend, command_parser=tr)
+
+
+def _check_report_usage(args: argparse.Namespace) -> None:
+    if args.rows != 0 and args.output_format != "table":
+        usage_error(args, "argument --rows: only with --format table (json and csv hold every row)")
+    if args.split is not None and not args.plots:
+        usage_error(args, "argument --split: draws a trend chart, so it needs --plots DIR")
+    if args.trend_activity and args.split is None:
+        usage_error(args, "argument --trend: needs --split WHEN")
+    check_output_folder(args, "--plots", args.plots)
+    check_input_options(args)
 
 
 def run_report(args: argparse.Namespace) -> int:
+    _check_report_usage(args)
+    ruleset = load_rules(*args.rules)
+    chosen = flow_filter(args, ruleset)
     batches, reader = labelled_batches(args)
     report = Report(args.bucket, args.by)
-    # the top-services chart needs service groups: build both in one pass
+    # the charts need service groups and top peers: gather them in the same pass
     services = Report(args.bucket, "service") if args.plots and args.by != "service" else None
+    peers = TopCounter("peer", chosen=chosen, rules=ruleset) if args.plots else None
+    limits = {"start": args.start, "end": args.end, "path": args.path, "activity": args.activity}
     for batch in batches:
-        report.merge_in(aggregate(batch, bucket=args.bucket, by=args.by), consume=True)
+        report.merge_in(aggregate(batch, args.bucket, args.by, **limits), consume=True)
         if services is not None:
-            services.merge_in(aggregate(batch, bucket=args.bucket, by="service"), consume=True)
+            services.merge_in(aggregate(batch, args.bucket, "service", **limits), consume=True)
+        if peers is not None:
+            peers.add(batch)
     if args.by == "service":
         services = report
     if args.output_format == "json":
@@ -75,15 +164,30 @@ def run_report(args: argparse.Namespace) -> int:
     elif args.output_format == "csv":
         print(render_csv(report, args.min_flows), end="")
     else:
-        print(render_summary(report))
-        print()
-        print(render_table(report, args.min_flows))
+        if not report.groups:
+            print("no flows matched the filters" if chosen is not None else "no flows read")
+        else:
+            print(render_summary(report, [w.name for w in ruleset.watched]))
+        if args.rows != 0 and report.groups:
+            print()
+            print(render_table(report, args.min_flows, limit=args.rows))
     if args.plots:
         from nkclass.report.plots import write_plots
 
-        where = {"activity": args.activity} if args.activity else {}
+        activities = args.trend_activity or args.activity
+        where = (
+            {"activity": activities[0] if len(activities) == 1 else activities}
+            if (activities)
+            else {}
+        )
         written = write_plots(
-            report, args.plots, split=args.split, trend_where=where, service_report=services
+            report,
+            args.plots,
+            split=args.split,
+            trend_where=where,
+            service_report=services,
+            top_peers=peers.rows(TOP_PEERS_CHART) if peers is not None else (),
+            rules=ruleset,
         )
         print(f"nkclass: {len(written)} charts written to {args.plots}")
     print_read_summary(reader)
@@ -91,34 +195,75 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_top(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise SystemExit("nkclass top: -n must be at least 1")
+    check_input_options(args)
+    ruleset = load_rules(*args.rules)
+    chosen = flow_filter(args, ruleset)
     batches, reader = labelled_batches(args)
-    rows = top(batches, by=args.by, metric=args.metric, n=args.n)
-    print(
-        aligned(
-            [args.by, "flows", "bytes"],
-            [[label, f"{flows:,}", human_bytes(nbytes)] for label, flows, nbytes in rows],
-            [False, True, True],
-        )
-    )
+    counter = TopCounter(args.by, args.metric, chosen=chosen, rules=ruleset)
+    for batch in batches:
+        counter.add(batch)
+    rows = counter.rows(args.n)
+    if args.by == "service":
+        headers, right = ["service", "flows", "bytes"], [False, True, True]
+        cells = [[r.label, f"{r.flows:,}", human_bytes(r.bytes)] for r in rows]
+    else:
+        headers = [args.by, "service", "AS", "organisation", "flows", "bytes"]
+        right = [False, False, True, False, True, True]
+        cells = [
+            [
+                r.label,
+                r.service or "-",
+                f"AS{r.asn}" if r.asn is not None else "-",
+                r.org or "-",
+                f"{r.flows:,}",
+                human_bytes(r.bytes),
+            ]
+            for r in rows
+        ]
+    if rows:
+        print(aligned(headers, cells, right))
+    else:
+        print("no flow touched a watched network" + (" (with these filters)" if chosen else ""))
     print_read_summary(reader)
     return 0
 
 
 def run_trend(args: argparse.Namespace) -> int:
+    check_input_options(args)
+    ruleset = load_rules(*args.rules)
+    check_paths(args, ruleset)
+    split = parse_time(args.split)
+    if args.start is not None and parse_time(args.start) >= split:
+        usage_error(args, f"argument --start: {args.start} is not before --split {args.split}")
+    if args.end is not None and parse_time(args.end) <= split:
+        usage_error(args, f"argument --end: {args.end} is not after --split {args.split}")
     batches, reader = labelled_batches(args)
-    report = aggregate(batches, bucket=args.bucket)
-    where = {}
-    if args.activity:
-        where["activity"] = args.activity[0] if len(args.activity) == 1 else args.activity
-    if args.path:
-        where["path"] = args.path[0] if len(args.path) == 1 else args.path
-    trend = report.trend(args.metric, split=args.split, **where)
-    print(trend.describe())
-    if args.movers:
-        print()
-        print(f"biggest movers across {args.split} ({args.metric} per day):")
-        print(render_trends(report.movers(args.split, args.metric, n=args.movers)))
+    report = aggregate(batches, bucket=args.bucket, start=args.start, end=args.end)
+    if not report.groups:
+        between = " between --start and --end" if args.start or args.end else ""
+        print(f"no flows to compare{between}")
+    elif not report.first_ms < split <= report.last_ms:
+        print_read_summary(reader)
+        print(
+            f"nkclass: error: --split {args.split} leaves one window empty: the flows run "
+            f"from {format_time(report.first_ms)} to {format_time(report.last_ms)}",
+            file=sys.stderr,
+        )
+        return 1
+    else:
+        where = {}
+        if args.activity:
+            where["activity"] = args.activity[0] if len(args.activity) == 1 else args.activity
+        if args.path:
+            where["path"] = args.path[0] if len(args.path) == 1 else args.path
+        first, last = report.span()
+        before = (args.start if args.start is not None else first, args.split)
+        after = (args.split, args.end if args.end is not None else last)
+        trend = report.trend(args.metric, before=before, after=after, **where)
+        print(trend.describe())
+        if args.movers:
+            print()
+            print(f"biggest movers across {args.split} ({args.metric} per day):")
+            print(render_trends(report.movers(args.split, args.metric, n=args.movers)))
     print_read_summary(reader)
     return 0

@@ -37,7 +37,8 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"ok: {', '.join(args.files)}: {len(ruleset.watched)} watched paths, "
         f"{len(ruleset.networks)} networks, {len(ruleset.ports)} port rules, "
-        f"{sum(len(d.suffixes) for d in ruleset.domains)} domain suffixes"
+        f"{sum(len(d.suffixes) for d in ruleset.domains)} domain suffixes, "
+        f"{len(ruleset.service_info)} service operators"
     )
     return 0
 
@@ -93,6 +94,10 @@ def as_dict(ruleset: Ruleset) -> dict:
             }
             for a in ruleset.asns
         ],
+        "services": [
+            {"name": i.name, "operator": i.operator, "country": i.country, "source": i.source}
+            for i in ruleset.service_info
+        ],
     }
 
 
@@ -127,4 +132,7 @@ def run_show(args: argparse.Namespace) -> int:
         numbers = ", ".join(f"AS{n}" for n in a.asns) or "-"
         print(f"  {a.service:<24} {a.category or '-':<18} [{a.confidence}] {numbers}; "
               f"{len(a.as_names)} names", file=out)
+    print(f"\nservice operators: {len(ruleset.service_info)}", file=out)
+    for i in ruleset.service_info:
+        print(f"  {i.name:<24} {i.country or '-':<3} {i.operator}", file=out)
     return 0

@@ -18,16 +18,26 @@ from pyroaring import BitMap, BitMap64
 
 from nkclass.classify import Classified
 from nkclass.errors import SchemaValueError
-from nkclass.labels import SIDES
+from nkclass.labels import APPS, SIDES
 from nkclass.report import _kernel
 from nkclass.report.model import BUCKETS, Group, Report, bucket_index, bucket_start_ms
+from nkclass.report.select import FlowFilter
 
 # Packed group key: bucket 21 bits | path 12 | activity 8 | extra 22.
 BUCKET_BITS, PATH_BITS, ACT_BITS, EXTRA_BITS = 21, 12, 8, 22
 BYS = (None, "app", "service")
 
 
-def aggregate(results: object, bucket: str = "day", by: str | None = None) -> Report:
+def aggregate(
+    results: object,
+    bucket: str = "day",
+    by: str | None = None,
+    *,
+    start: object = None,
+    end: object = None,
+    path: str | list[str] | None = None,
+    activity: str | list[str] | None = None,
+) -> Report:
     """Aggregate classified flows into a :class:`Report`.
 
     ``results`` is a :class:`~nkclass.Classified` result, a classified
@@ -36,22 +46,35 @@ def aggregate(results: object, bucket: str = "day", by: str | None = None) -> Re
     Monday first) or ``month``; ``by`` adds ``app`` or ``service`` to the
     group key. Reports add up: ``aggregate(a) + aggregate(b)`` equals
     ``aggregate([a, b])``.
+
+    ``start``/``end`` keep the flows that start in [start, end) (dates or
+    datetimes, UTC unless they say otherwise); ``path`` and ``activity``
+    keep the flows of those paths and activities (a name or a list).
+
+    >>> report = aggregate(clf.classify(batch), bucket="month", activity="mining")  # doctest: +SKIP
     """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
     if by not in BYS:
         raise ValueError(f"by must be 'app', 'service' or None, got {by!r}")
+    chosen = FlowFilter.of(start, end, path, activity)
     report = Report(bucket, by)
     items = [results] if isinstance(results, Classified | pa.Table | pa.RecordBatch) else results
     for item in items:
-        report.merge_in(_aggregate_one(item, bucket, by), consume=True)
+        report.merge_in(_aggregate_one(item, bucket, by, chosen), consume=True)
     return report
 
 
 class _Labelled:
-    """Uniform view of one classified batch: code arrays plus their names."""
+    """Uniform view of one classified batch: code arrays plus their names.
+    With ``peers`` (for top lists), also: ``lookup`` marks DNS flows (app
+    ``dns``), whose service is the name looked up rather than the peer's
+    own; ``peer_as`` and ``peer_org`` come from the AS stage when the
+    classifier ran it (or the classified table carries them)."""
 
-    def __init__(self, item: object, by: str | None) -> None:
+    def __init__(self, item: object, by: str | None, peers: bool = False) -> None:
+        self.lookup = self.peer_org = None
+        self.peer_org_names: list[str] = []
         if isinstance(item, Classified):
             source = _as_table(item.flows.source)
             self.n = len(item)
@@ -62,6 +85,11 @@ class _Labelled:
                 self.extra = getattr(item, by).astype(np.uint32)
                 self.extra_names = list(item._vocabulary(by))
             self.src, self.dst = item.flows.src_ip, item.flows.dst_ip
+            if peers:
+                self.lookup = item.app == APPS.index("dns")
+                if item._attribution is not None:
+                    self.peer_org = item.peer_org_codes.astype(np.int64)
+                    self.peer_org_names = list(item.peer_org_names)
         elif isinstance(item, pa.Table | pa.RecordBatch):
             source = item if isinstance(item, pa.Table) else pa.Table.from_batches([item])
             self.n = source.num_rows
@@ -77,6 +105,11 @@ class _Labelled:
 
             self.src = address_array(_column(source, "src_ip"), "src_ip")
             self.dst = address_array(_column(source, "dst_ip"), "dst_ip")
+            if peers and "app" in source.column_names:
+                app, app_names = _codes(source, "app")
+                self.lookup = np.array([a == "dns" for a in app_names] or [False])[app]
+            if peers and "peer_org" in source.column_names:
+                self.peer_org, self.peer_org_names = _codes(source, "peer_org", nulls=True)
         else:
             raise TypeError(
                 "aggregate() takes classified results (Classifier.classify output) or classified "
@@ -88,7 +121,30 @@ class _Labelled:
         self.ts = _times(source)
         self.bytes = _counter(source, "bytes", self.n)
         self.packets = _counter(source, "packets", self.n)
-        self.upstream = _upstream(source, self.side)
+        self.upstream, self.peer_as = _as_numbers(source, self.side)
+        if peers and isinstance(item, Classified) and item._attribution is not None:
+            self.peer_as = item.peer_as.astype(np.int64)  # the exporter's, else the table's
+        elif peers and "peer_as" in source.column_names:
+            self.peer_as = _counter(source, "peer_as", self.n).astype(np.int64)
+
+    ARRAYS = ("path", "activity", "side", "extra", "src", "dst", "ts", "bytes", "packets",
+              "upstream", "peer_as", "lookup", "peer_org")
+
+    def keep(self, chosen: FlowFilter | None) -> _Labelled:
+        """Only the flows ``chosen`` keeps (this view, narrowed in place)."""
+        if chosen is None:
+            return self
+        mask = chosen.mask(
+            self.ts, self.path, self.path_names, self.activity, self.activity_names
+        )
+        if mask.all():
+            return self
+        for name in self.ARRAYS:
+            values = getattr(self, name)
+            if values is not None:
+                setattr(self, name, values[mask])
+        self.n = int(mask.sum())
+        return self
 
 
 NEEDED_FROM_SOURCE = ("ts_start", "bytes", "packets", "src_as", "dst_as")
@@ -121,9 +177,12 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
-def _codes(table: pa.Table, name: str) -> tuple[np.ndarray, list[str]]:
-    """Dictionary codes and names of a label column (string or dictionary)."""
+def _codes(table: pa.Table, name: str, nulls: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes and names of a label column (string or dictionary);
+    with ``nulls``, missing values read as ""."""
     col = _column(table, name)
+    if nulls and col.null_count:
+        col = pc.fill_null(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col, "")
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     if col.null_count:
@@ -162,15 +221,19 @@ def _counter(table: pa.Table, name: str, n: int) -> np.ndarray:
     return values.astype(np.uint64)
 
 
-def _upstream(table: pa.Table, side: np.ndarray) -> np.ndarray | None:
+def _as_numbers(
+    table: pa.Table, side: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The AS next to the watched side (src_as when the watched host sent,
-    dst_as when it received): exporters set to peer-AS report the upstream
-    there. None when the batch has no AS columns."""
+    dst_as when it received: exporters set to peer-AS report the upstream
+    there) and the AS on the outside peer's side; (None, None) when the batch
+    has no AS columns."""
     if "src_as" not in table.column_names or "dst_as" not in table.column_names:
-        return None
+        return None, None
     src_as = _counter(table, "src_as", len(side)).astype(np.int64)
     dst_as = _counter(table, "dst_as", len(side)).astype(np.int64)
-    return np.where(side == 2, dst_as, src_as)
+    dst_watched = side == SIDES.index("dst")
+    return np.where(dst_watched, dst_as, src_as), np.where(dst_watched, src_as, dst_as)
 
 
 def _pack(
@@ -231,11 +294,12 @@ def _bitmaps64(
     return out
 
 
-def _aggregate_one(item: object, bucket: str, by: str | None) -> Report:
-    flows = _Labelled(item, by)
+def _aggregate_one(item: object, bucket: str, by: str | None, chosen: FlowFilter | None) -> Report:
+    flows = _Labelled(item, by).keep(chosen)
     report = Report(bucket, by)
     if flows.n == 0:
         return report
+    report.note_times(int(flows.ts.min()), int(flows.ts.max()))
     buckets = bucket_index(flows.ts, bucket)
     keys = _pack(buckets, flows.path, flows.activity, flows.extra)
     group_of = np.empty(flows.n, np.int64)

@@ -23,6 +23,8 @@ BUCKETS = ("hour", "day", "week", "month")
 METRICS = ("flows", "bytes", "packets", "hosts", "peers")
 MS_PER_DAY = 86_400_000
 ANONYMISING = ("tor", "vpn", "proxy", "dns_tunnel")  # the "opsec" share (DOMAIN.md 6.9)
+KEY_POSITION = {"path": 1, "activity": 2, "app": 3, "service": 3}  # in a group key
+ROLLUPS = {"hour": ("day", "week", "month"), "day": ("week", "month"), "week": (), "month": ()}
 
 
 def bucket_index(ts_ms: np.ndarray, bucket: str) -> np.ndarray:
@@ -163,7 +165,11 @@ class Trend:
 class Report:
     """Aggregated classified flows. Build with :func:`nkclass.aggregate`;
     combine with ``+``; read with :meth:`table`, :meth:`trend`,
-    :meth:`movers`, :meth:`profile` and :meth:`upstream_share`."""
+    :meth:`movers`, :meth:`profile` and :meth:`upstream_share`.
+
+    Reports pickle (to keep partial reports of workers or days). As with any
+    pickle, unpickling can run arbitrary code: only unpickle reports you
+    made or otherwise trust."""
 
     def __init__(self, bucket: str = "day", by: str | None = None) -> None:
         self.bucket = bucket
@@ -171,6 +177,10 @@ class Report:
         self.groups: dict[tuple[int, str, str, str | None], Group] = {}
         self.profiles: dict[str, dict[tuple[str, str], np.ndarray]] = {"hour": {}, "weekday": {}}
         self.upstreams: dict[tuple[int, str, int], list[int]] = {}
+        # first and last flow start seen (ms, UTC; None while empty)
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
+        self._index: _GroupIndex | None = None
 
     # ------------------------------------------------------------- building
     def merge_in(self, other: Report, consume: bool = False) -> Report:
@@ -181,6 +191,8 @@ class Report:
                 f"cannot merge a by-{other.by} {other.bucket} report into a "
                 f"by-{self.by} {self.bucket} report"
             )
+        self._index = None
+        self.note_times(other.first_ms, other.last_ms)
         for key, group in other.groups.items():
             mine = self.groups.get(key)
             if mine is None:
@@ -203,6 +215,13 @@ class Report:
         return (self.bucket, self.by) == (other.bucket, other.by) and self.table().equals(
             other.table()
         )
+
+    def note_times(self, first_ms: int | None, last_ms: int | None) -> None:
+        """Widen the covered period to include [first_ms, last_ms]."""
+        if first_ms is not None:
+            self.first_ms = first_ms if self.first_ms is None else min(self.first_ms, first_ms)
+        if last_ms is not None:
+            self.last_ms = last_ms if self.last_ms is None else max(self.last_ms, last_ms)
 
     def add_profile(
         self, kind: str, key: tuple[str, str], flows: np.ndarray, nbytes: np.ndarray
@@ -239,7 +258,8 @@ class Report:
         cols["peers"] = pa.array([_distinct(g.peers, g.peers6) for g in groups], pa.uint64())
         return pa.table(cols)
 
-    def _select(self, where: dict) -> list[tuple[tuple, Group]]:
+    def _rows(self, where: dict, lo: float = -math.inf, hi: float = math.inf) -> list[Group]:
+        """The groups of one slice whose bucket starts in [lo, hi)."""
         unknown = set(where) - {"path", "activity", "app", "service"}
         if unknown:
             raise ValueError(
@@ -250,16 +270,18 @@ class Report:
                 f"this report is not by app/service (by={self.by}); "
                 "aggregate with by='app' or by='service'"
             )
-        index = {"path": 1, "activity": 2, "app": 3, "service": 3}
+        index = self._group_index()
+        keep = (index.starts >= lo) & (index.starts < hi)
+        for name, wanted in where.items():
+            values = wanted if isinstance(wanted, list | tuple | set | frozenset) else (wanted,)
+            keep &= index.matching(name, values)
+        return [index.groups[i] for i in np.flatnonzero(keep).tolist()]
 
-        def matches(key: tuple) -> bool:
-            for name, wanted in where.items():
-                values = wanted if isinstance(wanted, list | tuple | set) else (wanted,)
-                if key[index[name]] not in values:
-                    return False
-            return True
-
-        return [(k, g) for k, g in self.groups.items() if matches(k)]
+    def _group_index(self) -> _GroupIndex:
+        # rebuilt after merges (merge_in resets it) or direct additions to groups
+        if self._index is None or len(self._index.groups) != len(self.groups):
+            self._index = _GroupIndex(self.groups)
+        return self._index
 
     def total(
         self, metric: str = "flows", start: object = None, end: object = None, **where
@@ -269,16 +291,42 @@ class Report:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         lo = parse_time(start) if start is not None else -math.inf
         hi = parse_time(end) if end is not None else math.inf
-        chosen = [g for k, g in self._select(where) if lo <= k[0] < hi]
-        if metric in ("hosts", "peers"):
-            v4, v6 = BitMap(), BitMap64()
-            for g in chosen:
-                v4 |= getattr(g, metric)
-                extra = getattr(g, metric + "6")
-                if extra is not None:
-                    v6 |= extra
-            return len(v4) + len(v6)
-        return sum(getattr(g, metric) for g in chosen)
+        return sum_metric(self._rows(where, lo, hi), metric)
+
+    def rebucket(self, bucket: str) -> Report:
+        """This report in coarser buckets (hour -> day, week or month; day ->
+        week or month), exactly: counts add up and address sets unite, as if
+        the flows had been aggregated that way. Weeks do not nest in months,
+        so week -> month is refused."""
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+        if bucket == self.bucket:
+            return self
+        if bucket not in ROLLUPS[self.bucket]:
+            raise ValueError(f"{self.bucket} buckets do not roll up into {bucket} buckets")
+        out = Report(bucket, self.by)
+        out.first_ms, out.last_ms = self.first_ms, self.last_ms
+        starts = sorted({k[0] for k in self.groups} | {k[0] for k in self.upstreams})
+        new_start = dict(
+            zip(
+                starts,
+                bucket_start_ms(bucket_index(np.array(starts, np.int64), bucket), bucket).tolist(),
+                strict=True,
+            )
+        )
+        for key, group in self.groups.items():
+            moved = (new_start[key[0]], *key[1:])
+            mine = out.groups.get(moved)
+            if mine is None:
+                out.groups[moved] = group.copy()
+            else:
+                mine.merge(group)
+        for (start, path, asn), (flows, nbytes) in self.upstreams.items():
+            out.add_upstream((new_start[start], path, asn), flows, nbytes)
+        for kind, rows in self.profiles.items():
+            for key, values in rows.items():
+                out.add_profile(kind, key, values[0], values[1])
+        return out
 
     def span(self) -> tuple[int, int]:
         """First bucket start and last bucket end (ms)."""
@@ -393,11 +441,44 @@ class Report:
             "groups": self.groups,
             "profiles": self.profiles,
             "upstreams": self.upstreams,
+            "first_ms": self.first_ms,
+            "last_ms": self.last_ms,
         }
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"first_ms": None, "last_ms": None, **state})
+        self._index = None
 
 
 def _distinct(v4: BitMap, v6: BitMap64 | None) -> int:
     return len(v4) + (len(v6) if v6 is not None else 0)
+
+
+def sum_metric(groups: list[Group], metric: str) -> int:
+    """``metric`` over groups: counters add up, hosts and peers are the size
+    of the union of their address sets."""
+    if metric in ("hosts", "peers"):
+        v4 = BitMap.union(*(getattr(g, metric) for g in groups)) if groups else BitMap()
+        sixes = [x for g in groups if (x := getattr(g, metric + "6")) is not None]
+        return len(v4) + (len(BitMap64.union(*sixes)) if sixes else 0)
+    return sum(getattr(g, metric) for g in groups)
+
+
+class _GroupIndex:
+    """Column view of a report's group keys, so that slices select with numpy
+    instead of a Python test per group."""
+
+    def __init__(self, groups: dict[tuple, Group]) -> None:
+        keys = list(groups)
+        self.groups = list(groups.values())
+        self.starts = np.array([k[0] for k in keys], np.int64)
+        self.codes: dict[int, tuple[dict[object, int], np.ndarray]] = {}
+        for position in (1, 2, 3):
+            names: dict[object, int] = {}
+            codes = np.array([names.setdefault(k[position], len(names)) for k in keys], np.int64)
+            self.codes[position] = (names, codes)
+
+    def matching(self, field: str, values: object) -> np.ndarray:
+        names, codes = self.codes[KEY_POSITION[field]]
+        wanted = [names[v] for v in values if v in names]
+        return np.isin(codes, wanted)

@@ -19,11 +19,13 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from nkclass.report.model import Report, Trend
+from nkclass.report.model import MS_PER_DAY, Group, Report, Trend, sum_metric
 
 
 def human_bytes(n: float) -> str:
@@ -72,10 +74,17 @@ def render_csv(report: Report, min_flows: int = 0) -> str:
     return buf.getvalue().decode()
 
 
-def render_table(report: Report, min_flows: int = 0, watched_only: bool = True) -> str:
+def render_table(
+    report: Report, min_flows: int = 0, watched_only: bool = True, limit: int | None = None
+) -> str:
+    """Bucket x path x activity rows as an aligned table, in time order;
+    ``limit`` keeps the busiest rows (by flows)."""
     table = report.table(min_flows)
     if watched_only:
         table = table.filter(pa.compute.not_equal(table.column("path"), "none"))
+    if limit is not None and table.num_rows > limit:
+        busiest = np.argsort(-table.column("flows").to_numpy().astype(np.float64), kind="stable")
+        table = table.take(np.sort(busiest[:limit]))
     stamp = (
         "%Y-%m-%d %H:%M"
         if report.bucket == "hour"
@@ -103,38 +112,89 @@ def render_table(report: Report, min_flows: int = 0, watched_only: bool = True) 
     return aligned(headers, rows, right)
 
 
-def render_summary(report: Report) -> str:
-    """Per path and activity over the whole report, largest first."""
-    totals: dict[tuple[str, str], list[int]] = {}
+def _period(report: Report) -> str:
+    first, last = report.first_ms, report.last_ms
+    if first is None or last is None:
+        return ""
+    days = (last - first) / MS_PER_DAY
+    length = f"{days:,.0f} days" if days >= 2 else f"{days * 24:,.1f} hours"
+    return f"from {_stamp(first)} to {_stamp(last)} UTC ({length})"
+
+
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def render_summary(
+    report: Report, watched: Sequence[str] = (), top_activities: int = 10
+) -> str:
+    """A short summary: the period covered, totals per path and the top
+    activities on the watched paths (``watched`` names the ruleset's paths,
+    so that a report in which none of them appears can say so)."""
+    if not report.groups:
+        return "no flows"
+    by_path: dict[str, list[Group]] = {}
+    by_activity: dict[str, list[Group]] = {}
+    activities_of: dict[str, dict[str, int]] = {}
     for (_, path, activity, _), g in report.groups.items():
-        row = totals.setdefault((path, activity), [0, 0, 0])
-        row[0] += g.flows
-        row[1] += g.bytes
-        row[2] += g.packets
-    by_path: dict[str, int] = {}
-    for (path, _), v in totals.items():
-        by_path[path] = by_path.get(path, 0) + v[0]
+        by_path.setdefault(path, []).append(g)
+        counts = activities_of.setdefault(path, {})
+        counts[activity] = counts.get(activity, 0) + g.flows
+        if path != "none":
+            by_activity.setdefault(activity, []).append(g)
+    flows = {path: sum_metric(groups, "flows") for path, groups in by_path.items()}
+    everything = sum(flows.values())
+    on_watched = everything - flows.get("none", 0)
+    lines = [f"{everything:,} flows {_period(report)}".rstrip()]
+    if on_watched == 0:
+        names = f" ({', '.join(watched)})" if watched else ""
+        lines.append(f"no flow touched a watched network{names}")
+        return "\n".join(lines)
+    lines.append(f"{on_watched:,} flows ({on_watched / everything:.1%}) touched a watched path")
+    lines.append("")
+
+    def stats(groups: list[Group], n: int, whole: int, addresses: bool = True) -> list[str]:
+        # flows on no watched path keep no address sets: their hosts/peers are not known
+        return [
+            f"{n:,}",
+            f"{n / whole:6.1%}" if whole else "-",
+            human_bytes(sum_metric(groups, "bytes")),
+            f"{sum_metric(groups, 'hosts'):,}" if addresses else "-",
+            f"{sum_metric(groups, 'peers'):,}" if addresses else "-",
+        ]
+
+    order = sorted(flows, key=lambda p: (p == "none", -flows[p], p))
     rows = []
-    for (path, activity), (flows, nbytes, _) in sorted(
-        totals.items(), key=lambda kv: (kv[0][0] == "none", -by_path[kv[0][0]], -kv[1][0])
-    ):
-        share = flows / by_path[path] if by_path[path] else 0
+    for path in order:
+        busiest = max(activities_of[path].items(), key=lambda kv: (kv[1], kv[0]))[0]
         rows.append(
-            [
-                path,
-                activity,
-                f"{flows:,}",
-                f"{share:6.1%}",
-                human_bytes(nbytes),
-                f"{report.total('hosts', path=path, activity=activity):,}",
-                f"{report.total('peers', path=path, activity=activity):,}",
-            ]
+            [path, *stats(by_path[path], flows[path], everything, path != "none"), busiest]
         )
-    return aligned(
-        ["path", "activity", "flows", "share", "bytes", "hosts", "peers"],
-        rows,
-        [False, False, True, True, True, True, True],
+    lines.append(
+        aligned(
+            ["path", "flows", "share", "bytes", "hosts", "peers", "top activity"],
+            rows,
+            [False, True, True, True, True, True, False],
+        )
     )
+    ranked = sorted(
+        by_activity, key=lambda a: (-sum_metric(by_activity[a], "flows"), a)
+    )
+    shown = ranked[:top_activities]
+    lines += ["", "top activities on the watched paths:"]
+    lines.append(
+        aligned(
+            ["activity", "flows", "share", "bytes", "hosts", "peers"],
+            [
+                [a, *stats(by_activity[a], sum_metric(by_activity[a], "flows"), on_watched)]
+                for a in shown
+            ],
+            [False, True, True, True, True, True],
+        )
+    )
+    if len(ranked) > len(shown):
+        lines.append(f"({len(ranked) - len(shown)} more activities)")
+    return "\n".join(lines)
 
 
 def render_trends(trends: Sequence[Trend]) -> str:

@@ -7,9 +7,11 @@ replaces). The file format is described in ``nkclass/rules/README.md``.
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 
+from nkclass.errors import RuleError
 from nkclass.rules.model import (
     AsRule,
     DomainRule,
@@ -18,6 +20,7 @@ from nkclass.rules.model import (
     PeerNetwork,
     PortRule,
     Ruleset,
+    ServiceInfo,
     WatchedNetwork,
 )
 from nkclass.rules.parse import parse_file, parse_text
@@ -30,6 +33,7 @@ __all__ = [
     "PeerNetwork",
     "PortRule",
     "Ruleset",
+    "ServiceInfo",
     "WatchedNetwork",
     "builtin_path",
     "load_rules",
@@ -68,10 +72,28 @@ def load_rules(*paths: str | Path, defaults: bool = True) -> Ruleset:
     ruleset = Ruleset()
     for layer in layers:
         ruleset = ruleset.layered(layer)
-    return ruleset
+    return _checked(ruleset)
 
 
 def rules_from_text(text: str, *, defaults: bool = True, name: str = "<rules>") -> Ruleset:
     """Like :func:`load_rules` for a TOML string (handy in tests and notebooks)."""
     base = load_rules() if defaults else Ruleset()
-    return base.layered(parse_text(text, name))
+    return _checked(base.layered(parse_text(text, name)))
+
+
+def _checked(ruleset: Ruleset) -> Ruleset:
+    """Checks that need every layer: a [[service]] entry describes a service
+    some [[network]] or [[domain]] rule names."""
+    named = ruleset.services
+    for info in ruleset.service_info:
+        if info.name not in named:
+            close = difflib.get_close_matches(info.name, named[1:], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            origin = info.origin
+            raise RuleError(
+                f"service[{info.name}]: no [[network]] or [[domain]] rule names "
+                f"service {info.name!r}{hint}",
+                origin.path if origin else "<rules>",
+                origin.line if origin else None,
+            )
+    return ruleset

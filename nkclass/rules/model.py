@@ -126,6 +126,19 @@ class AsRule:
     origin: Origin | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class ServiceInfo:
+    """Who runs a named service: the operator and the country of its
+    headquarters (ISO 3166-1 alpha-2), for reports that group services by
+    origin (for example Western against Chinese services)."""
+
+    name: str
+    operator: str = ""
+    country: str = ""
+    source: str = ""
+    origin: Origin | None = field(default=None, compare=False)
+
+
 SHAPE_CONDITIONS = 9
 
 
@@ -150,8 +163,11 @@ class FlowShapeOptions:
 
 @dataclass(frozen=True)
 class Ruleset:
-    """Watched paths, labelled networks, port and domain rules, and the
-    activity precedence. Build one with :func:`nkclass.load_rules`."""
+    """Watched paths, labelled networks, port and domain rules, the activity
+    precedence and service metadata. Build one with :func:`nkclass.load_rules`.
+
+    A ruleset pickles; as with any pickle, unpickling can run arbitrary code,
+    so only unpickle data you trust (load rules from TOML otherwise)."""
 
     name: str = ""
     version: str = ""
@@ -164,6 +180,7 @@ class Ruleset:
     precedence: tuple[str, ...] = ()  # strongest first; empty = vocabulary order
     files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
     flow_shape: FlowShapeOptions | None = None  # None: the defaults
+    service_info: tuple[ServiceInfo, ...] = ()  # operator and country of named services
 
     @property
     def shape(self) -> FlowShapeOptions:
@@ -187,11 +204,26 @@ class Ruleset:
             seen.setdefault(a.service, None)
         return tuple(seen)
 
+    def about(self, service: str) -> ServiceInfo | None:
+        """The [[service]] entry of ``service`` (operator, country), if any."""
+        for info in self.service_info:
+            if info.name == service:
+                return info
+        return None
+
+    def service_categories(self) -> dict[str, str]:
+        """Service name -> the category its [[network]] / [[domain]] rules
+        give it (a [[domain]] rule wins over a [[network]] rule), for
+        colouring charts by what a service is for."""
+        out = {n.service: n.category for n in self.networks}
+        out.update({d.service: d.category for d in self.domains})
+        return out
+
     def layered(self, top: Ruleset) -> Ruleset:
         """This ruleset with ``top`` laid over it: entries of ``top`` replace
-        entries here with the same watched name, service name (networks),
-        port key or domain suffix; everything else is kept, ``top``'s new
-        entries come after."""
+        entries here with the same watched name, service name (networks,
+        [[service]] entries), port key or domain suffix; everything else is
+        kept, ``top``'s new entries come after."""
         watched = {w.name: w for w in self.watched}
         watched.update({w.name: w for w in top.watched})
         top_services = {n.service for n in top.networks}
@@ -215,6 +247,8 @@ class Ruleset:
                            as_names=tuple(n for n in a.as_names if n not in top_names))
             if kept.asns or kept.as_names:
                 asns.append(kept)
+        info = {i.name: i for i in self.service_info}
+        info.update({i.name: i for i in top.service_info})
         return Ruleset(
             name=top.name or self.name,
             version=top.version or self.version,
@@ -227,4 +261,5 @@ class Ruleset:
             precedence=top.precedence or self.precedence,
             files=(*self.files, *top.files),
             flow_shape=top.flow_shape if top.flow_shape is not None else self.flow_shape,
+            service_info=tuple(info.values()),
         )

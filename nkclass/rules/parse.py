@@ -30,6 +30,7 @@ from nkclass.rules.model import (
     PeerNetwork,
     PortRule,
     Ruleset,
+    ServiceInfo,
     WatchedNetwork,
 )
 from nkclass.rules.published import PREFIX_FORMATS, read_prefix_list
@@ -47,9 +48,11 @@ TABLE_KEYS = {
     "port": {"protocol", "ports", "app", "activity", "weak", "source"},
     "domain": {"service", "category", "suffixes", "source"},
     "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
+    "service": {"name", "operator", "country", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
 }
-ENTRY_TABLES = ("watched", "network", "port", "domain", "asn")
+ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
 class _Locator:
@@ -247,6 +250,8 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
     domains = [_domain(e, suffix_seen) for e in entries("domain")]
     as_seen: dict[object, str] = {}
     as_rules = [_as_rule(e, as_seen) for e in entries("asn")]
+    info_seen: dict[str, str] = {}
+    service_info = [_service_info(e, info_seen) for e in entries("service")]
     return Ruleset(
         name=head.text("name") or "",
         version=head.text("version") or "",
@@ -259,6 +264,7 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
         precedence=precedence,
         files=(path,),
         flow_shape=flow_shape,
+        service_info=tuple(service_info),
     )
 
 
@@ -528,6 +534,27 @@ def _as_rule(entry: _Entry, seen: dict[object, str]) -> AsRule:
         asns=tuple(numbers),
         as_names=tuple(names),
         confidence=confidence,
+        source=entry.text("source") or "",
+        origin=entry.origin(),
+    )
+
+
+def _service_info(entry: _Entry, seen: dict[str, str]) -> ServiceInfo:
+    name = entry.text("name", required=True)
+    if not SERVICE_RE.match(name) or name == "none":
+        raise entry.fail(f"service name {name!r} must be lowercase, without spaces", "name")
+    if name in seen:
+        raise entry.fail(f"service {name!r} is already described by {seen[name]}", "name")
+    seen[name] = entry.label
+    country = entry.text("country") or ""
+    if country and not COUNTRY_RE.match(country):
+        raise entry.fail(
+            f"country must be an ISO 3166-1 alpha-2 code such as 'US', got {country!r}", "country"
+        )
+    return ServiceInfo(
+        name=name,
+        operator=entry.text("operator") or "",
+        country=country,
         source=entry.text("source") or "",
         origin=entry.origin(),
     )

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import nkclass
 from nkclass.cli import main
+from nkclass.demo.figures import mining_jump, upstream_share, volume_growth
 from nkclass.report import Report, aggregate
-from nkclass.report.figures import mining_jump, upstream_share, volume_growth
 from nkclass.report.model import bucket_index, bucket_start_ms
 from nkclass.report.render import render_json, render_table
 from nkclass.report.top import top
@@ -287,7 +287,7 @@ def test_cli_report_formats_and_plots(tmp_path, capsys):
                 str(plots),
                 "--split",
                 "2019-05-01",
-                "--activity",
+                "--trend",
                 "mining",
             ]
         )
@@ -296,8 +296,11 @@ def test_cli_report_formats_and_plots(tmp_path, capsys):
     names = {p.name for p in plots.iterdir()}
     assert {
         "flows_kp_range.png",
+        "bytes_kp_range.png",
         "anonymising_share.png",
         "top_services.png",
+        "top_peers.png",
+        "service_countries.png",
         "trend_mining.png",
     } <= names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots.iterdir())
@@ -321,3 +324,4 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "headline figures" in out and "charts written to" in out
     assert len(list((tmp_path / "demo").glob("*.png"))) >= 8
+    assert (tmp_path / "demo" / "western_chinese.png").exists()

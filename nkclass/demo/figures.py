@@ -1,19 +1,43 @@
-"""The headline figures of the public reports, measured on a Report: the
-demo prints them next to what its generator planted, and an analyst can
-call them on real data."""
+"""The headline figures of the public reports on North Korea's traffic
+(DOMAIN.md 1), measured on a Report: the demo prints them next to what its
+generator planted, and an analyst can call them on real data of the default
+watch list."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from nkclass.report.model import ANONYMISING, Report, parse_time
+from nkclass.rules.model import Ruleset
 
 WATCHED = ("kp_range", "unicom", "satgate")
-WESTERN = ("facebook", "google", "instagram", "amazon")
-CHINESE = ("baidu", "alibaba", "taobao", "qq", "weibo")
 AS_TRANSTELEKOM = 20485
+#: The comparison the reports drew (DOMAIN.md 1.2): Western social media,
+#: search and shopping abandoned for their Chinese counterparts.
+COMPARED_ACTIVITIES = ("social", "search_portal", "ecommerce")
+#: Operator countries counted as Western: North America, the EU/EEA, the UK,
+#: Switzerland, Australia and New Zealand.
+WESTERN_COUNTRIES = frozenset(
+    "US CA GB IE FR DE NL BE LU AT CH IT ES PT DK SE NO FI IS CY MT GR PL CZ SK HU SI HR "
+    "RO BG EE LV LT AU NZ".split()
+)
+CHINESE_COUNTRIES = frozenset({"CN"})
+WESTERN_COLOUR, CHINESE_COLOUR = "#1f78b4", "#e31a1c"
+
+
+def origins(rules: Ruleset) -> dict[str, list[str]]:
+    """Services by origin from the ruleset's [[service]] countries:
+    ``{"Western": [...], "Chinese": [...]}``."""
+    out: dict[str, list[str]] = {"Western": [], "Chinese": []}
+    for info in rules.service_info:
+        if info.country in WESTERN_COUNTRIES:
+            out["Western"].append(info.name)
+        elif info.country in CHINESE_COUNTRIES:
+            out["Chinese"].append(info.name)
+    return out
 
 
 @dataclass(frozen=True)
@@ -64,13 +88,38 @@ def share(report: Report, activities: tuple[str, ...], year: int) -> Figure:
     )
 
 
-def chinese_over_western(report: Report, year: int) -> Figure:
+def chinese_over_western(report: Report, year: int, rules: Ruleset) -> Figure:
+    """Flows to Chinese over Western social, search and shopping services
+    (origins from the ruleset's [[service]] countries)."""
     if report.by != "service":
         raise ValueError("needs a report made with by='service'")
-    china = report.total("flows", *_year(year), path=list(WATCHED), service=list(CHINESE))
-    west = report.total("flows", *_year(year), path=list(WATCHED), service=list(WESTERN))
+    side = origins(rules)
+    where = {"path": list(WATCHED), "activity": list(COMPARED_ACTIVITIES)}
+    china = report.total("flows", *_year(year), service=side["Chinese"], **where)
+    west = report.total("flows", *_year(year), service=side["Western"], **where)
     return Figure(
-        f"Chinese / Western service flows, {year}", china / west if west else float("inf"), "x"
+        f"Chinese / Western social, search, shopping flows, {year}",
+        china / west if west else float("inf"),
+        "x",
+    )
+
+
+def western_chinese_chart(service_report: Report, rules: Ruleset, out: Path) -> Path:
+    """Flows per day of the watched paths to Western and to Chinese social,
+    search and shopping services."""
+    from nkclass.report.plots import service_groups
+
+    side = origins(rules)
+    return service_groups(
+        service_report,
+        {
+            "Western (US, EU, ...)": (side["Western"], WESTERN_COLOUR),
+            "Chinese": (side["Chinese"], CHINESE_COLOUR),
+        },
+        out,
+        "Social, search and shopping: flows to Western and Chinese services "
+        "(operator countries from the ruleset)",
+        activities=COMPARED_ACTIVITIES,
     )
 
 

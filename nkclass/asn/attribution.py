@@ -77,6 +77,12 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
     unnamed = np.array([not name for name in names], bool)
     org_codes[unnamed & (matched >= 0)] = len(names) + matched[unnamed & (matched >= 0)]
     org_codes[unnamed & (matched < 0)] = 0
+    # One code per distinct name (tables repeat an organisation across
+    # entries), so the peer_org column is a proper dictionary.
+    distinct: dict[str, int] = {}
+    remap = np.array([distinct.setdefault(name, len(distinct)) for name in orgs], np.int32)
+    org_codes = remap[org_codes]
+    orgs = tuple(distinct)
     rule_codes = np.array(
         [(0, ACTIVITY_CODES[r.category] if r.category else 0,
           RANKS["weak"] if r.confidence == "low" else RANKS["asn"]) for r in rules],
@@ -91,7 +97,7 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
     numbered = np.flatnonzero(asns > 0)
     order = numbered[np.argsort(asns[numbered], kind="stable")]
     return AsAttribution(
-        database, asns, org_codes, tuple(orgs), codes, evidence, services, entry_verdict,
+        database, asns, org_codes, orgs, codes, evidence, services, entry_verdict,
         asns[order], order.astype(np.uint32),
     )
 

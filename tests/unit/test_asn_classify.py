@@ -236,3 +236,21 @@ def test_cli_asn_db_uses_that_database(tmp_path, monkeypatch):
     out = tmp_path / "out.parquet"
     assert main(["classify", str(pcap), "-o", str(out), "--asn-db", str(db)]) == 0
     assert pq.read_table(out).column("peer_as").to_pylist() == [15169]
+
+
+
+def test_peer_org_is_a_dictionary_of_distinct_names():
+    """A table's name can equal a rule's organisation (and tables repeat
+    names): the column still has one category per name, so it converts to
+    pandas."""
+    db = AsDatabase.from_prefixes(["192.0.2.0/25", "192.0.2.128/25", "198.51.100.0/24"],
+                                  [15169, 64500, 64501],
+                                  orgs=["", "Google LLC", "Other Org"])
+    out = nkclass.Classifier(asn=db).classify({
+        "src_ip": ["175.45.176.9"] * 3, "dst_ip": ["192.0.2.1", "192.0.2.200", "198.51.100.7"],
+        "src_port": np.array([50000] * 3), "dst_port": np.array([443] * 3),
+        "protocol": np.array([6] * 3),
+    })
+    assert len(set(out.peer_org_names)) == len(out.peer_org_names)
+    frame = out.to_pandas()
+    assert list(frame["peer_org"].astype(str)) == ["Google LLC", "Google LLC", "Other Org"]

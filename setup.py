@@ -41,6 +41,7 @@ CORE_SOURCES = [
     "csrc/detect/bittorrent.cpp",
     "csrc/detect/vpn.cpp",
     "csrc/detect/socks.cpp",
+    "csrc/report/aggregator.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -52,6 +53,7 @@ BINDING_SOURCES = [
     "csrc/bindings/classifier.cpp",
     "csrc/bindings/flow_meter.cpp",
     "csrc/bindings/detectors.cpp",
+    "csrc/bindings/aggregate.cpp",
 ]
 
 # setuptools compares each output only with its own sources: name the
@@ -78,6 +80,17 @@ CORE_LIB = (
         "include_dirs": [INCLUDE],
         "obj_deps": {"": HEADERS},
         "cflags": ["-std=c++17", "-fPIC", *COMMON_FLAGS],
+    },
+)
+
+# CRoaring (the C library pyroaring wraps, same version), for the native
+# aggregation's address sets. Plain C, hidden symbols, no warnings of ours.
+CROARING_LIB = (
+    "croaring",
+    {
+        "sources": ["csrc/third_party/croaring/roaring.c"],
+        "cflags": ["-std=c11", "-fPIC", "-w", *[f for f in COMMON_FLAGS if f not in
+                                                ("-Wall", "-Wextra")]],
     },
 )
 
@@ -124,4 +137,5 @@ class BuildExt(build_ext):
         super().run()
 
 
-setup(libraries=[CORE_LIB], ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})
+# Static link order: the core before the CRoaring it calls.
+setup(libraries=[CORE_LIB, CROARING_LIB], ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

@@ -37,29 +37,6 @@ std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
     return out;
 }
 
-AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
-                             const std::optional<carray<std::uint8_t>>& v6, std::size_t n,
-                             const char* what) {
-    AddressColumn col;
-    if (v4.has_value() == v6.has_value())
-        throw py::value_error(std::string(what) + ": give exactly one of the IPv4 or IPv6 forms");
-    if (v4) {
-        require_length(*v4, n, what);
-        col.v4 = v4->data();
-    } else {
-        col.v6 = ipv6_rows(*v6, what);
-        require_length(*v6, n, what);
-    }
-    return col;
-}
-
-template <typename T>
-const T* optional_column(const std::optional<carray<T>>& a, std::size_t n, const char* what) {
-    if (!a) return nullptr;
-    require_length(*a, n, what);
-    return a->data();
-}
-
 // The columns every pass reads, checked once.
 FlowColumns flow_columns(std::size_t n, const std::optional<carray<std::uint32_t>>& src_v4,
                          const std::optional<carray<std::uint8_t>>& src_v6,

@@ -48,4 +48,18 @@ BytesColumn bytes_column(const std::optional<carray<std::uint8_t>>& data,
                          const std::optional<carray<std::int64_t>>& offsets, std::size_t n,
                          const char* what);
 
+// One address column given as either an (n,) uint32 IPv4 array or an
+// (n, 16) uint8 IPv6 array (exactly one of the two).
+AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
+                             const std::optional<carray<std::uint8_t>>& v6, std::size_t n,
+                             const char* what);
+
+// An optional column's data (nullptr when absent), its length checked.
+template <typename T>
+const T* optional_column(const std::optional<carray<T>>& a, std::size_t n, const char* what) {
+    if (!a) return nullptr;
+    require_length(*a, n, what);
+    return a->data();
+}
+
 }  // namespace nkclass::bind

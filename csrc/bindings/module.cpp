@@ -11,6 +11,7 @@ void init_pair_cache(py::module_& m);
 void init_classifier(py::module_& m);
 void init_flow_meter(py::module_& m);
 void init_detectors(py::module_& m);
+void init_aggregate(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_pair_cache(m);
     nkclass::bind::init_classifier(m);
     nkclass::bind::init_flow_meter(m);
+    nkclass::bind::init_aggregate(m);
 
     namespace py = pybind11;
     py::list apps, activities;

@@ -4,13 +4,11 @@
 
 One nogil pass assigns every flow a dense group id through an
 open-addressing hash table keyed by the packed group key, and sums flows,
-bytes and packets per group. A second pass lays the watched hosts and the
-outside peers of each group out contiguously (a counting sort by group), so
-the caller hands each group's addresses to pyroaring in one call.
+bytes and packets per group. The top lists use it; reports aggregate
+in the native pass (nkclass._core.Aggregator).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libcpp.algorithm cimport sort
 
 import numpy as np
 
@@ -146,87 +144,3 @@ def ipv4_of_rows(const uint8_t[:, ::1] rows, uint32_t[::1] v4_out, uint8_t[::1] 
             else:
                 v4_out[i] = 0
                 is_v4_out[i] = 0
-
-
-def distinct_by_group(const int64_t[::1] group_of, Py_ssize_t n_groups,
-                      const uint8_t[::1] use, const uint32_t[::1] values,
-                      int64_t[::1] offsets_out, uint32_t[::1] values_out):
-    """The distinct values of each group, sorted (roaring's fast path):
-    group g's are values_out[offsets_out[g]:offsets_out[g + 1]].
-
-    Flows repeat (group, value) pairs many times over, so pairs are first
-    deduplicated in a hash set; only the distinct pairs are laid out by
-    group (a counting sort) and sorted. values_out needs room for every
-    used value. Returns the number of distinct pairs.
-    """
-    cdef Py_ssize_t n = group_of.shape[0], i
-    cdef size_t size = 1 << 14, j, mask, k
-    cdef uint64_t key, EMPTY = 0xffffffffffffffffULL
-    cdef uint64_t* slots
-    cdef uint64_t* bigger
-    cdef uint64_t* pairs
-    cdef int64_t g, n_pairs = 0
-    cdef int64_t* cursor
-    cdef int failed = 0
-    # The set starts small and doubles at half load: distinct pairs are
-    # usually far fewer than flows, and a set that fits in cache is fast.
-    slots = <uint64_t*>malloc(size * sizeof(uint64_t))
-    pairs = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
-    cursor = <int64_t*>malloc((n_groups + 1) * sizeof(int64_t))
-    if slots == NULL or pairs == NULL or cursor == NULL:
-        free(slots)
-        free(pairs)
-        free(cursor)
-        raise MemoryError("aggregation distinct sets")
-    mask = size - 1
-    with nogil:
-        for j in range(size):
-            slots[j] = EMPTY
-        for i in range(n):
-            if not use[i]:
-                continue
-            key = (<uint64_t>group_of[i] << 32) | values[i]
-            j = mix(key) & mask
-            while slots[j] != EMPTY and slots[j] != key:
-                j = (j + 1) & mask
-            if slots[j] != EMPTY:
-                continue
-            slots[j] = key
-            pairs[n_pairs] = key
-            n_pairs += 1
-            if <size_t>n_pairs * 2 > size:
-                bigger = <uint64_t*>malloc(2 * size * sizeof(uint64_t))
-                if bigger == NULL:
-                    failed = 1
-                    break
-                size *= 2
-                mask = size - 1
-                for j in range(size):
-                    bigger[j] = EMPTY
-                for k in range(<size_t>n_pairs):
-                    j = mix(pairs[k]) & mask
-                    while bigger[j] != EMPTY:
-                        j = (j + 1) & mask
-                    bigger[j] = pairs[k]
-                free(slots)
-                slots = bigger
-        for i in range(n_groups + 1):
-            offsets_out[i] = 0
-        for i in range(n_pairs):
-            offsets_out[(pairs[i] >> 32) + 1] += 1
-        for i in range(n_groups):
-            offsets_out[i + 1] += offsets_out[i]
-        for i in range(n_groups + 1):
-            cursor[i] = offsets_out[i]
-        for i in range(n_pairs):
-            g = <int64_t>(pairs[i] >> 32)
-            values_out[cursor[g]] = <uint32_t>(pairs[i] & 0xffffffffULL)
-            cursor[g] += 1
-        for g in range(n_groups):
-            sort(&values_out[0] + offsets_out[g], &values_out[0] + offsets_out[g + 1])
-    free(slots)
-    free(pairs)
-    free(cursor)
-    if failed:
-        raise MemoryError("aggregation distinct sets")
-    return n_pairs

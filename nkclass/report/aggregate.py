@@ -2,30 +2,28 @@
 
 Per time bucket x path x activity (optionally x app or service): flows,
 bytes, packets and the distinct watched hosts and outside peers, as roaring
-bitmaps so that partial reports merge exactly. The per-flow work runs in the
-Cython kernel (nkclass.report._kernel) and numpy; Python only touches groups.
+bitmaps so that partial reports merge exactly, with the hour and weekday
+profiles and the upstream table. The per-flow work is one native pass
+(nkclass._core.Aggregator, CRoaring inside) that batches stream into;
+Python maps label names to codes and turns the groups into a Report once.
 """
 
 from __future__ import annotations
-
-from array import array
-from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyroaring import BitMap, BitMap64
 
+from nkclass import _core
 from nkclass.classify import Classified
 from nkclass.errors import SchemaValueError
-from nkclass.labels import APPS, SIDES
-from nkclass.report import _kernel
-from nkclass.report.model import BUCKETS, Group, Report, bucket_index, bucket_start_ms
+from nkclass.labels import ACTIVITIES, APPS, SIDES
+from nkclass.report.model import BUCKETS, Group, Report, bucket_start_ms
 from nkclass.report.select import FlowFilter
 
-# Packed group key: bucket 21 bits | path 12 | activity 8 | extra 22.
-BUCKET_BITS, PATH_BITS, ACT_BITS, EXTRA_BITS = 21, 12, 8, 22
 BYS = (None, "app", "service")
+INT64_MAX = np.iinfo(np.int64).max
 
 
 def aggregate(
@@ -58,11 +56,11 @@ def aggregate(
     if by not in BYS:
         raise ValueError(f"by must be 'app', 'service' or None, got {by!r}")
     chosen = FlowFilter.of(start, end, path, activity)
-    report = Report(bucket, by)
+    accumulator = Accumulator(bucket, by)
     items = [results] if isinstance(results, Classified | pa.Table | pa.RecordBatch) else results
     for item in items:
-        report.merge_in(_aggregate_one(item, bucket, by, chosen), consume=True)
-    return report
+        accumulator.add(_Labelled(item, by).keep(chosen))
+    return accumulator.report()
 
 
 class _Labelled:
@@ -121,14 +119,18 @@ class _Labelled:
         self.ts = _times(source)
         self.bytes = _counter(source, "bytes", self.n)
         self.packets = _counter(source, "packets", self.n)
-        self.upstream, self.peer_as = _as_numbers(source, self.side)
+        self.src_as = _as_column(source, "src_as", self.n)
+        self.dst_as = _as_column(source, "dst_as", self.n) if self.src_as is not None else None
+        if self.dst_as is None:
+            self.src_as = None  # the upstream table needs both sides
+        self.upstream, self.peer_as = _as_numbers(self.src_as, self.dst_as, self.side)
         if peers and isinstance(item, Classified) and item._attribution is not None:
             self.peer_as = item.peer_as.astype(np.int64)  # the exporter's, else the table's
         elif peers and "peer_as" in source.column_names:
             self.peer_as = _counter(source, "peer_as", self.n).astype(np.int64)
 
     ARRAYS = ("path", "activity", "side", "extra", "src", "dst", "ts", "bytes", "packets",
-              "upstream", "peer_as", "lookup", "peer_org")
+              "src_as", "dst_as", "upstream", "peer_as", "lookup", "peer_org")
 
     def keep(self, chosen: FlowFilter | None) -> _Labelled:
         """Only the flows ``chosen`` keeps (this view, narrowed in place)."""
@@ -221,186 +223,124 @@ def _counter(table: pa.Table, name: str, n: int) -> np.ndarray:
     return values.astype(np.uint64)
 
 
+def _as_column(table: pa.Table, name: str, n: int) -> np.ndarray | None:
+    """An AS number column as uint32 (nulls as 0), or None when absent."""
+    if name not in table.column_names:
+        return None
+    values = _counter(table, name, n)
+    if values.size and int(values.max()) > 0xFFFFFFFF:
+        raise SchemaValueError(f"column {name!r}: AS numbers are 32-bit, got {int(values.max())}")
+    return values.astype(np.uint32)
+
+
 def _as_numbers(
-    table: pa.Table, side: np.ndarray
+    src_as: np.ndarray | None, dst_as: np.ndarray | None, side: np.ndarray
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The AS next to the watched side (src_as when the watched host sent,
     dst_as when it received: exporters set to peer-AS report the upstream
     there) and the AS on the outside peer's side; (None, None) when the batch
     has no AS columns."""
-    if "src_as" not in table.column_names or "dst_as" not in table.column_names:
+    if src_as is None or dst_as is None:
         return None, None
-    src_as = _counter(table, "src_as", len(side)).astype(np.int64)
-    dst_as = _counter(table, "dst_as", len(side)).astype(np.int64)
     dst_watched = side == SIDES.index("dst")
-    return np.where(dst_watched, dst_as, src_as), np.where(dst_watched, src_as, dst_as)
+    return (np.where(dst_watched, dst_as, src_as).astype(np.int64),
+            np.where(dst_watched, src_as, dst_as).astype(np.int64))
 
 
-def _pack(
-    bucket: np.ndarray, path: np.ndarray, activity: np.ndarray, extra: np.ndarray
-) -> np.ndarray:
-    for values, bits, what in (
-        (bucket, BUCKET_BITS, "time buckets since 1970"),
-        (path, PATH_BITS, "paths"),
-        (activity, ACT_BITS, "activities"),
-        (extra, EXTRA_BITS, "apps or services"),
-    ):
-        if values.size and int(values.max()) >= (1 << bits):
-            raise SchemaValueError(f"too many {what} to aggregate (limit {1 << bits})")
-    key = bucket.astype(np.int64) << (PATH_BITS + ACT_BITS + EXTRA_BITS)
-    key |= path.astype(np.int64) << (ACT_BITS + EXTRA_BITS)
-    key |= activity.astype(np.int64) << EXTRA_BITS
-    key |= extra.astype(np.int64)
-    return key
+class _Codes:
+    """Names of one label dimension seen so far, each with a stable code."""
+
+    def __init__(self, names: tuple[str | None, ...] = ()) -> None:
+        self.names: list[str | None] = list(names)
+        self.code = {name: i for i, name in enumerate(self.names)}
+
+    def remap(self, names: list, dtype) -> np.ndarray:
+        """Codes of ``names`` (a batch's dictionary), adding new names."""
+        for name in names:
+            if name not in self.code:
+                self.code[name] = len(self.names)
+                self.names.append(name)
+        return np.array([self.code[name] for name in names] or [0], dtype)
 
 
-def _split_addresses(addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(IPv4 values, is-IPv4 mask, IPv6 /64 prefixes or None)."""
-    if addrs.dtype == np.uint32:
-        return addrs, np.ones(len(addrs), np.uint8), None
-    v4 = np.empty(len(addrs), np.uint32)
-    is_v4 = np.empty(len(addrs), np.uint8)
-    _kernel.ipv4_of_rows(addrs, v4, is_v4)
-    if is_v4.all():
-        return v4, is_v4, None
-    high = addrs[:, :8].copy().view(">u8").ravel().astype(np.uint64)
-    return v4, is_v4, high
+class Accumulator:
+    """Batches streamed into one native aggregation; :meth:`report` turns
+    it into a :class:`Report` (the groups are built once, at the end)."""
 
+    def __init__(self, bucket: str, by: str | None) -> None:
+        self.bucket, self.by = bucket, by
+        self.native = _core.Aggregator(bucket)
+        self.paths = _Codes()
+        self.activities = _Codes(ACTIVITIES)
+        self.extras = _Codes()
 
-def _bitmaps(
-    group_of: np.ndarray, n_groups: int, use: np.ndarray, values: np.ndarray
-) -> list[BitMap]:
-    offsets = np.empty(n_groups + 1, np.int64)
-    laid = np.empty(max(len(values), 1), np.uint32)
-    _kernel.distinct_by_group(group_of, n_groups, use, values, offsets, laid)
-    bounds = offsets.tolist()
-    return [BitMap(array("I", laid[lo:hi].tobytes())) if hi > lo else BitMap()
-            for lo, hi in pairwise(bounds)]
+    def add(self, flows: _Labelled) -> None:
+        if flows.n == 0:
+            return
+        path = self.paths.remap(flows.path_names, np.uint16)[flows.path]
+        activity_codes = self.activities.remap(flows.activity_names, np.int64)
+        if len(self.activities.names) > 256:
+            unknown = sorted(set(self.activities.names) - set(ACTIVITIES))
+            raise SchemaValueError(f"unknown activities: {', '.join(map(str, unknown[:5]))}")
+        activity = activity_codes.astype(np.uint8)[flows.activity]
+        extra = None
+        if self.by is not None:
+            extra = self.extras.remap(flows.extra_names, np.uint32)[flows.extra]
+        src, dst = _address_args(flows.src, "src"), _address_args(flows.dst, "dst")
+        self.native.add(
+            np.ascontiguousarray(flows.ts, np.int64), path, activity,
+            np.ascontiguousarray(flows.side, np.uint8), **src, **dst, extra=extra,
+            bytes=np.ascontiguousarray(flows.bytes, np.uint64),
+            packets=np.ascontiguousarray(flows.packets, np.uint64),
+            src_as=flows.src_as, dst_as=flows.dst_as,
+        )
 
-
-def _bitmaps64(
-    group_of: np.ndarray, n_groups: int, use: np.ndarray, values: np.ndarray
-) -> dict[int, BitMap64]:
-    """IPv6 /64 sets per group (only groups that have IPv6 flows)."""
-    rows = np.flatnonzero(use)
-    out: dict[int, BitMap64] = {}
-    if rows.size == 0:
-        return out
-    order = rows[np.argsort(group_of[rows], kind="stable")]
-    groups = group_of[order]
-    cuts = np.flatnonzero(np.diff(groups)) + 1
-    for chunk in np.split(order, cuts):
-        out[int(group_of[chunk[0]])] = BitMap64(values[chunk].tolist())
-    return out
-
-
-def _aggregate_one(item: object, bucket: str, by: str | None, chosen: FlowFilter | None) -> Report:
-    flows = _Labelled(item, by).keep(chosen)
-    report = Report(bucket, by)
-    if flows.n == 0:
+    def report(self) -> Report:
+        report = Report(self.bucket, self.by)
+        native = self.native
+        if native.first_ms >= 0:
+            report.note_times(native.first_ms, native.last_ms)
+        paths, activities = self.paths.names, self.activities.names
+        extras = self.extras.names if self.by is not None else [None]
+        buckets, path, activity, extra, sums, has_sets = native.groups()
+        starts = bucket_start_ms(buckets, self.bucket).tolist()
+        path, activity, extra = path.tolist(), activity.tolist(), extra.tolist()
+        flows_, bytes_, packets_ = (sums[:, k].tolist() for k in range(3))
+        for g in range(len(starts)):
+            group = Group(flows_[g], bytes_[g], packets_[g])
+            if has_sets[g]:
+                hosts, peers, hosts6, peers6 = native.sets(g)
+                if hosts:
+                    group.hosts = BitMap.deserialize(hosts)
+                if peers:
+                    group.peers = BitMap.deserialize(peers)
+                if hosts6:
+                    group.hosts6 = BitMap64.deserialize(hosts6)
+                if peers6:
+                    group.peers6 = BitMap64.deserialize(peers6)
+            report.groups[(starts[g], paths[path[g]], activities[activity[g]],
+                           extras[extra[g]])] = group
+        p_path, p_activity, counters = native.profiles()
+        if counters.size and int(counters.max()) > INT64_MAX:
+            raise SchemaValueError("a profile's byte count passes 2^63 - 1")
+        counters = counters.astype(np.int64)
+        for row, (pc_, ac_) in enumerate(zip(p_path.tolist(), p_activity.tolist(), strict=True)):
+            key = (paths[pc_], activities[ac_])
+            report.add_profile("hour", key, counters[row, 0:24], counters[row, 24:48])
+            report.add_profile("weekday", key, counters[row, 48:55], counters[row, 55:62])
+        u_bucket, u_path, u_asn, u_sums = native.upstreams()
+        u_starts = bucket_start_ms(u_bucket, self.bucket).tolist()
+        for u, (start, pc_, asn) in enumerate(zip(u_starts, u_path.tolist(), u_asn.tolist(),
+                                                 strict=True)):
+            report.add_upstream((start, paths[pc_], asn), int(u_sums[u, 0]), int(u_sums[u, 1]))
         return report
-    report.note_times(int(flows.ts.min()), int(flows.ts.max()))
-    buckets = bucket_index(flows.ts, bucket)
-    keys = _pack(buckets, flows.path, flows.activity, flows.extra)
-    group_of = np.empty(flows.n, np.int64)
-    group_keys = np.empty(flows.n, np.int64)
-    n_groups = _kernel.group_ids(keys, group_of, group_keys)
-    group_keys = group_keys[:n_groups]
-    totals = [np.empty(n_groups, np.uint64) for _ in range(3)]
-    _kernel.sum_by_group(group_of, n_groups, flows.bytes, flows.packets, *totals)
-
-    # The watched host is the watched side's address (the source when both
-    # are watched); the peer is the other endpoint. Flows touching no watched
-    # path have neither, so their groups keep counts but no address sets
-    # (which also spares the sets of the unwatched background).
-    watched = flows.side != SIDES.index("none")
-    dst_is_host = flows.side == SIDES.index("dst")
-    src4, src_is4, src6 = _split_addresses(flows.src)
-    dst4, dst_is4, dst6 = _split_addresses(flows.dst)
-    host4 = np.where(dst_is_host, dst4, src4)
-    peer4 = np.where(dst_is_host, src4, dst4)
-    host_is4 = np.where(dst_is_host, dst_is4, src_is4).astype(bool)
-    peer_is4 = np.where(dst_is_host, src_is4, dst_is4).astype(bool)
-    hosts = _bitmaps(group_of, n_groups, (host_is4 & watched).view(np.uint8), host4)
-    peers = _bitmaps(group_of, n_groups, (peer_is4 & watched).view(np.uint8), peer4)
-    hosts6 = peers6 = {}
-    if src6 is not None or dst6 is not None:
-        zeros = np.zeros(flows.n, np.uint64)  # an all-IPv4 side has no /64s
-        src6 = zeros if src6 is None else src6
-        dst6 = zeros if dst6 is None else dst6
-        host6 = np.where(dst_is_host, dst6, src6)
-        peer6 = np.where(dst_is_host, src6, dst6)
-        hosts6 = _bitmaps64(group_of, n_groups, ~host_is4 & watched, host6)
-        peers6 = _bitmaps64(group_of, n_groups, ~peer_is4 & watched, peer6)
-
-    b_of = (group_keys >> (PATH_BITS + ACT_BITS + EXTRA_BITS)) & ((1 << BUCKET_BITS) - 1)
-    p_of = (group_keys >> (ACT_BITS + EXTRA_BITS)) & ((1 << PATH_BITS) - 1)
-    a_of = (group_keys >> EXTRA_BITS) & ((1 << ACT_BITS) - 1)
-    e_of = group_keys & ((1 << EXTRA_BITS) - 1)
-    starts = bucket_start_ms(b_of, bucket)
-    for g in range(n_groups):
-        key = (
-            int(starts[g]),
-            flows.path_names[p_of[g]],
-            flows.activity_names[a_of[g]],
-            flows.extra_names[e_of[g]],
-        )
-        report.groups[key] = Group(
-            int(totals[0][g]),
-            int(totals[1][g]),
-            int(totals[2][g]),
-            hosts[g],
-            peers[g],
-            hosts6.get(g),
-            peers6.get(g),
-        )
-
-    _profiles(report, flows)
-    if flows.upstream is not None:
-        _upstreams(report, flows, buckets)
-    return report
 
 
-def _profiles(report: Report, flows: _Labelled) -> None:
-    """Flows and bytes by hour of day and weekday per (path, activity)."""
-    hour = (flows.ts // 3_600_000) % 24
-    weekday = (flows.ts // 86_400_000 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    n_act = len(flows.activity_names)
-    pa_key = flows.path.astype(np.int64) * n_act + flows.activity
-    for name, slot, width in (("hour", hour, 24), ("weekday", weekday, 7)):
-        size = len(flows.path_names) * n_act * width
-        idx = pa_key * width + slot
-        counts = np.bincount(idx, minlength=size).reshape(-1, width)
-        nbytes = np.bincount(idx, weights=flows.bytes.astype(np.float64), minlength=size).reshape(
-            -1, width
-        )
-        for row in np.flatnonzero(counts.sum(axis=1)):
-            key = (flows.path_names[row // n_act], flows.activity_names[row % n_act])
-            report.add_profile(
-                name, key, counts[row].astype(np.int64), nbytes[row].round().astype(np.int64)
-            )
+def _address_args(addrs: np.ndarray, side: str) -> dict[str, np.ndarray]:
+    """An address column as the native pass takes it: uint32 IPv4 values
+    or (n, 16) IPv6 rows."""
+    if addrs.dtype == np.uint32:
+        return {f"{side}_v4": np.ascontiguousarray(addrs)}
+    return {f"{side}_v6": np.ascontiguousarray(addrs, np.uint8)}
 
 
-def _upstreams(report: Report, flows: _Labelled, buckets: np.ndarray) -> None:
-    watched = flows.side != 0
-    if not watched.any():
-        return
-    asn = flows.upstream[watched]
-    key = (
-        (buckets[watched].astype(np.int64) << 44)
-        | (flows.path[watched].astype(np.int64) << 32)
-        | asn
-    )
-    group_of = np.empty(len(key), np.int64)
-    group_keys = np.empty(len(key), np.int64)
-    n = _kernel.group_ids(key, group_of, group_keys)
-    totals = [np.empty(n, np.uint64) for _ in range(3)]
-    _kernel.sum_by_group(group_of, n, flows.bytes[watched], flows.packets[watched], *totals)
-    starts = bucket_start_ms(group_keys[:n] >> 44, report.bucket)
-    for g in range(n):
-        k = int(group_keys[g])
-        report.add_upstream(
-            (int(starts[g]), flows.path_names[(k >> 32) & 0xFFF], k & 0xFFFFFFFF),
-            int(totals[0][g]),
-            int(totals[1][g]),
-        )

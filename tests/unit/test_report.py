@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nkclass
+from nkclass import _core
 from nkclass.cli import main
 from nkclass.demo.figures import mining_jump, upstream_share, volume_growth
 from nkclass.report import Report, aggregate
@@ -325,3 +326,48 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     assert "headline figures" in out and "charts written to" in out
     assert len(list((tmp_path / "demo").glob("*.png"))) >= 8
     assert (tmp_path / "demo" / "western_chinese.png").exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**42), min_size=1, max_size=50),
+       st.sampled_from(["hour", "day", "week", "month"]))
+def test_native_buckets_match_the_calendar(times, bucket):
+    """The native pass buckets times as numpy's calendar does (months and
+    ISO weeks included), over any date from 1970 to the 2100s."""
+    n = len(times)
+    native = _core.Aggregator(bucket)
+    native.add(np.array(times, np.int64), np.zeros(n, np.uint16), np.zeros(n, np.uint8),
+               np.zeros(n, np.uint8), src_v4=np.zeros(n, np.uint32),
+               dst_v4=np.zeros(n, np.uint32))
+    got = sorted(native.groups()[0].tolist())
+    assert got == sorted(set(bucket_index(np.array(times, np.int64), bucket).tolist()))
+
+
+def test_a_sum_past_2_64_is_an_error_and_changes_nothing():
+    ones = np.ones(2, np.uint64)
+    native = _core.Aggregator("day")
+    args = (np.zeros(2, np.int64), np.ones(2, np.uint16), np.zeros(2, np.uint8),
+            np.ones(2, np.uint8))
+    addrs = {"src_v4": np.arange(2, dtype=np.uint32), "dst_v4": np.arange(2, dtype=np.uint32)}
+    native.add(*args, **addrs, bytes=ones)
+    before = [a.tolist() for a in native.groups()]
+    with pytest.raises(ValueError, match="2\\^64"):
+        native.add(*args, **addrs, bytes=np.array([2**64 - 1, 0], np.uint64))
+    assert [a.tolist() for a in native.groups()] == before
+    native.add(*args, **addrs, bytes=ones)  # still usable, sums as before plus this batch
+    assert native.groups()[4][0].tolist() == [4, 4, 0]
+
+
+@given(st.integers(1, 2999), st.sampled_from([None, "app", "service"]))
+@settings(max_examples=25, deadline=None)
+def test_streamed_batches_equal_one_batch(split, by):
+    """Batches streamed into one aggregation (IPv6 /64s included) give the
+    report of the whole batch."""
+    clf = nkclass.Classifier()
+    batch = flows(3000, seed=7, v6_share=0.3)
+    whole = aggregate(clf.classify(batch), bucket="week", by=by)
+    parts = [clf.classify({k: v[:split] for k, v in batch.items()}),
+             clf.classify({k: v[split:] for k, v in batch.items()})]
+    streamed = aggregate(parts, bucket="week", by=by)
+    assert streamed == whole
+    assert streamed.profile("weekday").tolist() == whole.profile("weekday").tolist()

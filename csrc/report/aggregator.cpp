@@ -1,0 +1,379 @@
+// The aggregation pass (see aggregate.hpp).
+//
+// Why addresses are laid out by group before they reach a bitmap: a
+// watched network has few hosts and they meet the same peers again and
+// again, so a batch repeats each (group, address) pair many times. The pass
+// records each watched flow's group, lays the addresses out group by group
+// (a counting sort), sorts and dedups each group's short run in cache and
+// hands it to roaring's bulk insert (sorted input is its fast path): no
+// per-flow bitmap insert, no large hash set or sort.
+#include "nkclass/aggregate.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include "../third_party/croaring/roaring.h"
+
+using namespace roaring::api;
+
+namespace nkclass {
+
+namespace {
+
+constexpr std::int64_t kMsPerHour = 3'600'000;
+constexpr std::int64_t kMsPerDay = 86'400'000;
+constexpr std::size_t kP = Profile::kCounters;
+
+inline std::uint64_t mix(std::uint64_t k) noexcept {
+    k ^= k >> 30;
+    k *= 0xbf58476d1ce4e5b9ull;
+    k ^= k >> 27;
+    k *= 0x94d049bb133111ebull;
+    return k ^ (k >> 31);
+}
+
+inline std::uint64_t hash(const GroupKey& k) noexcept {
+    return mix(static_cast<std::uint64_t>(k.bucket) * 0x9e3779b97f4a7c15ull ^
+               (std::uint64_t(k.extra) << 24 | std::uint64_t(k.path) << 8 | k.activity));
+}
+inline std::uint64_t hash(const ProfileKey& k) noexcept {
+    return mix(std::uint64_t(k.path) << 8 | k.activity);
+}
+inline std::uint64_t hash(const UpstreamKey& k) noexcept {
+    return mix(static_cast<std::uint64_t>(k.bucket) * 0x9e3779b97f4a7c15ull ^
+               (std::uint64_t(k.asn) << 16 | k.path));
+}
+
+// Open addressing from keys to dense ids (0, 1, 2, ... in insertion order).
+template <class Key>
+class KeyIndex {
+public:
+    KeyIndex() { reset(16); }
+
+    std::size_t size() const noexcept { return keys_.size(); }
+    const Key& key(std::size_t id) const noexcept { return keys_[id]; }
+
+    // The id of `k`, adding it when new.
+    std::uint32_t id(const Key& k) {
+        if (2 * (keys_.size() + 1) > slots_.size()) grow();
+        std::size_t pos = hash(k) & mask_;
+        while (slots_[pos] != kEmpty) {
+            if (keys_[slots_[pos]] == k) return slots_[pos];
+            pos = (pos + 1) & mask_;
+        }
+        slots_[pos] = static_cast<std::uint32_t>(keys_.size());
+        keys_.push_back(k);
+        return slots_[pos];
+    }
+
+    // Forgets the keys from `count` on (undoing a failed batch).
+    void truncate(std::size_t count) {
+        keys_.resize(count);
+        std::vector<Key> keep;
+        keep.swap(keys_);
+        reset(slots_.size());
+        for (const Key& k : keep) id(k);
+    }
+
+private:
+    static constexpr std::uint32_t kEmpty = 0xffffffffu;
+    std::vector<std::uint32_t> slots_;
+    std::vector<Key> keys_;
+    std::size_t mask_ = 0;
+
+    void reset(std::size_t size) {
+        slots_.assign(size, kEmpty);
+        mask_ = size - 1;
+    }
+    void grow() {
+        std::vector<std::uint32_t> old;
+        old.swap(slots_);
+        reset(old.size() * 2);
+        for (std::uint32_t i = 0; i < keys_.size(); ++i) {
+            std::size_t pos = hash(keys_[i]) & mask_;
+            while (slots_[pos] != kEmpty) pos = (pos + 1) & mask_;
+            slots_[pos] = i;
+        }
+    }
+};
+
+// Days since 1970-01-01 to (year, month 1..12), proleptic Gregorian
+// (H. Hinnant's civil_from_days).
+void civil_from_days(std::int64_t z, std::int64_t* year, unsigned* month) noexcept {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    *year = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+    *month = m;
+}
+
+struct WidePair {
+    std::uint32_t group;
+    std::uint64_t value;
+    bool operator<(const WidePair& o) const noexcept {
+        return group != o.group ? group < o.group : value < o.value;
+    }
+    bool operator==(const WidePair& o) const noexcept {
+        return group == o.group && value == o.value;
+    }
+};
+
+// The IPv4 value of an address, or false with the /64 in `*prefix`.
+inline bool address_of(const AddressColumn& col, std::size_t i, std::uint32_t* v4,
+                       std::uint64_t* prefix) noexcept {
+    if (col.v4 != nullptr) {
+        *v4 = col.v4[i];
+        return true;
+    }
+    const ipv6_net_t& a = col.v6[i];
+    if (ipv4_mapped(a, v4)) return true;
+    std::uint64_t p = 0;
+    for (int k = 0; k < 8; ++k) p = (p << 8) | a.bytes[k];
+    *prefix = p;
+    return false;
+}
+
+inline bool add_into(std::uint64_t* to, std::uint64_t v) noexcept {
+    return !__builtin_add_overflow(*to, v, to);
+}
+
+}  // namespace
+
+struct Aggregator::Index {
+    KeyIndex<GroupKey> groups;
+    KeyIndex<ProfileKey> profiles;
+    KeyIndex<UpstreamKey> upstreams;
+    // Scratch reused across batches.
+    std::vector<std::uint32_t> gid;
+    std::vector<std::uint64_t> sums, profile_sums, upstream_sums;
+    std::vector<std::uint32_t> watched;        // rows of flows on a watched path
+    std::vector<std::uint32_t> v4[2];          // hosts, peers: IPv4 value per watched row
+    std::vector<std::uint8_t> is_v4[2];
+    std::vector<WidePair> v6[2];               // (group, /64)
+    std::vector<std::uint32_t> starts, laid;   // counting sort by group
+};
+
+struct Aggregator::Sets {
+    roaring_bitmap_t* v4[2] = {nullptr, nullptr};      // hosts, peers
+    roaring64_bitmap_t* v6[2] = {nullptr, nullptr};    // hosts, peers (/64)
+    ~Sets() {
+        for (auto* b : v4)
+            if (b) roaring_bitmap_free(b);
+        for (auto* b : v6)
+            if (b) roaring64_bitmap_free(b);
+    }
+};
+
+std::int64_t bucket_index(std::int64_t ts_ms, Bucket bucket) noexcept {
+    switch (bucket) {
+        case Bucket::kHour: return ts_ms / kMsPerHour;
+        case Bucket::kDay: return ts_ms / kMsPerDay;
+        case Bucket::kWeek: return (ts_ms / kMsPerDay + 3) / 7;  // 1970-01-01 was a Thursday
+        case Bucket::kMonth: {
+            std::int64_t year;
+            unsigned month;
+            civil_from_days(ts_ms / kMsPerDay, &year, &month);
+            return (year - 1970) * 12 + (month - 1);
+        }
+    }
+    return 0;
+}
+
+Aggregator::Aggregator(Bucket bucket) : bucket_(bucket), index_(std::make_unique<Index>()) {}
+
+Aggregator::~Aggregator() {
+    for (GroupRecord& g : groups_) delete g.sets;
+}
+
+BuildStatus Aggregator::add(const AggregateBatch& b) {
+    const std::size_t n = b.n;
+    if (n == 0) return BuildStatus::success();
+    Index& ix = *index_;
+    const std::size_t groups0 = groups_.size(), profiles0 = profile_keys_.size(),
+                      upstreams0 = upstream_keys_.size();
+    ix.gid.resize(n);
+    ix.sums.assign(3 * groups0, 0);
+    ix.profile_sums.assign(kP * profiles0, 0);
+    ix.upstream_sums.assign(2 * upstreams0, 0);
+    ix.watched.clear();
+    for (int w = 0; w < 2; ++w) {
+        ix.v4[w].clear();
+        ix.is_v4[w].clear();
+        ix.v6[w].clear();
+    }
+    const bool upstreams = b.src_as != nullptr && b.dst_as != nullptr;
+    bool ok = true;
+    GroupKey last_key;
+    std::uint32_t last_gid = ~0u;
+    ProfileKey last_pkey;
+    std::uint32_t last_pid = ~0u;
+    std::int64_t first = b.ts_start[0], last = b.ts_start[0];
+
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int64_t ts = b.ts_start[i];
+        first = std::min(first, ts);
+        last = std::max(last, ts);
+        GroupKey key;
+        key.bucket = bucket_index(ts, bucket_);
+        key.path = b.path[i];
+        key.activity = b.activity[i];
+        key.extra = b.extra ? b.extra[i] : 0;
+        if (!(key == last_key) || last_gid == ~0u) {
+            last_gid = ix.groups.id(key);
+            last_key = key;
+            if (3 * ix.groups.size() > ix.sums.size()) ix.sums.resize(3 * ix.groups.size(), 0);
+        }
+        const std::uint32_t g = last_gid;
+        ix.gid[i] = g;
+        const std::uint64_t nbytes = b.bytes ? b.bytes[i] : 0;
+        const std::uint64_t npackets = b.packets ? b.packets[i] : 0;
+        std::uint64_t* s = &ix.sums[3 * g];
+        ok &= add_into(s, 1) & add_into(s + 1, nbytes) & add_into(s + 2, npackets);
+
+        const ProfileKey pkey{key.path, key.activity};
+        if (!(pkey == last_pkey) || last_pid == ~0u) {
+            last_pid = ix.profiles.id(pkey);
+            last_pkey = pkey;
+            if (kP * ix.profiles.size() > ix.profile_sums.size())
+                ix.profile_sums.resize(kP * ix.profiles.size(), 0);
+        }
+        std::uint64_t* prof = &ix.profile_sums[kP * last_pid];
+        const auto hour = static_cast<std::size_t>((ts / kMsPerHour) % 24);
+        const auto weekday = static_cast<std::size_t>((ts / kMsPerDay + 3) % 7);  // Monday = 0
+        ok &= add_into(prof + Profile::kHourFlows + hour, 1) &
+              add_into(prof + Profile::kHourBytes + hour, nbytes) &
+              add_into(prof + Profile::kWeekdayFlows + weekday, 1) &
+              add_into(prof + Profile::kWeekdayBytes + weekday, nbytes);
+
+        const std::uint8_t side = b.side[i];
+        if (side == kSideNone) continue;
+        const bool dst_host = side == kSideDst;
+        const AddressColumn& host_col = dst_host ? b.dst_ip : b.src_ip;
+        const AddressColumn& peer_col = dst_host ? b.src_ip : b.dst_ip;
+        ix.watched.push_back(static_cast<std::uint32_t>(i));
+        const AddressColumn* cols[2] = {&host_col, &peer_col};
+        for (int w = 0; w < 2; ++w) {
+            std::uint32_t v4 = 0;
+            std::uint64_t v6;
+            const bool is_v4 = address_of(*cols[w], i, &v4, &v6);
+            ix.v4[w].push_back(v4);
+            ix.is_v4[w].push_back(is_v4);
+            if (!is_v4) ix.v6[w].push_back({g, v6});
+        }
+        if (upstreams) {
+            const UpstreamKey ukey{key.bucket, dst_host ? b.dst_as[i] : b.src_as[i], key.path};
+            const std::uint32_t u = ix.upstreams.id(ukey);
+            if (2 * ix.upstreams.size() > ix.upstream_sums.size())
+                ix.upstream_sums.resize(2 * ix.upstreams.size(), 0);
+            ok &= add_into(&ix.upstream_sums[2 * u], 1) &
+                  add_into(&ix.upstream_sums[2 * u + 1], nbytes);
+        }
+    }
+
+    // Check every sum against what is already there before changing it.
+    std::uint64_t scratch;
+    for (std::size_t g = 0; ok && g < groups0; ++g)
+        for (int k = 0; k < 3; ++k)
+            ok &= !__builtin_add_overflow(groups_[g].sums[k], ix.sums[3 * g + k], &scratch);
+    for (std::size_t p = 0; ok && p < profiles0; ++p) {
+        const std::uint64_t* have = profiles_[p].v;
+        for (std::size_t k = 0; k < kP; ++k)
+            ok &= !__builtin_add_overflow(have[k], ix.profile_sums[kP * p + k], &scratch);
+    }
+    for (std::size_t u = 0; ok && u < upstreams0; ++u)
+        ok &= !__builtin_add_overflow(upstreams_[u].flows, ix.upstream_sums[2 * u], &scratch) &&
+              !__builtin_add_overflow(upstreams_[u].bytes, ix.upstream_sums[2 * u + 1], &scratch);
+    if (!ok) {
+        ix.groups.truncate(groups0);
+        ix.profiles.truncate(profiles0);
+        ix.upstreams.truncate(upstreams0);
+        return BuildStatus::failure(0, "a flow, byte or packet sum passes 2^64 - 1");
+    }
+
+    groups_.resize(ix.groups.size());
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+        if (g >= groups0) groups_[g].key = ix.groups.key(g);
+        for (int k = 0; k < 3; ++k) groups_[g].sums[k] += ix.sums[3 * g + k];
+    }
+    profile_keys_.resize(ix.profiles.size());
+    profiles_.resize(ix.profiles.size());
+    for (std::size_t p = 0; p < profiles_.size(); ++p) {
+        if (p >= profiles0) profile_keys_[p] = ix.profiles.key(p);
+        std::uint64_t* have = profiles_[p].v;
+        for (std::size_t k = 0; k < kP; ++k) have[k] += ix.profile_sums[kP * p + k];
+    }
+    upstream_keys_.resize(ix.upstreams.size());
+    upstreams_.resize(ix.upstreams.size());
+    for (std::size_t u = 0; u < upstreams_.size(); ++u) {
+        if (u >= upstreams0) upstream_keys_[u] = ix.upstreams.key(u);
+        upstreams_[u].flows += ix.upstream_sums[2 * u];
+        upstreams_[u].bytes += ix.upstream_sums[2 * u + 1];
+    }
+
+    auto sets_of = [&](std::uint32_t g) -> Sets& {
+        if (groups_[g].sets == nullptr) groups_[g].sets = new Sets();
+        return *groups_[g].sets;
+    };
+    // Watched rows laid out by group, once for hosts and peers alike.
+    const std::size_t n_groups = groups_.size(), n_watched = ix.watched.size();
+    ix.starts.assign(n_groups + 1, 0);
+    for (std::uint32_t row : ix.watched) ++ix.starts[ix.gid[row] + 1];
+    for (std::size_t g = 0; g < n_groups; ++g) ix.starts[g + 1] += ix.starts[g];
+    std::vector<std::uint32_t> order(n_watched);  // watched index, by group
+    {
+        std::vector<std::uint32_t> cursor(ix.starts.begin(), ix.starts.end() - 1);
+        for (std::uint32_t w = 0; w < n_watched; ++w) order[cursor[ix.gid[ix.watched[w]]]++] = w;
+    }
+    for (int which = 0; which < 2; ++which) {
+        ix.laid.resize(n_watched);
+        for (std::size_t g = 0; g < n_groups; ++g) {
+            std::uint32_t* run = ix.laid.data();
+            std::size_t k = 0;
+            for (std::uint32_t j = ix.starts[g]; j < ix.starts[g + 1]; ++j)
+                if (ix.is_v4[which][order[j]]) run[k++] = ix.v4[which][order[j]];
+            if (k == 0) continue;
+            std::sort(run, run + k);
+            k = static_cast<std::size_t>(std::unique(run, run + k) - run);
+            roaring_bitmap_t*& set = sets_of(static_cast<std::uint32_t>(g)).v4[which];
+            if (set == nullptr) set = roaring_bitmap_create();
+            if (set == nullptr) throw std::bad_alloc();
+            roaring_bitmap_add_many(set, k, run);
+        }
+        std::vector<WidePair>& wide = ix.v6[which];
+        std::sort(wide.begin(), wide.end());
+        wide.erase(std::unique(wide.begin(), wide.end()), wide.end());
+        for (const WidePair& p : wide) {
+            roaring64_bitmap_t*& set = sets_of(p.group).v6[which];
+            if (set == nullptr) set = roaring64_bitmap_create();
+            if (set == nullptr) throw std::bad_alloc();
+            roaring64_bitmap_add(set, p.value);
+        }
+    }
+    first_ms_ = first_ms_ < 0 ? first : std::min(first_ms_, first);
+    last_ms_ = std::max(last_ms_, last);
+    return BuildStatus::success();
+}
+
+std::string Aggregator::serialized_set(std::size_t g, int which) const {
+    const Sets* sets = groups_[g].sets;
+    if (sets == nullptr || which < 0 || which > 3) return {};
+    std::string out;
+    if (which < 2) {
+        const roaring_bitmap_t* set = sets->v4[which];
+        if (set == nullptr) return {};
+        out.resize(roaring_bitmap_portable_size_in_bytes(set));
+        roaring_bitmap_portable_serialize(set, out.data());
+    } else {
+        const roaring64_bitmap_t* set = sets->v6[which - 2];
+        if (set == nullptr) return {};
+        out.resize(roaring64_bitmap_portable_size_in_bytes(set));
+        roaring64_bitmap_portable_serialize(set, out.data());
+    }
+    return out;
+}
+
+}  // namespace nkclass

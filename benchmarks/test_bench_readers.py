@@ -11,7 +11,7 @@ import pytest
 from benchmarks.conftest import measure, size
 from nkclass import read
 from nkclass.demo.synth import generate
-from nkclass.flows.io import text_table
+from nkclass.flows.write import output_table
 
 N_ROWS = size(2_000_000, 1_000_000)
 PARQUET = "parquet read (rows/s)"
@@ -32,7 +32,7 @@ def files(tmp_path_factory):
             writer = pq.ParquetWriter(parquet, batch.schema)
         writer.write_batch(batch)
         # nfdump's CSV layout: ts,te,td,sa,da,sp,dp,pr,flg,...,ipkt,ibyt,opkt,obyt
-        t = text_table(pa.Table.from_batches([batch]))
+        t = output_table(pa.Table.from_batches([batch]), text=True)
         fmt = "%Y-%m-%d %H:%M:%S"
         nf = pa.table({
             "ts": pa.compute.strftime(t["ts_start"], format=fmt),

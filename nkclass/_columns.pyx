@@ -1,12 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # distutils: language = c++
-"""Column decoders between text and binary addresses (private).
+"""Typed loops over text buffers (private): address text <-> binary
+columns, and the structural scan of JSON text made before a JSON parser sees it.
 
-Typed loops over Arrow-style buffers (one data buffer plus an offsets
-array) that call the core library's strict parsers and formatters with the
-GIL released. Validation of nulls and dtypes happens in nkclass.flows.
+Loops over Arrow-style buffers (one data buffer plus an offsets array) call
+the core library's strict parsers and formatters with the GIL released.
+Validation of nulls and dtypes happens in nkclass.flows.
 """
 from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.string cimport memchr
 
 cdef extern from "nkclass/ip_text.hpp" namespace "nkclass":
     ctypedef uint32_t ipv4_host_t
@@ -93,3 +95,88 @@ def format_ipv6_column(const uint8_t[:, ::1] addrs, uint8_t[::1] data_out, int64
             pos += <int64_t>format_ipv6((<const ipv6_net_t*>&addrs[i, 0])[0], base + pos)
             offsets_out[i + 1] = pos
     return pos
+
+
+def deep_json_lines(const uint8_t[::1] data, int max_depth):
+    """Start offsets of the lines of ``data`` that nest JSON deeper than
+    ``max_depth``, where a JSON parser fed the text would recurse that deep.
+
+    Depth runs on across lines (a value may span lines), skipping strings
+    (escapes honoured; a string ends at a newline, where parsers reject it
+    anyway). A line that goes too deep is reported and the scan carries on
+    as if it were blank, so the text with every reported line blanked nests
+    no deeper than max_depth, and neither does any part of it that starts at
+    a line boundary.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t line_start = 0
+    cdef int depth = 0
+    cdef int depth_at_line = 0
+    cdef bint in_string = False
+    cdef bint escaped = False
+    cdef bint too_deep = False
+    cdef uint8_t c
+    found = []
+    while i < n:
+        with nogil:
+            while i < n:
+                c = data[i]
+                if c == 10:  # newline
+                    i += 1
+                    in_string = False
+                    escaped = False
+                    if too_deep:
+                        break
+                    depth_at_line = depth
+                    line_start = i
+                    continue
+                if too_deep:
+                    pass
+                elif in_string:
+                    if escaped:
+                        escaped = False
+                    elif c == 92:  # backslash
+                        escaped = True
+                    elif c == 34:  # quote
+                        in_string = False
+                elif c == 34:
+                    in_string = True
+                elif c == 123 or c == 91:  # { [
+                    depth += 1
+                    if depth > max_depth:
+                        too_deep = True
+                elif (c == 125 or c == 93) and depth > 0:  # } ]
+                    depth -= 1
+                i += 1
+        if too_deep:
+            found.append(line_start)
+            depth = depth_at_line
+            too_deep = False
+            line_start = i
+        elif i >= n:
+            break
+    return found
+
+
+def long_lines(const uint8_t[::1] data, Py_ssize_t max_bytes):
+    """Start offsets of the lines of ``data`` longer than ``max_bytes``
+    (not counting the newline)."""
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t end
+    cdef const uint8_t* base = &data[0] if n else <const uint8_t*>0
+    cdef const void* hit
+    found = []
+    while start < n:
+        with nogil:
+            while start < n:
+                hit = memchr(base + start, 10, <size_t>(n - start))
+                end = n if hit == NULL else <Py_ssize_t>(<const uint8_t*>hit - base)
+                if end - start > max_bytes:
+                    break
+                start = end + 1
+        if start < n:
+            found.append(start)
+            start = end + 1
+    return found

@@ -97,41 +97,38 @@ def format_ipv6_column(const uint8_t[:, ::1] addrs, uint8_t[::1] data_out, int64
     return pos
 
 
-def deep_json_lines(const uint8_t[::1] data, int max_depth):
-    """Start offsets of the lines of ``data`` that nest JSON deeper than
-    ``max_depth``, where a JSON parser fed the text would recurse that deep.
+def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
+    """Lines of ``data`` to keep away from a JSON parser, as (start offset,
+    reason) pairs: reason 1 when a line nests deeper than ``max_depth``,
+    2 when it does not close every bracket and string it opens (so it is
+    not one JSON value; a parser would carry its nesting into the next
+    lines). Strings are skipped, escapes honoured.
 
-    Depth runs on across lines (a value may span lines), skipping strings
-    (escapes honoured; a string ends at a newline, where parsers reject it
-    anyway). A line that goes too deep is reported and the scan carries on
-    as if it were blank, so the text with every reported line blanked nests
-    no deeper than max_depth, and neither does any part of it that starts at
-    a line boundary.
+    With those lines blanked, every line returns to depth 0, so no text made
+    of whole lines makes a parser recurse deeper than max_depth.
     """
     cdef Py_ssize_t n = data.shape[0]
     cdef Py_ssize_t i = 0
     cdef Py_ssize_t line_start = 0
     cdef int depth = 0
-    cdef int depth_at_line = 0
+    cdef int reason = 0
     cdef bint in_string = False
     cdef bint escaped = False
-    cdef bint too_deep = False
     cdef uint8_t c
     found = []
-    while i < n:
+    while i <= n:
         with nogil:
-            while i < n:
-                c = data[i]
-                if c == 10:  # newline
+            while i <= n:
+                c = data[i] if i < n else 10
+                if c == 10:  # newline (or the end): judge the line
+                    if reason == 0 and (depth != 0 or in_string):
+                        reason = 2
                     i += 1
-                    in_string = False
-                    escaped = False
-                    if too_deep:
+                    if reason:
                         break
-                    depth_at_line = depth
                     line_start = i
                     continue
-                if too_deep:
+                if reason:
                     pass
                 elif in_string:
                     if escaped:
@@ -145,17 +142,19 @@ def deep_json_lines(const uint8_t[::1] data, int max_depth):
                 elif c == 123 or c == 91:  # { [
                     depth += 1
                     if depth > max_depth:
-                        too_deep = True
-                elif (c == 125 or c == 93) and depth > 0:  # } ]
+                        reason = 1
+                elif c == 125 or c == 93:  # } ]
                     depth -= 1
+                    if depth < 0:
+                        reason = 2
                 i += 1
-        if too_deep:
-            found.append(line_start)
-            depth = depth_at_line
-            too_deep = False
+        if reason:
+            found.append((line_start, reason))
+            reason = 0
+            depth = 0
+            in_string = False
+            escaped = False
             line_start = i
-        elif i >= n:
-            break
     return found
 
 

@@ -157,9 +157,9 @@ def input_named_as_output(reader: FlowReader, output: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        output_format(args.output, args.output_format)
+        output_format(args.output, args.output_format, "--output-format")
     except ValueError as exc:
-        return usage_error(f"{exc} (--output-format)")
+        return usage_error(str(exc))
     reader = open_inputs(args)
     clash = input_named_as_output(reader, args.output)
     if clash is not None:

@@ -17,7 +17,8 @@ Field mapping, source key -> canonical column:
   canonical column names; other keys (the labels) are kept.
 
 A sampling rate of 0 or absent means unsampled (x1). Lines nesting deeper
-than :data:`MAX_DEPTH` are bad lines before any parser sees them; integers
+than :data:`MAX_DEPTH`, or leaving a bracket or string open, are bad lines
+before any parser sees them (a parser carries nesting across lines); integers
 arrive exactly up to 2**63 - 1 (above that JSON parsers give floating-point
 numbers, which counters refuse).
 """
@@ -55,6 +56,10 @@ from nkclass.flows.zeek import zeek_convert
 
 #: Deepest JSON nesting accepted (flow logs are flat objects).
 MAX_DEPTH = 64
+UNSAFE_REASONS = {
+    1: f"nested deeper than {MAX_DEPTH} levels",
+    2: "not one JSON value: brackets or quotes left open or closed too often",
+}
 _JSON_BLOCK = 1 << 26  # one pyarrow block per line block: types inferred once
 
 
@@ -164,10 +169,16 @@ class JsonLinesReader(TextReader):
 
     def _blocks(self, blocks: Iterator[Block]) -> Iterator[Block]:
         for block in blocks:
-            deep = _columns.deep_json_lines(np.frombuffer(block.data, np.uint8), MAX_DEPTH)
-            for start in deep:
-                self.problems.bad(block.line_at(start), f"nested deeper than {MAX_DEPTH} levels")
-            yield block.blank(deep) if deep else block
+            unsafe = _columns.unsafe_json_lines(np.frombuffer(block.data, np.uint8), MAX_DEPTH)
+            if not unsafe:
+                yield block
+                continue
+            if self.errors == "raise":  # the lines before it may hold an earlier bad one
+                yield Block(block.data[: unsafe[0][0]], block.first_line)
+            for start, why in unsafe:
+                self.problems.bad(block.line_at(start),
+                                  f"invalid {self.format} record: {UNSAFE_REASONS[why]}")
+            yield block.blank(start for start, _ in unsafe)
 
     def _table(self, block: Block, typed: bool) -> pa.Table:
         table = pajson.read_json(

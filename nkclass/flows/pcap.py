@@ -135,12 +135,9 @@ class PcapReader(Reader):
     def _batches(self) -> Iterator[pa.RecordBatch]:
         meter = self._meter
         stream = self.source.stream()
-        try:
-            while chunk := stream.read(_CHUNK_BYTES):
-                meter.feed(chunk)
-                yield from self._drain()
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc}", self.path) from None
+        while chunk := stream.read(_CHUNK_BYTES):
+            meter.feed(chunk)
+            yield from self._drain()
         self.status = meter.finish()
         yield from self._drain()
         self.counters = meter.counters()

@@ -17,7 +17,7 @@ from typing import ClassVar, Protocol
 import pyarrow as pa
 
 from nkclass.errors import InputError, SchemaTypeError, SchemaValueError
-from nkclass.flows.source import Source
+from nkclass.flows.source import Source, read_failure
 from nkclass.flows.stats import ReadStats
 
 ERRORS = ("raise", "skip")
@@ -29,6 +29,7 @@ BAD_DATA = (
     pa.ArrowInvalid,
     pa.ArrowTypeError,
     pa.ArrowNotImplementedError,
+    UnicodeDecodeError,  # pyarrow decoding a field name that is not UTF-8
 )
 #: Parts a failing chunk is split into.
 FANOUT = 8
@@ -173,6 +174,8 @@ class Reader:
                 self._stats.records += batch.num_rows
                 for start in range(0, batch.num_rows, self.batch_size):
                     yield batch.slice(start, self.batch_size)
+        except OSError as exc:  # a disk error, corrupt compressed data
+            raise InputError(read_failure(exc, self.source.compression), self.path) from None
         finally:
             self.source.close()
 

@@ -50,6 +50,13 @@ def read_exactly(stream, n: int) -> bytes:
     return b"".join(parts)
 
 
+def read_failure(exc: OSError, compression: str | None) -> str:
+    """What a failed read says (corrupt compressed data shows up as OSError)."""
+    if compression is not None:
+        return f"corrupt or truncated {compression} data: {exc}"
+    return f"cannot read: {exc.strerror or exc}"
+
+
 class _Replay:
     """A stream that returns ``prefix`` first, then the rest of ``stream``:
     bytes already read to sniff a pipe are not lost."""
@@ -170,7 +177,7 @@ class Source:
                                                       self.compression)
             head = read_exactly(stream, HEAD_BYTES)
         except OSError as exc:
-            raise InputError(f"cannot read: {exc}", self.name) from None
+            raise InputError(read_failure(exc, self.compression), self.name) from None
         self._head = head
         self._stream = _Replay(head, stream)
 

@@ -10,6 +10,7 @@ so only a few lines around a bad one are parsed on their own.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -105,15 +106,13 @@ def line_blocks(stream, problems: Problems, block_bytes: int = BLOCK_BYTES,
     first = True
     while True:
         chunk = stream.read(block_bytes)
-        if first:
-            first = False
-            while len(chunk) < len(UTF8_BOM) and chunk:
-                more = stream.read(block_bytes)
-                if not more:
-                    break
+        if first and chunk:
+            while len(chunk) < len(UTF8_BOM) and (more := stream.read(block_bytes)):
                 chunk += more
-            if chunk.startswith(UTF8_BOM):
-                chunk = chunk[len(UTF8_BOM):]
+            first = False
+            chunk = chunk.removeprefix(UTF8_BOM)
+            if not chunk:
+                continue
         if not chunk:
             if rest and not skipping:
                 yield _checked(Block(rest, line), problems, max_line)
@@ -197,6 +196,7 @@ class TextReader(Reader):
             return text.replace("row 0 is", "value")
         for prefix in ("CSV parse error: ", "JSON parse error: "):
             text = text.replace(prefix, "")
+        text = re.sub(r"\.? in row \d+$", "", text)  # the parser's count, not the line
         return f"invalid {self.format} record: {text}"
 
 
@@ -211,12 +211,6 @@ def read_csv_block(
 ) -> pa.Table:
     """Parse CSV/TSV text with pyarrow; a line with the wrong number of
     fields is a :class:`FieldCountError` saying so."""
-    wrong: list = []
-
-    def on_invalid(row) -> str:
-        wrong.append(row)
-        return "error"
-
     convert = pacsv.ConvertOptions(include_columns=columns, column_types=types,
                                    strings_can_be_null=null_values is not None)
     if null_values is not None:
@@ -226,12 +220,15 @@ def read_csv_block(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, block_size=_CSV_BLOCK,
                                            use_threads=len(data) > _THREADS_ABOVE),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote,
-                                             invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote),
             convert_options=convert,
         )
-    except pa.ArrowInvalid:
-        if wrong:
-            raise FieldCountError(f"expected {wrong[0].expected_columns} columns, "
-                                   f"got {wrong[0].actual_columns}") from None
+    except pa.ArrowInvalid as exc:
+        # (an invalid_row_handler would see the row decoded, which fails on bad UTF-8)
+        count = _FIELD_COUNT.search(str(exc))
+        if count:
+            raise FieldCountError(f"expected {count[1]} columns, got {count[2]}") from None
         raise
+
+
+_FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")

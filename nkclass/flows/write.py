@@ -49,9 +49,11 @@ SUFFIXES = {
 ADDRESS_COLUMNS = ("src_ip", "dst_ip")
 
 
-def output_format(path: str | os.PathLike[str], format: str | None = None) -> str:
+def output_format(path: str | os.PathLike[str], format: str | None = None,
+                  format_option: str = "format=") -> str:
     """The format to write ``path`` in: ``format`` if given, else from the
-    file name; JSON Lines for standard output. ValueError when unknown."""
+    file name; JSON Lines for standard output. ValueError when unknown
+    (``format_option`` is how the message names the way to give one)."""
     if format is not None:
         if format not in WRITE_FORMATS:
             raise ValueError(
@@ -64,7 +66,7 @@ def output_format(path: str | os.PathLike[str], format: str | None = None) -> st
     if suffix not in SUFFIXES:
         raise ValueError(
             f"cannot tell the output format of {text!r}: name it .parquet, .csv, .jsonl or "
-            f".arrow, or give the format ({', '.join(WRITE_FORMATS)})")
+            f".arrow, or pass {format_option} {'|'.join(WRITE_FORMATS)}")
     return SUFFIXES[suffix]
 
 
@@ -330,6 +332,12 @@ class FlowWriter:
         if self._closed:
             return
         self._closed = True
+        if self._writer is not None:
+            try:  # its footer goes to the file about to be removed
+                self._writer.close()
+            except Exception:  # noqa: BLE001, S110 (the output is dropped either way)
+                pass
+            self._writer = None
         if self._device is not None:
             self._device.close()
         if self._file is not None:

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(f"the output {args.output} is also an input ({clash}); refusing to "
                            "write over it")
     classifier = classifier_from_args(args)
-    with FlowWriter(args.output, args.output_format) as writer:
+    with reader, FlowWriter(args.output, args.output_format) as writer:
         for batch in reader:
             writer.write(labelled_table(classifier, batch, args.all_columns))
         if writer.rows == 0:  # still a valid file, with the columns

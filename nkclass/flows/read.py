@@ -57,6 +57,16 @@ class FlowReader:
     def __next__(self) -> pa.RecordBatch:
         return next(self._batches)
 
+    def close(self) -> None:
+        """Stop reading and release the input being read (also part-way)."""
+        self._batches.close()
+
+    def __enter__(self) -> FlowReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _open(self, source: Source) -> Reader | None:
         if self.format is None and not source.head:
             return None  # an empty input holds no flows, whatever its format

@@ -166,6 +166,12 @@ class Reader:
             self._iterator = self._run()
         return next(self._iterator)
 
+    def close(self) -> None:
+        """Stop reading and release the input (also when part-way)."""
+        if self._iterator is not None:
+            self._iterator.close()
+        self.source.close()
+
     def _run(self) -> Iterator[pa.RecordBatch]:
         try:
             for batch in self._batches():

@@ -335,7 +335,7 @@ class FlowWriter:
         if self._writer is not None:
             try:  # its footer goes to the file about to be removed
                 self._writer.close()
-            except Exception:  # noqa: BLE001, S110 (the output is dropped either way)
+            except Exception:  # the output is dropped either way
                 pass
             self._writer = None
         if self._device is not None:

@@ -39,6 +39,8 @@ PROTOCOL_NUMBERS = {
     "sctp": 132,
 }
 ICMP_PROTOCOLS = (1, 58)
+_PROTOCOL_NAMES = pa.array([*PROTOCOL_NUMBERS, *(n.upper() for n in PROTOCOL_NUMBERS)])
+_PROTOCOL_CODES = pa.array([*PROTOCOL_NUMBERS.values()] * 2, pa.uint8())
 #: Latest time a flow may carry, in ms since the epoch (int64 nanoseconds' end).
 MAX_TIME_MS = (2**63 - 1) // 1_000_000
 UINT64_MAX = 2**64 - 1
@@ -212,10 +214,11 @@ def protocol_column(arr: pa.Array, column: str) -> pa.Array:
     _no_nulls(arr, column)
     if not is_text(arr) and not pa.types.is_dictionary(arr.type):
         return unsigned_column(arr, column, pa.uint8())
+    named = pc.take(_PROTOCOL_CODES, pc.index_in(_texts(arr), value_set=_PROTOCOL_NAMES))
+    if not named.null_count:  # the usual spellings, as they come
+        return named
     text = pc.utf8_lower(pc.utf8_trim_whitespace(_texts(arr)))
-    names = pa.array(list(PROTOCOL_NUMBERS))
-    numbers = pa.array(list(PROTOCOL_NUMBERS.values()), pa.uint8())
-    named = pc.take(numbers, pc.index_in(text, value_set=names))
+    named = pc.take(_PROTOCOL_CODES, pc.index_in(text, value_set=_PROTOCOL_NAMES))
     if not named.null_count:
         return named
     numeric = pc.match_substring_regex(text, r"^\d{1,3}$")

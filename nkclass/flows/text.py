@@ -160,7 +160,7 @@ class TextReader(Reader):
         blocks = line_blocks(self.source.stream(), self.problems)
         fast = self._parse_typed if self.typed_first else None
         for block in self._blocks(blocks):
-            if not block.data.strip():
+            if not block.data or block.data.isspace():
                 continue
             batch = merge_batches(
                 parse_bisecting(block, self._parse, self.problems, self._reason, fast))

@@ -95,6 +95,17 @@ def _no_nulls(arr: pa.Array, column: str) -> None:
         raise SchemaValueError(f"column {column!r}: row {row} is missing")
 
 
+def field(table: pa.Table, *names: str, required: bool = True) -> pa.Array | None:
+    """The first of ``names`` a parsed table has, as one array; None when
+    it has none of them (an error when ``required``)."""
+    for name in names:
+        if name in table.column_names:
+            return table.column(name).combine_chunks()
+    if required:
+        raise SchemaValueError(f"field {' or '.join(repr(n) for n in names)} is missing")
+    return None
+
+
 def _texts(arr: pa.Array) -> pa.Array:
     return arr if is_text(arr) else arr.cast(pa.string())
 
@@ -164,13 +175,18 @@ def unsigned_column(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Array:
     return pa.array(values.astype(dtype.to_pandas_dtype()), dtype)
 
 
+def zero_filled(arr: pa.Array) -> pa.Array:
+    """Missing values as zero (in whatever type the field came as)."""
+    if not arr.null_count:
+        return arr
+    return pc.fill_null(arr, "0" if is_text(arr) else 0)
+
+
 def counter_column(arr: pa.Array | None, column: str, n: int) -> np.ndarray:
     """A uint64 counter as numpy; absent or missing values count as zero."""
     if arr is None:
         return np.zeros(n, np.uint64)
-    if arr.null_count:
-        arr = pc.fill_null(arr, "0" if is_text(arr) else 0)
-    return unsigned_column(arr, column, pa.uint64()).to_numpy()
+    return unsigned_column(zero_filled(arr), column, pa.uint64()).to_numpy()
 
 
 def checked_sum(a: np.ndarray, b: np.ndarray, column: str) -> np.ndarray:
@@ -315,8 +331,7 @@ def duration_ms(arr: pa.Array | None, column: str, n: int) -> np.ndarray:
     is 0, NaN, infinite, negative or absurdly long ones are errors."""
     if arr is None:
         return np.zeros(n, np.int64)
-    if arr.null_count:
-        arr = pc.fill_null(arr, "0" if is_text(arr) else 0)
+    arr = zero_filled(arr)
     seconds = arr
     if is_text(arr):
         try:
@@ -436,7 +451,7 @@ def optional_unsigned(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Arra
     if not arr.null_count:
         return unsigned_column(arr, column, dtype)
     valid = pc.is_valid(arr)
-    filled = unsigned_column(pc.fill_null(arr, "0" if is_text(arr) else 0), column, dtype)
+    filled = unsigned_column(zero_filled(arr), column, dtype)
     return pc.if_else(valid, filled, pa.scalar(None, dtype))
 
 

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from nkclass import _columns
@@ -43,12 +44,14 @@ from nkclass.flows.convert import (
     checked_text,
     conform,
     counter_column,
+    field,
     is_text,
     missing_columns,
     port_column,
     protocol_column,
     timestamp_column,
     unsigned_column,
+    zero_filled,
 )
 from nkclass.flows.schema import TIMESTAMP
 from nkclass.flows.text import UTF8_BOM, Block, TextReader
@@ -63,17 +66,8 @@ UNSAFE_REASONS = {
 _JSON_BLOCK = 1 << 26  # one pyarrow block per line block: types inferred once
 
 
-def _get(table: pa.Table, *names: str, required: bool = True) -> pa.Array | None:
-    for name in names:
-        if name in table.column_names:
-            return table.column(name).combine_chunks()
-    if required:
-        raise SchemaValueError(f"field {' or '.join(repr(n) for n in names)} is missing")
-    return None
-
-
 def _count(table: pa.Table, *names: str) -> np.ndarray:
-    return counter_column(_get(table, *names, required=False), names[0], table.num_rows)
+    return counter_column(field(table, *names, required=False), names[0], table.num_rows)
 
 
 def _sampled(table: pa.Table, names: tuple[str, ...], rate_names: tuple[str, ...]) -> pa.Array:
@@ -82,28 +76,26 @@ def _sampled(table: pa.Table, names: tuple[str, ...], rate_names: tuple[str, ...
 
 
 def _optional(table: pa.Table, out: dict, column: str, dtype: pa.DataType, *names: str) -> None:
-    col = _get(table, *names, required=False)
-    if col is not None:
-        if col.null_count:  # an absent value counts as zero
-            col = pa.compute.fill_null(col, "0" if is_text(col) else 0)
-        out[column] = unsigned_column(col, names[0], dtype)
+    col = field(table, *names, required=False)
+    if col is not None:  # an absent value counts as zero
+        out[column] = unsigned_column(zero_filled(col), names[0], dtype)
 
 
 def pmacct_convert(table: pa.Table) -> pa.RecordBatch:
-    start = _get(table, "timestamp_start", "stamp_inserted")
-    end = _get(table, "timestamp_end", "stamp_updated", required=False)
+    start = field(table, "timestamp_start", "stamp_inserted")
+    end = field(table, "timestamp_end", "stamp_updated", required=False)
     if end is None:
         end = start
     elif is_text(end) and is_text(start):
-        end = pa.compute.if_else(pa.compute.starts_with(end, "0000-00-00"), start, end)
+        end = pc.if_else(pc.starts_with(end, "0000-00-00"), start, end)
     out = {
         "ts_start": timestamp_column(start, "timestamp_start"),
         "ts_end": timestamp_column(end, "timestamp_end"),
-        "src_ip": address_column(_get(table, "ip_src"), "ip_src"),
-        "dst_ip": address_column(_get(table, "ip_dst"), "ip_dst"),
-        "src_port": port_column(_get(table, "port_src"), "port_src"),
-        "dst_port": port_column(_get(table, "port_dst"), "port_dst"),
-        "protocol": protocol_column(_get(table, "ip_proto"), "ip_proto"),
+        "src_ip": address_column(field(table, "ip_src"), "ip_src"),
+        "dst_ip": address_column(field(table, "ip_dst"), "ip_dst"),
+        "src_port": port_column(field(table, "port_src"), "port_src"),
+        "dst_port": port_column(field(table, "port_dst"), "port_dst"),
+        "protocol": protocol_column(field(table, "ip_proto"), "ip_proto"),
         "packets": _sampled(table, ("packets",), ("sampling_rate",)),
         "bytes": _sampled(table, ("bytes",), ("sampling_rate",)),
     }
@@ -115,20 +107,20 @@ def pmacct_convert(table: pa.Table) -> pa.RecordBatch:
 
 def goflow2_convert(table: pa.Table) -> pa.RecordBatch:
     if "time_flow_start_ns" in table.column_names:
-        start = timestamp_column(_get(table, "time_flow_start_ns"), "time_flow_start_ns", "ns")
-        end = timestamp_column(_get(table, "time_flow_end_ns"), "time_flow_end_ns", "ns")
+        start = timestamp_column(field(table, "time_flow_start_ns"), "time_flow_start_ns", "ns")
+        end = timestamp_column(field(table, "time_flow_end_ns"), "time_flow_end_ns", "ns")
     else:  # GoFlow2 v1: seconds
-        start = timestamp_column(_get(table, "TimeFlowStart"), "TimeFlowStart", "s")
-        end = timestamp_column(_get(table, "TimeFlowEnd"), "TimeFlowEnd", "s")
+        start = timestamp_column(field(table, "TimeFlowStart"), "TimeFlowStart", "s")
+        end = timestamp_column(field(table, "TimeFlowEnd"), "TimeFlowEnd", "s")
     rate = ("sampling_rate", "SamplingRate")
     out = {
         "ts_start": start,
         "ts_end": end,
-        "src_ip": address_column(_get(table, "src_addr", "SrcAddr"), "src_addr"),
-        "dst_ip": address_column(_get(table, "dst_addr", "DstAddr"), "dst_addr"),
-        "src_port": port_column(_get(table, "src_port", "SrcPort"), "src_port"),
-        "dst_port": port_column(_get(table, "dst_port", "DstPort"), "dst_port"),
-        "protocol": protocol_column(_get(table, "proto", "Proto"), "proto"),
+        "src_ip": address_column(field(table, "src_addr", "SrcAddr"), "src_addr"),
+        "dst_ip": address_column(field(table, "dst_addr", "DstAddr"), "dst_addr"),
+        "src_port": port_column(field(table, "src_port", "SrcPort"), "src_port"),
+        "dst_port": port_column(field(table, "dst_port", "DstPort"), "dst_port"),
+        "protocol": protocol_column(field(table, "proto", "Proto"), "proto"),
         "packets": _sampled(table, ("packets", "Packets"), rate),
         "bytes": _sampled(table, ("bytes", "Bytes"), rate),
     }

@@ -115,7 +115,9 @@ def parse_bisecting(
                 problems.bad(chunk.position, reason(exc))
                 return []
             return parse_bisecting(chunk, parse, problems, reason)
-    parts = chunk.units() if chunk.size <= WINDOW else chunk.parts(FANOUT)
+    parts = chunk.parts(FANOUT) if chunk.size > WINDOW else []
+    if len(parts) < 2:  # small, or all in one piece (lines bunched at one end)
+        parts = chunk.units()
     out: list[pa.RecordBatch] = []
     for part in parts:
         out.extend(parse_bisecting(part, parse, problems, reason))

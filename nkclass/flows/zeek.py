@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nkclass.errors import InputError, SchemaValueError
+from nkclass.errors import InputError
 from nkclass.flows.convert import (
     address_column,
     canonical_batch,
@@ -30,6 +30,7 @@ from nkclass.flows.convert import (
     counter_column,
     duration_ms,
     end_after,
+    field,
     is_text,
     port_column,
     protocol_column,
@@ -59,21 +60,12 @@ def history_flags(history: pa.Array) -> pa.Array:
     return pa.array(out, pa.uint8())
 
 
-def field(table: pa.Table, name: str, required: bool = True) -> pa.Array | None:
-    """A column of a parsed table, or None (an error when ``required``)."""
-    if name in table.column_names:
-        return table.column(name).combine_chunks()
-    if required:
-        raise SchemaValueError(f"field {name!r} is missing")
-    return None
-
-
 def zeek_convert(table: pa.Table) -> pa.RecordBatch:
     """A parsed conn.log (TSV or JSON) as a canonical batch."""
     n = table.num_rows
     start = timestamp_column(field(table, "ts"), "ts")
-    duration = duration_ms(field(table, "duration", False), "duration", n)
-    count = lambda name: counter_column(field(table, name, False), name, n)  # noqa: E731
+    duration = duration_ms(field(table, "duration", required=False), "duration", n)
+    count = lambda name: counter_column(field(table, name, required=False), name, n)  # noqa: E731
     out = {
         "ts_start": start,
         "ts_end": end_after(start, duration, "duration"),
@@ -87,10 +79,10 @@ def zeek_convert(table: pa.Table) -> pa.RecordBatch:
         "bytes": pa.array(checked_sum(count("orig_ip_bytes"), count("resp_ip_bytes"),
                                       "orig_ip_bytes+resp_ip_bytes")),
     }
-    history = field(table, "history", False)
+    history = field(table, "history", required=False)
     if history is not None:
         out["tcp_flags"] = history_flags(history)
-    service = field(table, "service", False)
+    service = field(table, "service", required=False)
     if service is not None:
         service = service.cast(pa.string())
         out["app_hint"] = checked_text(service, "service") if is_text(service) else service

@@ -227,6 +227,16 @@ def test_bad_line_numbers_stay_right_after_blanked_lines(tmp_path):
     assert reader.stats.skipped == 2 and rows == 3
 
 
+def test_a_bad_last_line_after_many_blank_ones_is_found(tmp_path):
+    path = tmp_path / "conn.json"
+    path.write_bytes(b"".join(ZEEK_JSON) + b"\n" * 40 + b'{"ts": "x' + b"y" * 100_000 + b'"}')
+    with pytest.raises(InputError) as info:
+        read_all(path)
+    assert info.value.line == len(ZEEK_JSON) + 41
+    rows, reader = read_all(path, errors="skip")
+    assert (rows, reader.stats.skipped) == (5, 1)
+
+
 def data_lines(name: str, content: bytes) -> int:
     """Records a text fixture holds: non-blank lines that are not headers,
     comments or nfdump's Summary."""

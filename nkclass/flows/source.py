@@ -91,6 +91,7 @@ class Source:
         self.name = STDIN_NAME if path is None else path
         self.compression: str | None = None
         self._raw: BinaryIO | None = None
+        self._decompressed: pa.NativeFile | None = None
         self._stream = None
         self._head: bytes | None = None
         self._regular = False
@@ -142,10 +143,10 @@ class Source:
         return spool
 
     def close(self) -> None:
-        for f in (self._spool, self._raw):
+        for f in (self._spool, self._decompressed, self._raw):
             if f is not None and f is not getattr(sys.stdin, "buffer", None):
                 f.close()
-        self._spool = self._raw = None
+        self._spool = self._decompressed = self._raw = None
 
     def _open(self) -> None:
         if self.path is None:
@@ -168,13 +169,16 @@ class Source:
             )
             if self._regular:
                 raw.seek(0)
-                stream = (raw if self.compression is None else
-                          pa.input_stream(self.path, compression=self.compression))
+                stream = raw
+                if self.compression is not None:
+                    stream = pa.input_stream(self.path, compression=self.compression)
             else:
                 stream = _Replay(magic, raw)
                 if self.compression is not None:
                     stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"),
                                                       self.compression)
+            if stream is not raw:
+                self._decompressed = stream
             head = read_exactly(stream, HEAD_BYTES)
         except OSError as exc:
             raise InputError(read_failure(exc, self.compression), self.name) from None

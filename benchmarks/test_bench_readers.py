@@ -132,11 +132,10 @@ def _read_skipping(path) -> int:
 
 @pytest.mark.parametrize(("family", "kind"), [(BAD_CSV, "csv"), (BAD_JSON, "json")])
 @pytest.mark.parametrize("impl", ["clean", "one bad row"])
-def test_one_bad_row(benchmark, registry, one_bad_row, family, kind, impl):
+def test_one_bad_row(benchmark, one_bad_row, family, kind, impl):
     clean, dirty = one_bad_row[kind]
     path = clean if impl == "clean" else dirty
-    assert run(benchmark, lambda: _read_skipping(path)) == BAD_ROWS
-    registry.record(family, impl, benchmark, BAD_ROWS)
+    assert measure(benchmark, family, impl, BAD_ROWS, lambda: _read_skipping(path)) == BAD_ROWS
 
 
 @pytest.mark.guard

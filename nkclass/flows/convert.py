@@ -402,6 +402,9 @@ def canonical_batch(columns: dict[str, pa.Array], extra: dict[str, pa.Array] | N
 
 #: Columns a table in nkclass's own layout needs (what classify needs).
 CONFORM_NEEDS = ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")
+#: Number columns of classified output besides the canonical ones (the
+#: classifier's peer AS), typed again when text formats are read back.
+CLASSIFIED_INTEGERS = {"peer_as": pa.uint32()}
 
 
 def missing_columns(names: list[str]) -> list[str]:
@@ -441,6 +444,9 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
             out[name] = cols.pop(name)
     if "app_hint" in out and is_text(out["app_hint"]):
         out["app_hint"] = checked_text(out["app_hint"], "app_hint")
+    for name, dtype in CLASSIFIED_INTEGERS.items():
+        if name in cols:
+            cols[name] = optional_unsigned(cols[name], name, dtype)
     return canonical_batch(out, cols)
 
 

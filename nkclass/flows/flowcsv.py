@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from nkclass.errors import InputError
-from nkclass.flows.convert import conform, missing_columns
+from nkclass.flows.convert import CLASSIFIED_INTEGERS, conform, missing_columns
 from nkclass.flows.schema import TIMESTAMP
 from nkclass.flows.text import UTF8_BOM, Block, TextReader, read_csv_block
 
@@ -21,7 +21,7 @@ from nkclass.flows.text import UTF8_BOM, Block, TextReader, read_csv_block
 TYPED = {"ts_start": TIMESTAMP, "ts_end": TIMESTAMP, "src_port": pa.uint16(),
          "dst_port": pa.uint16(), "protocol": pa.uint8(), "packets": pa.uint64(),
          "bytes": pa.uint64(), "tcp_flags": pa.uint8(), "src_as": pa.uint32(),
-         "dst_as": pa.uint32()}
+         "dst_as": pa.uint32(), **CLASSIFIED_INTEGERS}
 
 
 def header_names(line: bytes) -> list[str]:

@@ -211,8 +211,10 @@ def read_csv_block(
 ) -> pa.Table:
     """Parse CSV/TSV text with pyarrow; a line with the wrong number of
     fields is a :class:`FieldCountError` saying so."""
+    # A quoted "" is an empty string, an empty field a null: as pyarrow writes them.
     convert = pacsv.ConvertOptions(include_columns=columns, column_types=types,
-                                   strings_can_be_null=null_values is not None)
+                                   strings_can_be_null=null_values is not None,
+                                   quoted_strings_can_be_null=False)
     if null_values is not None:
         convert.null_values = null_values
     try:

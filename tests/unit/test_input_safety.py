@@ -286,3 +286,22 @@ def test_mangled_text_input_is_read_or_refused_and_every_line_is_counted(tmp_pat
         pass
     rows, reader = read_all(path, format=fmt, errors="skip")
     assert rows + reader.stats.skipped == data_lines(name, mangled)
+
+
+def test_a_bad_row_of_a_parquet_file_is_named_by_row_or_skipped(tmp_path):
+    flows = pa.Table.from_batches(list(nkclass.read(FLOWS / "zeek-conn.log")))
+    src = flows.column("src_ip").to_pylist()
+    text = ["175.45.176.9", "10.0.0.1", "::ffff:175.45.176.9\x00junk", "10.0.0.3", "10.0.0.4"]
+    assert len(src) == len(text)
+    table = flows.set_column(flows.column_names.index("src_ip"), "src_ip", pa.array(text))
+    end = table.column("ts_end").cast(pa.int64()).to_numpy().copy()
+    end[4] = 0  # ends before it starts
+    table = table.set_column(table.column_names.index("ts_end"), "ts_end",
+                             pa.array(end).cast(flows.schema.field("ts_end").type))
+    path = tmp_path / "flows.parquet"
+    pa.parquet.write_table(table, path)
+    with pytest.raises(InputError, match=r"flows\.parquet: row 2: column 'src_ip'"):
+        read_all(path)
+    rows, reader = read_all(path, errors="skip", batch_size=2)
+    assert (rows, reader.stats.skipped) == (3, 2)
+    assert set(reader.stats.skip_reasons) == {"column 'src_ip'", "column 'ts_end'"}

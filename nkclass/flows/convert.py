@@ -217,7 +217,7 @@ def checked_scale(values: np.ndarray, rate: np.ndarray, column: str) -> np.ndarr
 def port_column(arr: pa.Array, column: str, protocol: pa.Array | None = None) -> pa.Array:
     """Ports; ICMP type.code text ("8.0", as nfdump prints it) is port 0 on
     ICMP rows when ``protocol`` is given, an error anywhere else."""
-    if protocol is not None and is_text(arr):
+    if protocol is not None and is_text(arr) and pc.any(pc.match_substring(arr, ".")).as_py():
         dotted = pc.fill_null(pc.match_substring_regex(arr, r"^\s*\d{1,3}\.\d{1,3}\s*$"), False)
         if pc.any(dotted).as_py():
             icmp = pc.is_in(protocol, value_set=pa.array(ICMP_PROTOCOLS, protocol.type))
@@ -281,10 +281,10 @@ def timestamp_column(arr: pa.Array, column: str, unit: str = "s") -> pa.Array:
     (s, ms, us, ns; fractions allowed); text is ISO-like
     "YYYY-MM-DD HH:MM:SS[.fff]", UTC unless it carries a zone."""
     _no_nulls(arr, column)
-    if arr.type == TIMESTAMP:  # already canonical: check the range only
+    if pa.types.is_timestamp(arr.type) and arr.type.unit == "ms":  # check the range only
         low, high = pc.min_max(arr.cast(pa.int64())).values()
         if low.as_py() is None or (low.as_py() >= 0 and high.as_py() <= MAX_TIME_MS):
-            return arr
+            return arr if arr.type == TIMESTAMP else arr.cast(pa.int64()).cast(TIMESTAMP)
     if pa.types.is_timestamp(arr.type):
         raw = arr.cast(pa.int64()).to_numpy(zero_copy_only=False)
         if arr.type.unit == "s":
@@ -361,10 +361,9 @@ def end_after(start: pa.Array, duration: np.ndarray, column: str) -> pa.Array:
 
 def check_time_order(start: pa.Array, end: pa.Array) -> None:
     """A flow may not end before it starts."""
-    s = start.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    e = end.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    row = _first(e < s)
-    if row is not None:
+    early = pc.less(end.cast(pa.int64()), start.cast(pa.int64()))
+    if pc.any(early).as_py():
+        row = _first(early.to_numpy(zero_copy_only=False))
         raise SchemaValueError(
             f"column 'ts_end': row {row} is {end[row]}, before ts_start {start[row]}"
         )

@@ -31,7 +31,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from nkclass.addresses import format_addresses
-from nkclass.errors import OutputError
+from nkclass.errors import OutputError, SchemaValueError
 from nkclass.flows.batch import address_array
 
 WRITE_FORMATS = ("parquet", "csv", "jsonl", "arrow")
@@ -231,9 +231,9 @@ class FlowWriter:
     or Arrow IPC output, batch by batch. As a context manager it commits on
     success and leaves the old file in place on an exception.
 
-    The first table fixes the columns: a later table missing a nullable
-    column gets nulls there; columns only later tables have are left out
-    and named in ``dropped_columns``.
+    The first table fixes the columns: a later table missing one gets nulls
+    there; columns only later tables have are left out and named in
+    ``dropped_columns``.
     """
 
     def __init__(self, path: str | os.PathLike[str], format: str | None = None) -> None:
@@ -264,8 +264,9 @@ class FlowWriter:
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         table = output_table(table, self._text)
-        if self._schema is None:
-            self._schema = table.schema
+        if self._schema is None:  # nullable: a later table may lack a column
+            self._schema = pa.schema([f.with_nullable(True) for f in table.schema])
+            table = table.cast(self._schema)
         elif table.schema != self._schema:
             table = self._conform(table)
         try:
@@ -280,16 +281,19 @@ class FlowWriter:
         self.dropped_columns.update(set(table.column_names) - set(self._schema.names))
         cols = []
         for field in self._schema:
-            if field.name in table.column_names:
-                col = table.column(field.name)
-                if col.type != field.type and not (pa.types.is_dictionary(col.type)
-                                                   and pa.types.is_dictionary(field.type)):
-                    col = col.cast(field.type)
-                cols.append(col)
-            elif field.nullable:
+            if field.name not in table.column_names:
                 cols.append(pa.nulls(table.num_rows, field.type))
-            else:
-                raise ValueError(f"column {field.name!r} is missing from a later table")
+                continue
+            col = table.column(field.name)
+            if col.type != field.type and not (pa.types.is_dictionary(col.type)
+                                               and pa.types.is_dictionary(field.type)):
+                try:
+                    col = col.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise SchemaValueError(
+                        f"column {field.name!r} is {col.type} in a later table but "
+                        f"{field.type} in the first; write them to separate outputs") from None
+            cols.append(col)
         return pa.Table.from_arrays(cols, schema=self._schema)
 
     def _write(self, table: pa.Table) -> None:

@@ -114,6 +114,20 @@ def test_a_later_table_may_lack_or_add_optional_columns(tmp_path):
     back = pq.read_table(out)
     assert back.column("src_as").null_count == second.num_rows
     assert back.num_rows == first.num_rows + second.num_rows
+    with FlowWriter(out) as writer:  # even a required column may be missing later
+        writer.write(first)
+        writer.write(second.drop_columns(["ts_end"]))
+    assert pq.read_table(out).column("ts_end").null_count == second.num_rows
+
+
+def test_a_later_table_whose_column_type_cannot_follow_is_an_error(tmp_path):
+    first = read_all(FLOWS / "goflow2.jsonl")
+    second = first.set_column(first.column_names.index("src_as"), "src_as",
+                              pa.array(["AS1", "AS2", "AS3"]))
+    out = old_file(tmp_path, "out.parquet")
+    with pytest.raises(nkclass.SchemaValueError, match="column 'src_as' is string in a later"):
+        nkclass.write([first, second], out)
+    assert out.read_bytes() == b"the previous output\n"
 
 
 def test_json_lines_escape_control_characters(tmp_path):

@@ -9,6 +9,7 @@ import sys
 import pyarrow as pa
 
 from nkclass.classify import Classifier
+from nkclass.cli.options import positive, usage_error
 from nkclass.flows.formats import FORMATS
 from nkclass.flows.read import FlowReader
 from nkclass.flows.schema import FLOW_SCHEMA
@@ -61,16 +62,6 @@ def classifier_from_args(args: argparse.Namespace) -> Classifier:
     return Classifier(load_rules(*getattr(args, "rules", [])), asn=asn)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that reads flows shares."""
     parser.add_argument(
@@ -96,7 +87,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip and count malformed records instead of stopping",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=262144, metavar="N")
+    parser.add_argument("--batch-size", type=positive, default=262144, metavar="N")
     add_asn_options(parser)
 
 
@@ -117,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep every input column (payloads only in binary outputs)",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
 
 
 def open_inputs(args: argparse.Namespace) -> FlowReader:
@@ -130,11 +121,6 @@ def open_inputs(args: argparse.Namespace) -> FlowReader:
         errors="skip" if args.skip_bad else "raise",
         format_option="--input-format",
     )
-
-
-def usage_error(message: str) -> int:
-    print(f"nkclass classify: error: {message}", file=sys.stderr)
-    return 2
 
 
 def input_named_as_output(reader: FlowReader, output: str) -> str | None:
@@ -159,12 +145,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         output_format(args.output, args.output_format, "--output-format")
     except ValueError as exc:
-        return usage_error(str(exc))
+        usage_error(args, f"argument -o/--output: {exc}")
     reader = open_inputs(args)
     clash = input_named_as_output(reader, args.output)
     if clash is not None:
-        return usage_error(f"the output {args.output} is also an input ({clash}); refusing to "
-                           "write over it")
+        usage_error(args, f"argument -o/--output: {args.output} is also an input ({clash}); "
+                    "refusing to write over it")
     classifier = classifier_from_args(args)
     with reader, FlowWriter(args.output, args.output_format) as writer:
         for batch in reader:

@@ -141,8 +141,9 @@ def test_one_bad_row(benchmark, one_bad_row, family, kind, impl):
 @pytest.mark.guard
 def test_guard_one_bad_row(registry):
     # The whole file is one parse block: a bad row costs the failed block
-    # parse plus about 1.15 blocks of re-parsing (split in 8, down to 16
-    # lines), so the file reads at about 0.4x its clean speed.
+    # parse plus a little over one block of re-parsing (split in 8, down to
+    # 16 lines), so the file reads at 0.3-0.5x its clean speed. Re-parsing
+    # the block line by line, as before, measured 0.001x.
     for family in (BAD_CSV, BAD_JSON):
-        registry.guard(family, "one bad row", "clean", 0.25,
-                       "a bad row costs under three clean parses of its block")
+        registry.guard(family, "one bad row", "clean", 0.15,
+                       "a bad row costs a few clean parses of its block, not a line-by-line one")

@@ -39,8 +39,9 @@ else:
         SchemaTypeError,
         SchemaValueError,
     )
-    from nkclass.flows.io import read, write
+    from nkclass.flows.read import read
     from nkclass.flows.schema import FLOW_SCHEMA
+    from nkclass.flows.write import write
     from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
     from nkclass.prefix import PrefixTable
     from nkclass.rules import Ruleset, load_rules

@@ -1,12 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # distutils: language = c++
-"""Column decoders between text and binary addresses (private).
+"""Typed loops over text buffers (private): address text <-> binary
+columns, and the structural scan of JSON text made before a JSON parser sees it.
 
-Typed loops over Arrow-style buffers (one data buffer plus an offsets
-array) that call the core library's strict parsers and formatters with the
-GIL released. Validation of nulls and dtypes happens in nkclass.flows.
+Loops over Arrow-style buffers (one data buffer plus an offsets array) call
+the core library's strict parsers and formatters with the GIL released.
+Validation of nulls and dtypes happens in nkclass.flows.
 """
 from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.string cimport memchr
 
 cdef extern from "nkclass/ip_text.hpp" namespace "nkclass":
     ctypedef uint32_t ipv4_host_t
@@ -93,3 +95,87 @@ def format_ipv6_column(const uint8_t[:, ::1] addrs, uint8_t[::1] data_out, int64
             pos += <int64_t>format_ipv6((<const ipv6_net_t*>&addrs[i, 0])[0], base + pos)
             offsets_out[i + 1] = pos
     return pos
+
+
+def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
+    """Lines of ``data`` to keep away from a JSON parser, as (start offset,
+    reason) pairs: reason 1 when a line nests deeper than ``max_depth``,
+    2 when it does not close every bracket and string it opens (so it is
+    not one JSON value; a parser would carry its nesting into the next
+    lines). Strings are skipped, escapes honoured.
+
+    With those lines blanked, every line returns to depth 0, so no text made
+    of whole lines makes a parser recurse deeper than max_depth.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t line_start = 0
+    cdef int depth = 0
+    cdef int reason = 0
+    cdef bint in_string = False
+    cdef bint escaped = False
+    cdef uint8_t c
+    found = []
+    while i <= n:
+        with nogil:
+            while i <= n:
+                c = data[i] if i < n else 10
+                if c == 10:  # newline (or the end): judge the line
+                    if reason == 0 and (depth != 0 or in_string):
+                        reason = 2
+                    i += 1
+                    if reason:
+                        break
+                    line_start = i
+                    continue
+                if reason:
+                    pass
+                elif in_string:
+                    if escaped:
+                        escaped = False
+                    elif c == 92:  # backslash
+                        escaped = True
+                    elif c == 34:  # quote
+                        in_string = False
+                elif c == 34:
+                    in_string = True
+                elif c == 123 or c == 91:  # { [
+                    depth += 1
+                    if depth > max_depth:
+                        reason = 1
+                elif c == 125 or c == 93:  # } ]
+                    depth -= 1
+                    if depth < 0:
+                        reason = 2
+                i += 1
+        if reason:
+            found.append((line_start, reason))
+            reason = 0
+            depth = 0
+            in_string = False
+            escaped = False
+            line_start = i
+    return found
+
+
+def long_lines(const uint8_t[::1] data, Py_ssize_t max_bytes):
+    """Start offsets of the lines of ``data`` longer than ``max_bytes``
+    (not counting the newline)."""
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t end
+    cdef const uint8_t* base = &data[0] if n else <const uint8_t*>0
+    cdef const void* hit
+    found = []
+    while start < n:
+        with nogil:
+            while start < n:
+                hit = memchr(base + start, 10, <size_t>(n - start))
+                end = n if hit == NULL else <Py_ssize_t>(<const uint8_t*>hit - base)
+                if end - start > max_bytes:
+                    break
+                start = end + 1
+        if start < n:
+            found.append(start)
+            start = end + 1
+    return found

@@ -65,3 +65,14 @@ class InputError(NkclassError, ValueError):
             else:
                 where = f"{path}: "
         super().__init__(where + message)
+
+
+class OutputError(NkclassError, OSError):
+    """An output cannot be written (missing folder, no space left, no
+    permission). Carries ``path``; the file that was there before is left as
+    it was."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path}: {message}" if path is not None else message)

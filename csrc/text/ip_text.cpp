@@ -38,6 +38,8 @@ bool parse_v6(const char* s, std::size_t len, ipv6_net_t* out) noexcept {
     // embedded dotted quad 45. inet_pton needs a NUL-terminated copy.
     char buf[48];
     if (len == 0 || len > 45) return false;
+    // inet_pton stops at a NUL: "::1\0junk" must not parse as "::1".
+    if (std::memchr(s, '\0', len) != nullptr) return false;
     std::memcpy(buf, s, len);
     buf[len] = '\0';
     return inet_pton(AF_INET6, buf, out->bytes) == 1;

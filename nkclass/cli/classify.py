@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+import pyarrow as pa
+
 from nkclass.classify import Classifier
-from nkclass.flows.io import FORMATS, WRITE_FORMATS, FlowWriter, read
+from nkclass.cli.options import positive, usage_error
+from nkclass.flows.formats import FORMATS
+from nkclass.flows.read import FlowReader
+from nkclass.flows.schema import FLOW_SCHEMA
+from nkclass.flows.write import STDOUT, WRITE_FORMATS, FlowWriter, output_format
 from nkclass.rules import load_rules
 
 OUTPUT_COLUMNS = (
@@ -61,8 +68,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="pcap/pcapng, Parquet, Arrow, nfdump CSV, Zeek conn.log, pmacct or "
-        "GoFlow2 JSON Lines (format detected)",
+        help="pcap/pcapng, Parquet, Arrow, nfdump CSV, Zeek conn.log, pmacct or GoFlow2 JSON "
+        "Lines, nkclass's own CSV/JSON Lines (format detected; gzip/bz2/zstd undone); a folder "
+        "(its files), a pattern such as 'flows/*.parquet', or - for standard input",
     )
     parser.add_argument(
         "--input-format", dest="format", choices=FORMATS, help="input format (default: detected)"
@@ -79,7 +87,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip and count malformed records instead of stopping",
     )
-    parser.add_argument("--batch-size", type=int, default=262144, metavar="N")
+    parser.add_argument("--batch-size", type=positive, default=262144, metavar="N")
     add_asn_options(parser)
 
 
@@ -91,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output",
         required=True,
         metavar="OUT",
-        help="output file: .csv, .jsonl, .parquet or .arrow",
+        help="output file: .csv, .jsonl, .parquet or .arrow (written atomically), or - for "
+        "standard output (JSON Lines unless --output-format says otherwise)",
     )
     parser.add_argument("--output-format", choices=WRITE_FORMATS)
     parser.add_argument(
@@ -99,25 +108,67 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep every input column (payloads only in binary outputs)",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    classifier = classifier_from_args(args)
-    reader = read(
+def open_inputs(args: argparse.Namespace) -> FlowReader:
+    """The reader over the command's inputs (folders and patterns expanded,
+    nothing read yet); errors name ``--input-format`` where it helps."""
+    return FlowReader(
         args.inputs,
         format=args.format,
         batch_size=args.batch_size,
         errors="skip" if args.skip_bad else "raise",
+        format_option="--input-format",
     )
-    with FlowWriter(args.output, args.output_format) as writer:
+
+
+def input_named_as_output(reader: FlowReader, output: str) -> str | None:
+    """The input that ``output`` names too, if any."""
+    if output == STDOUT:
+        return None
+    target = os.path.realpath(output)
+    for source in reader.sources:
+        if source.path is None:
+            continue
+        try:
+            if os.path.samefile(source.path, output):
+                return source.path
+        except OSError:
+            pass
+        if os.path.realpath(source.path) == target:
+            return source.path
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        output_format(args.output, args.output_format, "--output-format")
+    except ValueError as exc:
+        usage_error(args, f"argument -o/--output: {exc}")
+    reader = open_inputs(args)
+    clash = input_named_as_output(reader, args.output)
+    if clash is not None:
+        usage_error(args, f"argument -o/--output: {args.output} is also an input ({clash}); "
+                    "refusing to write over it")
+    classifier = classifier_from_args(args)
+    with reader, FlowWriter(args.output, args.output_format) as writer:
         for batch in reader:
-            table = classifier.classify(batch).to_arrow()
-            if not args.all_columns:
-                table = table.select([c for c in OUTPUT_COLUMNS if c in table.column_names])
-            writer.write(table)
-    print(
-        f"nkclass: {reader.stats.summary()}; {writer.rows:,} flows written to {args.output}",
-        file=sys.stderr,
-    )
+            writer.write(labelled_table(classifier, batch, args.all_columns))
+        if writer.rows == 0:  # still a valid file, with the columns
+            writer.write(labelled_table(classifier, FLOW_SCHEMA.empty_table(), args.all_columns))
+    if writer.dropped_columns:
+        print(f"nkclass: note: columns only later inputs have were left out: "
+              f"{', '.join(sorted(writer.dropped_columns))}", file=sys.stderr)
+    stats = reader.stats
+    where = "" if args.output == STDOUT else f" (to {args.output})"
+    print(f"nkclass: {stats.records + stats.skipped:,} rows in, {writer.rows:,} rows out{where}, "
+          f"{stats.details()}", file=sys.stderr)
     return 0
+
+
+def labelled_table(classifier: Classifier, batch, all_columns: bool) -> pa.Table:
+    table = classifier.classify(batch).to_arrow()
+    if not all_columns:
+        table = table.select([c for c in OUTPUT_COLUMNS if c in table.column_names])
+    return table

@@ -1,5 +1,5 @@
-"""Reading flows for the analysis commands: any format nkclass.read knows,
-or nkclass's own classified output (whose labels are used as they are)."""
+"""Reading flows for the commands: any format nkclass.read knows, or
+nkclass's own classified output (whose labels are used as they are)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from nkclass.cli.classify import classifier_from_args
-from nkclass.flows.io import FlowReader, read
+from nkclass.cli.classify import classifier_from_args, open_inputs
+from nkclass.flows.read import FlowReader
 
 LABEL_COLUMNS = {"path", "side", "activity", "app", "service"}
 
@@ -40,12 +40,7 @@ def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowRe
     """Classified results (or already-classified tables) for every input
     batch, and the reader whose stats describe what was read."""
     classifier = classifier_from_args(args)
-    reader = read(
-        args.inputs,
-        format=args.format,
-        batch_size=args.batch_size,
-        errors="skip" if args.skip_bad else "raise",
-    )
+    reader = open_inputs(args)
     progress = Progress()
 
     def batches() -> Iterator[object]:

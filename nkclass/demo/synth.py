@@ -1066,7 +1066,7 @@ def write_synth(
 ) -> int:
     """Generate ``flows`` flows (:func:`generate`, extra ``options`` go to
     it) and write them to ``path`` as ``parquet``, ``csv`` (through
-    :class:`nkclass.flows.io.FlowWriter`; CSV leaves payloads out) or
+    :class:`nkclass.flows.write.FlowWriter`; CSV leaves payloads out) or
     ``pcap`` (real packets, see :mod:`nkclass.demo.pcap`). Returns the flows
     written."""
     batches = generate(flows=flows, seed=seed, **options)
@@ -1079,7 +1079,7 @@ def write_synth(
             f"The 'format' parameter of write_synth must be 'parquet', 'csv' or 'pcap'. "
             f"Got {format!r} instead."
         )
-    from nkclass.flows.io import FlowWriter
+    from nkclass.flows.write import FlowWriter
 
     with FlowWriter(path, format) as writer:
         for batch in batches:

@@ -7,27 +7,24 @@ block is ignored. Packets and bytes are the input plus output counters.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from nkclass.errors import InputError, SchemaValueError
-from nkclass.flows.stats import ReadStats
-from nkclass.flows.text import (
-    Block,
-    Problems,
+from nkclass.errors import InputError
+from nkclass.flows.convert import (
     address_column,
     canonical_batch,
-    line_blocks,
+    checked_sum,
+    counter_column,
+    port_column,
     protocol_column,
-    split_first_line,
     timestamp_column,
     unsigned_column,
 )
+from nkclass.flows.text import UTF8_BOM, Block, TextReader, read_csv_block
 
 # nfdump 1.7's CSV header; `-q` drops the header line, so this is the default.
 DEFAULT_HEADER = (
@@ -37,13 +34,12 @@ DEFAULT_HEADER = (
 ).split(",")
 NEEDED = ("ts", "te", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
 OPTIONAL = ("opkt", "obyt", "flg", "sas", "das")
-# Types pyarrow can convert while parsing (the fast path); anything it
-# refuses sends the block to the all-text path, which names the bad line.
+# Types pyarrow can convert while parsing (the fast path); a block it
+# refuses is parsed again as text, which the converters check and name.
 TYPED = {"ts": pa.timestamp("ms"), "te": pa.timestamp("ms"), "ipkt": pa.uint64(),
          "ibyt": pa.uint64(), "opkt": pa.uint64(), "obyt": pa.uint64(), "sas": pa.uint32(),
          "das": pa.uint32()}
 SUMMARY = b"Summary"
-
 
 def tcp_flags(text: pa.Array) -> pa.Array:
     """nfdump flag strings ("...AP.SF", flags in CEUAPRSF order, '.' when
@@ -67,26 +63,25 @@ def tcp_flags(text: pa.Array) -> pa.Array:
 
 def _convert(table: pa.Table) -> pa.RecordBatch:
     col = {name: table.column(name).combine_chunks() for name in table.column_names}
-    packets = unsigned_column(col["ipkt"], "ipkt", pa.uint64())
-    nbytes = unsigned_column(col["ibyt"], "ibyt", pa.uint64())
+    n = table.num_rows
+    packets = counter_column(col["ipkt"], "ipkt", n)
+    nbytes = counter_column(col["ibyt"], "ibyt", n)
     if "opkt" in col:
-        packets = pa.array(
-            packets.to_numpy() + unsigned_column(col["opkt"], "opkt", pa.uint64()).to_numpy()
-        )
+        packets = checked_sum(packets, counter_column(col["opkt"], "opkt", n), "ipkt+opkt")
     if "obyt" in col:
-        nbytes = pa.array(
-            nbytes.to_numpy() + unsigned_column(col["obyt"], "obyt", pa.uint64()).to_numpy()
-        )
+        nbytes = checked_sum(nbytes, counter_column(col["obyt"], "obyt", n), "ibyt+obyt")
+    protocol = protocol_column(col["pr"], "pr")
     out = {
         "ts_start": timestamp_column(col["ts"], "ts"),
         "ts_end": timestamp_column(col["te"], "te"),
         "src_ip": address_column(col["sa"], "sa"),
         "dst_ip": address_column(col["da"], "da"),
-        "src_port": unsigned_column(_port_text(col["sp"]), "sp", pa.uint16()),
-        "dst_port": unsigned_column(_port_text(col["dp"]), "dp", pa.uint16()),
-        "protocol": protocol_column(col["pr"], "pr"),
-        "packets": packets,
-        "bytes": nbytes,
+        # ICMP flows print the port as "0" or as type.code ("8.0"): port 0 then
+        "src_port": port_column(col["sp"], "sp", protocol),
+        "dst_port": port_column(col["dp"], "dp", protocol),
+        "protocol": protocol,
+        "packets": pa.array(packets, pa.uint64()),
+        "bytes": pa.array(nbytes, pa.uint64()),
     }
     if "flg" in col:
         out["tcp_flags"] = tcp_flags(col["flg"])
@@ -97,29 +92,24 @@ def _convert(table: pa.Table) -> pa.RecordBatch:
     return canonical_batch(out)
 
 
-def _port_text(arr: pa.Array) -> pa.Array:
-    # ICMP flows print the port as "0" or as type.code ("8.0"); ports are 0 then.
-    if not pc.any(pc.match_substring(arr, ".")).as_py():
-        return arr
-    return pc.if_else(pc.match_substring(arr, "."), "0", arr)
-
-
-class NfdumpCsvReader:
-    """Streams canonical batches from one nfdump CSV file."""
+class NfdumpCsvReader(TextReader):
+    """nfdump CSV (``nfdump -o csv``, with or without ``-q``)."""
 
     format = "nfdump-csv"
 
-    def __init__(self, path: str, batch_size: int = 65536, errors: str = "raise") -> None:
-        self.path = str(path)
-        self.batch_size = batch_size
-        self.stats = ReadStats(files=[self.path])
-        self.problems = Problems(self.path, errors, self.stats)
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        text = head.removeprefix(UTF8_BOM).lstrip()
+        if text.startswith(b"ts,te,td,sa,da"):
+            return True
+        first = text.split(b"\n", 1)[0].split(b",")
+        return len(first) >= 40 and first[0][:2] in (b"19", b"20") and b":" in first[0]
 
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
+    def _blocks(self, blocks: Iterator[Block]) -> Iterator[Block]:
         header: list[str] | None = None
-        for block in line_blocks(self.path):
+        for block in blocks:
             if header is None:
-                first, rest = split_first_line(block)
+                first, rest = block.split_first_line()
                 if first.startswith(b"ts,"):
                     header = [h.strip() for h in first.decode("utf-8", "replace").split(",")]
                     block = rest
@@ -129,79 +119,21 @@ class NfdumpCsvReader:
                 if missing:
                     raise InputError(
                         f"not nfdump CSV: no column(s) {', '.join(missing)} in the header",
-                        self.path,
-                        1,
-                    )
+                        self.path, 1)
             block, done = _cut_summary(block)
-            if block.data and not block.data.isspace():
-                batch = self._parse(block, header)
-                if batch is not None and batch.num_rows:
-                    self.stats.records += batch.num_rows
-                    for start in range(0, batch.num_rows, self.batch_size):
-                        yield batch.slice(start, self.batch_size)
+            block.context = header
+            yield block
             if done:
                 return
 
-    def _parse(self, block: Block, header: list[str]) -> pa.RecordBatch | None:
+    def _table(self, block: Block, typed: bool) -> pa.Table:
+        header = block.context
+        assert isinstance(header, list)
         used = [c for c in (*NEEDED, *OPTIONAL) if c in header]
-        bad_lines: list[tuple[int, str]] = []
+        types = {c: TYPED.get(c, pa.string()) if typed else pa.string() for c in used}
+        return read_csv_block(block.data, header, used, types)
 
-        def on_invalid(row) -> str:
-            line = block.first_line + (row.number - 1 if row.number is not None else 0)
-            bad_lines.append(
-                (line, f"expected {row.expected_columns} columns, got {row.actual_columns}")
-            )
-            return "skip"
-
-        def parse(data: bytes, numbered: bool = False, typed: bool = False) -> pa.Table:
-            types = {c: TYPED.get(c, pa.string()) if typed else pa.string() for c in used}
-            return pacsv.read_csv(
-                io.BytesIO(data),
-                read_options=pacsv.ReadOptions(
-                    column_names=header, block_size=1 << 22, use_threads=numbered is False
-                ),
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=used, column_types=types, strings_can_be_null=False
-                ),
-            )
-
-        try:
-            table = parse(block.data, typed=True)
-            if not bad_lines:
-                return _convert(table)
-        except (pa.ArrowInvalid, SchemaValueError):
-            pass
-        bad_lines.clear()
-        table = parse(block.data)
-        if bad_lines:  # parse again on one thread: only then does pyarrow number rows
-            bad_lines.clear()
-            table = parse(block.data, numbered=True)
-        for line, reason in bad_lines:
-            self.problems.bad(line, reason)
-        if bad_lines:  # rows shifted: re-parse the surviving lines one by one below
-            return _convert_lines(block, parse, self.problems, skip={ln for ln, _ in bad_lines})
-        try:
-            return _convert(table)
-        except SchemaValueError:
-            return _convert_lines(block, parse, self.problems)
-
-
-def _convert_lines(block: Block, parse, problems: Problems, skip=frozenset()):
-    """Slow path: convert line by line to name (or drop) the bad ones."""
-    good = []
-    for line, text in block.lines():
-        if line in skip:
-            continue
-        try:
-            batch = _convert(parse(text + b"\n"))
-        except (SchemaValueError, pa.ArrowInvalid) as exc:
-            problems.bad(line, str(exc).replace("row 0 is", "value"))
-            continue
-        good.append(batch)
-    if not good:
-        return None
-    return pa.Table.from_batches(good).combine_chunks().to_batches()[0]
+    _convert = staticmethod(_convert)
 
 
 def _cut_summary(block: Block) -> tuple[Block, bool]:

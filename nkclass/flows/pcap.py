@@ -25,7 +25,9 @@ import pyarrow as pa
 
 from nkclass import _core
 from nkclass.errors import InputError
+from nkclass.flows.reader import Reader
 from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
+from nkclass.flows.source import Source
 from nkclass.flows.stats import ReadStats
 
 #: The schema of every batch read_pcap yields.
@@ -34,6 +36,13 @@ PCAP_SCHEMA = pa.schema(
 )
 
 _CHUNK_BYTES = 8 << 20
+PCAP_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",
+    b"\xa1\xb2\xc3\xd4",
+    b"\x4d\x3c\xb2\xa1",
+    b"\xa1\xb2\x3c\x4d",
+    b"\x0a\x0d\x0d\x0a",
+)
 
 
 class CaptureError(InputError):
@@ -62,7 +71,7 @@ def _is_seconds(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-class PcapReader:
+class PcapReader(Reader):
     """Iterator of flow batches from one capture; see :func:`read_pcap`.
 
     After iteration ends, ``counters`` holds the meter's totals (packets,
@@ -71,16 +80,19 @@ class PcapReader:
     (``{"status": "ok" | "truncated" | "corrupt", "offset": int, "reason": str}``).
     """
 
+    format = "pcap"
+    extensions = (".pcap", ".pcapng", ".cap")
+
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        source: Source,
+        batch_size: int = 65536,
+        errors: Literal["raise", "skip"] = "raise",
         *,
-        batch_size: int,
-        payload_bytes: int,
-        idle_timeout: float,
-        active_timeout: float,
-        max_flows: int,
-        errors: Literal["raise", "skip"],
+        payload_bytes: int = 512,
+        idle_timeout: float = 120.0,
+        active_timeout: float = 1800.0,
+        max_flows: int = 1_000_000,
     ) -> None:
         _check("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1,
                "an int >= 1")
@@ -93,12 +105,9 @@ class PcapReader:
         _check("max_flows", max_flows, _is_int(max_flows) and 1 <= max_flows <= 1 << 30,
                "an int in [1, 2**30]")
         _check("errors", errors, errors in ("raise", "skip"), "'raise' or 'skip'")
-        self.path = os.fspath(path)
+        super().__init__(source, batch_size, errors)
         self.counters: dict[str, int] = {}
         self.status: dict[str, object] = {}
-        self._errors = errors
-        self._batch_size = batch_size
-        self._records = 0
         # Whole milliseconds, at least 1, so tiny timeouts stay valid.
         self._meter = _core.FlowMeter(
             payload_bytes=payload_bytes,
@@ -106,14 +115,15 @@ class PcapReader:
             active_timeout_ms=max(1, round(active_timeout * 1000)),
             max_flows=max_flows,
         )
-        self._batches = self._run()
 
-    format = "pcap"
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head[:4] in PCAP_MAGICS
 
     @property
     def stats(self) -> ReadStats:
         """The counters as :class:`ReadStats` (records = flows yielded)."""
-        stats = ReadStats(records=self._records, files=[self.path])
+        stats = ReadStats(records=self._stats.records, files=[self.path])
         stats.native.update(self.counters)
         if self.status and self.status["status"] != "ok":
             stats.truncated.append(
@@ -122,32 +132,23 @@ class PcapReader:
             )
         return stats
 
-    def __iter__(self) -> PcapReader:
-        return self
-
-    def __next__(self) -> pa.RecordBatch:
-        return next(self._batches)
-
-    def _run(self) -> Iterator[pa.RecordBatch]:
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         meter = self._meter
-        buf = bytearray(_CHUNK_BYTES)
-        view = memoryview(buf)
-        with open(self.path, "rb") as f:
-            while n := f.readinto(buf):
-                meter.feed(view[:n])
-                yield from self._drain()
+        stream = self.source.stream()
+        while chunk := stream.read(_CHUNK_BYTES):
+            meter.feed(chunk)
+            yield from self._drain()
         self.status = meter.finish()
         yield from self._drain()
         self.counters = meter.counters()
-        if self.status["status"] != "ok" and self._errors == "raise":
+        if self.status["status"] != "ok" and self.errors == "raise":
             raise CaptureError(self.path, self.status["offset"], self.status["reason"])
 
     def _drain(self) -> Iterator[pa.RecordBatch]:
         while True:
-            cols = self._meter.drain(self._batch_size)
+            cols = self._meter.drain(self.batch_size)
             if len(cols["packets"]) == 0:
                 return
-            self._records += len(cols["packets"])
             yield _to_batch(cols)
 
 
@@ -219,7 +220,7 @@ def read_pcap(
     (53, b'de\\x84\\x80')
     """
     return PcapReader(
-        path,
+        Source(os.fspath(path)),
         batch_size=batch_size,
         payload_bytes=payload_bytes,
         idle_timeout=idle_timeout,

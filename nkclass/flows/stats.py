@@ -37,7 +37,12 @@ class ReadStats:
 
     def summary(self) -> str:
         """One line for the end of a CLI run."""
-        parts = [f"{self.records:,} records read", f"{self.skipped:,} skipped"]
+        return f"{self.records:,} records read, {self.details()}"
+
+    def details(self) -> str:
+        """Skipped records (with the commonest reasons), evicted flows and
+        truncated inputs."""
+        parts = [f"{self.skipped:,} skipped"]
         if self.skip_reasons:
             top = ", ".join(f"{r}: {n:,}" for r, n in self.skip_reasons.most_common(3))
             parts[-1] += f" ({top})"

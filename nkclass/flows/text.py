@@ -1,262 +1,236 @@
-"""Shared machinery of the text readers (CSV, TSV, JSON Lines).
+"""What the text readers (CSV, TSV, JSON Lines) share.
 
-Files are read in blocks of whole lines (bounded memory, transparent
-gzip/bz2/zstd by extension), each block parsed by pyarrow in one go. Only
-when a block fails does a slow path look at its lines one by one, to name
-the bad line (``errors="raise"``) or drop and count it (``errors="skip"``).
-Converters turn parsed columns into the canonical schema, vectorised.
+Input is cut into blocks of whole lines (bounded memory), each parsed by
+pyarrow in one call. Lines longer than :data:`MAX_LINE_BYTES` never reach a
+parser: they are bad lines, reported or skipped and counted like any other.
+A failing block is bisected (:func:`~nkclass.flows.reader.parse_bisecting`)
+so only a few lines around a bad one are parsed on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import io
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
-from nkclass.addresses import parse_addresses, to_ipv6_rows
-from nkclass.errors import InputError, SchemaValueError
-from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
-from nkclass.flows.stats import ReadStats
+from nkclass import _columns
+from nkclass.errors import SchemaValueError
+from nkclass.flows.reader import BAD_DATA, Problems, Reader, merge_batches, parse_bisecting
 
 BLOCK_BYTES = 16 << 20  # whole lines per parse call; pyarrow splits it across threads
-ERRORS = ("raise", "skip")
-
-PROTOCOL_NUMBERS = {
-    "icmp": 1,
-    "igmp": 2,
-    "tcp": 6,
-    "udp": 17,
-    "gre": 47,
-    "esp": 50,
-    "ah": 51,
-    "icmp6": 58,
-    "ipv6-icmp": 58,
-    "icmpv6": 58,
-    "sctp": 132,
-}
+#: Longest line a text reader accepts (flow records are a few hundred bytes).
+MAX_LINE_BYTES = 1 << 20
+UTF8_BOM = b"\xef\xbb\xbf"
+_CSV_BLOCK = 1 << 22  # pyarrow's own parse block: above MAX_LINE_BYTES
+_THREADS_ABOVE = 1 << 20  # smaller inputs parse faster on one thread
 
 
-def check_errors_mode(errors: str) -> None:
-    if errors not in ERRORS:
-        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+class FieldCountError(SchemaValueError):
+    """A CSV/TSV line with the wrong number of fields."""
 
 
 @dataclass
 class Block:
-    """Whole lines of a file: ``data`` starts at 1-based line ``first_line``."""
+    """Whole lines of a file: ``data`` starts at 1-based line
+    ``first_line``; ``context`` is what the reader needs to parse it (the
+    header in force)."""
 
     data: bytes
     first_line: int
+    context: object = None
 
-    def lines(self) -> list[tuple[int, bytes]]:
-        """(line number, text) of every line, the slow path's view."""
-        return [
-            (self.first_line + i, text)
-            for i, text in enumerate(self.data.split(b"\n"))
-            if text.strip()
-        ]
+    @property
+    def position(self) -> int:
+        return self.first_line
+
+    @property
+    def size(self) -> int:
+        """Lines in the block (blank ones included)."""
+        return self.data.count(b"\n") + (not self.data.endswith(b"\n") and bool(self.data))
+
+    def line_at(self, offset: int) -> int:
+        return self.first_line + self.data.count(b"\n", 0, offset)
+
+    def parts(self, n: int) -> list[Block]:
+        """About ``n`` blocks of about equal bytes, cut after newlines."""
+        data, out, start, line = self.data, [], 0, self.first_line
+        for i in range(1, n + 1):
+            cut = len(data) if i == n else data.find(b"\n", len(data) * i // n) + 1
+            if cut <= start:
+                continue
+            out.append(Block(data[start:cut], line, self.context))
+            line += data.count(b"\n", start, cut)
+            start = cut
+            if cut >= len(data):
+                break
+        return out
+
+    def units(self) -> list[Block]:
+        """One block per line that holds more than white space."""
+        return [Block(text + b"\n", self.first_line + i, self.context)
+                for i, text in enumerate(self.data.split(b"\n")) if text.strip()]
+
+    def split_first_line(self) -> tuple[bytes, Block]:
+        """The first line (without its newline) and the block after it."""
+        nl = self.data.find(b"\n")
+        if nl < 0:
+            return self.data, Block(b"", self.first_line + 1, self.context)
+        return self.data[:nl], Block(self.data[nl + 1:], self.first_line + 1, self.context)
+
+    def blank(self, starts: Iterable[int]) -> Block:
+        """The block with the lines starting at these offsets emptied (line
+        numbers stay right; parsers skip empty lines)."""
+        parts, pos = [], 0
+        for start in starts:
+            end = self.data.find(b"\n", start)
+            parts.append(self.data[pos:start])
+            pos = len(self.data) if end < 0 else end
+        parts.append(self.data[pos:])
+        return Block(b"".join(parts), self.first_line, self.context)
 
 
-def line_blocks(path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
-    """Blocks of whole lines of ``path`` (compressed files by extension)."""
+def line_blocks(stream, problems: Problems, block_bytes: int = BLOCK_BYTES,
+                max_line: int = MAX_LINE_BYTES) -> Iterator[Block]:
+    """Blocks of whole lines from a byte stream. A UTF-8 byte order mark at
+    the start is dropped; a line longer than ``max_line`` is reported to
+    ``problems`` (and left out, its line number kept)."""
     line = 1
     rest = b""
-    with pa.input_stream(path, compression="detect") as stream:
-        while True:
-            chunk = stream.read(block_bytes)
-            data = rest + chunk
+    skipping = False  # inside an over-long line, up to its newline
+    first = True
+    while True:
+        chunk = stream.read(block_bytes)
+        if first and chunk:
+            while len(chunk) < len(UTF8_BOM) and (more := stream.read(block_bytes)):
+                chunk += more
+            first = False
+            chunk = chunk.removeprefix(UTF8_BOM)
             if not chunk:
-                if data:
-                    yield Block(data, line)
-                return
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
                 continue
-            block, rest = data[: cut + 1], data[cut + 1 :]
-            yield Block(block, line)
-            line += block.count(b"\n")
+        if not chunk:
+            if rest and not skipping:
+                yield _checked(Block(rest, line), problems, max_line)
+            return
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            chunk, skipping = chunk[nl + 1:], False
+            line += 1
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+        else:
+            block, rest = Block(data[: cut + 1], line), data[cut + 1:]
+            line += block.data.count(b"\n")
+            yield _checked(block, problems, max_line)
+        if len(rest) > max_line:
+            problems.bad(line, f"line longer than {max_line} bytes")
+            rest, skipping = b"", True
 
 
-def split_first_line(block: Block) -> tuple[bytes, Block]:
-    """The first line of a block and the block after it."""
-    nl = block.data.find(b"\n")
-    if nl < 0:
-        return block.data, Block(b"", block.first_line + 1)
-    return block.data[:nl], Block(block.data[nl + 1 :], block.first_line + 1)
+def _checked(block: Block, problems: Problems, max_line: int) -> Block:
+    long = _columns.long_lines(np.frombuffer(block.data, np.uint8), max_line)
+    for start in long:
+        problems.bad(block.line_at(start), f"line longer than {max_line} bytes")
+    return block.blank(long) if long else block
 
 
-class Problems:
-    """Raises or counts a bad line, as the caller asked."""
+class TextReader(Reader):
+    """A line-oriented format. Subclasses parse a :class:`Block` into a
+    table (:meth:`_table`) and convert that to a canonical batch
+    (:meth:`_convert`), both raising on bad data, and may rework the
+    stream of blocks first (:meth:`_blocks`: headers, trailers).
 
-    def __init__(self, path: str, errors: str, stats: ReadStats) -> None:
-        check_errors_mode(errors)
-        self.path = path
-        self.errors = errors
-        self.stats = stats
+    With ``typed_first``, whole blocks are first parsed with types given to
+    the parser (fast, strict); a block that fails is parsed as text, which
+    the converters accept more widely and check value by value.
+    """
 
-    def bad(self, line: int | None, reason: str) -> None:
-        if self.errors == "raise":
-            raise InputError(reason, self.path, line)
-        self.stats.skip(reason.split(":")[0])
+    typed_first: ClassVar[bool] = True
 
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        blocks = line_blocks(self.source.stream(), self.problems)
+        fast = self._parse_typed if self.typed_first else None
+        for block in self._blocks(blocks):
+            if not block.data or block.data.isspace():
+                continue
+            batch = merge_batches(
+                parse_bisecting(block, self._parse, self.problems, self._reason, fast))
+            if batch is not None:
+                yield batch
 
-# ------------------------------------------------------------------ converters
+    def _blocks(self, blocks: Iterator[Block]) -> Iterator[Block]:
+        return blocks
 
+    def _table(self, block: Block, typed: bool) -> pa.Table:
+        raise NotImplementedError
 
-def _texts(arr: pa.Array) -> pa.Array:
-    return (
-        arr
-        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
-        else (arr.cast(pa.string()))
-    )
+    def _convert(self, table: pa.Table) -> pa.RecordBatch:
+        raise NotImplementedError
 
+    def _parse_typed(self, block: Block) -> pa.RecordBatch:
+        return self._convert(self._table(block, True))
 
-def address_column(arr: pa.Array, column: str) -> pa.Array:
-    """Address text as canonical 16-byte binary (IPv4 mapped)."""
-    rows = parse_addresses(_texts(arr), column)
-    if rows.dtype == np.uint32:
-        rows = to_ipv6_rows(rows)
-    return pa.FixedSizeBinaryArray.from_buffers(ADDRESS, len(rows), [None, pa.py_buffer(rows)])
+    def _parse(self, block: Block) -> pa.RecordBatch:
+        if self.typed_first:
+            try:
+                return self._parse_typed(block)
+            except FieldCountError:
+                raise  # no better as text
+            except BAD_DATA:
+                pass
+        return self._convert(self._table(block, False))
 
-
-def unsigned_column(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Array:
-    """Integers (or integer text) checked against dtype's range, never wrapped."""
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        try:  # fast path: Arrow's checked cast refuses bad text and overflow
-            return arr.cast(dtype)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # find and name the bad row below
-        arr = pc.utf8_trim_whitespace(arr)
-        ok = pc.match_substring_regex(arr, r"^\d{1,20}$")
-        bad = pc.invert(ok)
-        if pc.any(bad).as_py():
-            row = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
-            raise SchemaValueError(
-                f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
-                "expected a non-negative integer"
-            )
-        arr = arr.cast(pa.uint64())
-    elif pa.types.is_floating(arr.type):
-        values = arr.to_numpy(zero_copy_only=False)
-        frac = values != np.floor(values)
-        if frac.any():
-            row = int(np.flatnonzero(frac)[0])
-            raise SchemaValueError(
-                f"column {column!r}: row {row} is {values[row]}, expected an integer"
-            )
-        arr = pa.array(values.astype(np.int64))
-    elif not pa.types.is_integer(arr.type):
-        raise SchemaValueError(f"column {column!r}: expected integers, got {arr.type}")
-    values = arr.to_numpy(zero_copy_only=False)
-    limit = np.iinfo(dtype.to_pandas_dtype()).max
-    bad = (values < 0) | (values > limit)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise SchemaValueError(f"column {column!r}: row {row} is {values[row]}, outside 0..{limit}")
-    return pa.array(values.astype(dtype.to_pandas_dtype()), dtype)
+    def _reason(self, exc: Exception) -> str:
+        """What a bad line's message says."""
+        text = str(exc)
+        if isinstance(exc, SchemaValueError):
+            return text.replace("row 0 is", "value")
+        for prefix in ("CSV parse error: ", "JSON parse error: "):
+            text = text.replace(prefix, "")
+        text = re.sub(r"\.? in row \d+$", "", text)  # the parser's count, not the line
+        return f"invalid {self.format} record: {text}"
 
 
-def protocol_column(arr: pa.Array, column: str) -> pa.Array:
-    """Protocol numbers, or names (tcp, UDP, icmp, ...) mapped to numbers."""
-    if pa.types.is_integer(arr.type):
-        return unsigned_column(arr, column, pa.uint8())
-    text = pc.utf8_lower(pc.utf8_trim_whitespace(_texts(arr)))
-    names = pa.array(list(PROTOCOL_NUMBERS))
-    numbers = pa.array(list(PROTOCOL_NUMBERS.values()), pa.uint8())
-    idx = pc.index_in(text, value_set=names)
-    named = pc.take(numbers, idx)
-    numeric = pc.match_substring_regex(text, r"^\d{1,3}$")
-    if pc.any(pc.and_(pc.is_null(idx), pc.invert(numeric))).as_py():
-        mask = pc.and_(pc.is_null(idx), pc.invert(numeric)).to_numpy(zero_copy_only=False)
-        row = int(np.flatnonzero(mask)[0])
-        raise SchemaValueError(
-            f"column {column!r}: row {row} is {arr[row].as_py()!r}, expected a "
-            f"protocol number or one of {', '.join(PROTOCOL_NUMBERS)}"
-        )
-    as_number = unsigned_column(pc.if_else(numeric, text, "0"), column, pa.uint8())
-    return pc.if_else(numeric, as_number, named)
-
-
-def timestamp_column(arr: pa.Array, column: str, unit: str = "s") -> pa.Array:
-    """Times as timestamp[ms, UTC]. Numbers are epoch values in ``unit``
-    (s, ms, us, ns; fractions allowed for s); text is ISO-like
-    "YYYY-MM-DD HH:MM:SS[.fff]" in UTC."""
-    if pa.types.is_timestamp(arr.type):
-        return arr.cast(pa.timestamp("ms", tz=arr.type.tz or "UTC")).cast(TIMESTAMP)
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        text = pc.utf8_trim_whitespace(arr)
-        try:
-            parsed = text.cast(pa.timestamp("ns"))
-        except pa.ArrowInvalid:
-            numeric = pc.match_substring_regex(text, r"^\d+(\.\d*)?$")
-            if pc.all(numeric).as_py():
-                return timestamp_column(text.cast(pa.float64()), column, unit)
-            row = _first_unparsable_time(text)
-            raise SchemaValueError(
-                f"column {column!r}: row {row} is {arr[row].as_py()!r}, "
-                "expected a time such as 2019-05-01 10:00:00"
-            ) from None
-        ms = pc.divide(parsed.cast(pa.int64()), 1_000_000)
-        return ms.cast(pa.timestamp("ms")).cast(TIMESTAMP)
-    scale = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}[unit]
-    if pa.types.is_floating(arr.type):
-        values = np.round(arr.to_numpy(zero_copy_only=False) * scale).astype(np.int64)
-    elif pa.types.is_integer(arr.type):
-        raw = arr.to_numpy(zero_copy_only=False).astype(np.int64)
-        values = raw * int(scale) if scale >= 1 else raw // round(1 / scale)
-    else:
-        raise SchemaValueError(f"column {column!r}: expected times, got {arr.type}")
-    return pa.array(values, pa.int64()).cast(TIMESTAMP)
-
-
-def _first_unparsable_time(text: pa.Array) -> int:
-    for i in range(len(text)):
-        try:
-            pa.array([text[i].as_py()]).cast(pa.timestamp("ns"))
-        except pa.ArrowInvalid:
-            return i
-    return 0
-
-
-def canonical_batch(columns: dict[str, pa.Array]) -> pa.RecordBatch:
-    """A RecordBatch in canonical field order: the required fields, then
-    whichever optional ones are present."""
-    fields = [f for f in REQUIRED]
-    fields += [
-        ALL_FIELDS[name]
-        for name in ALL_FIELDS
-        if name in columns and ALL_FIELDS[name] not in REQUIRED
-    ]
-    arrays = [columns[f.name].cast(f.type) for f in fields]
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def convert_rows(
-    table: pa.Table,
-    convert: Callable[[pa.Table], pa.RecordBatch],
-    block: Block,
-    problems: Problems,
-    parse_line: Callable[[bytes], pa.Table],
-) -> pa.RecordBatch | None:
-    """Convert a parsed block; on a conversion error find the bad line(s):
-    raise naming it, or drop them and convert the rest."""
+def read_csv_block(
+    data: bytes,
+    names: list[str],
+    columns: list[str],
+    types: dict[str, pa.DataType],
+    delimiter: str = ",",
+    quote: str | bool = False,
+    null_values: list[str] | None = None,
+) -> pa.Table:
+    """Parse CSV/TSV text with pyarrow; a line with the wrong number of
+    fields is a :class:`FieldCountError` saying so."""
+    # A quoted "" is an empty string, an empty field a null: as pyarrow writes them.
+    convert = pacsv.ConvertOptions(include_columns=columns, column_types=types,
+                                   strings_can_be_null=null_values is not None,
+                                   quoted_strings_can_be_null=False)
+    if null_values is not None:
+        convert.null_values = null_values
     try:
-        return convert(table)
-    except SchemaValueError:
-        pass
-    good = []
-    for line, text in block.lines():
-        try:
-            one = parse_line(text)
-            convert(one)
-        except (SchemaValueError, pa.ArrowInvalid, ValueError) as exc:
-            problems.bad(line, str(exc))
-            continue
-        good.append(one)
-    if not good:
-        return None
-    return convert(pa.concat_tables(good, promote_options="permissive"))
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=_CSV_BLOCK,
+                                           use_threads=len(data) > _THREADS_ABOVE),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote),
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid as exc:
+        # (an invalid_row_handler would see the row decoded, which fails on bad UTF-8)
+        count = _FIELD_COUNT.search(str(exc))
+        if count:
+            raise FieldCountError(f"expected {count[1]} columns, got {count[2]}") from None
+        raise
+
+
+_FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")

@@ -15,14 +15,16 @@ import pytest
 import nkclass
 from nkclass import InputError
 from nkclass.cli import main
-from nkclass.flows.io import detect_format
+from nkclass.flows.formats import detect_format
+from nkclass.flows.read import FlowReader
 from nkclass.flows.schema import FLOW_SCHEMA
+from nkclass.flows.source import Source
 
 DATA = Path(__file__).parent.parent / "data"
 FLOWS = DATA / "flows"
 
 
-def read_all(path, **kwargs) -> tuple[pa.Table, nkclass.flows.io.FlowReader]:
+def read_all(path, **kwargs) -> tuple[pa.Table, FlowReader]:
     reader = nkclass.read(path, **kwargs)
     batches = list(reader)
     return pa.Table.from_batches(batches) if batches else None, reader
@@ -49,7 +51,8 @@ def addresses(table: pa.Table, column: str) -> list[str]:
     ],
 )
 def test_format_is_detected_and_schema_is_canonical(name, fmt):
-    assert detect_format(FLOWS / name) == fmt
+    with Source(str(FLOWS / name)) as source:
+        assert detect_format(source) == fmt
     table, _ = read_all(FLOWS / name)
     for field in FLOW_SCHEMA:
         assert table.schema.field(field.name).type == field.type, field.name
@@ -260,7 +263,7 @@ def test_cli_classify_writes_the_documented_columns(tmp_path, capsys):
         "peer_org",
     ]
     assert table.num_rows == 6
-    assert "6 records read, 0 skipped" in capsys.readouterr().err
+    assert "6 rows in, 6 rows out" in capsys.readouterr().err
 
 
 def test_cli_classify_fails_with_file_and_line_then_skips(tmp_path, capsys):

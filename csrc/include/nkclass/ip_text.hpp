@@ -14,8 +14,9 @@ namespace nkclass {
 
 enum class IpFamily : std::uint8_t { kInvalid = 0, kV4 = 4, kV6 = 6 };
 
-// Parses one address. On kV4 `*v4` is set; on kV6 `*v6` is set (an
-// IPv4-mapped IPv6 text such as ::ffff:1.2.3.4 stays kV6).
+// Parses one address: exactly `len` bytes, no surrounding space, no embedded
+// NUL. On kV4 `*v4` is set; on kV6 `*v6` is set (an IPv4-mapped IPv6 text
+// such as ::ffff:1.2.3.4 stays kV6).
 IpFamily parse_ip(const char* s, std::size_t len, ipv4_host_t* v4, ipv6_net_t* v6) noexcept;
 
 // Parses "address/length"; a bare address means /32 or /128. Host bits are

@@ -40,8 +40,9 @@ def synthetic(tmp_path_factory):
 
 def test_aggregate_nkclass(benchmark, synthetic):
     _, _, results = synthetic
-    measure(benchmark, AGG, "nkclass", N_FLOWS, lambda: aggregate(results, bucket="day"),
-            rounds=3)
+    # The same table the pandas baseline ends with (the report keeps more).
+    measure(benchmark, AGG, "nkclass", N_FLOWS,
+            lambda: aggregate(results, bucket="day").table(), rounds=3)
 
 
 def pandas_aggregate(results) -> pd.DataFrame:

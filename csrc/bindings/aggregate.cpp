@@ -108,6 +108,29 @@ void init_aggregate(py::module_& m) {
                  });
                  return py::make_tuple(bucket, path, activity, extra, sums, has_sets);
              })
+        .def("all_sets",
+             [](const Aggregator& self) {
+                 // Every group's four sets back to back: group g's set k is
+                 // buffer[offsets[g, k] : offsets[g, k + 1]] (empty: no set)
+                 // of sizes[g, k] elements.
+                 const std::size_t n = self.group_count();
+                 carray<std::int64_t> offsets(
+                     {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(5)});
+                 carray<std::uint64_t> sizes(
+                     {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(4)});
+                 std::string buffer;
+                 std::int64_t* o = offsets.mutable_data();
+                 std::uint64_t* z = sizes.mutable_data();
+                 for (std::size_t g = 0; g < n; ++g) {
+                     o[5 * g] = static_cast<std::int64_t>(buffer.size());
+                     for (int k = 0; k < 4; ++k) {
+                         if (self.has_sets(g)) buffer += self.serialized_set(g, k);
+                         o[5 * g + k + 1] = static_cast<std::int64_t>(buffer.size());
+                         z[4 * g + k] = self.set_size(g, k);
+                     }
+                 }
+                 return py::make_tuple(py::bytes(buffer), offsets, sizes);
+             })
         .def(
             "sets",
             [](const Aggregator& self, std::size_t g) {

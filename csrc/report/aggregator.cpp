@@ -154,7 +154,16 @@ struct Aggregator::Index {
     std::vector<std::uint32_t> v4[2];          // hosts, peers: IPv4 value per watched row
     std::vector<std::uint8_t> is_v4[2];
     std::vector<WidePair> v6[2];               // (group, /64)
-    std::vector<std::uint32_t> starts, laid;   // counting sort by group
+    std::vector<std::uint32_t> starts, cursor, order, laid;  // counting sort by group
+    // The groups met lately, by (path, activity, extra): time-ordered
+    // input meets the same few dozen groups for hours, and this L1-sized
+    // table spares most lookups in the full index.
+    struct Recent {
+        GroupKey key;
+        std::uint32_t gid = ~0u;
+    };
+    static constexpr std::size_t kRecent = 1024;
+    Recent recent[kRecent];
 };
 
 struct Aggregator::Sets {
@@ -207,8 +216,6 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
     }
     const bool upstreams = b.src_as != nullptr && b.dst_as != nullptr;
     bool ok = true;
-    GroupKey last_key;
-    std::uint32_t last_gid = ~0u;
     ProfileKey last_pkey;
     std::uint32_t last_pid = ~0u;
     std::int64_t first = b.ts_start[0], last = b.ts_start[0];
@@ -222,12 +229,15 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
         key.path = b.path[i];
         key.activity = b.activity[i];
         key.extra = b.extra ? b.extra[i] : 0;
-        if (!(key == last_key) || last_gid == ~0u) {
-            last_gid = ix.groups.id(key);
-            last_key = key;
+        Index::Recent& seen =
+            ix.recent[(key.path * 0x9e37u + key.activity * 0x85ebu + key.extra * 0xc2b3u) &
+                      (Index::kRecent - 1)];
+        if (seen.gid == ~0u || !(seen.key == key)) {
+            seen.gid = ix.groups.id(key);
+            seen.key = key;
             if (3 * ix.groups.size() > ix.sums.size()) ix.sums.resize(3 * ix.groups.size(), 0);
         }
-        const std::uint32_t g = last_gid;
+        const std::uint32_t g = seen.gid;
         ix.gid[i] = g;
         const std::uint64_t nbytes = b.bytes ? b.bytes[i] : 0;
         const std::uint64_t npackets = b.packets ? b.packets[i] : 0;
@@ -289,6 +299,7 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
               !__builtin_add_overflow(upstreams_[u].bytes, ix.upstream_sums[2 * u + 1], &scratch);
     if (!ok) {
         ix.groups.truncate(groups0);
+        for (Index::Recent& r : ix.recent) r.gid = ~0u;  // may name the groups undone
         ix.profiles.truncate(profiles0);
         ix.upstreams.truncate(upstreams0);
         return BuildStatus::failure(0, "a flow, byte or packet sum passes 2^64 - 1");
@@ -323,11 +334,11 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
     ix.starts.assign(n_groups + 1, 0);
     for (std::uint32_t row : ix.watched) ++ix.starts[ix.gid[row] + 1];
     for (std::size_t g = 0; g < n_groups; ++g) ix.starts[g + 1] += ix.starts[g];
-    std::vector<std::uint32_t> order(n_watched);  // watched index, by group
-    {
-        std::vector<std::uint32_t> cursor(ix.starts.begin(), ix.starts.end() - 1);
-        for (std::uint32_t w = 0; w < n_watched; ++w) order[cursor[ix.gid[ix.watched[w]]]++] = w;
-    }
+    ix.order.resize(n_watched);  // watched index, by group
+    ix.cursor.assign(ix.starts.begin(), ix.starts.end() - 1);
+    for (std::uint32_t w = 0; w < n_watched; ++w)
+        ix.order[ix.cursor[ix.gid[ix.watched[w]]]++] = w;
+    const std::uint32_t* order = ix.order.data();
     for (int which = 0; which < 2; ++which) {
         ix.laid.resize(n_watched);
         for (std::size_t g = 0; g < n_groups; ++g) {
@@ -356,6 +367,13 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
     first_ms_ = first_ms_ < 0 ? first : std::min(first_ms_, first);
     last_ms_ = std::max(last_ms_, last);
     return BuildStatus::success();
+}
+
+std::uint64_t Aggregator::set_size(std::size_t g, int which) const noexcept {
+    const Sets* sets = groups_[g].sets;
+    if (sets == nullptr || which < 0 || which > 3) return 0;
+    if (which < 2) return sets->v4[which] ? roaring_bitmap_get_cardinality(sets->v4[which]) : 0;
+    return sets->v6[which - 2] ? roaring64_bitmap_get_cardinality(sets->v6[which - 2]) : 0;
 }
 
 std::string Aggregator::serialized_set(std::size_t g, int which) const {

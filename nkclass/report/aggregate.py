@@ -13,13 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyroaring import BitMap, BitMap64
 
 from nkclass import _core
 from nkclass.classify import Classified
 from nkclass.errors import SchemaValueError
 from nkclass.labels import ACTIVITIES, APPS, SIDES
-from nkclass.report.model import BUCKETS, Group, Report, bucket_start_ms
+from nkclass.report.model import BUCKETS, GroupColumns, Report, bucket_start_ms
 from nkclass.report.select import FlowFilter
 
 BYS = (None, "app", "service")
@@ -302,24 +301,11 @@ class Accumulator:
             report.note_times(native.first_ms, native.last_ms)
         paths, activities = self.paths.names, self.activities.names
         extras = self.extras.names if self.by is not None else [None]
-        buckets, path, activity, extra, sums, has_sets = native.groups()
-        starts = bucket_start_ms(buckets, self.bucket).tolist()
-        path, activity, extra = path.tolist(), activity.tolist(), extra.tolist()
-        flows_, bytes_, packets_ = (sums[:, k].tolist() for k in range(3))
-        for g in range(len(starts)):
-            group = Group(flows_[g], bytes_[g], packets_[g])
-            if has_sets[g]:
-                hosts, peers, hosts6, peers6 = native.sets(g)
-                if hosts:
-                    group.hosts = BitMap.deserialize(hosts)
-                if peers:
-                    group.peers = BitMap.deserialize(peers)
-                if hosts6:
-                    group.hosts6 = BitMap64.deserialize(hosts6)
-                if peers6:
-                    group.peers6 = BitMap64.deserialize(peers6)
-            report.groups[(starts[g], paths[path[g]], activities[activity[g]],
-                           extras[extra[g]])] = group
+        buckets, path, activity, extra, sums, _ = native.groups()
+        buffer, offsets, sizes = native.all_sets()
+        report.set_columns(GroupColumns(
+            bucket_start_ms(buckets, self.bucket), _names(paths)[path],
+            _names(activities)[activity], _names(extras)[extra], sums, sizes, buffer, offsets))
         p_path, p_activity, counters = native.profiles()
         if counters.size and int(counters.max()) > INT64_MAX:
             raise SchemaValueError("a profile's byte count passes 2^63 - 1")
@@ -334,6 +320,12 @@ class Accumulator:
                                                  strict=True)):
             report.add_upstream((start, paths[pc_], asn), int(u_sums[u, 0]), int(u_sums[u, 1]))
         return report
+
+
+def _names(names: list) -> np.ndarray:
+    out = np.empty(len(names), object)
+    out[:] = names
+    return out
 
 
 def _address_args(addrs: np.ndarray, side: str) -> dict[str, np.ndarray]:

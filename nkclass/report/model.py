@@ -12,7 +12,7 @@ touch no watched path (path ``none``) are counted but add no addresses.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -72,15 +72,65 @@ def format_time(ms: int) -> str:
     return dt.strftime("%Y-%m-%d %H:%M") if dt.hour or dt.minute else dt.strftime("%Y-%m-%d")
 
 
-@dataclass
 class Group:
-    flows: int = 0
-    bytes: int = 0
-    packets: int = 0
-    hosts: BitMap = field(default_factory=BitMap)
-    peers: BitMap = field(default_factory=BitMap)
-    hosts6: BitMap64 | None = None
-    peers6: BitMap64 | None = None
+    """One report group: flows, bytes, packets and the distinct watched
+    hosts and outside peers (IPv4 in ``hosts``/``peers``, IPv6 /64s in
+    ``hosts6``/``peers6``, None when there are none).
+
+    Groups from the native pass arrive packed (their sets serialized in one
+    shared buffer) and unpack on first use of a set; their distinct counts
+    are known without unpacking, so a report that is only printed never
+    builds a bitmap."""
+
+    __slots__ = ("_packed", "_sets", "_sizes", "bytes", "flows", "packets")
+    SETS = ("hosts", "peers", "hosts6", "peers6")
+
+    def __init__(self, flows: int = 0, bytes: int = 0, packets: int = 0,
+                 hosts: BitMap | None = None, peers: BitMap | None = None,
+                 hosts6: BitMap64 | None = None, peers6: BitMap64 | None = None) -> None:
+        self.flows, self.bytes, self.packets = flows, bytes, packets
+        self._sets: list | None = [BitMap() if hosts is None else hosts,
+                                   BitMap() if peers is None else peers, hosts6, peers6]
+        self._packed: tuple | None = None
+        self._sizes: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def packed(cls, flows: int, nbytes: int, packets: int, buffer: memoryview,
+               bounds: tuple[int, int, int, int, int], sizes: tuple[int, int, int, int]) -> Group:
+        """A group whose sets are ``buffer[bounds[k]:bounds[k + 1]]`` in the
+        portable roaring formats (empty: no set), of ``sizes`` elements."""
+        group = cls.__new__(cls)
+        group.flows, group.bytes, group.packets = flows, nbytes, packets
+        group._sets, group._packed, group._sizes = None, (buffer, bounds), sizes
+        return group
+
+    def _unpacked(self) -> list:
+        if self._sets is None:
+            buffer, (a, h, p, h6, p6) = self._packed
+            self._sets = [
+                BitMap.deserialize(buffer[a:h]) if h > a else BitMap(),
+                BitMap.deserialize(buffer[h:p]) if p > h else BitMap(),
+                BitMap64.deserialize(buffer[p:h6]) if h6 > p else None,
+                BitMap64.deserialize(buffer[h6:p6]) if p6 > h6 else None,
+            ]
+            self._packed = self._sizes = None
+        return self._sets
+
+    def _set(self, k: int, value) -> None:
+        self._unpacked()[k] = value
+
+    hosts = property(lambda self: self._unpacked()[0], lambda self, v: self._set(0, v))
+    peers = property(lambda self: self._unpacked()[1], lambda self, v: self._set(1, v))
+    hosts6 = property(lambda self: self._unpacked()[2], lambda self, v: self._set(2, v))
+    peers6 = property(lambda self: self._unpacked()[3], lambda self, v: self._set(3, v))
+
+    def distinct(self, which: str) -> int:
+        """Distinct ``hosts`` or ``peers`` (IPv4 addresses plus IPv6 /64s)."""
+        k = self.SETS.index(which)
+        if self._sets is None:
+            return self._sizes[k] + self._sizes[k + 2]
+        sixes = self._sets[k + 2]
+        return len(self._sets[k]) + (len(sixes) if sixes is not None else 0)
 
     def merge(self, other: Group) -> None:
         self.flows += other.flows
@@ -92,6 +142,8 @@ class Group:
         self.peers6 = _union64(self.peers6, other.peers6)
 
     def copy(self) -> Group:
+        if self._sets is None:  # packed sets are never changed in place: share them
+            return Group.packed(self.flows, self.bytes, self.packets, *self._packed, self._sizes)
         return Group(
             self.flows,
             self.bytes,
@@ -101,6 +153,21 @@ class Group:
             _copy64(self.hosts6),
             _copy64(self.peers6),
         )
+
+    def __getstate__(self) -> tuple:
+        return (self.flows, self.bytes, self.packets, *self._unpacked())
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Group):
+            return NotImplemented
+        return self.__getstate__() == other.__getstate__()
+
+    def __repr__(self) -> str:
+        return (f"Group(flows={self.flows}, bytes={self.bytes}, packets={self.packets}, "
+                f"hosts={self.distinct('hosts')}, peers={self.distinct('peers')})")
 
 
 def _union64(a: BitMap64 | None, b: BitMap64 | None) -> BitMap64 | None:
@@ -162,6 +229,53 @@ class Trend:
         return f"{what} {self.metric} per day {change}, {span}"
 
 
+@dataclass
+class GroupColumns:
+    """Groups as the native pass hands them over: keys, counters, distinct
+    counts and the serialized address sets, one row per group. A report
+    keeps them like this until a group is needed as an object, so building
+    and printing a report costs no Python work per group."""
+
+    starts: np.ndarray  # bucket start, ms
+    paths: np.ndarray  # names (object arrays)
+    activities: np.ndarray
+    extras: np.ndarray
+    sums: np.ndarray  # (n, 3) uint64: flows, bytes, packets
+    sizes: np.ndarray  # (n, 4) uint64: |hosts|, |peers|, |hosts /64|, |peers /64|
+    buffer: bytes  # group g's set k is buffer[offsets[g, k]:offsets[g, k + 1]]
+    offsets: np.ndarray  # (n, 5) int64
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def groups(self) -> dict[tuple, Group]:
+        sets = memoryview(self.buffer)
+        flows, nbytes, packets = (self.sums[:, k].tolist() for k in range(3))
+        keys = zip(self.starts.tolist(), self.paths.tolist(), self.activities.tolist(),
+                   self.extras.tolist(), strict=True)
+        return {
+            key: Group.packed(flows[g], nbytes[g], packets[g], sets, tuple(bounds), tuple(size))
+            for g, (key, bounds, size) in enumerate(
+                zip(keys, self.offsets.tolist(), self.sizes.tolist(), strict=True))
+        }
+
+    def table(self, by: str | None, min_flows: int) -> pa.Table:
+        keep = self.sums[:, 0] >= min_flows
+        cols = {
+            "bucket": pa.array(self.starts[keep]).cast(pa.timestamp("ms", tz="UTC")),
+            "path": pa.array(self.paths[keep], pa.string()),
+            "activity": pa.array(self.activities[keep], pa.string()),
+        }
+        if by:
+            cols[by] = pa.array(self.extras[keep], pa.string())
+        for k, name in enumerate(("flows", "bytes", "packets")):
+            cols[name] = pa.array(self.sums[keep, k], pa.uint64())
+        cols["hosts"] = pa.array(self.sizes[keep, 0] + self.sizes[keep, 2], pa.uint64())
+        cols["peers"] = pa.array(self.sizes[keep, 1] + self.sizes[keep, 3], pa.uint64())
+        order = [(name, "ascending") for name in ("bucket", "path", "activity", by) if name]
+        return pa.table(cols).sort_by(order)
+
+
 class Report:
     """Aggregated classified flows. Build with :func:`nkclass.aggregate`;
     combine with ``+``; read with :meth:`table`, :meth:`trend`,
@@ -174,13 +288,30 @@ class Report:
     def __init__(self, bucket: str = "day", by: str | None = None) -> None:
         self.bucket = bucket
         self.by = by
-        self.groups: dict[tuple[int, str, str, str | None], Group] = {}
+        self._groups: dict[tuple[int, str, str, str | None], Group] = {}
+        self._columns: GroupColumns | None = None  # groups not yet made objects
         self.profiles: dict[str, dict[tuple[str, str], np.ndarray]] = {"hour": {}, "weekday": {}}
         self.upstreams: dict[tuple[int, str, int], list[int]] = {}
         # first and last flow start seen (ms, UTC; None while empty)
         self.first_ms: int | None = None
         self.last_ms: int | None = None
         self._index: _GroupIndex | None = None
+
+    @property
+    def groups(self) -> dict[tuple[int, str, str, str | None], Group]:
+        """Group objects by (bucket start ms, path, activity, app/service or
+        None)."""
+        if self._columns is not None:
+            self._groups = self._columns.groups()
+            self._columns = None
+        return self._groups
+
+    def set_columns(self, columns: GroupColumns) -> None:
+        """Give an empty report its groups in column form (the native pass's)."""
+        if self._groups or self._columns is not None:
+            raise ValueError("set_columns needs a report without groups")
+        self._columns = columns
+        self._index = None
 
     # ------------------------------------------------------------- building
     def merge_in(self, other: Report, consume: bool = False) -> Report:
@@ -237,11 +368,13 @@ class Report:
 
     # -------------------------------------------------------------- reading
     def __len__(self) -> int:
-        return len(self.groups)
+        return len(self._columns) if self._columns is not None else len(self._groups)
 
     def table(self, min_flows: int = 0) -> pa.Table:
         """One row per group: bucket (start, UTC), path, activity, [app or
         service], flows, bytes, packets, hosts, peers (distinct counts)."""
+        if self._columns is not None:
+            return self._columns.table(self.by, min_flows)
         keys = sorted(k for k, g in self.groups.items() if g.flows >= min_flows)
         groups = [self.groups[k] for k in keys]
         cols = {
@@ -254,8 +387,8 @@ class Report:
         cols["flows"] = pa.array([g.flows for g in groups], pa.uint64())
         cols["bytes"] = pa.array([g.bytes for g in groups], pa.uint64())
         cols["packets"] = pa.array([g.packets for g in groups], pa.uint64())
-        cols["hosts"] = pa.array([_distinct(g.hosts, g.hosts6) for g in groups], pa.uint64())
-        cols["peers"] = pa.array([_distinct(g.peers, g.peers6) for g in groups], pa.uint64())
+        cols["hosts"] = pa.array([g.distinct("hosts") for g in groups], pa.uint64())
+        cols["peers"] = pa.array([g.distinct("peers") for g in groups], pa.uint64())
         return pa.table(cols)
 
     def _rows(self, where: dict, lo: float = -math.inf, hi: float = math.inf) -> list[Group]:
@@ -446,18 +579,19 @@ class Report:
         }
 
     def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        self._groups = state.pop("groups")
+        self._columns = None
         self.__dict__.update({"first_ms": None, "last_ms": None, **state})
         self._index = None
-
-
-def _distinct(v4: BitMap, v6: BitMap64 | None) -> int:
-    return len(v4) + (len(v6) if v6 is not None else 0)
 
 
 def sum_metric(groups: list[Group], metric: str) -> int:
     """``metric`` over groups: counters add up, hosts and peers are the size
     of the union of their address sets."""
     if metric in ("hosts", "peers"):
+        if len(groups) == 1:
+            return groups[0].distinct(metric)
         v4 = BitMap.union(*(getattr(g, metric) for g in groups)) if groups else BitMap()
         sixes = [x for g in groups if (x := getattr(g, metric + "6")) is not None]
         return len(v4) + (len(BitMap64.union(*sixes)) if sixes else 0)

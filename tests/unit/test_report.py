@@ -371,3 +371,18 @@ def test_streamed_batches_equal_one_batch(split, by):
     streamed = aggregate(parts, bucket="week", by=by)
     assert streamed == whole
     assert streamed.profile("weekday").tolist() == whole.profile("weekday").tolist()
+
+
+def test_column_groups_and_group_objects_give_one_table(clf):
+    """A fresh report answers from the native columns; once its groups are
+    objects (and their sets unpacked) the table is the same, and so is a
+    pickled copy."""
+    for by in (None, "service"):
+        result = clf.classify(flows(4000, seed=8, v6_share=0.2))
+        fresh = aggregate(result, bucket="day", by=by)
+        from_columns = fresh.table()
+        for group in fresh.groups.values():
+            group.hosts  # noqa: B018 - unpacks the sets
+        assert fresh.table().equals(from_columns)
+        assert pickle.loads(pickle.dumps(aggregate(result, bucket="day", by=by))).table().equals(
+            from_columns)

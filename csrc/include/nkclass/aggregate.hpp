@@ -115,6 +115,8 @@ public:
     // for /64s); an empty string when the group has no such set.
     // which: 0 hosts, 1 peers, 2 hosts /64, 3 peers /64.
     std::string serialized_set(std::size_t g, int which) const;
+    // The number of elements of that set (0 when it has none).
+    std::uint64_t set_size(std::size_t g, int which) const noexcept;
 
     std::size_t profile_count() const noexcept { return profile_keys_.size(); }
     const ProfileKey& profile_key(std::size_t p) const noexcept { return profile_keys_[p]; }

@@ -99,9 +99,9 @@ void init_aggregate(py::module_& m) {
                      has_sets.mutable_data()[g] = self.has_sets(g) ? 1 : 0;
                      const GroupKey& k = self.group_key(g);
                      bucket.mutable_data()[g] = k.bucket;
-                     path.mutable_data()[g] = k.path;
-                     activity.mutable_data()[g] = k.activity;
-                     extra.mutable_data()[g] = k.extra;
+                     path.mutable_data()[g] = k.path();
+                     activity.mutable_data()[g] = k.activity();
+                     extra.mutable_data()[g] = k.extra();
                  }
                  auto sums = table(n, 3, [&](std::size_t g, std::uint64_t* row) {
                      std::copy(self.group_sums(g), self.group_sums(g) + 3, row);

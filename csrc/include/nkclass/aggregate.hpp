@@ -53,12 +53,16 @@ struct AggregateBatch {
 
 struct GroupKey {
     std::int64_t bucket = 0;
-    std::uint32_t extra = 0;
-    std::uint16_t path = 0;
-    std::uint8_t activity = 0;
+    std::uint64_t tag = 0;  // extra << 24 | path << 8 | activity (see label())
+    static std::uint64_t label(std::uint16_t path, std::uint8_t activity,
+                               std::uint32_t extra) noexcept {
+        return std::uint64_t(extra) << 24 | std::uint64_t(path) << 8 | activity;
+    }
+    std::uint16_t path() const noexcept { return static_cast<std::uint16_t>(tag >> 8); }
+    std::uint8_t activity() const noexcept { return static_cast<std::uint8_t>(tag); }
+    std::uint32_t extra() const noexcept { return static_cast<std::uint32_t>(tag >> 24); }
     bool operator==(const GroupKey& o) const noexcept {
-        return bucket == o.bucket && extra == o.extra && path == o.path &&
-               activity == o.activity;
+        return bucket == o.bucket && tag == o.tag;
     }
 };
 

@@ -126,7 +126,7 @@ def test_report_pandas_baseline(benchmark, synthetic):
 
 @pytest.mark.guard
 def test_guard_aggregate(registry):
-    registry.guard(AGG, "nkclass", "pandas", 0.6,
+    registry.guard(AGG, "nkclass", "pandas", 1.0,
                    "same table; nkclass also keeps mergeable sets, profiles, upstreams")
 
 

@@ -98,6 +98,7 @@ class Classifier:
     ) -> tuple[U16, U8, U32, U8, U8, U16, U8, U32]: ...  # ..., the peer's AS entry id
 
 class PairCache:
+    max_capacity: int  # 2**30
     def __init__(self, capacity: int, ttl_ms: int) -> None: ...
     def __len__(self) -> int: ...
     def clear(self) -> None: ...
@@ -144,6 +145,9 @@ class MeterCounters(TypedDict):
     ip_fragments: int
     flows_emitted: int
     flows_evicted: int
+    memory_evictions: int  # of flows_evicted, forced out by max_memory_bytes
+    wire_len_fixed: int  # records whose impossible wire length became the captured length
+    peak_memory_bytes: int  # most flow-table memory held at once
     truncated: int
 
 class FlowColumns(TypedDict):
@@ -168,11 +172,14 @@ class FlowMeter:
         idle_timeout_ms: int = 120000,
         active_timeout_ms: int = 1800000,
         max_flows: int = 1000000,
+        max_memory_bytes: int = 2147483648,
     ) -> None: ...
     def feed(self, buffer: Buffer) -> None: ...
     def drain(self, max_flows: int) -> FlowColumns: ...
     def finish(self) -> MeterStatus: ...
     def counters(self) -> MeterCounters: ...
+
+def meter_peak_flow_bytes(payload_bytes: int) -> int: ...
 
 # ---- payload detectors and domains (csrc/bindings/detectors.cpp)
 COIN_NAMES: tuple[str, ...]

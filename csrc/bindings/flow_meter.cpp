@@ -9,12 +9,14 @@ namespace nkclass::bind {
 namespace {
 
 FlowMeterConfig meter_config(std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
-                             std::int64_t active_timeout_ms, std::size_t max_flows) {
+                             std::int64_t active_timeout_ms, std::size_t max_flows,
+                             std::size_t max_memory_bytes) {
     FlowMeterConfig cfg;
     cfg.payload_bytes = payload_bytes;
     cfg.idle_timeout_ms = idle_timeout_ms;
     cfg.active_timeout_ms = active_timeout_ms;
     cfg.max_flows = max_flows;
+    cfg.max_memory_bytes = max_memory_bytes;
     if (const char* why = validate(cfg)) throw py::value_error(why);
     return cfg;
 }
@@ -91,6 +93,9 @@ py::dict counters(const FlowMeter& self) {
     out["ip_fragments"] = c.ip_fragments;
     out["flows_emitted"] = c.flows_emitted;
     out["flows_evicted"] = c.flows_evicted;
+    out["memory_evictions"] = c.memory_evictions;
+    out["wire_len_fixed"] = c.wire_len_fixed;
+    out["peak_memory_bytes"] = c.peak_memory_bytes;
     out["truncated"] = c.truncated;
     return out;
 }
@@ -100,12 +105,15 @@ py::dict counters(const FlowMeter& self) {
 void init_flow_meter(py::module_& m) {
     py::class_<FlowMeter>(m, "FlowMeter")
         .def(py::init([](std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
-                         std::int64_t active_timeout_ms, std::size_t max_flows) {
+                         std::int64_t active_timeout_ms, std::size_t max_flows,
+                         std::size_t max_memory_bytes) {
                  return new FlowMeter(meter_config(payload_bytes, idle_timeout_ms,
-                                                   active_timeout_ms, max_flows));
+                                                   active_timeout_ms, max_flows,
+                                                   max_memory_bytes));
              }),
              py::arg("payload_bytes") = 512, py::arg("idle_timeout_ms") = 120000,
-             py::arg("active_timeout_ms") = 1800000, py::arg("max_flows") = 1000000)
+             py::arg("active_timeout_ms") = 1800000, py::arg("max_flows") = 1000000,
+             py::arg("max_memory_bytes") = FlowMeterConfig{}.max_memory_bytes)
         .def("feed", &feed, py::arg("buffer"),
              "Consume the next bytes of the capture file (any chunk size).")
         .def("drain", &drain, py::arg("max_flows"),
@@ -113,6 +121,8 @@ void init_flow_meter(py::module_& m) {
         .def("finish", &finish,
              "End the input, emit all flows; returns {'status', 'offset', 'reason'}.")
         .def("counters", &counters, "Running totals as a dict of ints.");
+    m.def("meter_peak_flow_bytes", &peak_flow_bytes, py::arg("payload_bytes"),
+          "The most table memory one flow can take at this payload_bytes.");
 }
 
 }  // namespace nkclass::bind

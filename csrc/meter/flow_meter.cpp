@@ -18,6 +18,8 @@ const char* validate(const FlowMeterConfig& cfg) noexcept {
     if (cfg.active_timeout_ms <= 0) return "active_timeout_ms must be positive";
     if (cfg.max_flows < 1 || cfg.max_flows > (std::size_t(1) << 30))
         return "max_flows must be between 1 and 2**30";
+    if (cfg.max_memory_bytes < peak_flow_bytes(cfg.payload_bytes))
+        return "max_memory_bytes must hold at least one flow (peak_flow_bytes(payload_bytes))";
     return nullptr;
 }
 
@@ -31,13 +33,20 @@ struct FlowMeter::Impl final : meter::PacketSink {
     explicit Impl(const FlowMeterConfig& cfg) : table(cfg, &counters), parser(*this) {}
 
     void on_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
-                   std::uint32_t caplen, std::uint32_t wire_len) override {
-        // Some writers store a smaller original length than they captured.
-        const std::uint64_t bytes = std::max(wire_len, caplen);
+                   std::uint32_t caplen, std::uint32_t wire_len, bool uncut) override {
         ++counters.packets;
-        counters.bytes += bytes;
         meter::PacketInfo pkt;
-        switch (meter::decode_frame(link_type, frame, caplen, &pkt)) {
+        const meter::Decoded decoded = meter::decode_frame(link_type, frame, caplen, &pkt);
+        // The wire length is only believed when it can be right (see the
+        // header): a lying length would inflate every byte count after it.
+        const bool impossible =
+            wire_len < caplen || wire_len > kMaxWireLen ||
+            (decoded == meter::Decoded::kIp && uncut && pkt.complete &&
+             wire_len - caplen > kMaxTrailerBytes);
+        if (impossible) ++counters.wire_len_fixed;
+        const std::uint64_t bytes = impossible ? caplen : wire_len;
+        counters.bytes += bytes;
+        switch (decoded) {
             case meter::Decoded::kNonIp: ++counters.non_ip; return;
             case meter::Decoded::kMalformed: ++counters.malformed; return;
             case meter::Decoded::kIp: break;

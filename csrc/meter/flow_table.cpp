@@ -58,7 +58,10 @@ inline bool bit(const std::uint8_t* map, std::uint32_t i) noexcept {
 }  // namespace
 
 PayloadPool::PayloadPool(std::uint32_t capacity)
-    : capacity_(capacity), stride_(std::size_t(capacity) + (capacity + 7) / 8) {}
+    : capacity_(capacity), stride_(payload_buffer_bytes(capacity)), block_shift_(0) {
+    while (block_shift_ < 16 && (std::size_t(2) << block_shift_) * stride_ <= kBlockBytes)
+        ++block_shift_;
+}
 
 std::uint32_t PayloadPool::acquire() {
     std::uint32_t slot;
@@ -66,10 +69,11 @@ std::uint32_t PayloadPool::acquire() {
         slot = free_.back();
         free_.pop_back();
     } else {
-        if (used_ % kSlotsPerBlock == 0)
-            blocks_.emplace_back(new std::uint8_t[stride_ * kSlotsPerBlock]);
+        if ((used_ & ((1u << block_shift_) - 1)) == 0)
+            blocks_.emplace_back(new std::uint8_t[stride_ << block_shift_]);
         slot = used_++;
     }
+    ++in_use_;
     std::memset(bitmap(slot), 0, stride_ - capacity_);
     return slot;
 }
@@ -145,12 +149,33 @@ void FlowTable::start_record(Flow& f, std::int64_t ts_ms) {
     for (SideState& s : f.side) s = SideState{};
 }
 
-std::uint32_t FlowTable::create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo) {
-    if (live_ >= cfg_.max_flows) {
-        // Closed flows are complete already; only a live one counts as evicted.
-        if (closing_.head != kNone) emit(closing_.head, false);
-        else emit(active_.head, true);
+std::uint32_t FlowTable::victim(std::uint32_t keep) const noexcept {
+    for (const List* list : {&closing_, &active_}) {
+        std::uint32_t i = list->head;
+        if (i != kNone && i == keep) i = flows_[i].next;
+        if (i != kNone) return i;
     }
+    return kNone;
+}
+
+void FlowTable::make_room(std::uint32_t keep, std::size_t bytes, bool new_flow) {
+    for (;;) {
+        const bool flows_full = new_flow && live_ >= cfg_.max_flows;
+        const bool memory_full = memory_used() + bytes > cfg_.max_memory_bytes;
+        if (!flows_full && !memory_full) return;
+        const std::uint32_t v = victim(keep);
+        // validate() makes one flow always fit, so only `keep` is left
+        // when nothing else can go; it then goes over by nothing.
+        if (v == kNone) return;
+        // Closed flows are complete already; only a live one counts as evicted.
+        const bool live = !flows_[v].closed;
+        emit(v, live);
+        if (live && !flows_full) ++counters_->memory_evictions;
+    }
+}
+
+std::uint32_t FlowTable::create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo) {
+    make_room(kNone, kFlowStateBytes, true);
     std::uint32_t idx;
     if (!free_flows_.empty()) {
         idx = free_flows_.back();
@@ -165,6 +190,7 @@ std::uint32_t FlowTable::create(const FlowKey& key, std::uint32_t hash, bool ini
     f.initiator_is_lo = initiator_is_lo;
     index_insert(idx);
     ++live_;
+    note_memory();
     push_back(active_, idx);
     return idx;
 }
@@ -213,7 +239,8 @@ void FlowTable::expire() {
         emit(active_.head, false);
 }
 
-void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
+void FlowTable::capture(std::uint32_t idx, int side_no, const PacketInfo& pkt) {
+    Flow& f = flows_[idx];
     SideState& side = f.side[side_no];
     const std::uint32_t cap = pool_.capacity();
     std::int64_t start = side.filled;  // stream offset of the payload's first byte
@@ -231,7 +258,11 @@ void FlowTable::capture(Flow& f, int side_no, const PacketInfo& pkt) {
     const std::int64_t end = std::min<std::int64_t>(start + pkt.payload_len, cap);
     const std::int64_t from = std::max<std::int64_t>(start, side.filled);
     if (from >= end) return;  // retransmission of captured bytes, or beyond the prefix
-    if (side.slot == kNone) side.slot = pool_.acquire();
+    if (side.slot == kNone) {
+        make_room(idx, pool_.stride(), false);
+        side.slot = pool_.acquire();
+        note_memory();
+    }
     std::uint8_t* data = pool_.data(side.slot);
     std::uint8_t* map = pool_.bitmap(side.slot);
     const std::uint8_t* src = pkt.payload + (from - start);
@@ -319,7 +350,7 @@ void FlowTable::add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts
     f.bytes += wire_bytes;
     f.tcp_flags |= pkt.tcp_flags;
     const int side = from_lo == f.initiator_is_lo ? 0 : 1;
-    if (cfg_.payload_bytes != 0) capture(f, side, pkt);
+    if (cfg_.payload_bytes != 0) capture(idx, side, pkt);
     if (tcp && !f.closed) {
         if (pkt.tcp_flags & kTcpFin) f.side[side].fin = true;
         if ((pkt.tcp_flags & kTcpRst) || (f.side[0].fin && f.side[1].fin)) {

@@ -3,6 +3,7 @@
 // pooled payload buffers, and the queue of emitted records.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,26 +50,40 @@ struct Flow {
     std::uint64_t packets, bytes;
     SideState side[2];         // 0 = initiator (src), 1 = responder (dst)
 };
+// kFlowStateBytes covers a flow, its growth slack, four 8-byte index
+// buckets and a free-list entry (see flow_meter.hpp).
+static_assert(2 * sizeof(Flow) + 4 * 8 + 2 * sizeof(std::uint32_t) <= kFlowStateBytes,
+              "kFlowStateBytes must bound the per-flow table memory");
 
 // Fixed-size payload buffers with a fill bitmap each, in blocks so that
 // slots never move. Bytes below SideState::filled are complete whatever
 // their bits say; the bitmap marks early (out-of-order) bytes past it.
+// Blocks are small (about kBlockBytes) so that the memory allocated stays
+// within one block of the slots in use at the high-water mark.
 class PayloadPool {
 public:
     explicit PayloadPool(std::uint32_t capacity);
     std::uint32_t acquire();
-    void release(std::uint32_t slot) { free_.push_back(slot); }
+    void release(std::uint32_t slot) {
+        free_.push_back(slot);
+        --in_use_;
+    }
     std::uint8_t* data(std::uint32_t slot) noexcept {
-        return blocks_[slot / kSlotsPerBlock].get() + std::size_t(slot % kSlotsPerBlock) * stride_;
+        return blocks_[slot >> block_shift_].get() +
+               std::size_t(slot & ((1u << block_shift_) - 1)) * stride_;
     }
     std::uint8_t* bitmap(std::uint32_t slot) noexcept { return data(slot) + capacity_; }
     std::uint32_t capacity() const noexcept { return capacity_; }
+    std::size_t stride() const noexcept { return stride_; }
+    std::size_t in_use() const noexcept { return in_use_; }
 
 private:
-    static constexpr std::uint32_t kSlotsPerBlock = 1024;
+    static constexpr std::size_t kBlockBytes = 64 << 10;
     std::uint32_t capacity_;
     std::size_t stride_;  // capacity_ data bytes + bitmap bytes
-    std::uint32_t used_ = 0;
+    unsigned block_shift_;  // log2 of the slots per block
+    std::uint32_t used_ = 0;  // slots ever handed out
+    std::size_t in_use_ = 0;
     std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
     std::vector<std::uint32_t> free_;
 };
@@ -138,10 +153,24 @@ private:
 
     std::uint32_t find(const FlowKey& key, std::uint32_t hash) const noexcept;
     std::uint32_t create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo);
+    // Table memory charged against max_memory_bytes (see flow_meter.hpp).
+    std::size_t memory_used() const noexcept {
+        return live_ * kFlowStateBytes + pool_.in_use() * pool_.stride();
+    }
+    void note_memory() noexcept {
+        counters_->peak_memory_bytes =
+            std::max<std::uint64_t>(counters_->peak_memory_bytes, memory_used());
+    }
+    // The flow to evict next, skipping `keep`: closed flows first (they are
+    // complete already), then the least recently seen; kNone if none.
+    std::uint32_t victim(std::uint32_t keep) const noexcept;
+    // Emits flows until `bytes` more fit the memory bound (and, for a new
+    // flow, until one more fits max_flows); never evicts `keep`.
+    void make_room(std::uint32_t keep, std::size_t bytes, bool new_flow);
     void start_record(Flow& f, std::int64_t ts_ms);
     void emit(std::uint32_t idx, bool evicted);
     void expire();
-    void capture(Flow& f, int side, const PacketInfo& pkt);
+    void capture(std::uint32_t idx, int side, const PacketInfo& pkt);
     void index_insert(std::uint32_t idx);
     void index_erase(std::uint32_t idx) noexcept;
     void grow_index();

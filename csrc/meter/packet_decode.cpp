@@ -80,6 +80,7 @@ Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out) noe
     // Total length 0 appears in captures of TCP segmentation offload.
     if (total != 0 && total < ihl) return Decoded::kMalformed;
     const std::size_t end = total == 0 ? len : std::min(total, len);
+    out->complete = total != 0 && total <= len;
     out->src = map_ipv4(be32(p + 12));
     out->dst = map_ipv4(be32(p + 16));
     const std::uint16_t frag = be16(p + 6);
@@ -92,6 +93,7 @@ Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out) noe
     if (len < 40 || (p[0] >> 4) != 6) return Decoded::kMalformed;
     const std::size_t payload_len = be16(p + 4);
     const std::size_t end = payload_len == 0 ? len : std::min(40 + payload_len, len);
+    out->complete = payload_len != 0 && 40 + payload_len <= len;
     std::memcpy(out->src.bytes, p + 8, 16);
     std::memcpy(out->dst.bytes, p + 24, 16);
     out->fragment = false;

@@ -35,6 +35,7 @@ struct PacketInfo {
     std::uint8_t protocol;   // IP protocol of the transport (after IPv6 extensions)
     std::uint8_t tcp_flags;  // 0 unless TCP
     bool fragment;           // an IPv4 or IPv6 fragment, first or not
+    bool complete;           // the IP length field ends inside the captured bytes
     std::uint32_t tcp_seq;   // host order, TCP only
     const std::uint8_t* payload;  // L4 payload, trimmed to the IP length
     std::uint32_t payload_len;

@@ -135,6 +135,7 @@ std::size_t CaptureParser::pcap_header(const std::uint8_t* p, std::size_t n, std
     pcap_nanos_ = rd32(p) == kPcapMagicNanos;
     // The upper bits of the link type field carry FCS information.
     pcap_link_type_ = rd32(p + 20) & 0xffff;
+    pcap_snaplen_ = rd32(p + 16);
     format_ = Format::kPcap;
     return kPcapHeaderBytes;
 }
@@ -159,7 +160,10 @@ std::size_t CaptureParser::pcap_record(const std::uint8_t* p, std::size_t n, std
     const std::uint32_t frac = rd32(p + 4);
     const std::int64_t ts_ms = std::int64_t(rd32(p)) * 1000 +
                                (pcap_nanos_ ? frac / 1000000 : frac / 1000);
-    sink_.on_packet(pcap_link_type_, ts_ms, p + kPcapRecordHeaderBytes, caplen, rd32(p + 12));
+    // A classic header's snap length of 0 says nothing (pcapng's means none).
+    const bool uncut = pcap_snaplen_ != 0 && caplen < pcap_snaplen_;
+    sink_.on_packet(pcap_link_type_, ts_ms, p + kPcapRecordHeaderBytes, caplen, rd32(p + 12),
+                    uncut);
     return size;
 }
 
@@ -250,7 +254,8 @@ void CaptureParser::enhanced_packet(const std::uint8_t* b, std::size_t len, std:
     const Interface& itf = interfaces_[iface];
     const std::uint64_t ticks = (std::uint64_t(rd32(b + 12)) << 32) | rd32(b + 16);
     last_ts_ms_ = pcapng_ms(ticks, itf.tsresol);
-    sink_.on_packet(itf.link_type, last_ts_ms_, b + 28, caplen, rd32(b + 24));
+    sink_.on_packet(itf.link_type, last_ts_ms_, b + 28, caplen, rd32(b + 24),
+                    itf.snaplen == 0 || caplen < itf.snaplen);
 }
 
 void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::uint64_t off) {
@@ -264,7 +269,8 @@ void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::u
     if (wire_len < caplen) caplen = wire_len;
     if (itf.snaplen != 0 && itf.snaplen < caplen) caplen = itf.snaplen;
     // Simple packets carry no timestamp: they inherit the previous packet's.
-    sink_.on_packet(itf.link_type, last_ts_ms_, b + 12, caplen, wire_len);
+    sink_.on_packet(itf.link_type, last_ts_ms_, b + 12, caplen, wire_len,
+                    itf.snaplen == 0 || caplen < itf.snaplen);
 }
 
 }  // namespace nkclass::meter

@@ -11,9 +11,12 @@ namespace nkclass::meter {
 
 class PacketSink {
 public:
+    // `wire_len` is the record's original length as written (unchecked);
+    // `uncut` is true when the record says no snap length cut the frame
+    // (its captured length is below a known snap length, or there is none).
     virtual void on_packet(std::uint32_t link_type, std::int64_t ts_ms,
                            const std::uint8_t* frame, std::uint32_t caplen,
-                           std::uint32_t wire_len) = 0;
+                           std::uint32_t wire_len, bool uncut) = 0;
 
 protected:
     ~PacketSink() = default;
@@ -42,7 +45,7 @@ public:
 private:
     struct Interface {
         std::uint32_t link_type;
-        std::uint32_t snaplen;
+        std::uint32_t snaplen;  // 0: no limit
         std::uint8_t tsresol;  // pcapng if_tsresol: 10^-v s, or 2^-(v & 0x7f) s if bit 7
     };
     enum class Format { kUnknown, kPcap, kPcapng };
@@ -67,6 +70,7 @@ private:
     Format format_ = Format::kUnknown;
     bool big_endian_ = false;  // byte order of the current file or section
     std::uint32_t pcap_link_type_ = 0;
+    std::uint32_t pcap_snaplen_ = 0;  // 0: not given
     bool pcap_nanos_ = false;
     std::vector<Interface> interfaces_;
     std::int64_t last_ts_ms_ = 0;  // for pcapng simple packets, which carry none

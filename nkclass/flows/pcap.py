@@ -76,7 +76,8 @@ class PcapReader(Reader):
 
     After iteration ends, ``counters`` holds the meter's totals (packets,
     bytes, non_ip, malformed, ip_fragments, flows_emitted, flows_evicted,
-    truncated) and ``status`` how the input ended
+    memory_evictions, wire_len_fixed, peak_memory_bytes, truncated) and
+    ``status`` how the input ended
     (``{"status": "ok" | "truncated" | "corrupt", "offset": int, "reason": str}``).
     """
 
@@ -93,6 +94,7 @@ class PcapReader(Reader):
         idle_timeout: float = 120.0,
         active_timeout: float = 1800.0,
         max_flows: int = 1_000_000,
+        max_memory: int = 2**31,
     ) -> None:
         _check("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1,
                "an int >= 1")
@@ -104,6 +106,12 @@ class PcapReader(Reader):
                "a positive number of seconds")
         _check("max_flows", max_flows, _is_int(max_flows) and 1 <= max_flows <= 1 << 30,
                "an int in [1, 2**30]")
+        if _is_int(payload_bytes) and 0 <= payload_bytes <= 65535:
+            one_flow = _core.meter_peak_flow_bytes(payload_bytes)
+            _check("max_memory", max_memory,
+                   _is_int(max_memory) and one_flow <= max_memory < 2**63,
+                   f"an int of at least {one_flow} bytes (one flow at payload_bytes="
+                   f"{payload_bytes})")
         _check("errors", errors, errors in ("raise", "skip"), "'raise' or 'skip'")
         super().__init__(source, batch_size, errors)
         self.counters: dict[str, int] = {}
@@ -114,6 +122,7 @@ class PcapReader(Reader):
             idle_timeout_ms=max(1, round(idle_timeout * 1000)),
             active_timeout_ms=max(1, round(active_timeout * 1000)),
             max_flows=max_flows,
+            max_memory_bytes=max_memory,
         )
 
     @classmethod
@@ -196,6 +205,7 @@ def read_pcap(
     idle_timeout: float = 120.0,
     active_timeout: float = 1800.0,
     max_flows: int = 1_000_000,
+    max_memory: int = 2**31,
     errors: Literal["raise", "skip"] = "raise",
 ) -> PcapReader:
     """Meter a pcap or pcapng file into flow batches of the canonical schema.
@@ -206,8 +216,24 @@ def read_pcap(
     bidirectional; ``src`` is the sender of the first packet; ``bytes`` sums
     the frame lengths on the wire; payloads are the first ``payload_bytes``
     each side sent (TCP in sequence order up to the first hole). Timeouts are
-    in seconds of capture time. At most ``max_flows`` flows are held; more
-    evict the least recently seen (counted in ``reader.counters``).
+    in seconds of capture time.
+
+    Memory: the flow table holds at most ``max_flows`` flows and at most
+    ``max_memory`` bytes (default 2 GiB). A flow takes 320 bytes plus, for
+    each side that sent payload, a buffer of ``payload_bytes * 9 / 8``
+    bytes: at most 1,472 bytes at the default 512 and 147,774 bytes at
+    65535 (``nkclass._core.meter_peak_flow_bytes(payload_bytes)``). When
+    either bound is reached, closed flows and then the least recently seen
+    are emitted early, never lost: ``reader.counters`` counts them in
+    ``flows_evicted`` (``memory_evictions`` for the memory bound) and
+    records the high-water mark in ``peak_memory_bytes``. Add one 8 MB read
+    buffer and the flows of the batch being built.
+
+    Record lengths: a record's original (wire) length below its captured
+    length, above 262,144 bytes, above the snap length of a frame the snap
+    length did not cut, or past a complete, uncut packet by more than a
+    frame check sequence cannot be right; ``bytes`` then counts the captured
+    length and ``reader.counters["wire_len_fixed"]`` counts the records.
 
     A truncated or corrupt capture raises :class:`CaptureError` (a
     ``ValueError`` naming the file, byte offset and reason) after every
@@ -226,5 +252,6 @@ def read_pcap(
         idle_timeout=idle_timeout,
         active_timeout=active_timeout,
         max_flows=max_flows,
+        max_memory=max_memory,
         errors=errors,
     )

@@ -28,15 +28,17 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 # --------------------------------------------------------------------------- writers
 
 
-def write_pcap(records, linktype=1, big_endian=False, nanos=False):
-    """records: [(seconds: float, frame: bytes)] -> classic pcap bytes."""
+def write_pcap(records, linktype=1, big_endian=False, nanos=False, snaplen=65535, wire_lens=None):
+    """records: [(seconds: float, frame: bytes)] -> classic pcap bytes; each
+    record's original length is its frame's unless `wire_lens` says."""
     e = ">" if big_endian else "<"
-    out = [struct.pack(e + "IHHiIII", 0xA1B23C4D if nanos else 0xA1B2C3D4, 2, 4, 0, 0, 65535,
+    out = [struct.pack(e + "IHHiIII", 0xA1B23C4D if nanos else 0xA1B2C3D4, 2, 4, 0, 0, snaplen,
                        linktype)]
-    for ts, frame in records:
+    for i, (ts, frame) in enumerate(records):
         sec = int(ts)
         frac = round((ts - sec) * (1e9 if nanos else 1e6))
-        out.append(struct.pack(e + "IIII", sec, frac, len(frame), len(frame)) + frame)
+        wire = len(frame) if wire_lens is None else wire_lens[i]
+        out.append(struct.pack(e + "IIII", sec, frac, len(frame), wire) + frame)
     return b"".join(out)
 
 
@@ -46,18 +48,24 @@ def _block(e, btype, body):
     return struct.pack(e + "II", btype, size) + body + struct.pack(e + "I", size)
 
 
-def write_pcapng(records, linktype=1, big_endian=False, tsresol=9):
-    """records as write_pcap; one section, one interface with if_tsresol."""
+def write_pcapng(records, linktype=1, big_endian=False, tsresol=9, snaplen=0, wire_lens=None,
+                 simple=False):
+    """records as write_pcap; one section, one interface with if_tsresol;
+    enhanced packet blocks, or simple ones (no timestamp) with `simple`."""
     e = ">" if big_endian else "<"
     shb = _block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
     tsresol_opt = struct.pack(e + "HH", 9, 1) + bytes([tsresol, 0, 0, 0])
     opts = tsresol_opt + struct.pack(e + "HH", 0, 0)
-    idb = _block(e, 1, struct.pack(e + "HHI", linktype, 0, 0) + opts)
+    idb = _block(e, 1, struct.pack(e + "HHI", linktype, 0, snaplen) + opts)
     out = [shb, idb, _block(e, 4, b"\x00" * 4)]  # a name resolution block to skip
-    for ts, frame in records:
+    for i, (ts, frame) in enumerate(records):
+        wire = len(frame) if wire_lens is None else wire_lens[i]
+        if simple:
+            out.append(_block(e, 3, struct.pack(e + "I", wire) + frame))
+            continue
         ticks = round(ts * 10**tsresol)
         out.append(_block(e, 6, struct.pack(e + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF,
-                                            len(frame), len(frame)) + frame))
+                                            len(frame), wire) + frame))
     return b"".join(out)
 
 
@@ -527,6 +535,157 @@ def test_full_table_evicts_least_recent_and_loses_no_packet():
     assert c["flows_emitted"] == table.num_rows > 19
     assert sum(table.column("packets").to_pylist()) == c["packets"] - c["non_ip"] - c["malformed"]
     assert sum(table.column("bytes").to_pylist()) == c["bytes"]
+
+
+# --------------------------------------------------------------------------- record lengths
+
+
+FRAME_130 = eth(ipv4(A, B, 17, udp(4000, 53, b"q" * 88)))
+
+
+@pytest.mark.parametrize("container", ["pcap", "pcapng", "pcapng-simple"])
+def test_absurd_wire_length_counts_the_captured_bytes(container):
+    assert len(FRAME_130) == 130
+    records = [(1.0, FRAME_130)] * 3
+    lens = [0xFFFFFFFF] * 3
+    data = (write_pcap(records, wire_lens=lens) if container == "pcap"
+            else write_pcapng(records, wire_lens=lens, simple=container == "pcapng-simple"))
+    cols, status, counters = meter_bytes(data)
+    # A simple packet block records no captured length: without a believable
+    # wire length its data runs to the block's 4-byte padding.
+    expected = 3 * 132 if container == "pcapng-simple" else 390
+    assert status["status"] == "ok"
+    assert cols["bytes"].tolist() == [expected] and counters["bytes"] == expected
+    assert counters["wire_len_fixed"] == 3
+
+
+@pytest.mark.parametrize("container", ["pcap", "pcapng"])
+@pytest.mark.parametrize(
+    "wire, counted, fixed",
+    [
+        (130, 130, 0),                  # as captured
+        (134, 134, 0),                  # plus a frame check sequence the capture left out
+        (135, 130, 1),                  # more than a trailer past a complete, uncut packet
+        (129, 130, 1),                  # below the captured length
+        (262144, 130, 1),               # the largest believable frame, but not this one
+        (262145, 130, 1),               # beyond any frame
+    ],
+)
+def test_impossible_wire_lengths_are_replaced_and_counted(container, wire, counted, fixed):
+    writer = write_pcap if container == "pcap" else write_pcapng
+    cols, _, counters = meter_bytes(writer([(1.0, FRAME_130)], wire_lens=[wire]))
+    assert cols["bytes"].tolist() == [counted] and counters["bytes"] == counted
+    assert counters["wire_len_fixed"] == fixed
+
+
+@pytest.mark.parametrize("container", ["pcap", "pcapng"])
+def test_frames_cut_by_the_snap_length_keep_their_wire_length(container):
+    full = eth(ipv4(A, B, 17, udp(4000, 53, b"q" * 1400)))
+    cut = full[:96]
+    writer = write_pcap if container == "pcap" else write_pcapng
+    cols, _, counters = meter_bytes(writer([(1.0, cut)] * 2, snaplen=96,
+                                           wire_lens=[len(full)] * 2))
+    assert cols["bytes"].tolist() == [2 * len(full)] and counters["wire_len_fixed"] == 0
+
+
+def test_a_cut_frame_whose_ip_length_runs_past_the_capture_keeps_its_wire_length():
+    # No snap length cut it, but the IP header says the packet goes on: a
+    # sliced capture, whose wire length is the only size there is.
+    full = eth(ipv4(A, B, 17, udp(4000, 53, b"q" * 1400)))
+    cols, _, counters = meter_bytes(write_pcap([(1.0, full[:200])], wire_lens=[len(full)]))
+    assert cols["bytes"].tolist() == [len(full)] and counters["wire_len_fixed"] == 0
+
+
+def test_classic_header_without_snap_length_trusts_a_long_wire_length():
+    cols, _, counters = meter_bytes(write_pcap([(1.0, FRAME_130)], snaplen=0, wire_lens=[1500]))
+    assert cols["bytes"].tolist() == [1500] and counters["wire_len_fixed"] == 0
+
+
+def test_non_ip_frames_get_the_same_bounds():
+    arp = eth(b"\x00" * 28, ethertype=0x0806)
+    _, _, counters = meter_bytes(write_pcap([(1.0, arp)] * 2, wire_lens=[2**32 - 1, 3]))
+    assert counters["bytes"] == 2 * len(arp) and counters["wire_len_fixed"] == 2
+
+
+def test_read_pcap_reports_fixed_wire_lengths(tmp_path):
+    path = tmp_path / "lying.pcap"
+    path.write_bytes(write_pcap([(1.0, FRAME_130)] * 3, wire_lens=[0xFFFFFFFF] * 3))
+    table, reader = read_all(path)
+    assert table.column("bytes").to_pylist() == [390]
+    assert reader.counters["wire_len_fixed"] == 3
+
+
+# --------------------------------------------------------------------------- memory bound
+
+
+def many_flows(n, payload=b"x"):
+    """n TCP flows, each one segment with payload each way."""
+    records = []
+    for i in range(n):
+        client = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        records.append((1.0 + i * 1e-3, tcp_pkt(client, B, 40000, 80, 1, 0x18, payload)))
+        records.append((1.0 + i * 1e-3, tcp_pkt(B, client, 80, 40000, 1, 0x18, payload)))
+    return write_pcap(records)
+
+
+def test_peak_flow_bytes_is_the_documented_formula():
+    for payload_bytes in (0, 1, 7, 8, 512, 65535):
+        buffer = payload_bytes + (payload_bytes + 7) // 8
+        assert _core.meter_peak_flow_bytes(payload_bytes) == 320 + 2 * buffer
+    assert _core.meter_peak_flow_bytes(512) == 1472
+    assert _core.meter_peak_flow_bytes(65535) == 147774
+
+
+def test_memory_bound_evicts_and_counts_like_the_flow_bound():
+    per_flow = _core.meter_peak_flow_bytes(65535)
+    bound = 10 * per_flow
+    cols, status, c = meter_bytes(many_flows(200), payload_bytes=65535, max_memory_bytes=bound)
+    assert status["status"] == "ok"
+    assert c["peak_memory_bytes"] <= bound
+    assert c["peak_memory_bytes"] > bound - per_flow  # the bound was reached, not undershot
+    assert c["memory_evictions"] == c["flows_evicted"] > 0
+    # Evicted early, not lost: every flow and packet is there, payloads whole.
+    assert c["flows_emitted"] == len(cols["packets"]) == 200
+    assert int(cols["packets"].sum()) == 400
+    rows = flow_rows(cols)
+    assert all(src == dst == b"x" for _, _, src, dst in rows.values())
+
+
+def test_flows_without_payload_take_only_their_state():
+    # UDP flows with empty payloads never take a buffer: 200 fit where 10
+    # flows with payload would.
+    records = [(1.0, eth(ipv4(f"10.0.{i >> 8}.{i & 255}", B, 17, udp(5000, 53))))
+               for i in range(200)]
+    per_flow = _core.meter_peak_flow_bytes(65535)
+    _, _, c = meter_bytes(write_pcap(records), payload_bytes=65535, max_memory_bytes=10 * per_flow)
+    assert c["flows_evicted"] == 0 and c["peak_memory_bytes"] == 200 * 320
+
+
+def test_the_flow_bound_still_applies_under_the_memory_bound():
+    _, _, c = meter_bytes(many_flows(50), max_flows=5)
+    assert c["flows_evicted"] == 45 and c["memory_evictions"] == 0
+
+
+def test_large_payload_prefix_with_default_flow_bound_stays_within_memory(tmp_path):
+    # payload_bytes=65535 once needed 147 KB per flow with no bound but the
+    # flow count; the memory bound caps the table however many flows come.
+    path = tmp_path / "many.pcap"
+    path.write_bytes(many_flows(2000))
+    bound = 64 << 20
+    table, reader = read_all(path, payload_bytes=65535, max_memory=bound)
+    c = reader.counters
+    assert table.num_rows == 2000 and c["peak_memory_bytes"] <= bound
+    assert c["memory_evictions"] == c["flows_evicted"] == 2000 - bound // (320 + 2 * 73727)
+
+
+def test_memory_bound_below_one_flow_is_refused():
+    one = _core.meter_peak_flow_bytes(512)
+    with pytest.raises(ValueError, match="max_memory_bytes must hold at least one flow"):
+        _core.FlowMeter(max_memory_bytes=one - 1)
+    with pytest.raises(ValueError, match=f"The 'max_memory' parameter of read_pcap must be an int "
+                                         f"of at least {one} bytes"):
+        read_pcap(DATA / "dns53.pcap", max_memory=one - 1)
+    _core.FlowMeter(max_memory_bytes=one)  # exactly one flow is enough
 
 
 def test_batches_respect_batch_size():

@@ -19,6 +19,14 @@
 //   (pcap orig_len, i.e. including the link-layer header) of both directions,
 //   matching the flow-record convention of the reference DPI engine used for
 //   tests/data/pcap/expected_flows.csv; `packets` likewise sums both.
+// - Wire lengths: a record's original length is checked, not trusted. It is
+//   replaced by the captured length, and counted in `wire_len_fixed`, when it
+//   is below the captured length, above kMaxWireLen, or more than
+//   kMaxTrailerBytes past a captured frame that was not cut (captured length
+//   below the snap length) and whose IP header says the packet ends inside the
+//   captured bytes: such a record's wire length cannot be right, while its
+//   captured bytes still decode. Captured lengths, which frame the file, are
+//   never repaired: a bad one is corruption (see Errors).
 // - Payload: the first `payload_bytes` L4 payload bytes each side sent. TCP
 //   bytes are placed by sequence number relative to the side's first
 //   segment (SYN counts one), retransmitted bytes are ignored, and the
@@ -30,7 +38,18 @@
 //   packet (the record is cut; the rest continues as a new record with the
 //   same orientation), kCloseGraceMs after TCP RST or FINs from both sides
 //   (so trailing ACKs stay in the flow), when the table is full (the least
-//   recently seen flow is evicted and counted), and at finish().
+//   recently seen flow is evicted and counted), and at finish(). The table
+//   is full when it holds max_flows flows, or when a new flow or a new
+//   payload buffer would take its memory past max_memory_bytes; closed flows
+//   go first, then the least recently seen (never the packet's own flow).
+// - Memory: the table holds kFlowStateBytes per flow plus, for each side that
+//   sent payload, one buffer of payload_buffer_bytes(payload_bytes) (the
+//   prefix and a bitmap of out-of-order bytes): at most
+//   peak_flow_bytes(payload_bytes) per flow, e.g. 1,472 bytes at the default
+//   512 and 147,774 bytes at 65535. max_memory_bytes bounds the sum; on top
+//   come one record being assembled (kMaxBlockBytes at most) and the emitted
+//   records not yet drained (finish() copies the whole table's payloads
+//   there, so drain as you feed).
 // - Errors: a corrupt record stops parsing after every complete packet
 //   before it; finish() then reports the reason and the byte offset of the
 //   record. Input ending mid-record is reported as truncated. No input can
@@ -57,12 +76,36 @@ inline constexpr std::uint32_t kMaxBlockBytes = 16u << 20;
 inline constexpr std::int64_t kCloseGraceMs = 5000;
 // Largest payload prefix per direction.
 inline constexpr std::uint32_t kMaxPayloadBytes = 65535;
+// Largest believable original (wire) length of one frame: libpcap's largest
+// snap length, above any link's frame size and any offloaded super-packet.
+inline constexpr std::uint32_t kMaxWireLen = 262144;
+// Bytes a link may add after a complete IP packet that a capture leaves out
+// (the Ethernet frame check sequence).
+inline constexpr std::uint32_t kMaxTrailerBytes = 4;
+// Table memory charged per flow besides payload buffers, an upper bound: the
+// flow record (twice, for the slab's growth slack), its share of the hash
+// index (at most half full, so up to four 8-byte buckets after a doubling)
+// and its free-list entry.
+inline constexpr std::size_t kFlowStateBytes = 320;
+
+// One side's payload buffer: the prefix plus one bit per byte.
+constexpr std::size_t payload_buffer_bytes(std::uint32_t payload_bytes) noexcept {
+    return std::size_t(payload_bytes) + (std::size_t(payload_bytes) + 7) / 8;
+}
+// The most table memory one flow can take (both sides sent payload).
+constexpr std::size_t peak_flow_bytes(std::uint32_t payload_bytes) noexcept {
+    return kFlowStateBytes + 2 * payload_buffer_bytes(payload_bytes);
+}
 
 struct FlowMeterConfig {
     std::uint32_t payload_bytes = 512;       // per direction, 0 .. kMaxPayloadBytes
     std::int64_t idle_timeout_ms = 120000;   // > 0
     std::int64_t active_timeout_ms = 1800000;  // > 0
     std::size_t max_flows = 1000000;         // 1 .. 2^30 flows held at once
+    // Flow state and payload buffers held at once, at least
+    // peak_flow_bytes(payload_bytes) (one flow always fits). The default
+    // never binds before max_flows at the default payload_bytes.
+    std::size_t max_memory_bytes = std::size_t(2) << 30;
 };
 
 // Returns nullptr when `cfg` is valid, else a static reason.
@@ -77,6 +120,9 @@ struct MeterCounters {
     std::uint64_t ip_fragments = 0;   // IPv4 or IPv6 fragments (any offset)
     std::uint64_t flows_emitted = 0;  // records produced, evicted ones included
     std::uint64_t flows_evicted = 0;  // records forced out by a full table
+    std::uint64_t memory_evictions = 0;  // of those, forced out by max_memory_bytes
+    std::uint64_t wire_len_fixed = 0;    // records whose wire length was replaced
+    std::uint64_t peak_memory_bytes = 0;  // most table memory held (<= max_memory_bytes)
     std::uint64_t truncated = 0;      // 1 when the input ended mid-record
 };
 

@@ -52,7 +52,7 @@ void init_aggregate(py::module_& m) {
                std::optional<carray<std::uint32_t>> src_as,
                std::optional<carray<std::uint32_t>> dst_as) {
                 AggregateBatch b;
-                b.n = static_cast<std::size_t>(ts_start.shape(0));
+                b.n = column_length(ts_start, "ts_start");
                 b.ts_start = ts_start.data();
                 require_length(path, b.n, "path");
                 require_length(activity, b.n, "activity");

@@ -22,8 +22,23 @@ const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, const char* what) {
     return reinterpret_cast<const ipv6_net_t*>(a.data());
 }
 
-void require_length(const py::array& a, std::size_t n, const char* what) {
+const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, std::size_t n, const char* what) {
+    const ipv6_net_t* rows = ipv6_rows(a, what);
     if (static_cast<std::size_t>(a.shape(0)) != n)
+        throw py::value_error(std::string(what) + ": length " + std::to_string(a.shape(0)) +
+                              " differs from the batch length " + std::to_string(n));
+    return rows;
+}
+
+std::size_t column_length(const py::array& a, const char* what) {
+    if (a.ndim() != 1)
+        throw py::value_error(std::string(what) + ": expected a 1-D array, got " +
+                              std::to_string(a.ndim()) + " dimensions");
+    return static_cast<std::size_t>(a.shape(0));
+}
+
+void require_length(const py::array& a, std::size_t n, const char* what) {
+    if (column_length(a, what) != n)
         throw py::value_error(std::string(what) + ": length " + std::to_string(a.shape(0)) +
                               " differs from the batch length " + std::to_string(n));
 }
@@ -60,8 +75,7 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
         require_length(*v4, n, what);
         col.v4 = v4->data();
     } else {
-        col.v6 = ipv6_rows(*v6, what);
-        require_length(*v6, n, what);
+        col.v6 = ipv6_rows(*v6, n, what);
     }
     return col;
 }

@@ -38,8 +38,25 @@ void register_errors(py::module_& m);
 
 // Checks that an (n, 16) uint8 array holds IPv6 addresses and returns them.
 const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, const char* what);
+// The same, also checking that there are `n` rows.
+const ipv6_net_t* ipv6_rows(const carray<std::uint8_t>& a, std::size_t n, const char* what);
 
+// Checks that `a` is one-dimensional (a 2-D array of n rows would pass a
+// length check on shape(0) with fewer than n elements) and returns its length.
+std::size_t column_length(const py::array& a, const char* what);
+// Checks that `a` is one-dimensional with `n` elements.
 void require_length(const py::array& a, std::size_t n, const char* what);
+
+// An array in a pickled state: exactly a C-contiguous T array of `ndim`
+// dimensions, never converted (a state is data to check, not to coerce).
+template <typename T>
+carray<T> state_array(const py::handle& obj, int ndim, const char* cls, const char* what) {
+    if (!py::isinstance<carray<T>>(obj) || obj.cast<py::array>().ndim() != ndim)
+        throw py::value_error(std::string("invalid ") + cls + " state: " + what + " must be a " +
+                              std::to_string(ndim) + "-D " +
+                              py::str(py::dtype::of<T>()).cast<std::string>() + " array");
+    return obj.cast<carray<T>>();
+}
 
 // A (data, offsets) pair as a BytesColumn of n rows: both or neither given;
 // offsets hold n + 1 non-decreasing entries inside data (checked once here,

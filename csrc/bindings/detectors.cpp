@@ -123,7 +123,7 @@ void init_detectors(py::module_& m) {
                std::optional<carray<std::int64_t>> src_offsets,
                std::optional<carray<std::uint8_t>> dst_data,
                std::optional<carray<std::int64_t>> dst_offsets) {
-                const std::size_t n = static_cast<std::size_t>(protocol.shape(0));
+                const std::size_t n = column_length(protocol, "protocol");
                 require_length(src_port, n, "src_port");
                 require_length(dst_port, n, "dst_port");
                 const BytesColumn sc = bytes_column(src_data, src_offsets, n, "src_payload");

@@ -21,7 +21,8 @@ void put_words(const AddressWords& w, std::uint8_t* out) {
 void init_pair_cache(py::module_& m) {
     py::class_<PairCache, std::shared_ptr<PairCache>>(m, "PairCache")
         .def(py::init([](std::size_t capacity, std::int64_t ttl_ms) {
-                 if (capacity == 0) throw py::value_error("capacity must be at least 1");
+                 if (capacity == 0 || capacity > kMaxPairCacheCapacity)
+                     throw py::value_error("capacity must be between 1 and 2**30");
                  if (ttl_ms < 0) throw py::value_error("ttl_ms must not be negative");
                  return std::make_shared<PairCache>(capacity, ttl_ms);
              }),
@@ -31,6 +32,8 @@ void init_pair_cache(py::module_& m) {
         .def_property_readonly("capacity", &PairCache::capacity)
         .def_property_readonly("ttl_ms", &PairCache::ttl_ms)
         .def_property_readonly("evictions", &PairCache::evictions)
+        .def_property_readonly_static(
+            "max_capacity", [](const py::object&) { return kMaxPairCacheCapacity; })
         .def("entries",
              [](const PairCache& self) {
                  std::vector<PairCache::Entry> rows;
@@ -52,11 +55,9 @@ void init_pair_cache(py::module_& m) {
             "confirm",
             [](PairCache& self, carray<std::uint8_t> client, carray<std::uint8_t> server,
                carray<std::int64_t> at) {
-                const std::size_t n = static_cast<std::size_t>(at.size());
-                const ipv6_net_t* c = ipv6_rows(client, "client");
-                const ipv6_net_t* s = ipv6_rows(server, "server");
-                require_length(client, n, "client");
-                require_length(server, n, "server");
+                const std::size_t n = column_length(at, "at");
+                const ipv6_net_t* c = ipv6_rows(client, n, "client");
+                const ipv6_net_t* s = ipv6_rows(server, n, "server");
                 AddressColumn cc, sc;
                 cc.v6 = c;
                 sc.v6 = s;

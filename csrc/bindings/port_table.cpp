@@ -17,7 +17,7 @@ struct PyPortTable {
 std::shared_ptr<PyPortTable> make_ports(carray<std::uint8_t> protocol,
                                         carray<std::uint16_t> first_port,
                                         carray<std::uint16_t> last_port, bool last_wins) {
-    const std::size_t n = static_cast<std::size_t>(protocol.shape(0));
+    const std::size_t n = column_length(protocol, "protocol");
     require_length(first_port, n, "first_port");
     require_length(last_port, n, "last_port");
     std::vector<PortRule> rows(n);
@@ -46,7 +46,7 @@ void init_port_table(py::module_& m) {
             "rules_for",
             [](const PyPortTable& self, carray<std::uint8_t> protocol,
                carray<std::uint16_t> src_port, carray<std::uint16_t> dst_port) {
-                const std::size_t n = static_cast<std::size_t>(protocol.shape(0));
+                const std::size_t n = column_length(protocol, "protocol");
                 require_length(src_port, n, "src_port");
                 require_length(dst_port, n, "dst_port");
                 carray<std::uint16_t> out(static_cast<py::ssize_t>(n));
@@ -65,11 +65,18 @@ void init_port_table(py::module_& m) {
             "Rule id (row + 1, 0 = none) deciding each flow.")
         .def(py::pickle([](const PyPortTable& s) { return s.state; },
                         [](const py::tuple& t) {
-                            if (t.size() != 4) throw std::runtime_error("bad PortTable state");
-                            return make_ports(t[0].cast<carray<std::uint8_t>>(),
-                                              t[1].cast<carray<std::uint16_t>>(),
-                                              t[2].cast<carray<std::uint16_t>>(),
-                                              t[3].cast<bool>());
+                            // Rebuilt through the checked build: a state is
+                            // untrusted until it passes the same checks.
+                            constexpr const char* cls = "PortTable";
+                            if (t.size() != 4 || !py::isinstance<py::bool_>(t[3]))
+                                throw py::value_error(
+                                    "invalid PortTable state: expected (protocol, first_port, "
+                                    "last_port, last_wins)");
+                            return make_ports(
+                                state_array<std::uint8_t>(t[0], 1, cls, "protocol"),
+                                state_array<std::uint16_t>(t[1], 1, cls, "first_port"),
+                                state_array<std::uint16_t>(t[2], 1, cls, "last_port"),
+                                t[3].cast<bool>());
                         }));
 }
 

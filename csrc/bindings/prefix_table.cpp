@@ -23,7 +23,7 @@ std::shared_ptr<PyPrefixTable> make_table(carray<std::uint32_t> v4_network,
                                           carray<std::uint8_t> v6_length,
                                           carray<std::uint32_t> v6_label, bool last_wins,
                                           unsigned first_stride) {
-    const std::size_t n4 = static_cast<std::size_t>(v4_network.shape(0));
+    const std::size_t n4 = column_length(v4_network, "v4_network");
     require_length(v4_length, n4, "v4_length");
     require_length(v4_label, n4, "v4_label");
     const ipv6_net_t* net6 = ipv6_rows(v6_network, "v6_network");
@@ -104,14 +104,29 @@ void init_prefix_table(py::module_& m) {
                                [](const PyPrefixTable& s) { return s.table->ipv6().interval_count(); })
         .def(py::pickle([](const PyPrefixTable& s) { return s.state; },
                         [](const py::tuple& t) {
-                            if (t.size() != 8) throw std::runtime_error("bad PrefixTable state");
-                            return make_table(t[0].cast<carray<std::uint32_t>>(),
-                                              t[1].cast<carray<std::uint8_t>>(),
-                                              t[2].cast<carray<std::uint32_t>>(),
-                                              t[3].cast<carray<std::uint8_t>>(),
-                                              t[4].cast<carray<std::uint8_t>>(),
-                                              t[5].cast<carray<std::uint32_t>>(),
-                                              t[6].cast<bool>(), t[7].cast<unsigned>());
+                            // Rebuilt through the checked build (lengths,
+                            // host bits, labels, duplicates, stride): a state
+                            // is untrusted until it passes the same checks.
+                            constexpr const char* cls = "PrefixTable";
+                            int overflow = 0;
+                            const long long stride =
+                                t.size() == 8 && py::isinstance<py::int_>(t[7])
+                                    ? PyLong_AsLongLongAndOverflow(t[7].ptr(), &overflow)
+                                    : -1;
+                            if (t.size() != 8 || !py::isinstance<py::bool_>(t[6]) ||
+                                overflow != 0 || stride < 0 || stride > 24)
+                                throw py::value_error(
+                                    "invalid PrefixTable state: expected (v4_network, v4_length, "
+                                    "v4_label, v6_network, v6_length, v6_label, last_wins, "
+                                    "first_stride)");
+                            return make_table(
+                                state_array<std::uint32_t>(t[0], 1, cls, "v4_network"),
+                                state_array<std::uint8_t>(t[1], 1, cls, "v4_length"),
+                                state_array<std::uint32_t>(t[2], 1, cls, "v4_label"),
+                                state_array<std::uint8_t>(t[3], 2, cls, "v6_network"),
+                                state_array<std::uint8_t>(t[4], 1, cls, "v6_length"),
+                                state_array<std::uint32_t>(t[5], 1, cls, "v6_label"),
+                                t[6].cast<bool>(), static_cast<unsigned>(stride));
                         }));
 }
 

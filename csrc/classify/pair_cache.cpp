@@ -9,7 +9,8 @@ namespace nkclass {
 
 PairCache::PairCache(std::size_t capacity, std::int64_t ttl_ms)
     : capacity_(capacity), ttl_ms_(ttl_ms) {
-    if (capacity == 0) throw std::invalid_argument("pair cache capacity must be at least 1");
+    if (capacity == 0 || capacity > kMaxPairCacheCapacity)
+        throw std::invalid_argument("pair cache capacity must be between 1 and 2**30");
     if (ttl_ms < 0) throw std::invalid_argument("pair cache ttl must not be negative");
 }
 

@@ -9,9 +9,10 @@ import numpy as np
 
 from nkclass import _core
 from nkclass.addresses import parse_prefixes
-from nkclass.errors import RuleError
+from nkclass.errors import RuleError, SchemaValueError, describe
 from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
 from nkclass.prefix import PrefixBuildError, build_native
+from nkclass.rules.check import check_ruleset
 from nkclass.rules.model import Ruleset
 
 if TYPE_CHECKING:
@@ -41,7 +42,16 @@ def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTa
     """rows: (prefix text, label, owner). Later rows win over earlier ones
     with the same prefix: each file was checked for duplicates when parsed,
     so a repeat here is a later layer overriding an earlier one."""
-    parsed = parse_prefixes([r[0] for r in rows], what)
+    try:
+        parsed = parse_prefixes([r[0] for r in rows], what)
+    except SchemaValueError:
+        for text, _, owner in rows:
+            try:
+                parse_prefixes([text], what)
+            except SchemaValueError:
+                raise RuleError(f"{owner}: {describe(text)} is not a prefix such as "
+                                "175.45.176.0/22") from None
+        raise
     labels = np.array([r[1] for r in rows], dtype=np.uint32)
     try:
         return build_native(parsed, labels, last_wins=True)
@@ -63,8 +73,11 @@ def _precedence(ruleset: Ruleset) -> np.ndarray:
 def compile_rules(
     ruleset: Ruleset, *, as_stage: bool = False, database: AsDatabase | None = None
 ) -> CompiledRules:
-    """Build the native classifier for ``ruleset``; with ``as_stage`` the
-    peer's AS (from ``database`` or the flows' AS fields) is evidence too."""
+    """Build the native classifier for ``ruleset`` (checked first: it may
+    have been built by hand or unpickled rather than parsed); with
+    ``as_stage`` the peer's AS (from ``database`` or the flows' AS fields)
+    is evidence too."""
+    check_ruleset(ruleset)
     paths = ruleset.paths
     if len(paths) > MAX_PATHS:
         raise RuleError(

@@ -142,7 +142,8 @@ def test_cache_needs_ts_end_and_a_pair_cache(clf):
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"ttl": -1}, "'ttl'"), ({"ttl": "1h"}, "'ttl'"), ({"capacity": 0}, "'capacity'"),
-     ({"capacity": 2.5}, "'capacity'"), ({"ttl": float("nan")}, "'ttl'")],
+     ({"capacity": 2.5}, "'capacity'"), ({"ttl": float("nan")}, "'ttl'"),
+     ({"capacity": 2**30 + 1}, "'capacity'"), ({"capacity": True}, "'capacity'")],
 )
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -162,6 +163,75 @@ def test_clear_and_pickle_keep_or_drop_the_entries(clf):
     cache.clear()
     assert len(cache) == 0 and len(copy) == 2
     assert "PairCache(ttl=120.0, capacity=10)" in repr(cache)
+
+
+def good_state(clf):
+    cache = PairCache(ttl=120.0, capacity=10)
+    confirm(clf, cache)
+    confirm(clf, cache, src="2001:db8::7")
+    return cache.__getstate__()
+
+
+def load_state(state):
+    copy = PairCache.__new__(PairCache)
+    copy.__setstate__(state)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"capacity": 2**62},
+         "capacity must be an int in \\[1, 2\\*\\*30\\], got 4611686018427387904"),
+        ({"capacity": 0}, "capacity must be an int"),
+        ({"capacity": 1}, "2 pairs exceed the capacity of 1"),
+        ({"capacity": 10.0}, "capacity must be an int"),
+        ({"ttl_ms": -1}, "ttl_ms must be an int in \\[0, 2\\*\\*63 - 1\\]"),
+        ({"ttl_ms": 2**63}, "ttl_ms must be an int"),
+        ({"client": np.zeros((2, 16), np.float64)}, "'client' must be a \\(n, 16\\) uint8 array, "
+                                                     "got float64"),
+        ({"server": np.zeros((2, 15), np.uint8)}, "'server' must be a \\(n, 16\\) uint8 array"),
+        ({"server": np.zeros(32, np.uint8)}, "'server' must be a \\(n, 16\\) uint8 array"),
+        ({"server": [[0] * 16] * 2}, "got list"),
+        ({"confirmed_at": np.zeros(2, np.uint64)}, "'confirmed_at' must be a 1-D int64 array"),
+        ({"confirmed_at": np.zeros(3, np.int64)}, "differ in length \\(2, 2, 3\\)"),
+    ],
+)
+def test_unpickling_checks_the_state(clf, change, message):
+    state = good_state(clf) | change
+    with pytest.raises(ValueError, match=f"invalid PairCache state: .*{message}"):
+        load_state(state)
+
+
+def test_unpickling_refuses_unknown_missing_and_repeated_entries(clf):
+    state = good_state(clf)
+    with pytest.raises(ValueError, match="invalid PairCache state: expected the keys"):
+        load_state(state | {"extra": 1})
+    with pytest.raises(ValueError, match="invalid PairCache state: expected the keys"):
+        load_state({k: v for k, v in state.items() if k != "ttl_ms"})
+    with pytest.raises(ValueError, match="invalid PairCache state: expected the keys"):
+        load_state([1, 2, 3])
+    twice = state | {name: np.concatenate([state[name], state[name][:1]])
+                     for name in ("client", "server", "confirmed_at")}
+    with pytest.raises(ValueError, match="a \\(client, server\\) pair is listed twice"):
+        load_state(twice)
+
+
+def test_a_valid_state_round_trips_through_the_checks(clf):
+    state = good_state(clf)
+    copy = load_state(state)
+    assert [a.tolist() for a in copy.entries()] == [
+        state[k].tolist() for k in ("client", "server", "confirmed_at")]
+    empty = load_state(PairCache(capacity=1).__getstate__())
+    assert len(empty) == 0 and empty.capacity == 1
+
+
+def test_the_native_cache_refuses_a_capacity_beyond_the_bound():
+    from nkclass import _core
+
+    assert _core.PairCache.max_capacity == 2**30
+    with pytest.raises(ValueError, match="between 1 and 2\\*\\*30"):
+        _core.PairCache(2**30 + 1, 0)
 
 
 def test_threads_share_one_cache(clf):

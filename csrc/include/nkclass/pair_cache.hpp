@@ -13,8 +13,9 @@
 // (earlier flows included); a lookup that finds it expired removes it. A
 // confirmation of a known pair moves its time forward (never back).
 //
-// Memory is bounded: at most `capacity` entries; confirming a new pair when
-// full evicts the least recently confirmed one.
+// Memory is bounded: at most `capacity` entries (at most kMaxPairCacheCapacity),
+// about 140 bytes each (a list node, a hash node and a bucket); confirming a
+// new pair when full evicts the least recently confirmed one.
 //
 // Thread-safety: every public method locks the cache's mutex. The *_locked
 // methods are for the classifier's pass, which holds mutex() around a whole
@@ -68,6 +69,8 @@ struct PairKeyHash {
     }
 };
 
+inline constexpr std::size_t kMaxPairCacheCapacity = std::size_t(1) << 30;
+
 class PairCache {
 public:
     struct Entry {
@@ -75,8 +78,8 @@ public:
         std::int64_t confirmed_at;  // ms, flow time
     };
 
-    // capacity >= 1 entries; ttl_ms >= 0. Throws std::invalid_argument
-    // otherwise.
+    // 1 <= capacity <= kMaxPairCacheCapacity entries; ttl_ms >= 0. Throws
+    // std::invalid_argument otherwise.
     PairCache(std::size_t capacity, std::int64_t ttl_ms);
 
     std::size_t capacity() const noexcept { return capacity_; }

@@ -8,6 +8,7 @@ replaces). The file format is described in ``nkclass/rules/README.md``.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -57,28 +58,41 @@ def builtin_paths() -> list[Path]:
     return [Path(str(root.joinpath(name))) for name in BUILTIN_FILES]
 
 
-def load_rules(*paths: str | Path, defaults: bool = True) -> Ruleset:
+def load_rules(
+    *paths: str | Path, defaults: bool = True, allowed_dirs: Sequence[str | Path] = ()
+) -> Ruleset:
     """Load the built-in ruleset and lay the given files over it, in order.
 
     With ``defaults=False`` only the given files are used. Raises
     :class:`nkclass.RuleError` naming the file and line of the first problem.
+
+    A ruleset's list files (``prefix_file``) are read only from inside its
+    own folder (after resolving links), unless ``allowed_dirs`` names other
+    folders to read them from; only regular files of at most 64 MiB.
 
     >>> rules = load_rules()
     >>> rules.paths
     ('none', 'kp_range', 'unicom', 'satgate')
     """
     layers = [parse_file(p) for p in builtin_paths()] if defaults else []
-    layers += [parse_file(p) for p in paths]
+    layers += [parse_file(p, allowed_dirs) for p in paths]
     ruleset = Ruleset()
     for layer in layers:
         ruleset = ruleset.layered(layer)
     return _checked(ruleset)
 
 
-def rules_from_text(text: str, *, defaults: bool = True, name: str = "<rules>") -> Ruleset:
-    """Like :func:`load_rules` for a TOML string (handy in tests and notebooks)."""
+def rules_from_text(
+    text: str,
+    *,
+    defaults: bool = True,
+    name: str = "<rules>",
+    allowed_dirs: Sequence[str | Path] = (),
+) -> Ruleset:
+    """Like :func:`load_rules` for a TOML string (handy in tests and notebooks).
+    A text has no folder: its list files are read only from ``allowed_dirs``."""
     base = load_rules() if defaults else Ruleset()
-    return _checked(base.layered(parse_text(text, name)))
+    return _checked(base.layered(parse_text(text, name, allowed_dirs=allowed_dirs)))
 
 
 def _checked(ruleset: Ruleset) -> Ruleset:

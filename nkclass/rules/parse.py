@@ -3,19 +3,27 @@
 tomllib parses the values; a light scan of the text finds the line of each
 ``[[table]]`` entry and of the keys and items inside it, so that every error
 points at the line to fix.
+
+Files a ruleset names (``prefix_file``) are untrusted input: they are read
+only from the ruleset's own folder (or folders the caller allows), only
+when they are regular files of at most MAX_LIST_FILE_BYTES, and errors in
+them give the file and line but never their text.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nkclass.errors import RuleError
+from nkclass.addresses import parse_prefixes
+from nkclass.errors import RuleError, SchemaValueError
 from nkclass.labels import ACTIVITIES, APPS
 from nkclass.rules.model import (
     AS_CONFIDENCES,
@@ -33,12 +41,17 @@ from nkclass.rules.model import (
     ServiceInfo,
     WatchedNetwork,
 )
-from nkclass.rules.published import PREFIX_FORMATS, read_prefix_list
+from nkclass.rules.published import PREFIX_FORMATS, prefix_list
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SERVICE_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
 LABEL_RE = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 TOML_POSITION_RE = re.compile(r"\(at line (\d+), column \d+\)")
+# A ruleset needs two levels of nesting; tomllib recurses once per level.
+MAX_NESTING = 32
+MAX_RULESET_BYTES = 16 << 20
+# A full routing table's prefixes, one per line, take about 20 MB.
+MAX_LIST_FILE_BYTES = 64 << 20
 
 TABLE_KEYS = {
     "ruleset": {"name", "version", "description"},
@@ -183,26 +196,95 @@ def _one_based(line: int | None) -> int | None:
     return None if line is None else line + 1
 
 
-def parse_file(path: str | Path) -> Ruleset:
-    """Read and validate one ruleset file (no layering)."""
+def _decode(data: bytes, path: str, what: str) -> str:
+    """UTF-8 text without NUL bytes, or a RuleError naming the line."""
+    def line_of(offset: int) -> int:
+        return data.count(b"\n", 0, offset) + 1
+
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise RuleError(f"binary data (a NUL byte), not a {what}", path, line_of(nul))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"not UTF-8 text (binary data?), not a {what}", path,
+                        line_of(exc.start)) from None
+
+
+def parse_file(path: str | Path, allowed_dirs: Sequence[str | Path] = ()) -> Ruleset:
+    """Read and validate one ruleset file (no layering). Files it names are
+    read from its folder or from ``allowed_dirs``."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            data = f.read(MAX_RULESET_BYTES + 1)
     except OSError as exc:
-        raise RuleError(f"cannot read ruleset: {exc.strerror}", str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise RuleError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(p)) from None
-    return parse_text(text, str(p), base_dir=p.parent)
+        raise RuleError(f"cannot read ruleset: {exc.strerror or exc}", str(p)) from None
+    if len(data) > MAX_RULESET_BYTES:
+        raise RuleError(f"larger than {MAX_RULESET_BYTES >> 20} MiB: not a ruleset", str(p))
+    text = _decode(data, str(p), "ruleset")
+    return parse_text(text, str(p), base_dir=p.parent, allowed_dirs=allowed_dirs)
 
 
-def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -> Ruleset:
-    """Validate ruleset TOML ``text``; ``path`` names it in errors."""
+def _nesting_line(text: str) -> int | None:
+    """1-based line where arrays and inline tables nest deeper than
+    MAX_NESTING, else None. Strings and comments are skipped; anything this
+    scan gets wrong about malformed TOML, tomllib reports afterwards."""
+    depth = line = i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c in "\"'":
+            quote = text[i : i + 3] if text.startswith(c * 3, i) else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                if text[i] == "\\" and c == '"':
+                    i += 1
+                elif text[i] == "\n":
+                    if len(quote) == 1:
+                        break  # an unterminated one-line string: tomllib says so
+                    line += 1
+                i += 1
+            i += len(quote)
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line + 1
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return None
+
+
+def parse_text(
+    text: str,
+    path: str = "<rules>",
+    base_dir: Path | None = None,
+    allowed_dirs: Sequence[str | Path] = (),
+) -> Ruleset:
+    """Validate ruleset TOML ``text``; ``path`` names it in errors. Files it
+    names are read from ``base_dir`` (the ruleset's folder) or from
+    ``allowed_dirs``; a text without a folder reads only from the latter."""
+    deep = _nesting_line(text)
+    if deep is not None:
+        raise RuleError(f"invalid TOML: arrays or tables nested more than {MAX_NESTING} deep",
+                        path, deep)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = TOML_POSITION_RE.search(str(exc))
         message = TOML_POSITION_RE.sub("", str(exc)).strip()
         raise RuleError(f"invalid TOML: {message}", path, int(m.group(1)) if m else None) from None
+    except RecursionError:  # nesting the scan above did not see (dotted keys, say)
+        raise RuleError("invalid TOML: nested too deeply", path) from None
+    roots = _ListRoots(base_dir, allowed_dirs)
     loc = _Locator(text)
     for key, value in doc.items():
         if key not in TABLE_KEYS:
@@ -237,13 +319,13 @@ def parse_text(text: str, path: str = "<rules>", base_dir: Path | None = None) -
         "flow_shape" in doc
     ) else None
 
-    prefix_seen: dict[tuple[str, int], str] = {}
+    prefix_seen: dict[object, str] = {}
     watched = [_watched(e, prefix_seen) for e in entries("watched")]
     names = [w.name for w in watched]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise _Entry("watched", i, {}, path, loc).fail(f"path name {name!r} is used twice")
-    networks = [_network(e, prefix_seen, base_dir) for e in entries("network")]
+    networks = [_network(e, prefix_seen, roots) for e in entries("network")]
     port_seen: dict[tuple[int, int, int], str] = {}
     ports = [rule for e in entries("port") for rule in _ports(e, port_seen)]
     suffix_seen: dict[str, str] = {}
@@ -295,29 +377,58 @@ def _flow_shape(entry: _Entry) -> FlowShapeOptions:
     )
 
 
-def _check_prefix(text: str, seen: dict[tuple[str, int], str], owner: str) -> str | None:
-    """Canonical form of a prefix, or the reason it is invalid."""
+def _network_of(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The prefix a text names (host bits must be zero). An IPv4-mapped IPv6
+    prefix of length 96 or more is the IPv4 prefix it matches, as in the
+    tables: ``::ffff:1.2.3.0/120`` and ``1.2.3.0/24`` are one prefix.
+    Raises ValueError."""
+    net = ipaddress.ip_network(text.strip(), strict=True)
+    mapped = net.network_address.ipv4_mapped if net.version == 6 else None
+    if mapped is not None and net.prefixlen >= 96:
+        return ipaddress.ip_network((mapped, net.prefixlen - 96))
+    return net
+
+
+def _unparsable(texts: list[str]) -> int | None:
+    """Index of the first text the native prefix parser (which the tables
+    use) refuses, or None. ipaddress alone accepts more (netmasks, zone
+    ids, "/024")."""
     try:
-        net = ipaddress.ip_network(text.strip(), strict=True)
-    except ValueError as exc:
-        return str(exc).replace("does not appear to be an IPv4 or IPv6 network", "is not a prefix")
-    key = (str(net.network_address), net.prefixlen)
-    if key in seen:
-        return f"prefix {net} is already listed by {seen[key]}"
-    seen[key] = owner
-    return None
+        parse_prefixes(texts)
+        return None
+    except SchemaValueError:
+        return next(i for i, t in enumerate(texts) if not _parses([t]))
 
 
-def _prefixes(entry: _Entry, seen: dict[tuple[str, int], str], required: bool) -> tuple[str, ...]:
-    values = entry.strings("prefixes", required)
+def _parses(texts: list[str]) -> bool:
+    try:
+        parse_prefixes(texts)
+        return True
+    except SchemaValueError:
+        return False
+
+
+def _prefixes(entry: _Entry, seen: dict[object, str], required: bool) -> tuple[str, ...]:
+    values = [v.strip() for v in entry.strings("prefixes", required)]
+    bad = _unparsable(values)
+    if bad is not None:
+        raise entry.fail(f"{values[bad]!r} is not a prefix such as 175.45.176.0/22", "prefixes",
+                         values[bad])
     for text in values:
-        problem = _check_prefix(text, seen, entry.label)
-        if problem:
-            raise entry.fail(problem, "prefixes", text)
-    return tuple(v.strip() for v in values)
+        try:
+            net = _network_of(text)
+        except ValueError as exc:
+            raise entry.fail(str(exc), "prefixes", text) from None
+        line = entry.loc.item(entry.start, "prefixes", text)
+        if net in seen:
+            same = "" if str(net) == text else f" (the same prefix as {net})"
+            raise entry.fail(f"prefix {text}{same} is already listed by {seen[net]}",
+                             "prefixes", text)
+        seen[net] = f"{entry.label} ({entry.path}:{_one_based(line)})"
+    return tuple(values)
 
 
-def _watched(entry: _Entry, seen: dict[tuple[str, int], str]) -> WatchedNetwork:
+def _watched(entry: _Entry, seen: dict[object, str]) -> WatchedNetwork:
     name = entry.text("name", required=True)
     if not NAME_RE.match(name) or name == "none":
         raise entry.fail(
@@ -342,7 +453,7 @@ def _watched(entry: _Entry, seen: dict[tuple[str, int], str]) -> WatchedNetwork:
     )
 
 
-def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | None) -> PeerNetwork:
+def _network(entry: _Entry, seen: dict[object, str], roots: _ListRoots) -> PeerNetwork:
     service = entry.text("service", required=True)
     if not SERVICE_RE.match(service) or service == "none":
         raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
@@ -356,7 +467,7 @@ def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | N
             "prefix_format",
         )
     if list_file is not None:
-        prefixes += _prefix_file(entry, list_file, list_format, base_dir, seen)
+        prefixes += _prefix_file(entry, list_file, list_format, roots, seen)
     elif "prefix_format" in entry.values:
         raise entry.fail("prefix_format needs a prefix_file", "prefix_format")
     if not prefixes:
@@ -370,21 +481,85 @@ def _network(entry: _Entry, seen: dict[tuple[str, int], str], base_dir: Path | N
     )
 
 
+class _ListRoots:
+    """Folders a ruleset may read list files from: its own folder, and the
+    folders its caller allows."""
+
+    def __init__(self, base_dir: Path | None, allowed_dirs: Sequence[str | Path]) -> None:
+        self.base_dir = base_dir
+        self.folders = [Path(d).resolve() for d in
+                        ([base_dir] if base_dir is not None else []) + list(allowed_dirs)]
+
+    def locate(self, entry: _Entry, name: str) -> tuple[Path, Path]:
+        """(the path as written, resolved), or a RuleError if it lies outside."""
+        shown = Path(name) if self.base_dir is None else self.base_dir / name
+        try:
+            real = shown.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            reason = getattr(exc, "strerror", None) or "cannot be resolved"
+            raise entry.fail(f"cannot read {shown}: {reason}", "prefix_file") from None
+        if not any(real.is_relative_to(folder) for folder in self.folders):
+            where = (f"the ruleset's folder {self.base_dir}" if self.base_dir is not None
+                     else "no folder (the ruleset is text)")
+            raise entry.fail(
+                f"{shown} is outside {where}; list files are read only from there, or from "
+                "the folders given as load_rules(..., allowed_dirs=[...])",
+                "prefix_file",
+            )
+        return shown, real
+
+
+def _read_list_file(entry: _Entry, shown: Path, real: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_LIST_FILE_BYTES, opened
+    without blocking (a FIFO would) and without following a link swapped in
+    since it was resolved."""
+    def refuse(problem: str) -> RuleError:
+        return entry.fail(f"{shown} {problem}", "prefix_file")
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError as exc:
+        raise refuse(f"cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("is not a regular file")
+        if info.st_size > MAX_LIST_FILE_BYTES:
+            raise refuse(f"is larger than the {MAX_LIST_FILE_BYTES >> 20} MiB limit for list files")
+        data = f.read(MAX_LIST_FILE_BYTES + 1)
+    if len(data) > MAX_LIST_FILE_BYTES:
+        raise refuse(f"is larger than the {MAX_LIST_FILE_BYTES >> 20} MiB limit for list files")
+    if info.st_size == 0 and data:
+        # Pseudo-files (/proc, /sys) report no size but hold content.
+        raise refuse("is not a regular file (a pseudo-file such as those under /proc)")
+    return data
+
+
 def _prefix_file(
-    entry: _Entry, name: str, format: str, base_dir: Path | None,
-    seen: dict[tuple[str, int], str],
+    entry: _Entry, name: str, format: str, roots: _ListRoots, seen: dict[object, str]
 ) -> list[str]:
     """Prefixes from a list file in one of the published formats (plain
-    text: one per line, '#' starts a comment)."""
-    path = Path(name) if base_dir is None else base_dir / name
-    if not path.is_file():
-        raise entry.fail(f"cannot read {path}: no such file", "prefix_file")
+    text: one per line, '#' starts a comment). Errors give the file and
+    line, never the line's text (the file may hold anything)."""
+    shown, real = roots.locate(entry, name)
+    text = _decode(_read_list_file(entry, shown, real), str(shown), "list of prefixes")
+    numbered = prefix_list(text, str(shown), format)
+    bad = _unparsable([prefix for prefix, _ in numbered])
+    if bad is not None:
+        raise RuleError("not an IPv4 or IPv6 prefix such as 175.45.176.0/22", str(shown),
+                        numbered[bad][1])
     out = []
-    for text, number in read_prefix_list(path, format):
-        problem = _check_prefix(text, seen, f"{path}:{number}")
-        if problem:
-            raise RuleError(problem, str(path), number)
-        out.append(text)
+    for prefix, number in numbered:
+        try:
+            net = _network_of(prefix)
+        except ValueError:
+            raise RuleError("not a prefix: host bits are set below its length", str(shown),
+                            number) from None
+        if net in seen:
+            raise RuleError(f"prefix {net} is already listed by {seen[net]}", str(shown), number)
+        seen[net] = f"{shown}:{number}"
+        out.append(prefix)
     return out
 
 

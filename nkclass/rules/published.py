@@ -29,7 +29,8 @@ PREFIX_FORMATS = ("text", "aws-ip-ranges", "google-ip-ranges", "fastly-public-ip
 
 
 def read_prefix_list(path: Path, format: str = "text") -> list[tuple[str, int]]:
-    """The prefixes of one published list, with their 1-based lines."""
+    """The prefixes of one published list, with their 1-based lines.
+    (Rulesets read their list files with more care: see parse.py.)"""
     if format not in PREFIX_FORMATS:
         raise ValueError(f"format must be one of {', '.join(PREFIX_FORMATS)}, got {format!r}")
     try:
@@ -38,9 +39,16 @@ def read_prefix_list(path: Path, format: str = "text") -> list[tuple[str, int]]:
         raise RuleError(f"cannot read: {exc.strerror}", str(path)) from None
     except UnicodeDecodeError as exc:
         raise RuleError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
+    return prefix_list(text, str(path), format)
+
+
+def prefix_list(text: str, path: str, format: str = "text") -> list[tuple[str, int]]:
+    """The prefixes of a published list's text, with their 1-based lines
+    (lines end at '\\n' only); ``path`` names it in errors, which never
+    quote the text."""
     if format == "text":
         out = []
-        for number, raw in enumerate(text.splitlines(), start=1):
+        for number, raw in enumerate(text.split("\n"), start=1):
             value = raw.split("#", 1)[0].strip()
             if value:
                 out.append((value, number))
@@ -48,9 +56,11 @@ def read_prefix_list(path: Path, format: str = "text") -> list[tuple[str, int]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RuleError(f"invalid JSON: {exc.msg}", str(path), exc.lineno) from None
-    values = list(_JSON_READERS[format](doc, str(path)))
-    return _with_lines(text, values, str(path))
+        raise RuleError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+    except RecursionError:
+        raise RuleError("invalid JSON: nested too deeply", path) from None
+    values = list(_JSON_READERS[format](doc, path))
+    return _with_lines(text, values, path)
 
 
 def _with_lines(text: str, values: list[str], path: str) -> list[tuple[str, int]]:

@@ -212,3 +212,162 @@ def test_ruleset_pickles_and_compares_equal():
     rules = load_rules()
     assert pickle.loads(pickle.dumps(rules)) == rules
     assert isinstance(rules, nkclass.Ruleset)
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def network_with_list(tmp_path: Path, name: str, folder: Path | None = None) -> Path:
+    """A ruleset in `folder` (default tmp_path) whose one network reads `name`."""
+    return write(folder or tmp_path,
+                 f'[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "{name}"\n')
+
+
+def list_error(path: Path, **kw) -> RuleError:
+    with pytest.raises(RuleError) as info:
+        load_rules(path, defaults=False, **kw)
+    return info.value
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "{tmp}/outside.txt", "link.txt"])
+def test_list_files_outside_the_ruleset_folder_are_refused(tmp_path, name):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("198.51.100.0/24\n")
+    (folder / "link.txt").symlink_to(tmp_path / "outside.txt")
+    path = network_with_list(tmp_path, name.format(tmp=tmp_path), folder)
+    err = list_error(path)
+    assert "is outside the ruleset's folder" in str(err) and "allowed_dirs" in str(err)
+    assert (err.path, err.line) == (str(path), 4)
+    # Named explicitly, the other folder is allowed.
+    rules = load_rules(path, defaults=False, allowed_dirs=[tmp_path])
+    assert rules.networks[0].prefixes == ("198.51.100.0/24",)
+
+
+def test_text_rulesets_read_list_files_only_from_allowed_dirs(tmp_path):
+    (tmp_path / "list.txt").write_text("198.51.100.0/24\n")
+    text = f'[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "{tmp_path}/list.txt"\n'
+    with pytest.raises(RuleError, match="outside no folder"):
+        rules_from_text(text, defaults=False)
+    rules = rules_from_text(text, defaults=False, allowed_dirs=[tmp_path])
+    assert rules.networks[0].prefixes == ("198.51.100.0/24",)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import threading
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    path = network_with_list(tmp_path, "pipe.txt")
+    errors = []
+    reader = threading.Thread(target=lambda: errors.append(list_error(path)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a FIFO list file blocked"
+    assert "is not a regular file" in str(errors[0])
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_devices_are_refused_even_in_an_allowed_folder(tmp_path, device):
+    path = network_with_list(tmp_path, device)
+    assert "is not a regular file" in str(list_error(path, allowed_dirs=["/dev"]))
+
+
+def test_proc_files_are_refused_and_never_quoted(tmp_path, monkeypatch):
+    monkeypatch.setenv("NKCLASS_TEST_SECRET", "hunter2")
+    path = network_with_list(tmp_path, "/proc/self/environ")
+    err = list_error(path)
+    assert "outside the ruleset's folder" in str(err)
+    err = list_error(path, allowed_dirs=["/proc"])
+    assert "pseudo-file" in str(err) and "hunter2" not in str(err)
+
+
+def test_errors_in_list_files_never_quote_the_file(tmp_path):
+    (tmp_path / "list.txt").write_text("198.51.100.0/24\nSECRET=hunter2\n")
+    err = list_error(network_with_list(tmp_path, "list.txt"))
+    assert (err.path, err.line) == (str(tmp_path / "list.txt"), 2)
+    assert "hunter2" not in str(err) and "SECRET" not in str(err)
+    assert "not an IPv4 or IPv6 prefix" in str(err)
+
+
+@pytest.mark.parametrize(
+    "data, line, message",
+    [
+        (b"198.51.100.0/24\n\x7fELF\x02\x01\x01\x00\x00\n", 2, "binary data (a NUL byte)"),
+        (b"198.51.100.0/24\n\n\xff\xfe1.2.3.4\n", 3, "not UTF-8 text"),
+        (b"198.51.100.0/24\n10.0.0.1/8\n", 2, "host bits are set"),
+    ],
+)
+def test_bad_list_files_are_rule_errors_with_file_and_line(tmp_path, data, line, message):
+    (tmp_path / "list.txt").write_bytes(data)
+    err = list_error(network_with_list(tmp_path, "list.txt"))
+    assert (err.path, err.line) == (str(tmp_path / "list.txt"), line)
+    assert message in str(err)
+
+
+def test_list_files_are_bounded_in_size(tmp_path):
+    with open(tmp_path / "huge.txt", "wb") as f:
+        f.truncate((64 << 20) + 1)  # sparse: no disk used
+    err = list_error(network_with_list(tmp_path, "huge.txt"))
+    assert "larger than the 64 MiB limit" in str(err)
+
+
+def test_ruleset_files_are_bounded_and_must_be_text(tmp_path):
+    with open(tmp_path / "huge.toml", "wb") as f:
+        f.truncate((16 << 20) + 1)
+    with pytest.raises(RuleError, match="larger than 16 MiB"):
+        load_rules(tmp_path / "huge.toml", defaults=False)
+    (tmp_path / "bin.toml").write_bytes(b'[ruleset]\nname = "x"\n\xc3\x28\n')
+    with pytest.raises(RuleError, match="not UTF-8 text") as info:
+        load_rules(tmp_path / "bin.toml", defaults=False)
+    assert info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("a = " + "[" * 50_000 + "]" * 50_000 + "\n", 1),
+        ('[ruleset]\nname = "x"\n\nb = ' + "{a = " * 5_000 + "1" + "}" * 5_000 + "\n", 4),
+        ("a = [\n" * 40 + "]\n" * 40, 33),
+    ],
+)
+def test_deeply_nested_toml_is_a_rule_error_with_line(tmp_path, text, line):
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    with pytest.raises(RuleError, match="nested more than 32 deep") as info:
+        load_rules(path, defaults=False)
+    assert info.value.line == line
+
+
+def test_nesting_inside_strings_and_comments_is_not_counted():
+    text = ('[ruleset]\nname = "' + "[" * 100 + '"\ndescription = """\n' + "{" * 100 + '\n"""\n'
+            "# " + "[" * 100 + "\nversion = '" + "[" * 100 + "'\n")
+    assert rules_from_text(text, defaults=False).name == "[" * 100
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("1.2.3.0/24", "::ffff:1.2.3.0/120"), ("::ffff:1.2.3.0/120", "1.2.3.0/24"),
+     ("0.0.0.0/0", "::ffff:0:0/96"), ("198.51.100.7", "::ffff:198.51.100.7/128")],
+)
+def test_ipv4_mapped_spellings_of_one_prefix_are_duplicates(tmp_path, first, second):
+    err = error_of(tmp_path, f'[[watched]]\nname = "x"\nprefixes = ["{first}"]\n\n'
+                             f'[[network]]\nservice = "s"\ncategory = "tor"\n'
+                             f'prefixes = ["{second}"]\n')
+    assert err.line == 8
+    assert f"already listed by watched[0] ({err.path}:3)" in str(err)
+
+
+def test_a_list_file_repeating_an_inline_prefix_names_both_places(tmp_path):
+    (tmp_path / "list.txt").write_text("# relays\n::ffff:1.2.3.0/120\n")
+    path = write(tmp_path, '[[watched]]\nname = "x"\nprefixes = ["1.2.3.0/24"]\n\n[[network]]\n'
+                           'service = "s"\ncategory = "tor"\nprefix_file = "list.txt"\n')
+    err = list_error(path)
+    assert (err.path, err.line) == (str(tmp_path / "list.txt"), 2)
+    assert "prefix 1.2.3.0/24 is already listed by watched[0]" in str(err)
+
+
+@pytest.mark.parametrize("prefix", ["10.0.0.0/255.0.0.0", "10.0.0.0/08", "fe80::%eth0/64"])
+def test_prefixes_the_tables_cannot_read_are_refused_when_parsed(tmp_path, prefix):
+    err = error_of(tmp_path, f'[[watched]]\nname = "x"\nprefixes = ["{prefix}"]\n')
+    assert err.line == 3 and "is not a prefix" in str(err)

@@ -142,6 +142,9 @@ void detect(std::uint8_t protocol, std::uint16_t src_port, std::uint16_t dst_por
         reset(out);
         return;
     }
+    // Names are written in place and count only once accepted; a refused
+    // one leaves its bytes behind, so terminate the name actually kept.
+    out->name[out->name_len] = '\0';
     if (out->app == kAppTls && out->name_kind == kNameSni && out->activity == 0 &&
         tor_like_server_name(out->name, out->name_len)) {
         out->activity = kActTor;

@@ -1,0 +1,162 @@
+"""Writes the seed corpus of every harness from the real captures and data
+files (run from the repository root; the result is committed under
+fuzz/corpus/, where the fuzzers also keep what they find).
+
+    python fuzz/seeds.py [--fixtures /path/to/shared/fixtures]
+
+Seeds are small on purpose: the first records of each capture (cut at a
+record boundary), one flow's payloads per detector seed, one line per
+text seed. Captures are read from tests/data/pcap and, when --fixtures is
+given, from the permissively licensed captures of its protocols/ folder
+(their licence notices are copied to fuzz/corpus/licenses/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import re
+import shutil
+import struct
+from pathlib import Path
+
+from nkclass.flows.pcap import read_pcap
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fuzz" / "corpus"
+PERMISSIVE = {"BSD-3-Clause", "MIT", "Apache-2.0", "Unlicense", "NCSA"}
+MAX_CAPTURE_SEED = 12 << 10
+# Meter header bytes (see fuzz/harnesses/meter.cpp): default-like, tiny
+# table with 7-byte payloads fed in 3-byte chunks, 1-flow memory bound.
+METER_HEADERS = [bytes([0x1C, 0x57]), bytes([0x02, 0x02]), bytes([0x24, 0x44])]
+
+
+def write(harness: str, data: bytes) -> None:
+    folder = CORPUS / harness
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def capture_prefix(data: bytes, limit: int) -> bytes:
+    """The header and the first whole records of a pcap or pcapng file that
+    fit in `limit` bytes."""
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        order = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+        at = 0
+        while at + 12 <= len(data):
+            size = struct.unpack(order + "I", data[at + 4 : at + 8])[0]
+            if size < 12 or at + size > limit:
+                break
+            at += size
+        return data[:at]
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    at = 24
+    while at + 16 <= len(data):
+        caplen = struct.unpack(order + "I", data[at + 8 : at + 12])[0]
+        if at + 16 + caplen > limit:
+            break
+        at += 16 + caplen
+    return data[:at]
+
+
+def captures(fixtures: Path | None) -> list[Path]:
+    """The captures to seed from; copies the licence notices of their
+    source repositories to corpus/licenses/."""
+    licenses = CORPUS / "licenses"
+    licenses.mkdir(parents=True, exist_ok=True)
+    ours = ROOT / "tests" / "data" / "pcap"
+    found = sorted(ours.glob("*.pcap"))
+    for notice in (ours / "licenses").iterdir():
+        shutil.copyfile(notice, licenses / notice.name)
+    if fixtures is None:
+        return found
+    repos = set()
+    with open(fixtures / "protocols" / "SOURCES.tsv", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["license"] in PERMISSIVE:
+                found.append(fixtures / "protocols" / row["file"])
+                repos.add(row["repo"].split("/")[1])
+    for notice in (fixtures / "licenses").iterdir():
+        if notice.name.split(".")[0] in repos:  # zeek.COPYING, arkime.NOTICE, ...
+            shutil.copyfile(notice, licenses / notice.name)
+    return found
+
+
+def flow_seeds(path: Path) -> None:
+    """Detector seeds: each flow's payloads in the detect harness's layout,
+    and the raw sides for the single-detector harnesses."""
+    for batch in read_pcap(path, payload_bytes=512, errors="skip"):
+        protocol = batch.column("protocol").to_numpy()
+        sport = batch.column("src_port").to_numpy()
+        dport = batch.column("dst_port").to_numpy()
+        src = batch.column("src_payload").to_pylist()
+        dst = batch.column("dst_payload").to_pylist()
+        for i in range(batch.num_rows):
+            if not src[i] and not dst[i]:
+                continue
+            selector = {6: 0, 17: 1}.get(int(protocol[i]), int(protocol[i]) | 0x81)
+            head = struct.pack(">BHHH", selector, int(sport[i]), int(dport[i]), len(src[i]))
+            write("detect", head + src[i] + dst[i])
+            for side in (src[i], dst[i]):
+                if side[:1] == b"\x16":
+                    write("tls_sni", side)
+                if side[:1] in (b"{", b" ", b"\n"):
+                    write("stratum", side)
+
+
+def address_seeds() -> None:
+    texts = ["0.0.0.0", "175.45.176.9", "255.255.255.255", "::", "::1", "2001:db8::1",
+             "::ffff:175.45.176.9", "1:2:3:4:5:6:7:8", "fe80::1:2", "::ffff:0:0/96",
+             "175.45.176.0/22", "2001:db8::/32", "::ffff:1.2.3.0/120", "1.2.3.4/0", "64:ff9b::/96"]
+    from nkclass.rules import load_rules
+
+    rules = load_rules()
+    texts += [p for w in rules.watched for p in w.prefixes]
+    texts += [p for n in rules.networks for p in n.prefixes][:40]
+    for text in texts:
+        write("ip_text", text.encode())
+
+
+def rules_seeds() -> None:
+    """Each table of the default ruleset on its own (small inputs keep the
+    fuzzer fast), and the shapes of past problems."""
+    text = (ROOT / "nkclass" / "rules" / "builtin" / "default.toml").read_text()
+    blocks = re.split(r"\n(?=\[)", text)
+    for block in blocks:
+        if block.lstrip().startswith("["):
+            write("rules", block.strip().encode() + b"\n")
+    write("rules", b'[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "list.txt"\n')
+    write("rules", b'[[watched]]\nname = "x"\nprefixes = ["1.2.3.0/24", "::ffff:1.2.3.0/120"]\n')
+    write("rules", b"a = " + b"[" * 40 + b"]" * 40 + b"\n")
+
+
+def text_seeds() -> None:
+    for path in sorted((ROOT / "tests" / "data" / "flows").iterdir()):
+        if path.suffix in (".csv", ".log", ".json", ".jsonl"):
+            # One byte picks the reader (see fuzz/python/text_readers.py).
+            kind = {".csv": 0, ".log": 1, ".json": 2, ".jsonl": 3}[path.suffix]
+            write("text_readers", bytes([kind]) + path.read_bytes()[:8192])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
+    args = parser.parse_args()
+    for path in captures(args.fixtures):
+        data = path.read_bytes()
+        for header in METER_HEADERS:
+            write("meter", header + capture_prefix(data, MAX_CAPTURE_SEED))
+        flow_seeds(path)
+    address_seeds()
+    rules_seeds()
+    text_seeds()
+    for folder in sorted(CORPUS.iterdir()):
+        if folder.is_dir() and folder.name != "licenses":
+            files = list(folder.iterdir())
+            size = sum(f.stat().st_size for f in files)
+            print(f"{folder.name}: {len(files)} seeds, {size} bytes")
+
+
+if __name__ == "__main__":
+    main()

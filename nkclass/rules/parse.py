@@ -319,7 +319,7 @@ def parse_text(
         "flow_shape" in doc
     ) else None
 
-    prefix_seen: dict[object, str] = {}
+    prefix_seen: dict[object, object] = {}
     watched = [_watched(e, prefix_seen) for e in entries("watched")]
     names = [w.name for w in watched]
     for i, name in enumerate(names):
@@ -330,7 +330,7 @@ def parse_text(
     ports = [rule for e in entries("port") for rule in _ports(e, port_seen)]
     suffix_seen: dict[str, str] = {}
     domains = [_domain(e, suffix_seen) for e in entries("domain")]
-    as_seen: dict[object, str] = {}
+    as_seen: dict[object, object] = {}
     as_rules = [_as_rule(e, as_seen) for e in entries("asn")]
     info_seen: dict[str, str] = {}
     service_info = [_service_info(e, info_seen) for e in entries("service")]
@@ -408,7 +408,20 @@ def _parses(texts: list[str]) -> bool:
         return False
 
 
-def _prefixes(entry: _Entry, seen: dict[object, str], required: bool) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _Place:
+    """Where a prefix was listed inline; the line is looked up only for an
+    error message (a scan of the entry's lines)."""
+
+    entry: _Entry
+    text: str
+
+    def __str__(self) -> str:
+        line = self.entry.loc.item(self.entry.start, "prefixes", self.text)
+        return f"{self.entry.label} ({self.entry.path}:{_one_based(line)})"
+
+
+def _prefixes(entry: _Entry, seen: dict[object, object], required: bool) -> tuple[str, ...]:
     values = [v.strip() for v in entry.strings("prefixes", required)]
     bad = _unparsable(values)
     if bad is not None:
@@ -419,16 +432,15 @@ def _prefixes(entry: _Entry, seen: dict[object, str], required: bool) -> tuple[s
             net = _network_of(text)
         except ValueError as exc:
             raise entry.fail(str(exc), "prefixes", text) from None
-        line = entry.loc.item(entry.start, "prefixes", text)
         if net in seen:
             same = "" if str(net) == text else f" (the same prefix as {net})"
             raise entry.fail(f"prefix {text}{same} is already listed by {seen[net]}",
                              "prefixes", text)
-        seen[net] = f"{entry.label} ({entry.path}:{_one_based(line)})"
+        seen[net] = _Place(entry, text)
     return tuple(values)
 
 
-def _watched(entry: _Entry, seen: dict[object, str]) -> WatchedNetwork:
+def _watched(entry: _Entry, seen: dict[object, object]) -> WatchedNetwork:
     name = entry.text("name", required=True)
     if not NAME_RE.match(name) or name == "none":
         raise entry.fail(
@@ -453,7 +465,7 @@ def _watched(entry: _Entry, seen: dict[object, str]) -> WatchedNetwork:
     )
 
 
-def _network(entry: _Entry, seen: dict[object, str], roots: _ListRoots) -> PeerNetwork:
+def _network(entry: _Entry, seen: dict[object, object], roots: _ListRoots) -> PeerNetwork:
     service = entry.text("service", required=True)
     if not SERVICE_RE.match(service) or service == "none":
         raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
@@ -537,7 +549,7 @@ def _read_list_file(entry: _Entry, shown: Path, real: Path) -> bytes:
 
 
 def _prefix_file(
-    entry: _Entry, name: str, format: str, roots: _ListRoots, seen: dict[object, str]
+    entry: _Entry, name: str, format: str, roots: _ListRoots, seen: dict[object, object]
 ) -> list[str]:
     """Prefixes from a list file in one of the published formats (plain
     text: one per line, '#' starts a comment). Errors give the file and
@@ -666,7 +678,7 @@ def _domain(entry: _Entry, seen: dict[str, str]) -> DomainRule:
     )
 
 
-def _as_rule(entry: _Entry, seen: dict[object, str]) -> AsRule:
+def _as_rule(entry: _Entry, seen: dict[object, object]) -> AsRule:
     """An [[asn]] entry; an AS number or name listed twice in one file is a
     tie and an error."""
     service = entry.text("service", required=True)

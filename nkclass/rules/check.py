@@ -16,8 +16,11 @@ from collections.abc import Iterable
 from nkclass.errors import RuleError, describe
 from nkclass.labels import ACTIVITIES, APPS
 from nkclass.rules.model import (
+    AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
+    MAX_ASN,
     TRANSPORTS,
+    AsRule,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -95,7 +98,8 @@ def _network(n: object) -> None:
     if not isinstance(n, PeerNetwork):
         raise check.fail(f"expected a PeerNetwork, got {type(n).__name__}")
     _service(check, n.service)
-    check.vocabulary("category", n.category, ACTIVITIES, optional=False)
+    # None: the network names its service without implying an activity.
+    check.vocabulary("category", n.category, ACTIVITIES, optional=True)
     check.prefixes(n.prefixes)
     if not n.prefixes:
         raise check.fail("a network needs at least one prefix")
@@ -136,6 +140,28 @@ def _domain(d: object) -> None:
     check.text("source", d.source)
 
 
+def _as_rule(a: object) -> None:
+    check = _Checker(_where("asn", a))
+    if not isinstance(a, AsRule):
+        raise check.fail(f"expected an AsRule, got {type(a).__name__}")
+    _service(check, a.service)
+    if not check.text("org", a.org).strip():
+        raise check.fail("org must name the organisation")
+    check.vocabulary("category", a.category, ACTIVITIES, optional=True)
+    if a.confidence not in AS_CONFIDENCES:
+        raise check.fail(f"confidence {describe(a.confidence)} is not one of "
+                         f"{', '.join(AS_CONFIDENCES)}")
+    if not isinstance(a.asns, tuple):
+        raise check.fail(f"asns must be a tuple of AS numbers, got {describe(a.asns)}")
+    for number in a.asns:
+        check.integer("an AS number", number, 1, MAX_ASN)
+    if not all(name.strip() for name in check.texts("as_names", a.as_names)):
+        raise check.fail("an AS name must not be empty")
+    if not a.asns and not a.as_names:
+        raise check.fail("an [[asn]] entry needs asns or as_names")
+    check.text("source", a.source)
+
+
 def _flow_shape(shape: object) -> None:
     check = _Checker(_where("flow_shape", shape))
     if not isinstance(shape, FlowShapeOptions):
@@ -171,7 +197,7 @@ def check_ruleset(ruleset: object) -> None:
         top.vocabulary("precedence activity", name, ACTIVITIES, optional=False)
     _unique("precedence activity", ruleset.precedence)
     for field, check in (("watched", _watched), ("networks", _network), ("ports", _port),
-                         ("domains", _domain)):
+                         ("domains", _domain), ("asns", _as_rule)):
         entries = getattr(ruleset, field)
         if not isinstance(entries, tuple):
             raise top.fail(f"{field} must be a tuple, got {type(entries).__name__}")
@@ -180,5 +206,7 @@ def check_ruleset(ruleset: object) -> None:
     _unique("watched path", (w.name for w in ruleset.watched))
     _unique("port rule", (p.key for p in ruleset.ports))
     _unique("domain suffix", (s for d in ruleset.domains for s in d.suffixes))
+    _unique("AS number", (n for a in ruleset.asns for n in a.asns))
+    _unique("AS name", (n for a in ruleset.asns for n in a.as_names))
     if ruleset.flow_shape is not None:
         _flow_shape(ruleset.flow_shape)

@@ -30,9 +30,9 @@ def test_tables_round_trip():
     table = PrefixTable(["10.0.0.0/8", "2001:db8::/32"], [1, 2])
     copy = pickle.loads(pickle.dumps(table))
     assert copy.lookup(["10.1.2.3", "2001:db8::1", "8.8.8.8"]).tolist() == [1, 2, 0]
-    ports = load_rules()
-    clf = pickle.loads(pickle.dumps(Classifier(ports)))
-    assert clf.rules == ports
+    rules = load_rules()
+    clf = pickle.loads(pickle.dumps(Classifier(rules)))
+    assert clf.rules == rules
 
 
 @pytest.mark.parametrize(
@@ -147,6 +147,11 @@ def tampered(ruleset: Ruleset, **fields) -> Ruleset:
          "threshold must be a number in \\(0, 1\\]"),
         (lambda r: tampered(r, flow_shape=FlowShapeOptions(min_flows=2**40)), "min_flows"),
         (lambda r: tampered(r, networks=("x",)), "expected a PeerNetwork, got str"),
+        (lambda r: tampered(r, asns=(dataclasses.replace(r.asns[0], asns=(2**33,)),)),
+         "an AS number must be an int in \\[1, 4294967295\\]"),
+        (lambda r: tampered(r, asns=(dataclasses.replace(r.asns[0], confidence="high"),)),
+         "confidence 'high' is not one of low, medium"),
+        (lambda r: tampered(r, asns=r.asns[:1] * 2), "AS number .* appears twice"),
         (lambda r: "not a ruleset", "expected a Ruleset, got str"),
     ],
 )

@@ -371,3 +371,16 @@ def test_a_list_file_repeating_an_inline_prefix_names_both_places(tmp_path):
 def test_prefixes_the_tables_cannot_read_are_refused_when_parsed(tmp_path, prefix):
     err = error_of(tmp_path, f'[[watched]]\nname = "x"\nprefixes = ["{prefix}"]\n')
     assert err.line == 3 and "is not a prefix" in str(err)
+
+
+def test_published_json_lists_go_through_the_same_guarded_reader(tmp_path):
+    ruleset = ('[[network]]\nservice = "s"\ncategory = "tor"\nprefix_file = "{name}"\n'
+               'prefix_format = "aws-ip-ranges"\n')
+    (tmp_path / "deep.json").write_text('{"prefixes": ' + "[" * 5000 + "]" * 5000 + "}")
+    err = list_error(write(tmp_path, ruleset.format(name="deep.json")))
+    assert "nested too deeply" in str(err) and err.path == str(tmp_path / "deep.json")
+    (tmp_path / "bad.json").write_text('{"prefixes": [{"ip_prefix": "SECRET=hunter2"}]}')
+    err = list_error(write(tmp_path, ruleset.format(name="bad.json")))
+    assert (err.path, err.line) == (str(tmp_path / "bad.json"), 1) and "hunter2" not in str(err)
+    err = list_error(write(tmp_path, ruleset.format(name="/proc/self/environ")))
+    assert "outside the ruleset's folder" in str(err)

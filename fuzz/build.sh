@@ -23,7 +23,8 @@ stale() {  # stale OBJECT SOURCE: true when OBJECT must be rebuilt
 }
 
 objects=()
-for src in "$root"/csrc/{prefix,ports,text,classify,meter,domains,detect}/*.cpp; do
+for src in "$root"/csrc/*/*.cpp; do
+    [[ $src == "$root"/csrc/bindings/* ]] && continue  # the Python shims
     rel=${src#"$root"/csrc/}
     obj=$out/obj/${rel//\//_}.o
     objects+=("$obj")

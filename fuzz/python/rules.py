@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzzes the ruleset parser (atheris, coverage-guided over the Python code
 of nkclass.rules): any bytes given as a ruleset file must load or raise
 RuleError, never another exception, and a ruleset that loads must compile.

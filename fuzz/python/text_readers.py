@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzzes the flow readers (atheris, coverage-guided over nkclass.flows):
 any bytes read as any text format, or with the format sniffed from the
 bytes, must give batches or raise InputError, never another exception or

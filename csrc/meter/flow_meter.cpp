@@ -33,7 +33,8 @@ struct FlowMeter::Impl final : meter::PacketSink {
     explicit Impl(const FlowMeterConfig& cfg) : table(cfg, &counters), parser(*this) {}
 
     void on_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
-                   std::uint32_t caplen, std::uint32_t wire_len, bool uncut) override {
+                   std::uint32_t caplen, std::uint32_t wire_len, bool uncut,
+                   std::uint32_t snaplen) override {
         ++counters.packets;
         meter::PacketInfo pkt;
         const meter::Decoded decoded = meter::decode_frame(link_type, frame, caplen, &pkt);
@@ -41,6 +42,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
         // header): a lying length would inflate every byte count after it.
         const bool impossible =
             wire_len < caplen || wire_len > kMaxWireLen ||
+            (uncut && snaplen != 0 && wire_len > snaplen) ||
             (decoded == meter::Decoded::kIp && uncut && pkt.complete &&
              wire_len - caplen > kMaxTrailerBytes);
         if (impossible) ++counters.wire_len_fixed;

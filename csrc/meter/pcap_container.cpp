@@ -163,7 +163,7 @@ std::size_t CaptureParser::pcap_record(const std::uint8_t* p, std::size_t n, std
     // A classic header's snap length of 0 says nothing (pcapng's means none).
     const bool uncut = pcap_snaplen_ != 0 && caplen < pcap_snaplen_;
     sink_.on_packet(pcap_link_type_, ts_ms, p + kPcapRecordHeaderBytes, caplen, rd32(p + 12),
-                    uncut);
+                    uncut, pcap_snaplen_);
     return size;
 }
 
@@ -255,7 +255,7 @@ void CaptureParser::enhanced_packet(const std::uint8_t* b, std::size_t len, std:
     const std::uint64_t ticks = (std::uint64_t(rd32(b + 12)) << 32) | rd32(b + 16);
     last_ts_ms_ = pcapng_ms(ticks, itf.tsresol);
     sink_.on_packet(itf.link_type, last_ts_ms_, b + 28, caplen, rd32(b + 24),
-                    itf.snaplen == 0 || caplen < itf.snaplen);
+                    itf.snaplen == 0 || caplen < itf.snaplen, itf.snaplen);
 }
 
 void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::uint64_t off) {
@@ -270,7 +270,7 @@ void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::u
     if (itf.snaplen != 0 && itf.snaplen < caplen) caplen = itf.snaplen;
     // Simple packets carry no timestamp: they inherit the previous packet's.
     sink_.on_packet(itf.link_type, last_ts_ms_, b + 12, caplen, wire_len,
-                    itf.snaplen == 0 || caplen < itf.snaplen);
+                    itf.snaplen == 0 || caplen < itf.snaplen, itf.snaplen);
 }
 
 }  // namespace nkclass::meter

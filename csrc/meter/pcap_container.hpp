@@ -13,10 +13,11 @@ class PacketSink {
 public:
     // `wire_len` is the record's original length as written (unchecked);
     // `uncut` is true when the record says no snap length cut the frame
-    // (its captured length is below a known snap length, or there is none).
+    // (its captured length is below a known snap length, or there is none),
+    // and `snaplen` is that snap length (0: none, or not known).
     virtual void on_packet(std::uint32_t link_type, std::int64_t ts_ms,
                            const std::uint8_t* frame, std::uint32_t caplen,
-                           std::uint32_t wire_len, bool uncut) = 0;
+                           std::uint32_t wire_len, bool uncut, std::uint32_t snaplen) = 0;
 
 protected:
     ~PacketSink() = default;

@@ -596,6 +596,17 @@ def test_a_cut_frame_whose_ip_length_runs_past_the_capture_keeps_its_wire_length
     assert cols["bytes"].tolist() == [len(full)] and counters["wire_len_fixed"] == 0
 
 
+@pytest.mark.parametrize("container", ["pcap", "pcapng"])
+def test_a_wire_length_beyond_the_snap_length_of_an_uncut_frame_is_replaced(container):
+    # Only a cut frame (captured length = snap length) can be longer on the wire.
+    arp = eth(b"\x00" * 28, ethertype=0x0806)
+    writer = write_pcap if container == "pcap" else write_pcapng
+    _, _, counters = meter_bytes(writer([(1.0, arp)], snaplen=1000, wire_lens=[1001]))
+    assert counters["bytes"] == len(arp) and counters["wire_len_fixed"] == 1
+    _, _, counters = meter_bytes(writer([(1.0, arp)], snaplen=1000, wire_lens=[1000]))
+    assert counters["bytes"] == 1000 and counters["wire_len_fixed"] == 0
+
+
 def test_classic_header_without_snap_length_trusts_a_long_wire_length():
     cols, _, counters = meter_bytes(write_pcap([(1.0, FRAME_130)], snaplen=0, wire_lens=[1500]))
     assert cols["bytes"].tolist() == [1500] and counters["wire_len_fixed"] == 0

@@ -21,11 +21,12 @@
 //   tests/data/pcap/expected_flows.csv; `packets` likewise sums both.
 // - Wire lengths: a record's original length is checked, not trusted. It is
 //   replaced by the captured length, and counted in `wire_len_fixed`, when it
-//   is below the captured length, above kMaxWireLen, or more than
-//   kMaxTrailerBytes past a captured frame that was not cut (captured length
-//   below the snap length) and whose IP header says the packet ends inside the
-//   captured bytes: such a record's wire length cannot be right, while its
-//   captured bytes still decode. Captured lengths, which frame the file, are
+//   is below the captured length, above kMaxWireLen, above the snap length of
+//   a record the snap length did not cut (captured length below it: a longer
+//   frame would have been cut), or more than kMaxTrailerBytes past an uncut
+//   frame whose IP header says the packet ends inside the captured bytes:
+//   such a record's wire length cannot be right, while its captured bytes
+//   still decode. Captured lengths, which frame the file, are
 //   never repaired: a bad one is corruption (see Errors).
 // - Payload: the first `payload_bytes` L4 payload bytes each side sent. TCP
 //   bytes are placed by sequence number relative to the side's first

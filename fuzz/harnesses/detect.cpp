@@ -1,12 +1,14 @@
 // Fuzzes the payload detectors through their entry points: detect() on
-// both sides of a flow, and the classifier's inspector (detect() plus a
-// domain-table lookup of the extracted name).
+// both sides of a flow, the classifier's inspector (detect() plus a
+// domain-table lookup of the extracted name) and its block path, which
+// must agree with per-flow calls.
 //
 // Input: byte 0 picks the IP protocol (even: TCP, odd below 0x80: UDP,
 // else the byte itself); bytes 1-2 and 3-4 the source and destination
 // ports (big-endian); bytes 5-6 the initiator's payload length (cut to
 // what is left); the initiator's bytes, then the responder's.
 #include <cstdint>
+#include <vector>
 
 #include "fuzz_input.hpp"
 #include "nkclass/detectors.hpp"
@@ -68,5 +70,42 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     again.name_len == det.name_len,
                 "detect() is deterministic");
     fuzz::check((k == 0) == (det.app == 0), "a detection gives a candidate");
+
+    // The classifier's block path over the flow and its mirror image (the
+    // sides swapped) must propose what per-flow calls propose.
+    std::vector<std::uint8_t> src_block(src.get(), src.get() + src_len);
+    src_block.insert(src_block.end(), dst.get(), dst.get() + dst_len);
+    std::vector<std::uint8_t> dst_block(dst.get(), dst.get() + dst_len);
+    dst_block.insert(dst_block.end(), src.get(), src.get() + src_len);
+    const auto src_data = fuzz::exact_copy(src_block.data(), src_block.size());
+    const auto dst_data = fuzz::exact_copy(dst_block.data(), dst_block.size());
+    const std::int64_t src_offsets[] = {0, std::int64_t(src_len), std::int64_t(src_block.size())};
+    const std::int64_t dst_offsets[] = {0, std::int64_t(dst_len), std::int64_t(dst_block.size())};
+    const std::uint16_t sports[] = {sport, dport}, dports[] = {dport, sport};
+    const std::uint8_t protocols[] = {protocol, protocol};
+    nkclass::FlowColumns cols;
+    cols.n = 2;
+    cols.src_port = sports;
+    cols.dst_port = dports;
+    cols.protocol = protocols;
+    cols.src_payload.data = src_data.get();
+    cols.src_payload.offsets = src_offsets;
+    cols.dst_payload.data = dst_data.get();
+    cols.dst_payload.offsets = dst_offsets;
+    nkclass::PayloadCandidates block[2];
+    inspector().inspect_block(cols, 0, 2, block);
+    for (int i = 0; i < 2; ++i) {
+        nkclass::Candidate one[nkclass::PayloadCandidates::kMax];
+        const std::size_t m = inspector().inspect(
+            protocol, sports[i], dports[i], src_data.get() + src_offsets[i],
+            std::size_t(src_offsets[i + 1] - src_offsets[i]), dst_data.get() + dst_offsets[i],
+            std::size_t(dst_offsets[i + 1] - dst_offsets[i]), one, nkclass::PayloadCandidates::kMax);
+        bool same = block[i].n == m;
+        for (std::size_t j = 0; same && j < m; ++j)
+            same = block[i].c[j].app == one[j].app && block[i].c[j].activity == one[j].activity &&
+                   block[i].c[j].rank == one[j].rank && block[i].c[j].evidence == one[j].evidence &&
+                   block[i].c[j].service == one[j].service;
+        fuzz::check(same, "inspect_block proposes what per-flow inspect() proposes");
+    }
     return 0;
 }

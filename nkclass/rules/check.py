@@ -27,9 +27,10 @@ from nkclass.rules.model import (
     PeerNetwork,
     PortRule,
     Ruleset,
+    ServiceInfo,
     WatchedNetwork,
 )
-from nkclass.rules.parse import NAME_RE, SERVICE_RE, normalise_suffix
+from nkclass.rules.parse import COUNTRY_RE, NAME_RE, SERVICE_RE, normalise_suffix
 
 
 def _where(kind: str, entry: object) -> str:
@@ -162,6 +163,18 @@ def _as_rule(a: object) -> None:
     check.text("source", a.source)
 
 
+def _service_info(info: object) -> None:
+    check = _Checker(_where("service", info))
+    if not isinstance(info, ServiceInfo):
+        raise check.fail(f"expected a ServiceInfo, got {type(info).__name__}")
+    _service(check, info.name)
+    country = check.text("country", info.country)
+    if country and not COUNTRY_RE.match(country):
+        raise check.fail(f"country must be an ISO 3166-1 alpha-2 code, got {describe(country)}")
+    check.text("operator", info.operator)
+    check.text("source", info.source)
+
+
 def _flow_shape(shape: object) -> None:
     check = _Checker(_where("flow_shape", shape))
     if not isinstance(shape, FlowShapeOptions):
@@ -197,7 +210,8 @@ def check_ruleset(ruleset: object) -> None:
         top.vocabulary("precedence activity", name, ACTIVITIES, optional=False)
     _unique("precedence activity", ruleset.precedence)
     for field, check in (("watched", _watched), ("networks", _network), ("ports", _port),
-                         ("domains", _domain), ("asns", _as_rule)):
+                         ("domains", _domain), ("asns", _as_rule),
+                         ("service_info", _service_info)):
         entries = getattr(ruleset, field)
         if not isinstance(entries, tuple):
             raise top.fail(f"{field} must be a tuple, got {type(entries).__name__}")
@@ -208,5 +222,6 @@ def check_ruleset(ruleset: object) -> None:
     _unique("domain suffix", (s for d in ruleset.domains for s in d.suffixes))
     _unique("AS number", (n for a in ruleset.asns for n in a.asns))
     _unique("AS name", (n for a in ruleset.asns for n in a.as_names))
+    _unique("described service", (i.name for i in ruleset.service_info))
     if ruleset.flow_shape is not None:
         _flow_shape(ruleset.flow_shape)

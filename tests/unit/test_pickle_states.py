@@ -152,6 +152,9 @@ def tampered(ruleset: Ruleset, **fields) -> Ruleset:
         (lambda r: tampered(r, asns=(dataclasses.replace(r.asns[0], confidence="high"),)),
          "confidence 'high' is not one of low, medium"),
         (lambda r: tampered(r, asns=r.asns[:1] * 2), "AS number .* appears twice"),
+        (lambda r: tampered(r, service_info=(dataclasses.replace(r.service_info[0],
+                                                                 country="usa"),)),
+         "country must be an ISO 3166-1 alpha-2 code"),
         (lambda r: "not a ruleset", "expected a Ruleset, got str"),
     ],
 )

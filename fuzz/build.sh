@@ -23,16 +23,24 @@ stale() {  # stale OBJECT SOURCE: true when OBJECT must be rebuilt
 }
 
 objects=()
+pending=()
 for src in "$root"/csrc/*/*.cpp; do
     [[ $src == "$root"/csrc/bindings/* ]] && continue  # the Python shims
     rel=${src#"$root"/csrc/}
     obj=$out/obj/${rel//\//_}.o
     objects+=("$obj")
     if stale "$obj" "$src"; then
-        echo "compile $rel"
-        "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+        pending+=("$src" "$obj")
     fi
 done
+# FUZZ_BUILD_JOBS compiles at once (default: every core).
+if ((${#pending[@]})); then
+    printf -v compile '%q ' "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link
+    export compile
+    printf '%s\0' "${pending[@]}" |
+        xargs -0 -n 2 -P "${FUZZ_BUILD_JOBS:-$(nproc)}" \
+            bash -c 'echo "compile $(basename "$1")" && eval "$compile -c \"\$1\" -o \"\$2\""' _
+fi
 rm -f "$out/libcore.a"
 ar rcs "$out/libcore.a" "${objects[@]}"
 

@@ -293,9 +293,17 @@ def parse_text(
                 path,
                 _one_based(loc.entry(key) if key in loc.singles else loc.key(None, key)),
             )
-        if key in ENTRY_TABLES and not isinstance(value, list):
+        if key in ENTRY_TABLES and not (
+            isinstance(value, list) and all(isinstance(v, dict) for v in value)
+        ):
             raise RuleError(
-                f"{key!r} must be written as [[{key}]] tables", path, _one_based(loc.entry(key))
+                f"{key!r} must be written as [[{key}]] tables", path,
+                _one_based(loc.entry(key) if key in loc.singles else loc.key(None, key)),
+            )
+        if key not in ENTRY_TABLES and not isinstance(value, dict):
+            raise RuleError(
+                f"{key!r} must be written as one [{key}] table", path,
+                _one_based(loc.entry(key, 0) if key in loc.headers else loc.key(None, key)),
             )
 
     def entries(table: str) -> Iterable[_Entry]:
@@ -351,8 +359,6 @@ def parse_text(
 
 
 def _flow_shape(entry: _Entry) -> FlowShapeOptions:
-    if not isinstance(entry.values, dict):
-        raise entry.fail("must be written as a [flow_shape] table")
     entry.check_keys()
     default = FlowShapeOptions()
     threshold = entry.get("threshold", (float, int))

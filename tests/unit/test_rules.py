@@ -384,3 +384,21 @@ def test_published_json_lists_go_through_the_same_guarded_reader(tmp_path):
     assert (err.path, err.line) == (str(tmp_path / "bad.json"), 1) and "hunter2" not in str(err)
     err = list_error(write(tmp_path, ruleset.format(name="/proc/self/environ")))
     assert "outside the ruleset's folder" in str(err)
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ('[[ruleset]]\nname = "x"\n', 1, "'ruleset' must be written as one [ruleset] table"),
+        ('[[activities]]\nprecedence = []\n', 1, "must be written as one [activities] table"),
+        ("ruleset = 3\n", 1, "must be written as one [ruleset] table"),
+        ("[[flow_shape]]\nthreshold = 0.5\n", 1, "must be written as one [flow_shape] table"),
+        ("watched = [1, 2]\n", 1, "'watched' must be written as [[watched]] tables"),
+        ('watched = ["x"]\n', 1, "'watched' must be written as [[watched]] tables"),
+    ],
+)
+def test_tables_of_the_wrong_shape_are_rule_errors(tmp_path, text, line, message):
+    # Found by fuzzing: [[ruleset]] made a list where a table was expected
+    # and escaped as a TypeError.
+    err = error_of(tmp_path, text)
+    assert message in str(err) and err.line == line

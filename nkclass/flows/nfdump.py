@@ -44,7 +44,9 @@ SUMMARY = b"Summary"
 def tcp_flags(text: pa.Array) -> pa.Array:
     """nfdump flag strings ("...AP.SF", flags in CEUAPRSF order, '.' when
     unset) as the TCP flags byte."""
-    if (pa.types.is_string(text.type) and len(text) and not text.null_count
+    if len(text) == 0:  # numpy's rjust refuses an empty array
+        return pa.array([], pa.uint8())
+    if (pa.types.is_string(text.type) and not text.null_count
             and pc.all(pc.equal(pc.utf8_length(text), 8)).as_py()):
         # nfdump 1.7 always writes 8 characters: read them off the buffer
         data = np.frombuffer(text.buffers()[2], np.uint8)

@@ -45,14 +45,18 @@ def test_aggregate_nkclass(benchmark, synthetic):
             lambda: aggregate(results, bucket="day").table(), rounds=3)
 
 
+def ipv4_values(column: np.ndarray) -> np.ndarray:
+    """IPv4 addresses as integers, from uint32 or IPv4-mapped 16-byte rows."""
+    return column if column.ndim == 1 else column[:, 12:].copy().view(">u4").ravel()
+
+
 def pandas_aggregate(results) -> pd.DataFrame:
     """What a user would write for the same table: one DataFrame, groupby
     with sums and nunique for distinct watched hosts and outside peers."""
     frames = []
     for r in results:
         table = r.flows.source
-        src = r.flows.src_ip[:, 12:].copy().view(">u4").ravel()
-        dst = r.flows.dst_ip[:, 12:].copy().view(">u4").ravel()
+        src, dst = ipv4_values(r.flows.src_ip), ipv4_values(r.flows.dst_ip)
         frames.append(pd.DataFrame({
             "day": table.column("ts_start").cast(pa.int64()).to_numpy() // 86_400_000,
             "path": r.path, "activity": r.activity,

@@ -7,6 +7,7 @@ U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
 
+def narrow_ipv4(rows: U8, out: U32) -> bool: ...
 def parse_addresses(data: U8, offsets: I64, v4_out: U32, v6_out: U8, family_out: U8) -> int: ...
 def parse_prefixes(
     data: U8, offsets: I64, v4_out: U32, v6_out: U8, length_out: U8, family_out: U8

@@ -24,6 +24,24 @@ cdef extern from "nkclass/ip_text.hpp" namespace "nkclass":
     size_t format_ipv4(ipv4_host_t a, char* out) noexcept nogil
     size_t format_ipv6(const ipv6_net_t& a, char* out) noexcept nogil
 
+cdef extern from "nkclass/types.hpp" namespace "nkclass":
+    bint ipv4_mapped(const ipv6_net_t& a, ipv4_host_t* v4) noexcept nogil
+
+
+def narrow_ipv4(const uint8_t[:, ::1] rows, uint32_t[::1] out):
+    """True when every 16-byte row is IPv4-mapped (::ffff:a.b.c.d); out then
+    holds the IPv4 addresses (host order). Stops at the first other row."""
+    cdef Py_ssize_t n = rows.shape[0], i
+    cdef ipv4_host_t v
+    cdef bint all_v4 = True
+    with nogil:
+        for i in range(n):
+            if not ipv4_mapped((<const ipv6_net_t*>&rows[i, 0])[0], &v):
+                all_v4 = False
+                break
+            out[i] = v
+    return all_v4
+
 
 def parse_addresses(const uint8_t[::1] data, const int64_t[::1] offsets,
                     uint32_t[::1] v4_out, uint8_t[:, ::1] v6_out, uint8_t[::1] family_out):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from nkclass import _columns
 from nkclass.addresses import parse_addresses
 from nkclass.errors import SchemaTypeError, SchemaValueError, describe
 from nkclass.prefix import address_rows
@@ -158,11 +159,21 @@ def address_array(raw: object, name: str) -> np.ndarray:
         _check_range(name, arr, 0, 2**32 - 1, "IPv4 addresses as integers")
         return arr.astype(np.uint32)
     if arr.dtype.kind in "SV" or (arr.dtype == np.uint8 and arr.ndim == 2):
-        return address_rows(arr, name)
+        return narrowed(address_rows(arr, name))
     raise SchemaTypeError(
         f"column {name!r}: expected uint32 IPv4, 16-byte IPv6 (S16/V16/(n,16) uint8) or "
         f"address text; got dtype {arr.dtype}"
     )
+
+
+def narrowed(rows: np.ndarray) -> np.ndarray:
+    """16-byte rows as uint32 IPv4 when every one is IPv4-mapped (readers
+    widen IPv4 to that form), so the native pass takes its IPv4 paths;
+    else the rows unchanged."""
+    if len(rows) == 0:
+        return rows
+    v4 = np.empty(len(rows), np.uint32)
+    return v4 if _columns.narrow_ipv4(rows, v4) else rows
 
 
 def _addresses(columns: _Columns, name: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import numpy as np
@@ -115,6 +116,78 @@ def test_report_end_to_end(benchmark, synthetic):
     print("\nreport stages: " + ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items()))
 
 
+def port_activity_table(rules) -> pa.Table:
+    """The port rules as the lookup table a SQL user would build: one row per
+    (protocol, port), the narrowest rule winning and the later one on ties;
+    rules for protocols without ports keyed by port 0."""
+    best: dict[tuple[int, int], tuple[int, str]] = {}
+    for rule in rules.ports:
+        width = rule.last_port - rule.first_port
+        protocols = (6, 17) if rule.protocol == 0 else (rule.protocol,)
+        for protocol in protocols:
+            ports = range(rule.first_port, rule.last_port + 1) if protocol in (6, 17) else (0,)
+            for port in ports:
+                if (protocol, port) not in best or width <= best[protocol, port][0]:
+                    best[protocol, port] = (width, rule.activity)
+    keys = list(best)
+    return pa.table({"protocol": pa.array([k[0] for k in keys], pa.uint8()),
+                     "port": pa.array([k[1] for k in keys], pa.uint16()),
+                     "activity": [best[k][1] for k in keys]})
+
+
+def duckdb_report_sql(rules) -> tuple[str, list]:
+    """The report as SQL: watched path by address range on either side, the
+    month, the activity by server port (else client port) from the port
+    table, then flows, sums and distinct watched hosts and outside peers per
+    group. Addresses are the file's 16-byte IPv4-mapped rows, so a prefix is
+    a range of blobs."""
+    cases, params = [], []
+    for watched in rules.watched:
+        for prefix in watched.prefixes:
+            net = ipaddress.ip_network(prefix)
+            if net.version == 4:
+                net = ipaddress.ip_network(f"::ffff:{net.network_address}/{96 + net.prefixlen}")
+            cases.append(f"WHEN {{ip}} BETWEEN ?::BLOB AND ?::BLOB THEN '{watched.name}'")
+            params += [net.network_address.packed, net.broadcast_address.packed]
+
+    def path_of(column: str) -> str:
+        return "CASE " + " ".join(c.format(ip=column) for c in cases) + " END"
+
+    sql = f"""
+    SELECT date_trunc('month', f.ts_start) AS month, coalesce(sp, dp) AS path,
+           coalesce(d.activity, s.activity, 'unknown') AS activity, count(*) AS flows,
+           sum(f.bytes) AS bytes, sum(f.packets) AS packets,
+           count(DISTINCT CASE WHEN sp IS NOT NULL THEN src_ip ELSE dst_ip END) AS hosts,
+           count(DISTINCT CASE WHEN sp IS NOT NULL THEN dst_ip ELSE src_ip END) AS peers
+    FROM (SELECT *, {path_of("src_ip")} AS sp, {path_of("dst_ip")} AS dp
+          FROM read_parquet($file)) f
+    LEFT JOIN ports d ON d.protocol = f.protocol
+        AND d.port = CASE WHEN f.protocol IN (6, 17) THEN f.dst_port ELSE 0 END
+    LEFT JOIN ports s ON s.protocol = f.protocol AND f.protocol IN (6, 17)
+        AND s.port = f.src_port
+    WHERE sp IS NOT NULL OR dp IS NOT NULL
+    GROUP BY ALL"""
+    return sql, params + params
+
+
+def test_report_duckdb_baseline(benchmark, synthetic):
+    """DuckDB on one thread (the targets are per core) running the report's
+    SQL on the same file."""
+    duckdb = pytest.importorskip("duckdb")
+    path, clf, _ = synthetic
+    sql, params = duckdb_report_sql(clf.rules)
+    con = duckdb.connect(config={"threads": 1})
+    con.register("ports", port_activity_table(clf.rules))
+    sql = sql.replace("$file", "'" + str(path).replace("'", "''") + "'")
+
+    def run():
+        rows = con.execute(sql, params).fetchall()
+        assert rows
+        return rows
+
+    measure(benchmark, E2E, "duckdb", N_FLOWS, run, rounds=2)
+
+
 def test_report_pandas_baseline(benchmark, synthetic):
     """Reading the same Parquet with pandas and grouping (no classification)."""
     path, _, _ = synthetic
@@ -138,3 +211,5 @@ def test_guard_aggregate(registry):
 def test_guard_report(registry):
     registry.guard(E2E, "nkclass", "pandas", None,
                    "target 5M flows/s; pandas only reads and groups, no classification")
+    registry.guard(E2E, "nkclass", "duckdb", None,
+                   "target 3x; DuckDB on one thread, path by range, activity by port table")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from benchmarks.conftest import measure, size
@@ -16,6 +17,7 @@ from nkclass.rules import Ruleset, rules_from_text
 from nkclass.rules.compile import compile_rules
 
 FAMILY = "classify 10M flows"
+ARROW = "classify an Arrow batch as readers give it, vs numpy uint32"
 N_FLOWS = size(10_000_000, 3_000_000)
 
 
@@ -218,3 +220,37 @@ def test_classify_numpy(benchmark, setup):
 @pytest.mark.guard
 def test_guard_classify(registry):
     registry.guard(FAMILY, "nkclass", "numpy", 3.0, "target 3x and 30M flows/s")
+
+
+def reader_batch(b: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """The flows as a reader hands them over: addresses as 16-byte
+    IPv4-mapped rows in fixed_size_binary(16) columns."""
+
+    def mapped(v: np.ndarray) -> pa.Array:
+        rows = np.zeros((len(v), 16), np.uint8)
+        rows[:, 10:12] = 0xFF
+        rows[:, 12:] = v.astype(">u4").view(np.uint8).reshape(-1, 4)
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(v),
+                                                    [None, pa.py_buffer(rows)])
+
+    return pa.record_batch({"src_ip": mapped(b["src_ip"]), "dst_ip": mapped(b["dst_ip"]),
+                            **{k: b[k] for k in ("src_port", "dst_port", "protocol")}})
+
+
+def test_classify_arrow_batch(benchmark, setup):
+    _, clf, _, b = setup
+    batch = reader_batch(b)
+    np.testing.assert_array_equal(clf.classify(batch).activity[:10_000],
+                                  clf.classify({k: v[:10_000] for k, v in b.items()}).activity)
+    measure(benchmark, ARROW, "arrow", N_FLOWS, lambda: clf.classify(batch))
+
+
+def test_classify_numpy_uint32(benchmark, setup):
+    _, clf, _, b = setup
+    measure(benchmark, ARROW, "uint32", N_FLOWS, lambda: clf.classify(b))
+
+
+@pytest.mark.guard
+def test_guard_classify_arrow(registry):
+    registry.guard(ARROW, "arrow", "uint32", 0.8,
+                   "target 0.8x: IPv4-mapped rows are narrowed to uint32 before the native pass")

@@ -86,7 +86,10 @@ class ParquetReader(ColumnarReader):
 
     def _raw_batches(self) -> Iterator[pa.RecordBatch]:
         try:
-            file = pq.ParquetFile(self.source.random_access())
+            # Without pre-buffering, memory stays at about one row group:
+            # pre-buffered reads keep the coalesced ranges of every row group
+            # read so far (377 MB held for a 10M-flow file against 165 MB).
+            file = pq.ParquetFile(self.source.random_access(), pre_buffer=False)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"invalid parquet file: {exc}", self.path) from None
         try:

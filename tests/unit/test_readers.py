@@ -273,3 +273,34 @@ def test_cli_classify_fails_with_file_and_line_then_skips(tmp_path, capsys):
     assert main(["classify", str(bad), "--skip-bad", "-o", str(tmp_path / "o.parquet")]) == 0
     assert "1 skipped" in capsys.readouterr().err
     assert pq.read_table(tmp_path / "o.parquet").num_rows == 4
+
+
+def test_parquet_reading_holds_about_one_row_group_not_the_file(tmp_path):
+    """Memory while streaming a Parquet file stays near one batch: reading
+    must not keep every row group read so far."""
+    import numpy as np
+
+    def address_rows(rows: np.ndarray) -> pa.Array:
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(rows),
+                                                    [None, pa.py_buffer(rows)])
+
+    rows, groups = 40_000, 16
+    rng = np.random.default_rng(3)
+    table = pa.table({
+        "ts_start": pa.array(np.arange(rows * groups, dtype=np.int64), pa.timestamp("ms", "UTC")),
+        "src_ip": address_rows(rng.integers(0, 256, (rows * groups, 16), dtype=np.uint8)),
+        "dst_ip": address_rows(np.zeros((rows * groups, 16), np.uint8)),
+        "src_port": pa.array(rng.integers(0, 2**16, rows * groups, dtype=np.uint16)),
+        "dst_port": pa.array(rng.integers(0, 2**16, rows * groups, dtype=np.uint16)),
+        "protocol": pa.array(np.full(rows * groups, 6, np.uint8)),
+        "bytes": pa.array(rng.integers(0, 2**40, rows * groups, dtype=np.uint64)),
+    })
+    path = tmp_path / "flows.parquet"
+    pq.write_table(table, path, row_group_size=rows, compression="snappy")
+    one_group = table.slice(0, rows).nbytes
+    before = pa.total_allocated_bytes()
+    peak = 0
+    for batch in nkclass.read(path, batch_size=rows):
+        peak = max(peak, pa.total_allocated_bytes() - before)
+        del batch
+    assert peak < 6 * one_group, (peak, one_group)

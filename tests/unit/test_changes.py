@@ -164,6 +164,7 @@ def test_detect_changes_names_path_activity_and_date():
     assert detect_changes(report, activities=["streaming"]) == []
     assert [c.path for c in detect_changes(report, paths=["none"])] == ["none"]
     assert detect_changes(report, metric="bytes")[0].date == c.date
+    assert detect_changes(report, metric="hosts") == []  # these groups carry no addresses
 
 
 def test_detect_changes_refuses_other_buckets_and_metrics():

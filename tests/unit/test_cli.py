@@ -108,6 +108,8 @@ def test_version_names_the_package_version(capsys):
             ["trend", MISSING, "--detect", "--start", "2019-05-01", "--end", "2019-01-01"],
             "not after",
         ),
+        (["pivot", MISSING, "--utc-offset", "15"], "must be in -12..14"),
+        (["pivot", MISSING, "-n", "0"], "must be at least 1"),
         (["demo", "--flows", "5"], "must be at least 10000"),
         (["bench", "--flows", "0"], "must be at least 1"),
         (["synth", "--flows", "0", "-o", "x.parquet"], "must be at least 1"),
@@ -303,3 +305,30 @@ def test_trend_detect_prints_changes_and_marks_them_on_charts(mining_step, tmp_p
     assert "1 charts written" in err
     assert main(["trend", str(mining_step), "--detect", "--end", "2018-01-01"]) == 0
     assert "no change found in flows per day" in capsys.readouterr().out
+
+
+def test_pivot_table_names_the_outside_host_sharing_the_watched_peers(tmp_path, capsys):
+    watched, operator, decoy = "175.45.176.10", "203.0.113.7", "203.0.113.8"
+    rows = [(watched, f"198.51.100.{i}") for i in range(1, 6)]
+    rows += [(operator, f"198.51.100.{i}") for i in range(1, 4)]
+    rows += [(decoy, "192.0.2.99")] + [(f"100.{i}.0.1", "192.0.2.99") for i in range(20)]
+    n = len(rows)
+    ts = pa.array(np.full(n, 1_546_300_800_000)).cast(pa.timestamp("ms", tz="UTC"))
+    batch = {
+        "ts_start": ts,
+        "ts_end": ts,
+        "src_ip": [r[0] for r in rows],
+        "dst_ip": [r[1] for r in rows],
+        "src_port": np.full(n, 40000, np.uint16),
+        "dst_port": np.full(n, 443, np.uint16),
+        "protocol": np.full(n, 6, np.uint8),
+        "packets": np.full(n, 10, np.uint64),
+        "bytes": np.full(n, 1000, np.uint64),
+    }
+    path = tmp_path / "labelled.parquet"
+    pq.write_table(nkclass.Classifier(asn=False).classify(batch).to_arrow(), path)
+    assert main(["pivot", str(path), "--no-asn"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:6] == ["host", "score", "peers", "mix", "hours", "shared"]
+    assert [line.split()[0] for line in lines[2:]] == [operator]
+    assert lines[2].split()[5] == "3"

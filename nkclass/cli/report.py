@@ -343,7 +343,8 @@ def _run_detect(args: argparse.Namespace) -> int:
         print(f"no change found in {args.metric} per day")
     else:
         print(
-            f"{len(changes)} changes in {args.metric} per day (PELT over weekly blocks, "
+            f"{len(changes)} change{'s' * (len(changes) != 1)} in {args.metric} per day "
+            "(PELT over weekly blocks, "
             f"piecewise lines on the log rate, penalty {PENALTY_FACTOR:g} x BIC):"
         )
         cells = [

@@ -298,7 +298,7 @@ def test_trend_detect_prints_changes_and_marks_them_on_charts(mining_step, tmp_p
     argv = ["trend", str(mining_step), "--detect", "--plots", str(charts)]
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert "1 changes in flows per day" in out
+    assert "1 change in flows per day" in out
     row = out.splitlines()[-1].split()
     assert row[:3] == ["2018-02-05", "kp_range", "mining_suspect"] and row[-1] == "high"
     assert [p.name for p in charts.iterdir()] == ["changes_kp_range_mining_suspect.png"]

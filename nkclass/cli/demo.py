@@ -93,6 +93,27 @@ def run(args: argparse.Namespace) -> int:
         )
     )
 
+    from nkclass.report.changes import detect_changes
+
+    print("\nchange points found (nkclass trend --detect) vs planted:")
+    planted = {
+        "mining": f"start {PLANTED.monero_start}, x{PLANTED.mining_jump:.0f} on "
+        f"{PLANTED.mining_jump_date}",
+        "vpn+tor+proxy": f"rise from 2017-08-15 to x{PLANTED.obfuscation_peak:.0f} by "
+        f"{PLANTED.obfuscation_peak_window[0]}, held to {PLANTED.obfuscation_peak_window[1]}, "
+        "lower from then",
+    }
+    for activities in (["mining"], ["vpn", "tor", "proxy"]):
+        found = detect_changes(
+            daily, paths=["kp_range"], activities=activities, combine=len(activities) > 1
+        )
+        text = "; ".join(
+            f"{c.date} {'from 0' if c.ratio is None else f'x{c.ratio:.2g}'} ({c.confidence})"
+            for c in found
+        )
+        print(f"  kp_range {'+'.join(activities)}: {text or 'none'}")
+        print(f"    planted: {planted['+'.join(activities)]}")
+
     from nkclass.report.plots import write_plots
 
     out = Path(args.out)

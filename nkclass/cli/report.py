@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from nkclass.cli.classify import add_input_options
@@ -104,9 +105,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     tp.add_argument("-n", type=positive, default=10, help="how many (default 10)")
     tp.set_defaults(run=run_top, command_parser=tp)
 
-    tr = sub.add_parser("trend", help="period-over-period change of a slice, and top movers")
+    tr = sub.add_parser(
+        "trend",
+        help="period-over-period change of a slice and top movers, or the dates it changed",
+        description="With --split WHEN: the slice's rate per day after WHEN over before, and "
+        "the biggest movers. With --detect: the dates where each (path, activity) daily "
+        "series changed its level or slope (PELT on the log rate, piecewise lines; see "
+        "nkclass.report.changes for the penalty rule).",
+    )
     add_input_options(tr)
-    tr.add_argument("--split", required=True, type=date, metavar="WHEN", help="e.g. 2019-05-01")
+    tr.add_argument("--split", type=date, metavar="WHEN", help="e.g. 2019-05-01")
+    tr.add_argument(
+        "--detect",
+        action="store_true",
+        help="find the change points of every path and activity (or of --path/--activity) "
+        "instead of comparing around --split",
+    )
+    tr.add_argument(
+        "--combined",
+        action="store_true",
+        help="with --detect: search the --activity activities' sum as one series per path "
+        "(e.g. --activity tor,vpn,proxy --combined)",
+    )
+    tr.add_argument(
+        "--format",
+        dest="output_format",
+        choices=("table", "json"),
+        default="table",
+        help='with --detect: json writes {"changes": [{"date", "before", "after", '
+        '"ratio", "path", ...}]}',
+    )
+    tr.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="with --detect: a chart per series with changes, each change marked",
+    )
     tr.add_argument(
         "--start",
         type=date,
@@ -228,10 +261,36 @@ def run_top(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_trend(args: argparse.Namespace) -> int:
+def _check_trend_usage(args: argparse.Namespace) -> None:
+    if args.detect:
+        if args.split is not None:
+            usage_error(args, "argument --split: --detect finds the dates itself; give one")
+        if args.combined and len(args.activity or ()) < 2:
+            usage_error(args, "argument --combined: needs two or more --activity names")
+        if args.bucket != "day":
+            usage_error(args, "argument --bucket: --detect searches daily series")
+        if args.start and args.end and parse_time(args.end) <= parse_time(args.start):
+            usage_error(args, f"argument --end: {args.end} is not after --start {args.start}")
+        check_output_folder(args, "--plots", args.plots)
+    else:
+        if args.split is None:
+            usage_error(args, "give --split WHEN to compare around a date, or --detect")
+        for option, given in (
+            ("--format", args.output_format != "table"),
+            ("--plots", args.plots),
+            ("--combined", args.combined),
+        ):
+            if given:
+                usage_error(args, f"argument {option}: only with --detect")
     check_input_options(args)
+
+
+def run_trend(args: argparse.Namespace) -> int:
+    _check_trend_usage(args)
     ruleset = load_rules(*args.rules)
     check_paths(args, ruleset)
+    if args.detect:
+        return _run_detect(args)
     split = parse_time(args.split)
     if args.start is not None and parse_time(args.start) >= split:
         usage_error(args, f"argument --start: {args.start} is not before --split {args.split}")
@@ -267,3 +326,52 @@ def run_trend(args: argparse.Namespace) -> int:
             print(render_trends(report.movers(args.split, args.metric, n=args.movers)))
     print_read_summary(reader)
     return 0
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from nkclass.report.changes import PENALTY_FACTOR, detect_changes
+
+    batches, reader = labelled_batches(args)
+    report = aggregate(batches, bucket="day", start=args.start, end=args.end)
+    changes = detect_changes(report, args.metric, args.path, args.activity, args.combined)
+    if args.output_format == "json":
+        print(json.dumps({"changes": [c.as_dict() for c in changes]}, indent=1))
+    elif not report.groups:
+        between = " between --start and --end" if args.start or args.end else ""
+        print(f"no flows to search{between}")
+    elif not changes:
+        print(f"no change found in {args.metric} per day")
+    else:
+        print(
+            f"{len(changes)} change{'s' * (len(changes) != 1)} in {args.metric} per day "
+            "(PELT over weekly blocks, "
+            f"piecewise lines on the log rate, penalty {PENALTY_FACTOR:g} x BIC):"
+        )
+        cells = [
+            [
+                c.date,
+                c.path,
+                c.activity,
+                _rate(c.before),
+                _rate(c.after),
+                "from 0" if c.ratio is None else f"{c.ratio:.2f}x",
+                f"{c.strength:,.0f}",
+                c.confidence,
+            ]
+            for c in changes
+        ]
+        headers = ["date", "path", "activity", "before", "after", "ratio", "strength", "confidence"]
+        print(aligned(headers, cells, [False, False, False, True, True, True, True, False]))
+    if args.plots and changes:
+        from nkclass.report.plots import change_charts
+
+        written = change_charts(
+            report, changes, args.plots, args.metric, args.activity, args.combined
+        )
+        print(f"nkclass: {len(written)} charts written to {args.plots}", file=sys.stderr)
+    print_read_summary(reader)
+    return 0
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"

@@ -764,9 +764,15 @@ class _Slice:
 
 
 def _component_flows(
-    w: _World, ci: int, day: np.ndarray, rng: np.random.Generator, byte_k: float
+    w: _World,
+    ci: int,
+    day: np.ndarray,
+    rng: np.random.Generator,
+    byte_k: float,
+    component: _Component | None = None,
 ) -> _Slice:
-    c = ALL_COMPONENTS[ci]
+    """Flows of component ``ci`` (or of ``component``, labelled ``ci``)."""
+    c = ALL_COMPONENTS[ci] if component is None else component
     n = len(day)
     out = _Slice()
     out.day, out.comp = day, np.full(n, ci, np.uint8)
@@ -1028,6 +1034,13 @@ def _make_slice(w: _World, days: np.ndarray, counts: np.ndarray, seed: int, byte
         n = counts[:, ci]
         if n.sum():
             parts.append(_component_flows(w, ci, np.repeat(days, n), rng, byte_k))
+    return assemble(w, parts, rng)
+
+
+def assemble(w: _World, parts: list[_Slice], rng: np.random.Generator) -> dict:
+    """The columns of flows made by :func:`_component_flows`, in time order,
+    with their payloads: ``{"arrays": [... in SYNTH_SCHEMA order], "comp":
+    component of each flow}``."""
     s = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _Slice.__slots__}
     order = np.argsort(s["ts"], kind="stable")
     s = {k: v[order] for k, v in s.items()}

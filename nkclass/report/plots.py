@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -476,4 +477,93 @@ def write_plots(
                 report, out / f"trend_{name}.png", split, since=since, series_report=shown, **where
             )
         )
+    return written
+
+
+def change_charts(
+    report: Report,
+    changes: Sequence,
+    out_dir: str | Path,
+    metric: str = "flows",
+    activities: Sequence[str] | None = None,
+    combine: bool = False,
+) -> list[Path]:
+    """One chart per (path, activity) of ``changes`` (from
+    :func:`nkclass.report.changes.detect_changes` on ``report``, a daily
+    report): the metric per day (thin) and per week (thick), each change a
+    vertical line labelled with its ratio and confidence, and each segment's
+    mean rate per day dashed. ``activities`` and ``combine`` as given to
+    the detection."""
+    from nkclass.report.changes import BLOCK_DAYS, daily_series
+
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    by_series: dict[tuple[str, str], list] = {}
+    for change in changes:
+        by_series.setdefault((change.path, change.activity), []).append(change)
+    first_ms, present, series = daily_series(
+        report,
+        metric,
+        sorted({p for p, _ in by_series}),
+        activities if combine else sorted({a for _, a in by_series}),
+        combine,
+    )
+    scale, unit = _scale(metric)
+    written = []
+    for (path, activity), found in sorted(by_series.items()):
+        values = series[(path, activity)] / scale
+        days = first_ms + np.arange(len(values)) * MS_PER_DAY
+        fig, ax = plt.subplots(figsize=(11, 4.8))
+        shown = np.where(present, values, np.nan)
+        line_colour = colour(activity) if "+" not in activity else "#333333"
+        ax.plot(
+            _dates(days),
+            shown,
+            color=line_colour,
+            alpha=0.35,
+            linewidth=0.7,
+            label=f"{unit} per day",
+        )
+        weeks = np.arange(0, len(values), BLOCK_DAYS)
+        have = np.add.reduceat(present.astype(float), weeks)
+        weekly = np.add.reduceat(np.where(present, values, 0.0), weeks) / np.maximum(have, 1)
+        ax.step(
+            _dates(days[weeks]),
+            np.where(have > 0, weekly, np.nan),
+            where="post",
+            color=line_colour,
+            linewidth=1.6,
+            label=f"{unit} per day, weekly mean",
+        )
+        cuts = [first_ms, *(parse_time(c.date) for c in found), first_ms + len(values) * MS_PER_DAY]
+        means = [found[0].before] + [c.after for c in found]
+        for (lo, hi), mean in zip(pairwise(cuts), means, strict=True):
+            ax.hlines(
+                mean / scale, *_dates([lo, hi]), colors="black", linestyles="--", linewidth=1.1
+            )
+        for c in found:
+            when = _dates([parse_time(c.date)])[0]
+            ax.axvline(when, color="#d73027", linewidth=1.0)
+            ratio = "from 0" if c.ratio is None else f"{c.ratio:.2g}x"
+            ax.annotate(
+                f"{c.date}\n{ratio}, {c.confidence}",
+                (when, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -3),
+                textcoords="offset points",
+                va="top",
+                fontsize=8,
+            )
+        ax.set_title(
+            f"path={path}, activity={activity}: {len(found)} change(s) in {metric} per "
+            "day\n(dashed: each segment's mean rate per day)",
+            fontsize=11,
+        )
+        ax.set_xlabel("time (UTC)")
+        ax.set_ylabel(f"{unit} per day")
+        ax.set_ylim(bottom=0)
+        ax.legend(frameon=False, fontsize=9, loc="upper left")
+        name = activity.replace("+", "_")
+        written.append(_save(fig, out / f"changes_{path}_{name}.png"))
     return written

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import nkclass
@@ -97,6 +98,18 @@ def test_version_names_the_package_version(capsys):
         (["report", MISSING, "--min-flows", "-1"], "must be at least 0"),
         (["report", MISSING, "--batch-size", "0"], "must be at least 1"),
         (["trend", MISSING, "--split", "2019-05-01", "--movers", "-2"], "must be at least 0"),
+        (["trend", MISSING], "give --split WHEN to compare around a date, or --detect"),
+        (["trend", MISSING, "--detect", "--split", "2019-05-01"], "finds the dates itself"),
+        (["trend", MISSING, "--detect", "--bucket", "week"], "searches daily series"),
+        (["trend", MISSING, "--detect", "--activity", "tor", "--combined"], "two or more"),
+        (["trend", MISSING, "--split", "2019-05-01", "--format", "json"], "only with --detect"),
+        (["trend", MISSING, "--split", "2019-05-01", "--plots", "p"], "only with --detect"),
+        (
+            ["trend", MISSING, "--detect", "--start", "2019-05-01", "--end", "2019-01-01"],
+            "not after",
+        ),
+        (["pivot", MISSING, "--utc-offset", "15"], "must be in -12..14"),
+        (["pivot", MISSING, "-n", "0"], "must be at least 1"),
         (["demo", "--flows", "5"], "must be at least 10000"),
         (["bench", "--flows", "0"], "must be at least 1"),
         (["synth", "--flows", "0", "-o", "x.parquet"], "must be at least 1"),
@@ -241,3 +254,81 @@ def test_top_peers_show_service_and_as(synthetic, capsys):
 def test_trend_with_a_split_outside_the_data_fails_clearly(synthetic, capsys):
     assert main(["trend", str(synthetic), "--split", "2030-01-01"]) == 1
     assert "leaves one window empty" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mining_step(tmp_path_factory):
+    """Labelled flows of one watched miner: about 3 pool flows a day from
+    2017-01-01, 40 a day from 2018-02-05 (day 400) on, for 600 days."""
+    rng = np.random.default_rng(0)
+    days = 17167 + np.arange(600)  # 2017-01-01
+    day = np.repeat(days, rng.poisson(np.where(days < 17167 + 400, 3, 40)))
+    n = len(day)
+    ts = pa.array(day * 86_400_000 + rng.integers(0, 86_400_000, n)).cast(
+        pa.timestamp("ms", tz="UTC")
+    )
+    batch = {
+        "ts_start": ts,
+        "ts_end": ts,
+        "src_ip": np.full(n, 0xAF2DB009, np.uint32),
+        "dst_ip": np.full(n, 0xC0000205, np.uint32),
+        "src_port": rng.integers(1024, 65535, n).astype(np.uint16),
+        "dst_port": np.full(n, 3333, np.uint16),
+        "protocol": np.full(n, 6, np.uint8),
+        "packets": np.full(n, 10, np.uint64),
+        "bytes": np.full(n, 1000, np.uint64),
+    }
+    path = tmp_path_factory.mktemp("step") / "labelled.parquet"
+    pq.write_table(nkclass.Classifier(asn=False).classify(batch).to_arrow(), path)
+    return path
+
+
+def test_trend_detect_json_lists_the_planted_step(mining_step, capsys):
+    assert main(["trend", str(mining_step), "--detect", "--format", "json"]) == 0
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert [(c["date"], c["path"], c["activity"]) for c in changes] == [
+        ("2018-02-05", "kp_range", "mining_suspect")
+    ]
+    assert changes[0]["ratio"] == pytest.approx(changes[0]["after"] / changes[0]["before"])
+    assert 10 < changes[0]["ratio"] < 16 and changes[0]["confidence"] == "high"
+
+
+def test_trend_detect_prints_changes_and_marks_them_on_charts(mining_step, tmp_path, capsys):
+    charts = tmp_path / "charts"
+    argv = ["trend", str(mining_step), "--detect", "--plots", str(charts)]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "1 change in flows per day" in out
+    row = out.splitlines()[-1].split()
+    assert row[:3] == ["2018-02-05", "kp_range", "mining_suspect"] and row[-1] == "high"
+    assert [p.name for p in charts.iterdir()] == ["changes_kp_range_mining_suspect.png"]
+    assert "1 charts written" in err
+    assert main(["trend", str(mining_step), "--detect", "--end", "2018-01-01"]) == 0
+    assert "no change found in flows per day" in capsys.readouterr().out
+
+
+def test_pivot_table_names_the_outside_host_sharing_the_watched_peers(tmp_path, capsys):
+    watched, operator, decoy = "175.45.176.10", "203.0.113.7", "203.0.113.8"
+    rows = [(watched, f"198.51.100.{i}") for i in range(1, 6)]
+    rows += [(operator, f"198.51.100.{i}") for i in range(1, 4)]
+    rows += [(decoy, "192.0.2.99")] + [(f"100.{i}.0.1", "192.0.2.99") for i in range(20)]
+    n = len(rows)
+    ts = pa.array(np.full(n, 1_546_300_800_000)).cast(pa.timestamp("ms", tz="UTC"))
+    batch = {
+        "ts_start": ts,
+        "ts_end": ts,
+        "src_ip": [r[0] for r in rows],
+        "dst_ip": [r[1] for r in rows],
+        "src_port": np.full(n, 40000, np.uint16),
+        "dst_port": np.full(n, 443, np.uint16),
+        "protocol": np.full(n, 6, np.uint8),
+        "packets": np.full(n, 10, np.uint64),
+        "bytes": np.full(n, 1000, np.uint64),
+    }
+    path = tmp_path / "labelled.parquet"
+    pq.write_table(nkclass.Classifier(asn=False).classify(batch).to_arrow(), path)
+    assert main(["pivot", str(path), "--no-asn"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:6] == ["host", "score", "peers", "mix", "hours", "shared"]
+    assert [line.split()[0] for line in lines[2:]] == [operator]
+    assert lines[2].split()[5] == "3"

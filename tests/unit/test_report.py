@@ -324,6 +324,7 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--flows", "60000", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "headline figures" in out and "charts written to" in out
+    assert "change points found" in out and "kp_range vpn+tor+proxy:" in out
     assert len(list((tmp_path / "demo").glob("*.png"))) >= 8
     assert (tmp_path / "demo" / "western_chinese.png").exists()
 

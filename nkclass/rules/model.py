@@ -224,6 +224,22 @@ class Ruleset:
         orgs = {i.name: i.org for i in self.service_info if i.org}
         return {s: orgs.get(s, s) for s in self.services[1:]}
 
+    def countries(self) -> dict[str, str]:
+        """Service name -> the operator's country: the service's own
+        [[service]] country, else the country another service of its
+        organisation gives; services placed by neither are left out."""
+        by_org: dict[str, str] = {}
+        for info in self.service_info:
+            if info.org and info.country:
+                by_org.setdefault(info.org, info.country)
+        own = {i.name: i.country for i in self.service_info if i.country}
+        out = {}
+        for service, org in self.organisations().items():
+            country = own.get(service) or by_org.get(org)
+            if country:
+                out[service] = country
+        return out
+
     def service_categories(self) -> dict[str, str]:
         """Service name -> the category its [[network]] / [[domain]] rules
         give it (a [[domain]] rule wins over a [[network]] rule), for

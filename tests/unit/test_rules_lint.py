@@ -189,6 +189,8 @@ def longest_suffix_service(rules, host):
         ("d111111abcdef8.cloudfront.net", "cloudfront"),
         ("www.yahoo.co.jp", "yahoo-japan"),
         ("versioncheck-bg.addons.mozilla.org", "mozilla"),
+        ("tx2.a.kwimg.kwaicdn.com", "kuaishou"),
+        ("galaxystore.samsungapps.com", "samsung"),
     ],
 )
 def test_the_default_lists_name_what_platform_clients_contact(host, service):

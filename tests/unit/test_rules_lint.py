@@ -191,6 +191,8 @@ def longest_suffix_service(rules, host):
         ("versioncheck-bg.addons.mozilla.org", "mozilla"),
         ("tx2.a.kwimg.kwaicdn.com", "kuaishou"),
         ("galaxystore.samsungapps.com", "samsung"),
+        ("gateway.discord.gg", "discord"),
+        ("dl.dropboxusercontent.com", "dropbox"),
     ],
 )
 def test_the_default_lists_name_what_platform_clients_contact(host, service):

@@ -192,6 +192,9 @@ def longest_suffix_service(rules, host):
         ("tx2.a.kwimg.kwaicdn.com", "kuaishou"),
         ("galaxystore.samsungapps.com", "samsung"),
         ("gateway.discord.gg", "discord"),
+        ("steamcdn-a.akamaihd.net", "steam"),
+        ("a1234.akamaihd.net", "akamai"),
+        ("audio-ak-spotify-com.akamaized.net", "spotify"),
         ("dl.dropboxusercontent.com", "dropbox"),
     ],
 )

@@ -72,4 +72,7 @@ def load_org(service: str) -> str:
 
 def test_a_visible_name_beats_the_guess_of_the_peer_as(by_names):
     with_as = named_flows(asn=True)
-    assert [s for _, s in with_as if s != "none"] == [s for _, s in by_names if s != "none"]
+    assert [name for name, _ in with_as] == [name for name, _ in by_names]
+    changed = [(a, b) for a, b in zip(by_names, with_as, strict=True)
+               if a[1] != "none" and a[1] != b[1]]
+    assert changed == []

@@ -55,7 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_options(rep)
     add_filter_options(rep)
     rep.add_argument("--bucket", choices=BUCKETS, default="day", help="table and chart buckets")
-    rep.add_argument("--by", choices=("app", "service"), help="also group by app or service")
+    rep.add_argument(
+        "--by",
+        choices=("app", "service", "org"),
+        help="also group by app, service or organisation (the rules' [[service]] org labels: "
+        "google for YouTube, Gmail and googleapis)",
+    )
     rep.add_argument(
         "--format",
         dest="output_format",
@@ -179,19 +184,23 @@ def run_report(args: argparse.Namespace) -> int:
     ruleset = load_rules(*args.rules)
     chosen = flow_filter(args, ruleset)
     batches, reader = labelled_batches(args)
-    report = Report(args.bucket, args.by)
+    # by organisation: gathered by service, rolled up at the end
+    by = "service" if args.by == "org" else args.by
+    report = Report(args.bucket, by)
     # the charts need service groups and top peers: gather them in the same pass
-    services = Report(args.bucket, "service") if args.plots and args.by != "service" else None
+    services = Report(args.bucket, "service") if args.plots and by != "service" else None
     peers = TopCounter("peer", chosen=chosen, rules=ruleset) if args.plots else None
     limits = {"start": args.start, "end": args.end, "path": args.path, "activity": args.activity}
     for batch in batches:
-        report.merge_in(aggregate(batch, args.bucket, args.by, **limits), consume=True)
+        report.merge_in(aggregate(batch, args.bucket, by, **limits), consume=True)
         if services is not None:
             services.merge_in(aggregate(batch, args.bucket, "service", **limits), consume=True)
         if peers is not None:
             peers.add(batch)
-    if args.by == "service":
+    if by == "service":
         services = report
+    if args.by == "org":
+        report = report.by_organisation(ruleset.organisations())
     if args.output_format == "json":
         print(render_json(report, args.min_flows))
     elif args.output_format == "csv":

@@ -79,7 +79,8 @@ def as_dict(ruleset: Ruleset) -> dict:
             for p in ruleset.ports
         ],
         "domains": [
-            {"service": d.service, "category": d.category, "suffixes": list(d.suffixes)}
+            {"service": d.service, "category": d.category, "suffixes": list(d.suffixes),
+             "narrows": list(d.narrows)}
             for d in ruleset.domains
         ],
         "asns": [
@@ -95,7 +96,8 @@ def as_dict(ruleset: Ruleset) -> dict:
             for a in ruleset.asns
         ],
         "services": [
-            {"name": i.name, "operator": i.operator, "country": i.country, "source": i.source}
+            {"name": i.name, "org": i.org, "operator": i.operator, "country": i.country,
+             "source": i.source}
             for i in ruleset.service_info
         ],
     }
@@ -134,5 +136,5 @@ def run_show(args: argparse.Namespace) -> int:
               f"{len(a.as_names)} names", file=out)
     print(f"\nservice operators: {len(ruleset.service_info)}", file=out)
     for i in ruleset.service_info:
-        print(f"  {i.name:<24} {i.country or '-':<3} {i.operator}", file=out)
+        print(f"  {i.name:<24} {i.org or '-':<16} {i.country or '-':<3} {i.operator}", file=out)
     return 0

@@ -29,14 +29,14 @@ WESTERN_COLOUR, CHINESE_COLOUR = "#1f78b4", "#e31a1c"
 
 
 def origins(rules: Ruleset) -> dict[str, list[str]]:
-    """Services by origin from the ruleset's [[service]] countries:
-    ``{"Western": [...], "Chinese": [...]}``."""
+    """Services by the country of their organisation (the ruleset's
+    [[service]] org and country): ``{"Western": [...], "Chinese": [...]}``."""
     out: dict[str, list[str]] = {"Western": [], "Chinese": []}
-    for info in rules.service_info:
-        if info.country in WESTERN_COUNTRIES:
-            out["Western"].append(info.name)
-        elif info.country in CHINESE_COUNTRIES:
-            out["Chinese"].append(info.name)
+    for service, country in rules.countries().items():
+        if country in WESTERN_COUNTRIES:
+            out["Western"].append(service)
+        elif country in CHINESE_COUNTRIES:
+            out["Chinese"].append(service)
     return out
 
 

@@ -12,6 +12,7 @@ touch no watched path (path ``none``) are counted but add no addresses.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ BUCKETS = ("hour", "day", "week", "month")
 METRICS = ("flows", "bytes", "packets", "hosts", "peers")
 MS_PER_DAY = 86_400_000
 ANONYMISING = ("tor", "vpn", "proxy", "dns_tunnel")  # the "opsec" share (DOMAIN.md 6.9)
-KEY_POSITION = {"path": 1, "activity": 2, "app": 3, "service": 3}  # in a group key
+KEY_POSITION = {"path": 1, "activity": 2, "app": 3, "service": 3, "org": 3}  # in a group key
 ROLLUPS = {"hour": ("day", "week", "month"), "day": ("week", "month"), "week": (), "month": ()}
 
 
@@ -393,15 +394,17 @@ class Report:
 
     def _rows(self, where: dict, lo: float = -math.inf, hi: float = math.inf) -> list[Group]:
         """The groups of one slice whose bucket starts in [lo, hi)."""
-        unknown = set(where) - {"path", "activity", "app", "service"}
+        unknown = set(where) - set(KEY_POSITION)
         if unknown:
             raise ValueError(
-                f"unknown slice {', '.join(sorted(unknown))}; use path, activity and app or service"
+                f"unknown slice {', '.join(sorted(unknown))}; use path, activity and "
+                "app, service or org"
             )
-        if ("app" in where or "service" in where) and self.by not in where:
+        extra = set(where) - {"path", "activity"}
+        if extra and extra != {self.by}:
             raise ValueError(
-                f"this report is not by app/service (by={self.by}); "
-                "aggregate with by='app' or by='service'"
+                f"this report is not by {'/'.join(sorted(extra))} (by={self.by}); "
+                "aggregate with by='app' or by='service' (by_organisation for org)"
             )
         index = self._group_index()
         keep = (index.starts >= lo) & (index.starts < hi)
@@ -456,6 +459,30 @@ class Report:
                 mine.merge(group)
         for (start, path, asn), (flows, nbytes) in self.upstreams.items():
             out.add_upstream((new_start[start], path, asn), flows, nbytes)
+        for kind, rows in self.profiles.items():
+            for key, values in rows.items():
+                out.add_profile(kind, key, values[0], values[1])
+        return out
+
+    def by_organisation(self, organisations: Mapping[str, str]) -> Report:
+        """This by-service report with services grouped by organisation,
+        exactly (counts add up, address sets unite): ``organisations`` maps
+        a service to its organisation label, as
+        :meth:`nkclass.rules.Ruleset.organisations` gives it; a service it
+        does not name is its own organisation. The result is by ``org``."""
+        if self.by != "service":
+            raise ValueError(f"needs a report made with by='service', not by={self.by!r}")
+        out = Report(self.bucket, "org")
+        out.first_ms, out.last_ms = self.first_ms, self.last_ms
+        for (start, path, activity, service), group in self.groups.items():
+            key = (start, path, activity, organisations.get(service, service))
+            mine = out.groups.get(key)
+            if mine is None:
+                out.groups[key] = group.copy()
+            else:
+                mine.merge(group)
+        for key, (flows, nbytes) in self.upstreams.items():
+            out.add_upstream(key, flows, nbytes)
         for kind, rows in self.profiles.items():
             for key, values in rows.items():
                 out.add_profile(kind, key, values[0], values[1])

@@ -385,7 +385,7 @@ def country_groups(
     """The ``top`` operator countries (by watched flows) of the services in a
     by-service report, as :func:`service_groups` groups; services without a
     [[service]] country are left out."""
-    country = {i.name: i.country for i in rules.service_info if i.country}
+    country = rules.countries()
     flows: dict[str, int] = {}
     for (_, path, _, service), g in service_report.groups.items():
         if path != "none" and service in country:
@@ -433,7 +433,7 @@ def write_plots(
                 totals[service] = totals.get(service, 0) + g.flows
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:15]
         if ranked:
-            countries = {i.name: i.country for i in rules.service_info} if rules else {}
+            countries = rules.countries() if rules else {}
             written.append(
                 top_bars(
                     [f"{k} ({countries[k]})" if countries.get(k) else k for k, _ in ranked],

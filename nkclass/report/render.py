@@ -3,9 +3,9 @@ machines.
 
 JSON schema (``nkclass report --format json``)::
 
-    {"bucket": "day", "by": null | "app" | "service",
+    {"bucket": "day", "by": null | "app" | "service" | "org",
      "rows": [{"bucket": "2019-05-01T00:00:00Z", "path": "kp_range",
-               "activity": "mining", ["app" | "service": "...",]
+               "activity": "mining", ["app" | "service" | "org": "...",]
                "flows": 12, "bytes": 3400, "packets": 80,
                "hosts": 2, "peers": 1}, ...]}
 

@@ -138,6 +138,8 @@ def _domain(d: object) -> None:
             raise check.fail(f"{describe(suffix)} is not a lowercase domain name suffix")
     if not d.suffixes:
         raise check.fail("a domain rule needs at least one suffix")
+    for name in check.texts("narrows", d.narrows):
+        _service(check, name)
     check.text("source", d.source)
 
 
@@ -171,6 +173,8 @@ def _service_info(info: object) -> None:
     country = check.text("country", info.country)
     if country and not COUNTRY_RE.match(country):
         raise check.fail(f"country must be an ISO 3166-1 alpha-2 code, got {describe(country)}")
+    if check.text("org", info.org):
+        _service(check, info.org)
     check.text("operator", info.operator)
     check.text("source", info.source)
 

@@ -101,6 +101,9 @@ class DomainRule:
     suffixes: tuple[str, ...]
     source: str = ""
     origin: Origin | None = field(default=None, compare=False)
+    #: Services whose broader suffixes these narrow on purpose (mail.qq.com
+    #: under qq.com): the ruleset checker asks for the declaration.
+    narrows: tuple[str, ...] = ()
 
 
 AS_CONFIDENCES = ("low", "medium")
@@ -128,15 +131,18 @@ class AsRule:
 
 @dataclass(frozen=True)
 class ServiceInfo:
-    """Who runs a named service: the operator and the country of its
-    headquarters (ISO 3166-1 alpha-2), for reports that group services by
-    origin (for example Western against Chinese services)."""
+    """Who runs a named service: the organisation (a short label shared by
+    its services, such as ``google`` for YouTube, Gmail and googleapis), the
+    operator's legal name and the country of its headquarters (ISO 3166-1
+    alpha-2), for reports that group services by organisation or by origin
+    (for example Western against Chinese services)."""
 
     name: str
     operator: str = ""
     country: str = ""
     source: str = ""
     origin: Origin | None = field(default=None, compare=False)
+    org: str = ""
 
 
 SHAPE_CONDITIONS = 9
@@ -210,6 +216,29 @@ class Ruleset:
             if info.name == service:
                 return info
         return None
+
+    def organisations(self) -> dict[str, str]:
+        """Service name -> its organisation label, for every service the
+        rules name; a service without a [[service]] ``org`` is its own
+        organisation."""
+        orgs = {i.name: i.org for i in self.service_info if i.org}
+        return {s: orgs.get(s, s) for s in self.services[1:]}
+
+    def countries(self) -> dict[str, str]:
+        """Service name -> the operator's country: the service's own
+        [[service]] country, else the country another service of its
+        organisation gives; services placed by neither are left out."""
+        by_org: dict[str, str] = {}
+        for info in self.service_info:
+            if info.org and info.country:
+                by_org.setdefault(info.org, info.country)
+        own = {i.name: i.country for i in self.service_info if i.country}
+        out = {}
+        for service, org in self.organisations().items():
+            country = own.get(service) or by_org.get(org)
+            if country:
+                out[service] = country
+        return out
 
     def service_categories(self) -> dict[str, str]:
         """Service name -> the category its [[network]] / [[domain]] rules

@@ -59,9 +59,9 @@ TABLE_KEYS = {
     "watched": {"name", "prefixes", "description", "source", "confidence", "server_activity"},
     "network": {"service", "category", "prefixes", "prefix_file", "prefix_format", "source"},
     "port": {"protocol", "ports", "app", "activity", "weak", "source"},
-    "domain": {"service", "category", "suffixes", "source"},
+    "domain": {"service", "category", "suffixes", "narrows", "source"},
     "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
-    "service": {"name", "operator", "country", "source"},
+    "service": {"name", "org", "operator", "country", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
 }
 ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service")
@@ -679,8 +679,13 @@ def _domain(entry: _Entry, seen: dict[str, str]) -> DomainRule:
         suffixes.append(suffix)
     if not suffixes:
         raise entry.fail("a domain rule needs at least one suffix", "suffixes")
+    narrows = entry.strings("narrows")
+    for name in narrows:
+        if not SERVICE_RE.match(name) or name in (service, "none"):
+            raise entry.fail(f"narrows: {name!r} is not another service's name", "narrows", name)
     return DomainRule(
-        service, category, tuple(suffixes), entry.text("source") or "", entry.origin()
+        service, category, tuple(suffixes), entry.text("source") or "", entry.origin(),
+        narrows=tuple(narrows),
     )
 
 
@@ -744,8 +749,12 @@ def _service_info(entry: _Entry, seen: dict[str, str]) -> ServiceInfo:
         raise entry.fail(
             f"country must be an ISO 3166-1 alpha-2 code such as 'US', got {country!r}", "country"
         )
+    org = entry.text("org") or ""
+    if org and (not SERVICE_RE.match(org) or org == "none"):
+        raise entry.fail(f"org label {org!r} must be lowercase, without spaces", "org")
     return ServiceInfo(
         name=name,
+        org=org,
         operator=entry.text("operator") or "",
         country=country,
         source=entry.text("source") or "",

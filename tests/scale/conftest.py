@@ -25,7 +25,7 @@ SPEC = {"bucket": "week", "by": "service"}
 def synthetic_flows() -> pa.Table:
     """Seeded synthetic flows of the watched paths (payloads, TCP flags, AS
     numbers; every 7th src_as missing, as exporters leave them), and a
-    miner's session across the turn of a quarter (:func:`straddling_session`)."""
+    miner's session across the turn of a year (:func:`straddling_session`)."""
     table = pa.Table.from_batches(list(generate(flows=FLOWS, seed=11)))
     missing = np.arange(table.num_rows) % 7 == 0
     src_as = pc.if_else(pa.array(missing), pa.scalar(None, pa.uint32()), table["src_as"])
@@ -35,12 +35,12 @@ def synthetic_flows() -> pa.Table:
 
 def straddling_session(schema: pa.Schema) -> pa.Table:
     """Eight one-minute pieces of one TCP session from a watched host, four
-    each side of 2018-04-01 00:00 UTC. Together they meet 7 of the 9
+    each side of 2018-01-01 00:00 UTC. Together they meet 7 of the 9
     flow-shape conditions (bytes per packet, ACK+PSH, no SYN, RST or FIN,
     src_port > dst_port, and a span over 5 minutes), the threshold for
     mining_suspect; each half spans 4 minutes and meets 6."""
     minute = 60_000
-    starts = np.datetime64("2018-03-31T23:56", "ms").astype(np.int64) + np.arange(8) * minute
+    starts = np.datetime64("2017-12-31T23:56", "ms").astype(np.int64) + np.arange(8) * minute
     n = len(starts)
     columns = {
         "ts_start": pa.array(starts).cast(schema.field("ts_start").type),
@@ -69,16 +69,15 @@ def flow_table() -> pa.Table:
 
 @pytest.fixture(scope="session")
 def dataset(flow_table, tmp_path_factory) -> Path:
-    """The flows as a hive-partitioned Parquet dataset, one file per quarter
-    (quarter=2017Q1/part-0.parquet, ...)."""
+    """The flows as a hive-partitioned Parquet dataset, one file per year
+    (year=2017/part-0.parquet, ...)."""
     root = tmp_path_factory.mktemp("flows")
     ts = flow_table["ts_start"].cast(pa.int64()).to_numpy().astype("datetime64[ms]")
-    quarters = np.array([f"{str(d)[:4]}Q{(int(str(d)[5:7]) - 1) // 3 + 1}"
-                         for d in ts.astype("datetime64[M]")])
-    for quarter in np.unique(quarters):
-        folder = root / f"quarter={quarter}"
+    years = ts.astype("datetime64[Y]").astype(np.int64) + 1970
+    for year in np.unique(years):
+        folder = root / f"year={year}"
         folder.mkdir()
-        pq.write_table(flow_table.filter(pa.array(quarters == quarter)), folder / "part-0.parquet")
+        pq.write_table(flow_table.filter(pa.array(years == year)), folder / "part-0.parquet")
     return root
 
 

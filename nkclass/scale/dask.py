@@ -84,8 +84,10 @@ def report(
 
 
 def _is_dataframe(data: object) -> bool:
-    import dask.dataframe
-
+    try:
+        import dask.dataframe
+    except ImportError:  # dask without its dataframe part (no pandas): files only
+        return False
     return isinstance(data, dask.dataframe.DataFrame)
 
 

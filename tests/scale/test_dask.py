@@ -51,6 +51,18 @@ def test_dataframe_report_on_two_workers_equals_single_process(client, flow_tabl
     assert_same_report(got, whole_table_report(table, classifier))
 
 
+def test_frame_shuffled_by_flow_group_equals_one_whole_batch(
+        client, dataset, flow_table, classifier):
+    # each (src, dst, dst_port) group in one partition: the flow-shape score
+    # sees every group whole, as in one batch of all the flows
+    frame = dd.read_parquet(dataset, dtype_backend="pyarrow")
+    # the task shuffle: distributed's p2p shuffle cannot rebuild 16-byte binary columns
+    grouped = frame.shuffle(on=["src_ip", "dst_ip", "dst_port"], npartitions=3,
+                            shuffle_method="tasks")
+    got = nkdask.report(grouped, classifier, **SPEC)
+    assert_same_report(got, whole_table_report(flow_table, classifier))
+
+
 def test_filters_apply_on_the_workers(client, dataset, dataset_report, classifier):
     got = nkdask.report(dataset, classifier, bucket="week", by="service", activity="mining",
                         start="2018-01-01")

@@ -77,6 +77,15 @@ def test_repartitioned_frame_report_equals_single_process(
     assert_same_report(got, whole_table_report(table, classifier))
 
 
+def test_frame_partitioned_by_flow_group_equals_one_whole_batch(
+        spark, dataset, flow_table, classifier):
+    # each (src, dst, dst_port) group in one partition: the flow-shape score
+    # sees every group whole, as in one batch of all the flows
+    frame = spark.read.parquet(str(dataset)).repartition(3, "src_ip", "dst_ip", "dst_port")
+    got = nkspark.report(frame, classifier, **SPEC)
+    assert_same_report(got, whole_table_report(flow_table, classifier))
+
+
 def test_bad_value_fails_naming_column_and_row(spark, classifier):
     frame = spark.createDataFrame(
         [("2019-05-01 10:00:00", "175.45.176.9", "192.0.2.1", 50000, 70000, 6)],

@@ -69,7 +69,7 @@ def main() -> None:
         for workers in (1, 2):
             clusters[workers] = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1")
+                dashboard_address=":0", host="127.0.0.1")
             clients[workers] = distributed.Client(clusters[workers], set_as_default=False)
         try:
             def on(workers: int):

@@ -24,9 +24,11 @@ from tests.scale.conftest import (  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
+    # loopback only; the scheduler's HTTP server on a free port (not 8787,
+    # which another cluster on the machine may hold)
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None, host="127.0.0.1") as cluster,
+                                 dashboard_address=":0", host="127.0.0.1") as cluster,
         distributed.Client(cluster) as client,
     ):
         yield client

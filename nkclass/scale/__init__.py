@@ -20,7 +20,6 @@ imported only by their adapter modules.
 from __future__ import annotations
 
 import functools
-import operator
 import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -124,8 +123,15 @@ def file_report(path: str, classifier: Classifier, spec: ReportSpec, format: str
 
 
 def add_reports(*reports: Report) -> Report:
-    """The sum of partial reports (one node of the tree)."""
-    return functools.reduce(operator.add, reports)
+    """``reports[0] + reports[1] + ...`` (one node of the tree), without a
+    copy of the running total at each step; the reports given are left as
+    they are."""
+    if len(reports) == 1:
+        return reports[0]
+    total = reports[0] + reports[1]
+    for report in reports[2:]:
+        total.merge_in(report)
+    return total
 
 
 def dumps(report: Report) -> bytes:

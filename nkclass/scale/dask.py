@@ -1,6 +1,7 @@
 """nkclass on Dask: a report over a Dask DataFrame or a set of flow files
 (a partitioned Parquet dataset, or any inputs :func:`nkclass.read` takes),
-one task per partition or file and a tree of ``+`` over the partial reports.
+one task per partition or file and a tree of ``+`` over the partial reports
+(``split_every`` of them added per node).
 
 Runs on the current Dask scheduler: a ``distributed`` cluster when a
 :class:`distributed.Client` is active (``Client("tcp://scheduler:8786")``),
@@ -14,7 +15,6 @@ every worker.
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Iterable
 
@@ -28,6 +28,7 @@ from nkclass.flows.source import expand_inputs
 from nkclass.report import Report
 from nkclass.scale import (
     ReportSpec,
+    add_reports,
     classifier_blob,
     classifier_from,
     file_report,
@@ -79,7 +80,7 @@ def report(
         paths = _file_paths(data)
         bag = dask.bag.from_sequence(paths, npartitions=len(paths)).map(
             _file_task, blob, spec, format, batch_size)
-    total = bag.fold(operator.add, split_every=split_every)
+    total = bag.reduction(_add_all, _add_all, split_every=split_every)
     return total.compute() if compute else total
 
 
@@ -102,6 +103,10 @@ def _file_paths(data: object) -> list[str]:
             raise InputError("standard input cannot be spread over workers", source.name)
         paths.append(source.path)
     return paths
+
+
+def _add_all(reports: Iterable[Report]) -> Report:
+    return add_reports(*reports)
 
 
 def _file_task(path: str, blob: bytes, spec: ReportSpec, format: str | None,

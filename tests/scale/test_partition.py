@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from nkclass.errors import SchemaValueError
+from nkclass.report import Report
 from nkclass.scale import (
     ReportSpec,
     add_reports,
@@ -100,3 +101,19 @@ def test_serialized_reports_add_up_to_the_whole(flow_table, classifier):
 def test_loads_refuses_what_is_not_a_report():
     with pytest.raises(TypeError, match="expected a serialized Report, got dict"):
         loads(pickle.dumps({"groups": {}}))
+
+
+def test_fresh_report_pickles_in_column_form_and_comes_back_equal(flow_table, classifier):
+    report = partition_report([flow_table], classifier, ReportSpec(**SPEC))
+    assert "columns" in report.__getstate__()  # no object per group on the wire
+    back = loads(dumps(report))
+    assert_same_report(back, report)
+    assert_same_report(loads(dumps(back + back)), back + back)  # object form too
+
+
+def test_column_state_whose_bounds_leave_the_buffer_is_refused(flow_table, classifier):
+    state = partition_report([flow_table], classifier, ReportSpec(**SPEC)).__getstate__()
+    columns = state["columns"]
+    columns.offsets[-1, -1] = len(columns.buffer) + 1
+    with pytest.raises(ValueError, match="set bounds outside the buffer"):
+        Report.__new__(Report).__setstate__(state)

@@ -24,6 +24,8 @@ LABEL_COLUMNS = ("path", "side", "service", "app", "activity", "confidence", "ev
 #: exporter's where given, else the table's; 0 = unknown) and the peer's AS
 #: number and organisation (the unwatched side, or the responder).
 AS_COLUMNS = ("src_as", "dst_as", "peer_as", "peer_org")
+#: Labels whose presence marks a batch as classified already (nkclass's own output).
+CLASSIFIED_MARKERS = frozenset({"path", "side", "activity", "app", "service"})
 # All 2**10 evidence combinations, so an evidence code is its own dictionary index.
 EVIDENCE_DICTIONARY = pa.array([evidence_names(bits) for bits in range(1 << 10)], pa.string())
 
@@ -143,6 +145,14 @@ class Classifier:
             flows.protocol,
             **kwargs,
         )
+
+
+def label_batch(classifier: Classifier, batch: pa.RecordBatch) -> Classified | pa.Table:
+    """``batch`` classified, or as it is when it carries labels already
+    (nkclass's own classified output, read back): what aggregation takes."""
+    if CLASSIFIED_MARKERS <= set(batch.schema.names):
+        return pa.Table.from_batches([batch])
+    return classifier.classify(batch)
 
 
 def _as_source(asn: object) -> tuple[bool, AsDatabase | None]:

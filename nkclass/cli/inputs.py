@@ -8,12 +8,9 @@ import sys
 import time
 from collections.abc import Iterator
 
-import pyarrow as pa
-
+from nkclass.classify import label_batch
 from nkclass.cli.classify import classifier_from_args, open_inputs
 from nkclass.flows.read import FlowReader
-
-LABEL_COLUMNS = {"path", "side", "activity", "app", "service"}
 
 
 class Progress:
@@ -46,10 +43,7 @@ def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowRe
     def batches() -> Iterator[object]:
         for batch in reader:
             progress.add(batch.num_rows)
-            if LABEL_COLUMNS <= set(batch.schema.names):
-                yield pa.Table.from_batches([batch])
-            else:
-                yield classifier.classify(batch)
+            yield label_batch(classifier, batch)
         progress.done()
 
     return batches(), reader

@@ -595,22 +595,49 @@ class Report:
 
     # ------------------------------------------------------------ persisting
     def __getstate__(self) -> dict:
-        return {
+        state = {
             "bucket": self.bucket,
             "by": self.by,
-            "groups": self.groups,
             "profiles": self.profiles,
             "upstreams": self.upstreams,
             "first_ms": self.first_ms,
             "last_ms": self.last_ms,
         }
+        # groups still in the native pass's column form travel as they are
+        # (a few arrays and one buffer), not as one object per group
+        if self._columns is not None:
+            state["columns"] = self._columns
+        else:
+            state["groups"] = self.groups
+        return state
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
-        self._groups = state.pop("groups")
-        self._columns = None
+        columns = state.pop("columns", None)
+        if columns is not None:
+            _check_columns(columns)
+        self._groups = state.pop("groups", {})
+        self._columns = columns
         self.__dict__.update({"first_ms": None, "last_ms": None, **state})
         self._index = None
+
+
+def _check_columns(columns: object) -> None:
+    """Refuse a pickled column form whose parts do not fit together (its
+    set bounds must lie in its buffer, in order)."""
+    if not isinstance(columns, GroupColumns):
+        raise TypeError(f"report state: expected GroupColumns, got {type(columns).__name__}")
+    n = len(columns.starts)
+    shapes = {"paths": (n,), "activities": (n,), "extras": (n,), "sums": (n, 3),
+              "sizes": (n, 4), "offsets": (n, 5)}
+    for name, shape in shapes.items():
+        value = getattr(columns, name)
+        if not isinstance(value, np.ndarray) or value.shape != shape:
+            raise ValueError(f"report state: {name} does not match {n} groups")
+    offsets = columns.offsets
+    if n and (offsets.min() < 0 or offsets.max() > len(columns.buffer)
+              or (np.diff(offsets, axis=1) < 0).any()):
+        raise ValueError("report state: set bounds outside the buffer or out of order")
 
 
 def sum_metric(groups: list[Group], metric: str) -> int:

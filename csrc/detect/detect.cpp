@@ -85,11 +85,14 @@ bool tcp_side(Bytes b, bool client, std::uint16_t sport, std::uint16_t dport,
         case '1': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
             return detect_syslog(b, out);
         case 0x13: return detect_bittorrent(b, out);
-        case 0x01: case 0xF9: case 0x0B: case 0xFA:
+        case 0x01:  // a STUN response (0x01xx) also starts so
+            return detect_stun(b, true, out) || detect_coin_p2p_tcp(b, out) ||
+                   detect_le_length(b, client, out);
+        case 0xF9: case 0x0B: case 0xFA:
             return detect_coin_p2p_tcp(b, out) || detect_le_length(b, client, out);
         case 0x0A: return detect_coin_p2p_tcp(b, out) || detect_le_length(b, client, out);
-        case 0x00:
-            return detect_dns(b, true, sport, dport, out) ||
+        case 0x00:  // STUN/TURN over TCP (RFC 5389 section 7.2.2), on any port
+            return detect_stun(b, true, out) || detect_dns(b, true, sport, dport, out) ||
                    detect_tcp_zero(b, client, sport, dport, out);
         case 0x03: return detect_tpkt(b, out);
         case 0x05: return detect_dnp3(b, out);

@@ -135,7 +135,17 @@ bool month_at(const std::uint8_t* p, std::size_t n) noexcept {
     return false;
 }
 
-// "<PRI>" then an RFC 5424 version digit or an RFC 3164 month.
+// An RFC 3339 date and time separator: "YYYY-MM-DDT".
+bool rfc3339_at(const std::uint8_t* p, std::size_t n) noexcept {
+    if (n < 11 || p[4] != '-' || p[7] != '-' || p[10] != 'T') return false;
+    static constexpr std::uint8_t kDigits[] = {0, 1, 2, 3, 5, 6, 8, 9};
+    for (const std::uint8_t i : kDigits)
+        if (!digit(p[i])) return false;
+    return true;
+}
+
+// "<PRI>" then an RFC 5424 version digit, an RFC 3164 month, or an RFC 3339
+// timestamp (rsyslog's forwarding format).
 bool syslog_message(const std::uint8_t* p, std::size_t n) noexcept {
     if (n < 6 || p[0] != '<') return false;
     std::size_t i = 1;
@@ -144,7 +154,7 @@ bool syslog_message(const std::uint8_t* p, std::size_t n) noexcept {
     if (i == 1 || i >= n || p[i] != '>' || pri > 191) return false;
     ++i;
     if (i + 2 <= n && digit(p[i]) && p[i + 1] == ' ') return true;  // "1 " (RFC 5424)
-    return month_at(p + i, n - i);
+    return month_at(p + i, n - i) || rfc3339_at(p + i, n - i);
 }
 
 // A Redis RESP array of bulk strings: "*<n>\r\n$<len>\r\n<command>".

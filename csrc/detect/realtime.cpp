@@ -206,9 +206,13 @@ bool detect_gre(Bytes b, Detection* out) noexcept {
     return true;
 }
 
+// Both sides' first data fully encrypted and no protocol recognised. One
+// random-looking side alone is too common (compressed or proprietary
+// binary data) to name anything; both sides still cannot tell Shadowsocks
+// from other fully encrypted protocols (obfs4, BitTorrent's MSE), hence
+// the weak rank.
 bool detect_encrypted_guess(Bytes src, Bytes dst, Detection* out) noexcept {
-    if (!fully_encrypted(src.p, src.n)) return false;
-    if (dst.n >= 48 && !fully_encrypted(dst.p, dst.n)) return false;
+    if (!fully_encrypted(src.p, src.n) || !fully_encrypted(dst.p, dst.n)) return false;
     out->app = kAppShadowsocks;
     out->activity = kActProxy;
     out->rank = kRankWeak;

@@ -164,3 +164,43 @@ def test_tcp_bytes_without_the_stun_cookie_are_not_stun():
 )
 def test_syslog_headers_by_their_timestamp_forms(line, app):
     assert inspect(UDP, 52693, 514, line)["app"] == app
+
+
+def ref_fully_encrypted(data: bytes) -> bool:
+    """Wu et al. 2023, section 4, as plainly as it reads."""
+    if len(data) < 48:
+        return False
+    printable = [0x20 <= c <= 0x7E for c in data]
+    if all(printable[:6]):
+        return False
+    bits = sum(bin(c).count("1") for c in data)
+    if not 34 * len(data) < 10 * bits < 46 * len(data):  # 3.4 < bits per byte < 4.6
+        return False
+    if sum(printable) > len(data) / 2:
+        return False
+    run = longest = 0
+    for p in printable:
+        run = run + 1 if p else 0
+        longest = max(longest, run)
+    return longest <= 20
+
+
+# Random bytes with printable runs of lengths around the limit of 20.
+pieces = st.one_of(
+    st.binary(min_size=1, max_size=40),
+    st.integers(15, 26).map(lambda k: b"k" * k),
+    st.integers(15, 26).flatmap(
+        lambda k: st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+                          min_size=k, max_size=k).map(str.encode)),
+)
+mixed_bytes = st.lists(pieces, min_size=1, max_size=16).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(src=mixed_bytes, dst=mixed_bytes)
+def test_encrypted_guess_matches_the_published_exemptions(src, dst):
+    got = inspect(TCP, 50123, 40000, src, dst)["app"]
+    if ref_fully_encrypted(src) and ref_fully_encrypted(dst):
+        assert got != "unknown"  # shadowsocks, unless a real protocol matched first
+    else:
+        assert got != "shadowsocks"

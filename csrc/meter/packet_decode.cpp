@@ -274,7 +274,8 @@ Decoded decode_ethertype(const std::uint8_t* frame, std::size_t caplen, std::siz
     if (type == kEtherPppoeSession) {
         // PPPoE session (RFC 2516): version/type 0x11, code 0, session,
         // length, then the PPP protocol (IPv4 0x0021, IPv6 0x0057).
-        if (off + 8 > caplen || frame[off] != 0x11 || frame[off + 1] != 0) return Decoded::kMalformed;
+        if (off + 8 > caplen || frame[off] != 0x11 || frame[off + 1] != 0)
+            return Decoded::kMalformed;
         const std::uint16_t ppp = be16(frame + off + 6);
         if (ppp == 0x0021) return decode_ipv4(frame + off + 8, caplen - off - 8, out, d);
         if (ppp == 0x0057) return decode_ipv6(frame + off + 8, caplen - off - 8, out, d);

@@ -41,6 +41,11 @@ CORE_SOURCES = [
     "csrc/detect/bittorrent.cpp",
     "csrc/detect/vpn.cpp",
     "csrc/detect/socks.cpp",
+    "csrc/detect/infra.cpp",
+    "csrc/detect/p2p.cpp",
+    "csrc/detect/realtime.cpp",
+    "csrc/detect/crypto.cpp",
+    "csrc/detect/quic.cpp",
     "csrc/report/aggregator.cpp",
 ]
 
@@ -73,13 +78,35 @@ if SANITIZE:
 if sys.platform == "darwin":
     COMMON_FLAGS.append("-Wno-unused-command-line-argument")
 
+
+
+def _openssl() -> bool:
+    """True when OpenSSL's libcrypto headers are installed (libssl-dev on
+    Debian, openssl-devel on RPM systems): the QUIC Initial decryption and
+    Telegram's obfuscated transport use it. NKCLASS_OPENSSL=0 builds
+    without it (those two detectors then recognise less; see README)."""
+    if os.environ.get("NKCLASS_OPENSSL") == "0":
+        return False
+    import sysconfig
+    from pathlib import Path as _P
+    roots = [_P(p) for p in (os.environ.get("OPENSSL_DIR"),) if p] + [
+        _P("/usr"), _P("/usr/local"), _P("/opt/homebrew/opt/openssl@3"),
+        _P(sysconfig.get_config_var("prefix") or "/usr")]
+    return any((r / "include" / "openssl" / "evp.h").exists() for r in roots)
+
+
+OPENSSL = _openssl()
+OPENSSL_DEFINES = ["-DNKCLASS_HAVE_OPENSSL"] if OPENSSL else []
+# After the static core on the link line (it is what needs libcrypto).
+OPENSSL_LINK = ["-lcrypto"] if OPENSSL else []
+
 CORE_LIB = (
     "nkcore",
     {
         "sources": CORE_SOURCES,
         "include_dirs": [INCLUDE],
         "obj_deps": {"": HEADERS},
-        "cflags": ["-std=c++17", "-fPIC", *COMMON_FLAGS],
+        "cflags": ["-std=c++17", "-fPIC", *COMMON_FLAGS, *OPENSSL_DEFINES],
     },
 )
 
@@ -102,7 +129,7 @@ ext_modules = [
         cxx_std=17,
         depends=CORE_DEPENDS,
         extra_compile_args=COMMON_FLAGS,
-        extra_link_args=LINK_FLAGS,
+        extra_link_args=[*LINK_FLAGS, *OPENSSL_LINK],
     )
 ]
 # Cython modules: typed loops where bytes and numbers meet Python objects.
@@ -119,7 +146,7 @@ ext_modules += cythonize(
             language="c++",
             depends=CORE_DEPENDS,
             extra_compile_args=["-std=c++17", *COMMON_FLAGS],
-            extra_link_args=LINK_FLAGS,
+            extra_link_args=[*LINK_FLAGS, *OPENSSL_LINK],
         )
         for name, source in CYTHON_MODULES.items()
     ],

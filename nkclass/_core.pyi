@@ -161,9 +161,12 @@ class FlowColumns(TypedDict):
     packets: npt.NDArray[np.uint64]
     bytes: npt.NDArray[np.uint64]  # wire frame lengths, both directions
     tcp_flags: npt.NDArray[np.uint8]
+    tunnel: npt.NDArray[np.uint8]  # codes into TUNNEL_NAMES (0 = none)
     # (data, offsets): row i is data[offsets[i]:offsets[i + 1]]
     src_payload: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]
     dst_payload: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]
+
+TUNNEL_NAMES: tuple[str, ...]
 
 class FlowMeter:
     def __init__(
@@ -173,6 +176,7 @@ class FlowMeter:
         active_timeout_ms: int = 1800000,
         max_flows: int = 1000000,
         max_memory_bytes: int = 2147483648,
+        decapsulate: bool = True,
     ) -> None: ...
     def feed(self, buffer: Buffer) -> None: ...
     def drain(self, max_flows: int) -> FlowColumns: ...
@@ -196,6 +200,7 @@ class Inspection(TypedDict):
     name_source: str | None  # "sni" | "host" | "dns" | "socks"
     agent: str | None
     coin: str
+    alpn: str | None
     candidates: list[tuple[int, int, int, int, int]]  # app, activity, rank, evidence, service
 
 class StratumScan(TypedDict):
@@ -243,3 +248,12 @@ def inspect_payload(
 ) -> Inspection: ...
 def scan_stratum(data: bytes) -> StratumScan | None: ...
 def tls_sni(data: bytes) -> str | None: ...
+
+class QuicHello(TypedDict):
+    server_name: str | None
+    alpn: str | None
+    version: int
+
+QUIC_DECRYPTION: bool  # built with libcrypto: QUIC Initial packets are decrypted
+
+def quic_client_hello(data: bytes) -> QuicHello | None: ...

@@ -75,6 +75,7 @@ py::dict detail(const DetectorInspector& insp, std::uint8_t protocol, std::uint1
                        ? py::object(py::str(PyUnicode_DecodeLatin1(det.agent, det.agent_len, nullptr)))
                        : py::none();
     out["coin"] = kCoinNames[det.coin];
+    out["alpn"] = det.alpn_len ? py::object(py::str(det.alpn, det.alpn_len)) : py::none();
     py::list cands;
     for (std::size_t i = 0; i < k; ++i)
         cands.append(py::make_tuple(found[i].app, found[i].activity, found[i].rank,
@@ -213,6 +214,29 @@ void init_detectors(py::module_& m) {
             return py::str(name, k);
         },
         py::arg("data"));
+
+    m.def(
+        "quic_client_hello",
+        [](const py::bytes& data) -> py::object {
+            const std::string s = data;
+            QuicHello hello;
+            bool ok;
+            {
+                py::gil_scoped_release nogil;
+                ok = quic_client_hello(reinterpret_cast<const std::uint8_t*>(s.data()), s.size(),
+                                       &hello);
+            }
+            if (!ok) return py::none();
+            py::dict out;
+            out["server_name"] =
+                hello.name_len ? py::object(py::str(hello.name, hello.name_len)) : py::none();
+            out["alpn"] =
+                hello.alpn_len ? py::object(py::str(hello.alpn, hello.alpn_len)) : py::none();
+            out["version"] = hello.version;
+            return out;
+        },
+        py::arg("data"));
+    m.attr("QUIC_DECRYPTION") = quic_decryption_available();
 
     py::list coins;
     for (const char* c : kCoinNames) coins.append(c);

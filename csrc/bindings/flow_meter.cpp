@@ -10,8 +10,9 @@ namespace {
 
 FlowMeterConfig meter_config(std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
                              std::int64_t active_timeout_ms, std::size_t max_flows,
-                             std::size_t max_memory_bytes) {
+                             std::size_t max_memory_bytes, bool decapsulate) {
     FlowMeterConfig cfg;
+    cfg.decapsulate = decapsulate;
     cfg.payload_bytes = payload_bytes;
     cfg.idle_timeout_ms = idle_timeout_ms;
     cfg.active_timeout_ms = active_timeout_ms;
@@ -37,18 +38,19 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
     carray<std::int64_t> ts_start(n), ts_end(n);
     carray<std::uint8_t> src_ip({n, py::ssize_t(16)}), dst_ip({n, py::ssize_t(16)});
     carray<std::uint16_t> src_port(n), dst_port(n);
-    carray<std::uint8_t> protocol(n), tcp_flags(n);
+    carray<std::uint8_t> protocol(n), tcp_flags(n), tunnel(n);
     carray<std::uint64_t> packets(n), bytes(n);
     carray<std::uint8_t> src_payload(static_cast<py::ssize_t>(self.payload_size(k, true)));
     carray<std::uint8_t> dst_payload(static_cast<py::ssize_t>(self.payload_size(k, false)));
     carray<std::int64_t> src_offsets(n + 1), dst_offsets(n + 1);
-    const FlowColumnsOut out{ts_start.mutable_data(),   ts_end.mutable_data(),
+    FlowColumnsOut out{ts_start.mutable_data(),   ts_end.mutable_data(),
                              src_ip.mutable_data(),     dst_ip.mutable_data(),
                              src_port.mutable_data(),   dst_port.mutable_data(),
                              protocol.mutable_data(),   packets.mutable_data(),
                              bytes.mutable_data(),      tcp_flags.mutable_data(),
                              src_payload.mutable_data(), src_offsets.mutable_data(),
                              dst_payload.mutable_data(), dst_offsets.mutable_data()};
+    out.tunnel = tunnel.mutable_data();
     {
         py::gil_scoped_release nogil;
         self.drain(k, out);
@@ -64,6 +66,7 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
     cols["packets"] = packets;
     cols["bytes"] = bytes;
     cols["tcp_flags"] = tcp_flags;
+    cols["tunnel"] = tunnel;
     cols["src_payload"] = py::make_tuple(src_payload, src_offsets);
     cols["dst_payload"] = py::make_tuple(dst_payload, dst_offsets);
     return cols;
@@ -103,17 +106,21 @@ py::dict counters(const FlowMeter& self) {
 }  // namespace
 
 void init_flow_meter(py::module_& m) {
+    py::list tunnels;
+    for (const char* t : kTunnelNames) tunnels.append(t);
+    m.attr("TUNNEL_NAMES") = py::tuple(tunnels);
     py::class_<FlowMeter>(m, "FlowMeter")
         .def(py::init([](std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
                          std::int64_t active_timeout_ms, std::size_t max_flows,
-                         std::size_t max_memory_bytes) {
+                         std::size_t max_memory_bytes, bool decapsulate) {
                  return new FlowMeter(meter_config(payload_bytes, idle_timeout_ms,
                                                    active_timeout_ms, max_flows,
-                                                   max_memory_bytes));
+                                                   max_memory_bytes, decapsulate));
              }),
              py::arg("payload_bytes") = 512, py::arg("idle_timeout_ms") = 120000,
              py::arg("active_timeout_ms") = 1800000, py::arg("max_flows") = 1000000,
-             py::arg("max_memory_bytes") = FlowMeterConfig{}.max_memory_bytes)
+             py::arg("max_memory_bytes") = FlowMeterConfig{}.max_memory_bytes,
+             py::arg("decapsulate") = true)
         .def("feed", &feed, py::arg("buffer"),
              "Consume the next bytes of the capture file (any chunk size).")
         .def("drain", &drain, py::arg("max_flows"),

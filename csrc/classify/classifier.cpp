@@ -164,7 +164,15 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
 }
 
 Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
-    for (const Candidate& c : spec_.port_verdicts) port_scored_.push_back(scored(c));
+    for (const Candidate& c : spec_.port_verdicts) {
+        port_scored_.push_back(scored(c));
+        // The same rule once the payload named a protocol: a pool port
+        // keeps its app (if any) but proposes no mining activity.
+        Candidate guarded = c;
+        if (guarded.activity == kActMining || guarded.activity == kActMiningSuspect)
+            guarded.activity = 0;
+        port_identified_scored_.push_back(scored(guarded));
+    }
     for (const Candidate& c : spec_.service_verdicts) service_scored_.push_back(scored(c));
     for (const Candidate& c : spec_.as_verdicts) as_scored_.push_back(scored(c));
     for (std::uint8_t activity : spec_.path_server_activity) {
@@ -243,6 +251,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // table built from other rules) fall back to it instead of reading out
     // of bounds.
     const ScoredCandidate* port_scored = port_scored_.data();
+    const ScoredCandidate* port_identified_scored = port_identified_scored_.data();
     const std::size_t n_ports = port_scored_.size();
     const ScoredCandidate* service_scored = service_scored_.data();
     const std::size_t n_services = service_scored_.size();
@@ -310,7 +319,18 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 if (out.peer_as != nullptr) out.peer_as[i] = peer_as;
             }
             verdict.offer(server_scored[pd < n_paths ? pd : 0]);
-            verdict.offer(port_scored[rule < n_ports ? rule : 0]);
+            // Weak mining guesses (pool ports, flow shape) never override a
+            // protocol the payload identified as something other than
+            // mining: TLS to a named service, HTTP that is not getwork/GBT,
+            // DNS, the infrastructure protocols. A pool behind TLS is
+            // still found by its name, address list or the pair cache.
+            bool identified = false;
+            if (have_payload) {
+                const PayloadCandidates& found = payload_found[k];
+                identified = found.n != 0 && found.c[0].rank == kRankPayload &&
+                             found.c[0].app != 0 && found.c[0].app != kAppStratum;
+            }
+            verdict.offer((identified ? port_identified_scored : port_scored)[rule < n_ports ? rule : 0]);
             if (have_payload) {
                 const PayloadCandidates& found = payload_found[k];
                 for (std::size_t c = 0; c < found.n; ++c) {
@@ -327,7 +347,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             if constexpr (kShape) {
                 const unsigned mask = shape_mask[i];
-                if ((mask & kShapeMember) != 0 &&
+                if (!identified && (mask & kShapeMember) != 0 &&
                     static_cast<unsigned>(__builtin_popcount(mask & kShapeConditionMask)) >=
                         shape_needed)
                     verdict.offer(shape_scored_);

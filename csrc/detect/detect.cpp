@@ -36,21 +36,75 @@ inline bool json_start(std::uint8_t c) noexcept {
     return c == '{' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+bool alpn_is(const Detection* out, const char* s, std::size_t k) noexcept {
+    return out->alpn_len == k && std::memcmp(out->alpn, s, k) == 0;
+}
+
+// TLS whose port or ALPN names what it carries: DNS over TLS (853, "dot"),
+// Syncthing's BEP ("bep/1.0").
+void refine_tls(Detection* out, std::uint16_t sport, std::uint16_t dport) noexcept {
+    if (out->app != kAppTls) return;
+    if (alpn_is(out, "bep/1.0", 7)) {
+        out->app = kAppSyncthing;
+        out->activity = kActP2pFilesharing;
+    } else if (alpn_is(out, "dot", 3) || sport == 853 || dport == 853) {
+        out->app = kAppDot;
+        out->activity = kActInfrastructure;
+    }
+}
+
+// One side of a TCP flow. A switch on the first byte picks the one to three
+// detectors that can match; payloads that match none cost a few compares.
 bool tcp_side(Bytes b, bool client, std::uint16_t sport, std::uint16_t dport,
               Detection* out) noexcept {
     if (b.n == 0) return false;
     const std::uint8_t c = b[0];
     if (json_start(c)) return detect_stratum(b, out);
-    if (c >= 0x14 && c <= 0x17) return detect_tls(b, client, out);
+    if (c >= 0x14 && c <= 0x17) {
+        if (!detect_tls(b, client, out)) return false;
+        refine_tls(out, sport, dport);
+        return true;
+    }
+    // Modbus/TCP's header starts with a free transaction id: its port decides.
+    if ((sport == 502 || dport == 502) && b.n >= 8 && b[2] == 0 && b[3] == 0) {
+        if (detect_modbus(b, out)) return true;
+    }
     if (c >= 'A' && c <= 'Z')
-        return detect_http(b, client, out) || detect_banner(b, client, out);
+        return detect_http(b, client, out) || detect_text(b, client, true, sport, dport, out) ||
+               detect_banner(b, client, out);
     switch (c) {
-        case '*': case '+': case '2': return detect_banner(b, client, out);
+        case '*': return detect_banner(b, client, out) || detect_resp(b, client, out);
+        case '+': return detect_banner(b, client, out) || detect_resp(b, client, out);
+        case '-': return detect_resp(b, client, out);
+        case '$': return detect_text(b, client, true, sport, dport, out);
+        case '2': return detect_banner(b, client, out) || detect_syslog(b, out);
+        case '<': return detect_syslog(b, out);
+        case '0':  // 0x30: a BER SEQUENCE (LDAP), tinc's "0 ", syslog octet counting
+            return detect_ber(b, true, sport, dport, out) ||
+                   detect_text(b, client, true, sport, dport, out) || detect_syslog(b, out);
+        case '1': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+            return detect_syslog(b, out);
         case 0x13: return detect_bittorrent(b, out);
-        case 0x01: case 0xF9: case 0x0B: case 0x0A: case 0xFA:
-            return detect_coin_p2p_tcp(b, out);
-        case 0x00: return detect_dns(b, true, sport, dport, out);
-        default: return false;
+        case 0x01:  // a STUN response (0x01xx) also starts so
+            return detect_stun(b, true, out) || detect_coin_p2p_tcp(b, out) ||
+                   detect_le_length(b, client, out);
+        case 0xF9: case 0x0B: case 0xFA:
+            return detect_coin_p2p_tcp(b, out) || detect_le_length(b, client, out);
+        case 0x0A: return detect_coin_p2p_tcp(b, out) || detect_le_length(b, client, out);
+        case 0x00:  // STUN/TURN over TCP (RFC 5389 section 7.2.2), on any port
+            return detect_stun(b, true, out) || detect_dns(b, true, sport, dport, out) ||
+                   detect_tcp_zero(b, client, sport, dport, out);
+        case 0x03: return detect_tpkt(b, out);
+        case 0x05: return detect_dnp3(b, out);
+        case 0x10: return detect_mqtt(b, out) || detect_tds(b, out);
+        case 0x12: case 0x04: return detect_tds(b, out);
+        case 0x68: return detect_iec104(b, sport, dport, out);
+        case 0xe3: case 0xc5: case 0xd4: return detect_edonkey(b, true, out);
+        case 0xef: case 0xee: case 0xdd: return detect_telegram(b, dport, out);
+        default:
+            // Little-endian length prefixes (MySQL, MongoDB, Soulseek):
+            // any first byte, small high bytes.
+            return b.n >= 8 && b[2] == 0 && b[3] <= 1 && detect_le_length(b, client, out);
     }
 }
 
@@ -62,14 +116,65 @@ bool udp_side(Bytes b, Bytes other, bool client, std::uint16_t sport, std::uint1
         return true;
     if ((sport == 30303 || dport == 30303) && detect_discv4(b, sport, dport, out)) return true;
     if (detect_dns(b, false, sport, dport, out)) return true;
-    const std::uint8_t c = b[0];
-    if (c >= 0xc0 && detect_quic(b, out)) return true;
-    if (c >= 1 && c <= 4 && client && detect_wireguard(b, other, sport, dport, out)) return true;
-    if (client && (c == 0x08 || c == 0x38 || c == 0x50) &&
-        detect_openvpn(b, other, false, sport, dport, out))
+    // Services whose datagrams carry little structure: by registered port.
+    if ((sport < 10000 || dport < 10000 || sport == 21027 || dport == 21027 ||
+         sport == 22067 || dport == 22067) &&
+        detect_udp_ports(b, sport, dport, out))
         return true;
-    if (c == 'd') return detect_bittorrent(b, out);
-    return false;
+    const std::uint8_t c = b[0];
+    switch (c) {
+        case 0x00: return detect_stun(b, false, out) || detect_gnutella_udp(b, out);
+        case 0x01:
+            return detect_stun(b, false, out) ||
+                   (client && detect_wireguard(b, other, sport, dport, out)) ||
+                   (client && detect_utp(b, other, out)) || detect_gnutella_udp(b, out);
+        case 0x02: case 0x03: case 0x04:
+            return (client && detect_wireguard(b, other, sport, dport, out)) ||
+                   detect_gnutella_udp(b, out);
+        case 0x41: return (client && detect_utp(b, other, out)) || detect_gnutella_udp(b, out);
+        case 0x08: case 0x38: case 0x50:
+            return (client && detect_openvpn(b, other, false, sport, dport, out)) ||
+                   detect_gnutella_udp(b, out);
+        case 0x14: case 0x15: case 0x16: case 0x17: case 0x19:
+            return detect_dtls(b, out) || detect_gnutella_udp(b, out);
+        case 0x30: return detect_ber(b, false, sport, dport, out) || detect_gnutella_udp(b, out);
+        case 0x2e: case 0x9e: return detect_syncthing_udp(b, out) || detect_gnutella_udp(b, out);
+        case 0x6a: case 0x6b: case 0x6c: case 0x6d: case 0x7e:
+            return detect_kerberos(b, out) || detect_gnutella_udp(b, out);
+        case '<': return detect_syslog(b, out);
+        case 'd': return detect_bittorrent(b, out) || detect_gnutella_udp(b, out);
+        case 'r':
+            // DNSCrypt responses start with the server magic "r6fnvWj8".
+            if (b.starts("r6fnvWj8", 8) && b.n >= 8 + 12 + 16) {
+                hit(out, kAppDnscrypt, kActInfrastructure);
+                return true;
+            }
+            return detect_gnutella_udp(b, out);
+        case 'T':
+            // Tailscale disco messages: "TS" + U+1F4AC (tailscale disco/disco.go).
+            if (b.starts("TS\xf0\x9f\x92\xac", 6) && b.n >= 6 + 32 + 24) {
+                hit(out, kAppTailscale, kActVpn);
+                return true;
+            }
+            return detect_text(b, client, false, sport, dport, out);
+        case 'I':
+            // SoftEther's UDP NAT traversal ("IP=<address>,PORT=<port>",
+            // nDPI softether.c).
+            if (b.starts("IP=", 3) && b.n < 40 && memmem(b.p, b.n, ",PORT=", 6) != nullptr) {
+                hit(out, kAppSoftether, kActVpn);
+                return true;
+            }
+            return detect_text(b, client, false, sport, dport, out);
+        default:
+            break;
+    }
+    if (c >= 0xc0) {
+        if (detect_quic(b, client, sport, dport, out)) return true;
+        return detect_edonkey(b, false, out) || detect_gnutella_udp(b, out);
+    }
+    if (c >= 0x80) return detect_rtp(b, out) || detect_gnutella_udp(b, out);
+    if (c >= 'A' && c <= 'Z') return detect_text(b, client, false, sport, dport, out);
+    return detect_gnutella_udp(b, out);
 }
 
 void reset(Detection* out) noexcept {
@@ -77,8 +182,8 @@ void reset(Detection* out) noexcept {
     out->evidence = 0;
     out->coin = kCoinUnknown;
     out->name_kind = kNameNone;
-    out->name_len = out->agent_len = 0;
-    out->name[0] = out->agent[0] = '\0';
+    out->name_len = out->agent_len = out->alpn_len = 0;
+    out->name[0] = out->agent[0] = out->alpn[0] = '\0';
 }
 
 }  // namespace
@@ -119,12 +224,21 @@ void detect(std::uint8_t protocol, std::uint16_t src_port, std::uint16_t dst_por
         found = tcp_side(s, true, src_port, dst_port, out) ||
                 (s.n > 0 && s[0] == 0x00 && detect_openvpn(s, d, true, src_port, dst_port, out)) ||
                 (s.n > 0 && (s[0] == 4 || s[0] == 5) && detect_socks(s, d, out)) ||
-                (s.n > 0 && s[0] == 'd' && detect_bittorrent(s, out));
+                (s.n > 0 && s[0] == 'd' && detect_bittorrent(s, out)) ||
+                (s.n >= 64 && detect_telegram(s, dst_port, out));
         if (!found || out->activity == 0) {
+            // The reply fills in what the initiator's bytes did not say: the
+            // protocol, or an activity of the same protocol (a pool's job
+            // reply, a TLS certificate naming a Tor relay or a VPN gateway).
+            // A different protocol's greeting never replaces the
+            // initiator's (a Redis "+OK" is no POP3 server).
             Detection reply;
             reset(&reply);
             if (tcp_side(d, false, dst_port, src_port, &reply) &&
-                (!found || reply.activity != 0)) {
+                (!found || (reply.activity != 0 &&
+                            (reply.app == out->app ||
+                             (out->app == kAppTls &&
+                              (reply.app == kAppTor || reply.app == kAppFortinet)))))) {
                 if (found && reply.name_len == 0 && out->name_len != 0) {
                     std::memcpy(reply.name, out->name, out->name_len + 1u);
                     reply.name_len = out->name_len;
@@ -134,9 +248,15 @@ void detect(std::uint8_t protocol, std::uint16_t src_port, std::uint16_t dst_por
                 found = true;
             }
         }
+        if (!found) {
+            reset(out);
+            found = detect_encrypted_guess(s, d, out);
+        }
     } else if (protocol == 17) {
         found = udp_side(s, d, true, src_port, dst_port, out) ||
                 udp_side(d, s, false, dst_port, src_port, out);
+    } else if (protocol == 47) {
+        found = detect_gre(s, out) || detect_gre(d, out);
     }
     if (!found) {
         reset(out);

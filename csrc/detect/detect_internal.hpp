@@ -25,6 +25,18 @@ struct Bytes {
     }
 };
 
+inline std::uint16_t le16(const std::uint8_t* p) noexcept {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+inline std::uint32_t le32(const std::uint8_t* p) noexcept {
+    return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
+           (std::uint32_t(p[3]) << 24);
+}
+inline bool digit(std::uint8_t c) noexcept { return c >= '0' && c <= '9'; }
+inline bool either_port(std::uint16_t sport, std::uint16_t dport, std::uint16_t port) noexcept {
+    return sport == port || dport == port;
+}
+
 using bytes::be16;
 using bytes::be24;
 using bytes::be32;
@@ -49,6 +61,11 @@ bool set_name(Detection* out, const std::uint8_t* s, std::size_t len, std::uint8
 bool name_written(Detection* out, std::size_t len, std::uint8_t kind) noexcept;
 void set_agent(Detection* out, const std::uint8_t* s, std::size_t len) noexcept;
 
+// A ClientHello handshake message at p (type byte first, `avail` bytes of
+// it present): the server name (as tls_client_hello_sni) and first ALPN.
+std::size_t parse_client_hello(const std::uint8_t* p, std::size_t avail, char* name,
+                               char* alpn, std::size_t* alpn_len) noexcept;
+
 // Family detectors. `client` is true for the initiator's bytes. Each
 // returns true when it recognised the bytes and filled `out`.
 bool detect_stratum(Bytes b, Detection* out) noexcept;                 // mining.cpp
@@ -56,7 +73,8 @@ bool detect_coin_p2p_tcp(Bytes b, Detection* out) noexcept;            // coin_p
 bool detect_discv4(Bytes b, std::uint16_t sport, std::uint16_t dport,
                    Detection* out) noexcept;                            // coin_p2p.cpp
 bool detect_tls(Bytes b, bool client, Detection* out) noexcept;        // tls.cpp
-bool detect_quic(Bytes b, Detection* out) noexcept;                    // tls.cpp
+bool detect_quic(Bytes b, bool client, std::uint16_t sport, std::uint16_t dport,
+                 Detection* out) noexcept;                               // tls.cpp
 bool detect_http(Bytes b, bool client, Detection* out) noexcept;       // http.cpp
 bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
                 Detection* out) noexcept;                               // dns.cpp
@@ -69,5 +87,42 @@ bool detect_wireguard(Bytes src, Bytes dst, std::uint16_t sport, std::uint16_t d
 bool detect_ike(Bytes b, std::uint16_t sport, std::uint16_t dport,
                 Detection* out) noexcept;                               // vpn.cpp
 bool detect_socks(Bytes src, Bytes dst, Detection* out) noexcept;      // socks.cpp
+
+// Infrastructure, databases, buses and industrial protocols (infra.cpp).
+// TCP: the side's bytes after its first byte picked the family.
+bool detect_tcp_zero(Bytes b, bool client, std::uint16_t sport, std::uint16_t dport,
+                     Detection* out) noexcept;            // 00-prefixed: lengths, NBSS, MBAP
+bool detect_le_length(Bytes b, bool client, Detection* out) noexcept;  // MySQL, MongoDB, Soulseek
+bool detect_tpkt(Bytes b, Detection* out) noexcept;       // RDP (TPKT + COTP)
+bool detect_tds(Bytes b, Detection* out) noexcept;        // MS SQL (0x10, 0x12)
+bool detect_mqtt(Bytes b, Detection* out) noexcept;       // MQTT CONNECT (0x10)
+bool detect_ber(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
+                Detection* out) noexcept;                 // LDAP, SNMP (0x30)
+bool detect_kerberos(Bytes b, Detection* out) noexcept;   // KDC messages (0x6a..0x7e)
+bool detect_iec104(Bytes b, std::uint16_t sport, std::uint16_t dport,
+                   Detection* out) noexcept;              // 0x68
+bool detect_dnp3(Bytes b, Detection* out) noexcept;       // 05 64 + header CRC
+bool detect_syslog(Bytes b, Detection* out) noexcept;     // '<' PRI '>' or octet counting
+bool detect_resp(Bytes b, bool client, Detection* out) noexcept;  // Redis (* $ + - :)
+bool detect_text(Bytes b, bool client, bool tcp, std::uint16_t sport, std::uint16_t dport,
+                 Detection* out) noexcept;                // text openings, see infra.cpp
+bool detect_udp_ports(Bytes b, std::uint16_t sport, std::uint16_t dport,
+                      Detection* out) noexcept;           // NTP, RADIUS, DHCP, L2TP, ... by port
+bool detect_dhcp(Bytes b, std::uint16_t sport, std::uint16_t dport, Detection* out) noexcept;
+bool detect_modbus(Bytes b, Detection* out) noexcept;     // MBAP (port 502 decided)
+
+// P2P (p2p.cpp).
+bool detect_edonkey(Bytes b, bool tcp, Detection* out) noexcept;      // e3 / c5 / d4 / e4 / e5
+bool detect_utp(Bytes src, Bytes dst, Detection* out) noexcept;       // BEP 29 headers
+bool detect_gnutella_udp(Bytes b, Detection* out) noexcept;           // GUID descriptors, GND
+bool detect_syncthing_udp(Bytes b, Detection* out) noexcept;          // discovery / relay magic
+
+// Real time, messaging and VPN datagrams (realtime.cpp).
+bool detect_stun(Bytes b, bool tcp, Detection* out) noexcept;        // RFC 5389 magic cookie
+bool detect_dtls(Bytes b, Detection* out) noexcept;                   // DTLS records
+bool detect_rtp(Bytes b, Detection* out) noexcept;                    // RTP v2 / RTCP
+bool detect_telegram(Bytes b, std::uint16_t dport, Detection* out) noexcept;  // MTProto transports
+bool detect_gre(Bytes b, Detection* out) noexcept;                    // IP protocol 47
+bool detect_encrypted_guess(Bytes src, Bytes dst, Detection* out) noexcept;  // Shadowsocks-like
 
 }  // namespace nkclass::det

@@ -61,10 +61,17 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
                 Detection* out) noexcept {
     const std::uint8_t* p = b.p;
     std::size_t n = b.n;
-    const bool dns_port = sport == 53 || dport == 53 || sport == 5353 || dport == 5353 ||
-                          sport == 5355 || dport == 5355;
+    const bool llmnr = sport == 5355 || dport == 5355;
+    const bool nbns = !tcp && (sport == 137 || dport == 137);
+    const bool dns_port = sport == 53 || dport == 53 || sport == 5353 || dport == 5353 || llmnr ||
+                          nbns;
     if (tcp) {
-        if (!(sport == 53 || dport == 53) || n < 14) return false;
+        if (!(sport == 53 || dport == 53 || llmnr) || n < 14) return false;
+        // DNSCrypt over TCP: the server's responses start with its magic.
+        if (n >= 10 && std::memcmp(p + 2, "r6fnvWj8", 8) == 0) {
+            hit(out, kAppDnscrypt, kActInfrastructure);
+            return true;
+        }
         const std::size_t msg = be16(p);
         if (msg < 12) return false;
         p += 2;
@@ -77,7 +84,11 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
     const bool response = flags & 0x8000;
     const unsigned opcode = (flags >> 11) & 0xf;
     if (flags & 0x0040) return false;  // Z bit
-    if (opcode != 0 && opcode != 4 && opcode != 5) return false;
+    // NetBIOS name service opcodes: query 0, registration 5, release 6,
+    // WACK 7, refresh 8/9, multi-homed registration 15.
+    if (nbns ? !(opcode == 0 || (opcode >= 5 && opcode <= 9) || opcode == 15)
+             : (opcode != 0 && opcode != 4 && opcode != 5))
+        return false;
     if (!dns_port) {
         if (response || opcode != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 ||
             (flags & 0x000f) != 0)
@@ -97,9 +108,22 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
     if (qtype == 0) return false;
     if (!(qclass == 1 || qclass == 3 || qclass == 4 || qclass == 255)) return false;
     if (!dns_port && (qclass != 1 || !common_qtype(qtype))) return false;
+    if (nbns) {
+        // NetBIOS names are 32 letters A..P (RFC 1001 first-level encoding).
+        if (name_len < 32 || p[12] != 32) return false;
+        for (std::size_t i = 13; i < 13 + 32; ++i)
+            if (p[i] < 'A' || p[i] > 'P') return false;
+        hit(out, kAppNetbiosNs, kActInfrastructure);
+        return true;
+    }
     const bool mdns = !tcp && (sport == 5353 || dport == 5353);
-    hit(out, mdns ? kAppMdns : kAppDns, 0);
-    if (printable) name_written(out, name_len, kNameDns);
+    std::uint8_t app = mdns ? kAppMdns : llmnr ? kAppLlmnr : kAppDns;
+    // DNSCrypt's certificate query: TXT for "2.dnscrypt-cert.<provider>".
+    if (printable && qtype == 16 && name_len > 16 &&
+        std::memcmp(out->name, "2.dnscrypt-cert.", 16) == 0)
+        app = kAppDnscrypt;
+    hit(out, app, app == kAppDns || app == kAppMdns ? 0 : kActInfrastructure);
+    if (printable && app != kAppLlmnr) name_written(out, name_len, kNameDns);
     return true;
 }
 

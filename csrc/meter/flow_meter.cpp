@@ -30,14 +30,16 @@ struct FlowMeter::Impl final : meter::PacketSink {
         std::int64_t ts_ms;
         std::uint64_t bytes;
     };
-    explicit Impl(const FlowMeterConfig& cfg) : table(cfg, &counters), parser(*this) {}
+    explicit Impl(const FlowMeterConfig& cfg)
+        : decapsulate(cfg.decapsulate), table(cfg, &counters), parser(*this) {}
 
     void on_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
                    std::uint32_t caplen, std::uint32_t wire_len, bool uncut,
                    std::uint32_t snaplen) override {
         ++counters.packets;
         meter::PacketInfo pkt;
-        const meter::Decoded decoded = meter::decode_frame(link_type, frame, caplen, &pkt);
+        const meter::Decoded decoded =
+            meter::decode_frame(link_type, frame, caplen, &pkt, decapsulate);
         // The wire length is only believed when it can be right (see the
         // header): a lying length would inflate every byte count after it.
         const bool impossible =
@@ -106,6 +108,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
     std::size_t first = 0;
     std::size_t queued = 0;
 
+    bool decapsulate;
     MeterCounters counters;
     meter::FlowTable table;
     meter::CaptureParser parser;
@@ -193,6 +196,7 @@ void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
         out.packets[j] = r.packets;
         out.bytes[j] = r.bytes;
         out.tcp_flags[j] = r.tcp_flags;
+        if (out.tunnel != nullptr) out.tunnel[j] = r.tunnel;
         for (int s = 0; s < 2; ++s) {
             if (r.payload_len[s] != 0)
                 std::memcpy(payload[s] + at[s], e.payload.data() + r.payload_at[s],

@@ -48,6 +48,7 @@ inline FlowKey make_key(const PacketInfo& p, bool* from_lo) noexcept {
     k.lo_port = *from_lo ? p.src_port : p.dst_port;
     k.hi_port = *from_lo ? p.dst_port : p.src_port;
     k.protocol = p.protocol;
+    k.tunnel = p.tunnel;
     return k;
 }
 
@@ -206,6 +207,7 @@ void FlowTable::emit(std::uint32_t idx, bool evicted) {
     r.src_port = lo_is_src ? f.key.lo_port : f.key.hi_port;
     r.dst_port = lo_is_src ? f.key.hi_port : f.key.lo_port;
     r.protocol = f.key.protocol;
+    r.tunnel = f.key.tunnel;
     r.tcp_flags = f.tcp_flags;
     r.packets = f.packets;
     r.bytes = f.bytes;

@@ -22,7 +22,8 @@ struct FlowKey {
     std::uint16_t lo_port;
     std::uint16_t hi_port;
     std::uint8_t protocol;
-    std::uint8_t pad[3];
+    std::uint8_t tunnel;  // PacketInfo::tunnel: a tunnel's inner flows stay apart
+    std::uint8_t pad[2];
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey must be five words");
 
@@ -93,7 +94,7 @@ struct EmittedFlow {
     std::int64_t ts_start, ts_end;
     ipv6_net_t src, dst;
     std::uint16_t src_port, dst_port;
-    std::uint8_t protocol, tcp_flags;
+    std::uint8_t protocol, tcp_flags, tunnel;
     std::uint64_t packets, bytes;
     std::size_t payload_at[2];  // start in `payload` per side
     std::uint32_t payload_len[2];

@@ -26,6 +26,20 @@ constexpr std::uint8_t kIp6Fragment = 44;
 constexpr std::uint8_t kIp6Auth = 51;
 constexpr std::uint8_t kIp6DestOpts = 60;
 
+constexpr std::uint16_t kEtherPppoeSession = 0x8864;
+constexpr std::uint16_t kEtherBridging = 0x6558;   // GRE / Geneve: an Ethernet frame inside
+constexpr std::uint16_t kEtherPpp = 0x880b;        // PPTP's enhanced GRE
+constexpr std::uint8_t kProtoIpip = 4;
+constexpr std::uint8_t kProtoIpv6 = 41;
+constexpr std::uint8_t kProtoGre = 47;
+
+// Decapsulation state threaded through a packet's decoding: whether to
+// look inside tunnels and how deep we are.
+struct Decap {
+    bool on;
+    int depth;
+};
+
 inline std::uint16_t be16(const std::uint8_t* p) noexcept {
     return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
 }
@@ -34,10 +48,112 @@ inline std::uint32_t be32(const std::uint8_t* p) noexcept {
            (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
 }
 
+Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept;
+Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept;
+Decoded decode_ethertype(const std::uint8_t* frame, std::size_t caplen, std::size_t off,
+                         PacketInfo* out, Decap d) noexcept;
+
+// Decodes the packet inside a tunnel into `out` when it is a well-formed IP
+// packet (then `out->tunnel` names the innermost tunnel); leaves `out`
+// untouched and returns false otherwise.
+bool inner_ip(std::uint8_t kind, const std::uint8_t* p, std::size_t len, int version,
+              PacketInfo* out, Decap d) noexcept {
+    PacketInfo inner;
+    inner.tunnel = kTunnelNone;
+    const Decap next{d.on, d.depth + 1};
+    Decoded r;
+    if (version == 4) {
+        r = decode_ipv4(p, len, &inner, next);
+    } else if (version == 6) {
+        r = decode_ipv6(p, len, &inner, next);
+    } else if (version == 0 && len >= 14) {  // an Ethernet frame
+        r = decode_ethertype(p, len, 12, &inner, next);
+    } else {
+        return false;
+    }
+    if (r != Decoded::kIp) return false;
+    if (inner.tunnel == kTunnelNone) inner.tunnel = kind;
+    // Completeness is the outer packet's: the frame's lengths are checked
+    // against it.
+    inner.complete = out->complete;
+    *out = inner;
+    return true;
+}
+
+// GRE (RFC 2784, 2890) and PPTP's enhanced GRE (RFC 2637, version 1: key
+// and optional sequence/ack numbers, then a PPP frame).
+bool gre_inner(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept {
+    if (len < 4) return false;
+    const std::uint8_t flags = p[0];
+    const unsigned version = p[1] & 7;
+    const std::uint16_t type = be16(p + 2);
+    std::size_t off = 4;
+    if (version == 0) {
+        if (flags & 0x80) off += 4;  // checksum + reserved
+        if (flags & 0x20) off += 4;  // key
+        if (flags & 0x10) off += 4;  // sequence
+        if (off > len) return false;
+        if (type == 0x0800) return inner_ip(kTunnelGre, p + off, len - off, 4, out, d);
+        if (type == 0x86dd) return inner_ip(kTunnelGre, p + off, len - off, 6, out, d);
+        if (type == kEtherBridging) return inner_ip(kTunnelGre, p + off, len - off, 0, out, d);
+        return false;
+    }
+    if (version != 1 || type != kEtherPpp || (flags & 0x20) == 0) return false;
+    off += 4;                      // payload length + call id
+    if (flags & 0x10) off += 4;    // sequence
+    if (p[1] & 0x80) off += 4;     // acknowledgement
+    if (off + 2 > len) return false;
+    // PPP: address/control ff 03 unless compressed, then a 1- or 2-byte protocol.
+    if (p[off] == 0xff && p[off + 1] == 0x03) off += 2;
+    if (off + 1 > len) return false;
+    std::uint16_t proto = p[off];
+    if ((proto & 1) == 0) {
+        if (off + 2 > len) return false;
+        proto = be16(p + off);
+        off += 2;
+    } else {
+        off += 1;
+    }
+    if (proto == 0x0021) return inner_ip(kTunnelPptp, p + off, len - off, 4, out, d);
+    if (proto == 0x0057) return inner_ip(kTunnelPptp, p + off, len - off, 6, out, d);
+    return false;
+}
+
+// UDP tunnels by their IANA ports: VXLAN (RFC 7348; 8472 is Linux's old
+// default) and Geneve (RFC 8926).
+bool udp_inner(std::uint16_t sport, std::uint16_t dport, const std::uint8_t* p, std::size_t len,
+               PacketInfo* out, Decap d) noexcept {
+    if (dport == 4789 || dport == 8472 || sport == 4789) {
+        if (len < 8 + 14 || (p[0] & 0x08) == 0) return false;
+        return inner_ip(kTunnelVxlan, p + 8, len - 8, 0, out, d);
+    }
+    if (dport == 6081 || sport == 6081) {
+        if (len < 8 || (p[0] >> 6) != 0) return false;
+        const std::size_t off = 8 + std::size_t(p[0] & 0x3f) * 4;
+        if (off > len) return false;
+        const std::uint16_t type = be16(p + 2);
+        if (type == kEtherBridging) return inner_ip(kTunnelGeneve, p + off, len - off, 0, out, d);
+        if (type == 0x0800) return inner_ip(kTunnelGeneve, p + off, len - off, 4, out, d);
+        if (type == 0x86dd) return inner_ip(kTunnelGeneve, p + off, len - off, 6, out, d);
+    }
+    return false;
+}
+
 // `has_header` is false for non-first fragments: their bytes are the middle
 // of a transport segment, so there are no ports to read.
 Decoded decode_l4(std::uint8_t proto, const std::uint8_t* p, std::size_t len, bool has_header,
-                  PacketInfo* out) noexcept {
+                  PacketInfo* out, Decap d) noexcept {
+    if (d.on && has_header && d.depth < kMaxTunnelDepth) {
+        if (proto == kProtoIpip && inner_ip(kTunnelIpip, p, len, 4, out, d)) return Decoded::kIp;
+        if (proto == kProtoIpv6 && inner_ip(kTunnel6in4, p, len, 6, out, d)) return Decoded::kIp;
+        if (proto == kProtoGre && gre_inner(p, len, out, d)) return Decoded::kIp;
+        if (proto == kProtoUdp && len >= 8) {
+            const std::size_t udp_len = be16(p + 4);
+            const std::size_t end = (udp_len >= 8 && udp_len <= len) ? udp_len : len;
+            if (udp_inner(be16(p), be16(p + 2), p + 8, end - 8, out, d)) return Decoded::kIp;
+        }
+    }
+    out->tunnel = kTunnelNone;
     out->protocol = proto;
     out->src_port = out->dst_port = 0;
     out->tcp_flags = 0;
@@ -72,7 +188,7 @@ Decoded decode_l4(std::uint8_t proto, const std::uint8_t* p, std::size_t len, bo
     return Decoded::kIp;
 }
 
-Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept {
     if (len < 20 || (p[0] >> 4) != 4) return Decoded::kMalformed;
     const std::size_t ihl = std::size_t(p[0] & 0x0f) * 4;
     if (ihl < 20 || ihl > len) return Decoded::kMalformed;
@@ -86,10 +202,10 @@ Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out) noe
     const std::uint16_t frag = be16(p + 6);
     const bool first_fragment = (frag & 0x1fff) == 0;
     out->fragment = (frag & 0x3fff) != 0;  // offset or more-fragments set
-    return decode_l4(p[9], p + ihl, end - ihl, first_fragment, out);
+    return decode_l4(p[9], p + ihl, end - ihl, first_fragment, out, d);
 }
 
-Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept {
     if (len < 40 || (p[0] >> 4) != 6) return Decoded::kMalformed;
     const std::size_t payload_len = be16(p + 4);
     const std::size_t end = payload_len == 0 ? len : std::min(40 + payload_len, len);
@@ -118,11 +234,11 @@ Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out) noe
                 const bool first_fragment = (be16(p + off + 2) & 0xfff8) == 0;
                 next = p[off];
                 off += 8;
-                if (!first_fragment) return decode_l4(next, p + off, end - off, false, out);
+                if (!first_fragment) return decode_l4(next, p + off, end - off, false, out, d);
                 continue;
             }
             default:
-                return decode_l4(next, p + off, end - off, true, out);
+                return decode_l4(next, p + off, end - off, true, out, d);
         }
         next = p[off];
         off += ext_len;
@@ -131,11 +247,12 @@ Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out) noe
     return Decoded::kMalformed;
 }
 
-Decoded decode_by_version(const std::uint8_t* p, std::size_t len, PacketInfo* out) noexcept {
+Decoded decode_by_version(const std::uint8_t* p, std::size_t len, PacketInfo* out,
+                          Decap d) noexcept {
     if (len < 1) return Decoded::kMalformed;
     switch (p[0] >> 4) {
-        case 4: return decode_ipv4(p, len, out);
-        case 6: return decode_ipv6(p, len, out);
+        case 4: return decode_ipv4(p, len, out, d);
+        case 6: return decode_ipv6(p, len, out, d);
         default: return Decoded::kMalformed;
     }
 }
@@ -143,7 +260,7 @@ Decoded decode_by_version(const std::uint8_t* p, std::size_t len, PacketInfo* ou
 // `off` points at the 2-byte EtherType; VLAN tags in front of the real type
 // are skipped.
 Decoded decode_ethertype(const std::uint8_t* frame, std::size_t caplen, std::size_t off,
-                         PacketInfo* out) noexcept {
+                         PacketInfo* out, Decap d) noexcept {
     std::uint16_t type = be16(frame + off);
     off += 2;
     for (int tags = 0; type == kEtherVlan || type == kEtherQinQ || type == kEtherQinQLegacy;
@@ -152,36 +269,47 @@ Decoded decode_ethertype(const std::uint8_t* frame, std::size_t caplen, std::siz
         type = be16(frame + off + 2);
         off += 4;
     }
-    if (type == kEtherIpv4) return decode_ipv4(frame + off, caplen - off, out);
-    if (type == kEtherIpv6) return decode_ipv6(frame + off, caplen - off, out);
+    if (type == kEtherIpv4) return decode_ipv4(frame + off, caplen - off, out, d);
+    if (type == kEtherIpv6) return decode_ipv6(frame + off, caplen - off, out, d);
+    if (type == kEtherPppoeSession) {
+        // PPPoE session (RFC 2516): version/type 0x11, code 0, session,
+        // length, then the PPP protocol (IPv4 0x0021, IPv6 0x0057).
+        if (off + 8 > caplen || frame[off] != 0x11 || frame[off + 1] != 0)
+            return Decoded::kMalformed;
+        const std::uint16_t ppp = be16(frame + off + 6);
+        if (ppp == 0x0021) return decode_ipv4(frame + off + 8, caplen - off - 8, out, d);
+        if (ppp == 0x0057) return decode_ipv6(frame + off + 8, caplen - off - 8, out, d);
+    }
     return Decoded::kNonIp;
 }
 
 }  // namespace
 
 Decoded decode_frame(std::uint32_t link_type, const std::uint8_t* frame, std::size_t caplen,
-                     PacketInfo* out) noexcept {
+                     PacketInfo* out, bool decapsulate) noexcept {
+    const Decap d{decapsulate, 0};
+    out->tunnel = kTunnelNone;
     switch (link_type) {
         case kLinkEthernet:
             if (caplen < 14) return Decoded::kMalformed;
-            return decode_ethertype(frame, caplen, 12, out);
+            return decode_ethertype(frame, caplen, 12, out, d);
         case kLinkSll:
             if (caplen < 16) return Decoded::kMalformed;
-            return decode_ethertype(frame, caplen, 14, out);
+            return decode_ethertype(frame, caplen, 14, out, d);
         case kLinkSll2:
             if (caplen < 20) return Decoded::kMalformed;
             // SLL2 puts the protocol first; the IP header starts at byte 20.
-            if (be16(frame) == kEtherIpv4) return decode_ipv4(frame + 20, caplen - 20, out);
-            if (be16(frame) == kEtherIpv6) return decode_ipv6(frame + 20, caplen - 20, out);
+            if (be16(frame) == kEtherIpv4) return decode_ipv4(frame + 20, caplen - 20, out, d);
+            if (be16(frame) == kEtherIpv6) return decode_ipv6(frame + 20, caplen - 20, out, d);
             return Decoded::kNonIp;
         case kLinkRaw:
         case kLinkRawDlt12:
         case kLinkRawDlt14:
-            return decode_by_version(frame, caplen, out);
+            return decode_by_version(frame, caplen, out, d);
         case kLinkIpv4:
-            return decode_ipv4(frame, caplen, out);
+            return decode_ipv4(frame, caplen, out, d);
         case kLinkIpv6:
-            return decode_ipv6(frame, caplen, out);
+            return decode_ipv6(frame, caplen, out, d);
         case kLinkNull: {
             if (caplen < 4) return Decoded::kMalformed;
             // The address family is in the capturing host's byte order.
@@ -189,10 +317,10 @@ Decoded decode_frame(std::uint32_t link_type, const std::uint8_t* frame, std::si
                                      (std::uint32_t(frame[2]) << 16) |
                                      (std::uint32_t(frame[3]) << 24);
             const std::uint32_t family = le < 0x10000 ? le : be32(frame);
-            if (family == 2) return decode_ipv4(frame + 4, caplen - 4, out);
+            if (family == 2) return decode_ipv4(frame + 4, caplen - 4, out, d);
             // AF_INET6 is 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (macOS).
             if (family == 24 || family == 28 || family == 30)
-                return decode_ipv6(frame + 4, caplen - 4, out);
+                return decode_ipv6(frame + 4, caplen - 4, out, d);
             return Decoded::kNonIp;
         }
         default:

@@ -26,6 +26,14 @@ inline constexpr std::uint8_t kTcpAck = 0x10;
 
 enum class Decoded : std::uint8_t { kIp, kNonIp, kMalformed };
 
+// Tunnel kinds a packet was carried in (the innermost one); codes as
+// nkclass::kTunnelNames.
+inline constexpr std::uint8_t kTunnelNone = 0, kTunnelGre = 1, kTunnelPptp = 2,
+                              kTunnelVxlan = 3, kTunnelGeneve = 4, kTunnelIpip = 5,
+                              kTunnel6in4 = 6;
+// Tunnels inside tunnels are followed this deep.
+inline constexpr int kMaxTunnelDepth = 4;
+
 // One decoded packet. Pointers point into the caller's frame.
 struct PacketInfo {
     ipv6_net_t src;
@@ -39,11 +47,17 @@ struct PacketInfo {
     std::uint32_t tcp_seq;   // host order, TCP only
     const std::uint8_t* payload;  // L4 payload, trimmed to the IP length
     std::uint32_t payload_len;
+    std::uint8_t tunnel;          // kTunnel*: the tunnel the packet came out of
 };
 
 // Decodes `caplen` bytes of a frame of link type `link_type`. Never reads
 // outside [frame, frame + caplen). `out` is fully written only for kIp.
+// With `decapsulate`, packets of GRE (PPTP's enhanced GRE included),
+// VXLAN (UDP 4789, 8472), Geneve (UDP 6081), IP-in-IP and IPv6-in-IP whose
+// payload is an IP packet are decoded as that inner packet, with `tunnel`
+// naming the innermost tunnel; a payload that is not IP (PPP control,
+// encrypted PPP) leaves the outer packet as it is.
 Decoded decode_frame(std::uint32_t link_type, const std::uint8_t* frame, std::size_t caplen,
-                     PacketInfo* out) noexcept;
+                     PacketInfo* out, bool decapsulate = false) noexcept;
 
 }  // namespace nkclass::meter

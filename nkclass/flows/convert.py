@@ -438,11 +438,16 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
                         ("dst_as", pa.uint32())):
         if name in cols:
             out[name] = optional_unsigned(cols.pop(name), name, dtype)
-    for name in ("src_payload", "dst_payload", "app_hint"):
+    for name in ("src_payload", "dst_payload"):
         if name in cols:
             out[name] = cols.pop(name)
-    if "app_hint" in out and is_text(out["app_hint"]):
-        out["app_hint"] = checked_text(out["app_hint"], "app_hint")
+    for name in ("app_hint", "tunnel"):
+        if name in cols:
+            arr = cols.pop(name)
+            # All null in a text format (no tunnelled flow): nothing to infer a type from.
+            if pa.types.is_null(arr.type):
+                arr = arr.cast(pa.string())
+            out[name] = checked_text(arr, name) if is_text(arr) else arr
     for name, dtype in CLASSIFIED_INTEGERS.items():
         if name in cols:
             cols[name] = optional_unsigned(cols[name], name, dtype)

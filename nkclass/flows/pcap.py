@@ -32,8 +32,15 @@ from nkclass.flows.stats import ReadStats
 
 #: The schema of every batch read_pcap yields.
 PCAP_SCHEMA = pa.schema(
-    [*REQUIRED, ALL_FIELDS["tcp_flags"], ALL_FIELDS["src_payload"], ALL_FIELDS["dst_payload"]]
+    [
+        *REQUIRED,
+        ALL_FIELDS["tcp_flags"],
+        ALL_FIELDS["src_payload"],
+        ALL_FIELDS["dst_payload"],
+        ALL_FIELDS["tunnel"],
+    ]
 )
+_TUNNEL_NAMES = pa.array(_core.TUNNEL_NAMES)
 
 _CHUNK_BYTES = 8 << 20
 PCAP_MAGICS = (
@@ -95,9 +102,11 @@ class PcapReader(Reader):
         active_timeout: float = 1800.0,
         max_flows: int = 1_000_000,
         max_memory: int = 2**31,
+        decapsulate: bool = True,
     ) -> None:
         _check("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1,
                "an int >= 1")
+        _check("decapsulate", decapsulate, isinstance(decapsulate, bool), "a bool")
         _check("payload_bytes", payload_bytes,
                _is_int(payload_bytes) and 0 <= payload_bytes <= 65535, "an int in [0, 65535]")
         _check("idle_timeout", idle_timeout, _is_seconds(idle_timeout),
@@ -123,6 +132,7 @@ class PcapReader(Reader):
             active_timeout_ms=max(1, round(active_timeout * 1000)),
             max_flows=max_flows,
             max_memory_bytes=max_memory,
+            decapsulate=decapsulate,
         )
 
     @classmethod
@@ -194,6 +204,9 @@ def _to_batch(cols: dict) -> pa.RecordBatch:
         pa.array(cols["tcp_flags"]),
         _binary(*cols["src_payload"]),
         _binary(*cols["dst_payload"]),
+        pa.DictionaryArray.from_arrays(
+            pa.array(cols["tunnel"], mask=cols["tunnel"] == 0), _TUNNEL_NAMES
+        ).cast(pa.string()),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=PCAP_SCHEMA)
 
@@ -207,6 +220,7 @@ def read_pcap(
     max_flows: int = 1_000_000,
     max_memory: int = 2**31,
     errors: Literal["raise", "skip"] = "raise",
+    decapsulate: bool = True,
 ) -> PcapReader:
     """Meter a pcap or pcapng file into flow batches of the canonical schema.
 
@@ -235,6 +249,14 @@ def read_pcap(
     frame check sequence cannot be right; ``bytes`` then counts the captured
     length and ``reader.counters["wire_len_fixed"]`` counts the records.
 
+    With ``decapsulate`` (the default) packets of GRE (PPTP's enhanced GRE
+    included), VXLAN, Geneve, IP-in-IP and 6in4 tunnels that carry IP are
+    metered as their inner packets, so the inner flows are classified; the
+    ``tunnel`` column names the tunnel (``gre``, ``pptp``, ``vxlan``,
+    ``geneve``, ``ipip``, ``6in4``; null for untunnelled flows). A tunnel
+    packet whose payload is not IP (PPP control, encrypted PPP) stays an
+    outer flow.
+
     A truncated or corrupt capture raises :class:`CaptureError` (a
     ``ValueError`` naming the file, byte offset and reason) after every
     complete flow has been yielded, or with ``errors="skip"`` is only
@@ -254,4 +276,5 @@ def read_pcap(
         max_flows=max_flows,
         max_memory=max_memory,
         errors=errors,
+        decapsulate=decapsulate,
     )

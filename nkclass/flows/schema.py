@@ -34,6 +34,7 @@ OPTIONAL = (
     pa.field("src_payload", pa.binary()),  # first bytes the initiator sent
     pa.field("dst_payload", pa.binary()),  # first bytes the responder sent
     pa.field("app_hint", pa.string()),  # a reader's own protocol name (Zeek's service)
+    pa.field("tunnel", pa.string()),  # the tunnel a decapsulated flow came out of (null: none)
 )
 
 FLOW_SCHEMA = pa.schema(REQUIRED)

@@ -254,6 +254,7 @@ private:
 
     ClassifierSpec spec_;
     std::vector<ScoredCandidate> port_scored_;     // by port rule id
+    std::vector<ScoredCandidate> port_identified_scored_;  // the same, no mining guess
     std::vector<ScoredCandidate> service_scored_;  // by service code
     std::vector<ScoredCandidate> server_scored_;   // by path code
     ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape

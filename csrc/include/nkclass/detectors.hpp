@@ -44,6 +44,7 @@ enum NameKind : std::uint8_t { kNameNone = 0, kNameSni, kNameHost, kNameDns, kNa
 
 inline constexpr std::size_t kMaxName = 253;   // DNS limit for a dotted name
 inline constexpr std::size_t kMaxAgent = 63;   // longer agents are cut
+inline constexpr std::size_t kMaxAlpn = 15;    // longer ALPN protocol ids are dropped
 
 struct Detection {
     std::uint8_t app = 0;        // vocab App; 0 = nothing recognised
@@ -55,13 +56,15 @@ struct Detection {
     std::uint8_t name_kind = kNameNone;
     std::uint8_t name_len = 0;
     std::uint8_t agent_len = 0;
+    std::uint8_t alpn_len = 0;
     char name[kMaxName + 1];    // name_len bytes then NUL, lowercase
     char agent[kMaxAgent + 1];  // miner software / User-Agent: agent_len bytes then NUL
+    char alpn[kMaxAlpn + 1];    // first ALPN protocol of a TLS or QUIC ClientHello
 
     // An empty detection. Only the first byte of each buffer is set: bytes
     // past name_len / agent_len are unspecified, and not zeroing the ~320
     // bytes keeps a per-flow Detection cheap on the bulk path.
-    Detection() noexcept { name[0] = agent[0] = '\0'; }
+    Detection() noexcept { name[0] = agent[0] = alpn[0] = '\0'; }
 };
 
 // Runs every detector on one flow. The initiator's bytes are tried first;
@@ -120,6 +123,31 @@ void scan_stratum(const std::uint8_t* p, std::size_t len, StratumMatch* out) noe
 // handshake headers say ClientHello, even if no name was found.
 std::size_t tls_client_hello_sni(const std::uint8_t* p, std::size_t len, char* name,
                                  bool* is_hello) noexcept;
+
+// tls_client_hello_sni that also returns the first protocol of the ALPN
+// extension (at most kMaxAlpn bytes, NUL-terminated in `alpn`, length in
+// *alpn_len; 0 when absent or longer).
+std::size_t tls_client_hello(const std::uint8_t* p, std::size_t len, char* name, bool* is_hello,
+                             char* alpn, std::size_t* alpn_len) noexcept;
+
+// QUIC Initial packets of a client (RFC 9001 for version 1, RFC 9369 for
+// version 2, draft-29..34): removes header protection and decrypts the
+// Initial packets in the bytes (joined datagrams, coalesced packets),
+// reassembles the CRYPTO frames from offset 0 and parses the ClientHello.
+// Writes the server name (as tls_client_hello_sni) and ALPN. Returns true
+// when a ClientHello was found. A packet cut by the end of the bytes is
+// deciphered without its tag; complete packets must authenticate. Needs
+// libcrypto (nkclass built with OpenSSL); false otherwise.
+struct QuicHello {
+    std::size_t name_len = 0;
+    std::size_t alpn_len = 0;
+    std::uint32_t version = 0;
+    char name[kMaxName + 1] = {};
+    char alpn[kMaxAlpn + 1] = {};
+};
+bool quic_client_hello(const std::uint8_t* p, std::size_t len, QuicHello* out) noexcept;
+// True when this build can decrypt QUIC Initial packets.
+bool quic_decryption_available() noexcept;
 
 class DomainTable;
 

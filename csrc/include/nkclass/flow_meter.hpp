@@ -10,6 +10,8 @@
 // - Link types: Ethernet (1, with 802.1Q/802.1ad/QinQ tags), Linux SLL (113)
 //   and SLL2 (276), raw IP (12, 14, 101, 228, 229), BSD loopback (0).
 //   Other link types count every packet as non-IP.
+// - Tunnels: with FlowMeterConfig::decapsulate, tunnelled IP packets count
+//   as their inner packets; the tunnel kind is part of the flow key.
 // - Flows: keyed by the unordered 5-tuple; ports are 0 for protocols other
 //   than TCP/UDP and for non-first IP fragments. `src` is the sender of the
 //   flow's first packet. Addresses are ipv6_net_t (network byte order), IPv4
@@ -107,7 +109,15 @@ struct FlowMeterConfig {
     // peak_flow_bytes(payload_bytes) (one flow always fits). The default
     // never binds before max_flows at the default payload_bytes.
     std::size_t max_memory_bytes = std::size_t(2) << 30;
+    // Decode GRE (PPTP's included), VXLAN, Geneve, IP-in-IP and 6in4
+    // packets as the IP packets they carry (flows keyed and reported by the
+    // inner addresses, FlowColumnsOut::tunnel naming the tunnel).
+    bool decapsulate = true;
 };
+
+// Names of FlowColumnsOut::tunnel codes (0 = not tunnelled).
+inline constexpr const char* kTunnelNames[] = {"none",   "gre",  "pptp", "vxlan",
+                                               "geneve", "ipip", "6in4"};
 
 // Returns nullptr when `cfg` is valid, else a static reason.
 const char* validate(const FlowMeterConfig& cfg) noexcept;
@@ -153,6 +163,7 @@ struct FlowColumnsOut {
     std::int64_t* src_payload_offsets;
     std::uint8_t* dst_payload;
     std::int64_t* dst_payload_offsets;
+    std::uint8_t* tunnel = nullptr;  // kTunnelNames code per row; nullptr: not written
 };
 
 class FlowMeter {

@@ -28,6 +28,21 @@ enum App : std::uint8_t {
     kAppSocks, kAppHttpProxy,  // SOCKS 4/5; HTTP CONNECT
     kAppTor,
     kAppIcmp, kAppSip, kAppXmpp, kAppRtmp,
+    // P2P file sharing
+    kAppGnutella, kAppEdonkey,  // eDonkey/eMule TCP and UDP, Kad
+    kAppDirectconnect, kAppSyncthing, kAppSoulseek,
+    // the DNS family (DNS and mDNS above) and encrypted DNS
+    kAppLlmnr, kAppNetbiosNs, kAppNetbiosDgm, kAppSsdp,
+    kAppDot, kAppDoq, kAppDoh, kAppDnscrypt,
+    // VPNs and obfuscated proxies
+    kAppTinc, kAppSoftether, kAppFortinet, kAppAnyconnect, kAppTailscale, kAppZerotier,
+    kAppShadowsocks,  // fully encrypted first bytes: a heuristic, never payload rank
+    // messaging and real time
+    kAppStun, kAppDtls, kAppRtp, kAppRtcp, kAppTelegram, kAppWhatsapp, kAppZoom,
+    // infrastructure, databases, messaging buses, industrial control
+    kAppKerberos, kAppLdap, kAppSmb, kAppMssql, kAppMysql, kAppPostgresql, kAppRedis,
+    kAppMongodb, kAppKafka, kAppMqtt, kAppAmqp, kAppZabbix, kAppSyslog, kAppRadius,
+    kAppModbus, kAppIec104, kAppDnp3,
     kAppCount
 };
 
@@ -45,6 +60,16 @@ inline constexpr const char* kAppNames[kAppCount] = {
     "socks", "http_proxy",
     "tor",
     "icmp", "sip", "xmpp", "rtmp",
+    "gnutella", "edonkey",
+    "directconnect", "syncthing", "soulseek",
+    "llmnr", "netbios_ns", "netbios_dgm", "ssdp",
+    "dot", "doq", "doh", "dnscrypt",
+    "tinc", "softether", "fortinet", "anyconnect", "tailscale", "zerotier",
+    "shadowsocks",
+    "stun", "dtls", "rtp", "rtcp", "telegram", "whatsapp", "zoom",
+    "kerberos", "ldap", "smb", "mssql", "mysql", "postgresql", "redis",
+    "mongodb", "kafka", "mqtt", "amqp", "zabbix", "syslog", "radius",
+    "modbus", "iec104", "dnp3",
 };
 
 enum Activity : std::uint8_t {

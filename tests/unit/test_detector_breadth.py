@@ -1,0 +1,206 @@
+"""Detectors of the wider protocol set on real and malformed input: every
+prefix and corruption of the first payloads of the real single-protocol
+captures (tests/data/protocols) is parsed without reading out of bounds
+(the sanitizer run checks), QUIC Initial decryption against Zeek's log of
+the same capture, and the rules that keep weak guesses weak."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nkclass
+from nkclass import _core
+from nkclass.flows.pcap import read_pcap
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+TCP, UDP = 6, 17
+
+
+def inspect(proto, sport, dport, src, dst=b""):
+    return _core.inspect_payload(proto, sport, dport, bytes(src), bytes(dst))
+
+
+def first_payloads() -> list[tuple[str, int, int, int, bytes, bytes]]:
+    out = []
+    for path in sorted((DATA / "protocols").glob("*.pcap*")):
+        for batch in nkclass.read(path):
+            for r in batch.to_pylist():
+                if r["src_payload"] or r["dst_payload"]:
+                    out.append((path.name, r["protocol"], r["src_port"], r["dst_port"],
+                                r["src_payload"] or b"", r["dst_payload"] or b""))
+    return out
+
+
+PAYLOADS = first_payloads()
+
+
+def test_real_first_payloads_are_named_as_a_whole_and_never_break_cut_short():
+    named = 0
+    for _, proto, sport, dport, src, dst in PAYLOADS:
+        whole = inspect(proto, sport, dport, src, dst)
+        named += whole["app"] != "unknown"
+        for n in range(0, len(src), 7):
+            got = inspect(proto, sport, dport, src[:n], dst[: n // 2])
+            assert got["app"] in _core.APP_NAMES and got["activity"] in _core.ACTIVITY_NAMES
+    assert named >= len(PAYLOADS) * 9 // 10
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PAYLOADS), st.data())
+def test_corrupted_real_payloads_never_break_the_detectors(flow, data):
+    _, proto, sport, dport, src, dst = flow
+    side = bytearray(src or dst)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(side) - 1))
+        side[at] = data.draw(st.integers(0, 255))
+    got = inspect(proto, sport, dport, bytes(side), dst if src else b"")
+    assert got["app"] in _core.APP_NAMES and got["activity"] in _core.ACTIVITY_NAMES
+
+
+# --------------------------------------------------------------------------- QUIC
+
+
+def quic_initials(path: Path, payload_bytes: int) -> list[bytes]:
+    return [r["src_payload"] for batch in read_pcap(path, payload_bytes=payload_bytes)
+            for r in batch.to_pylist() if r["protocol"] == UDP and r["src_payload"]]
+
+
+@pytest.mark.skipif(not _core.QUIC_DECRYPTION, reason="built without libcrypto")
+def test_quic_v2_initial_gives_what_zeek_logs_for_the_capture():
+    # Zeek's quic.log for this trace: version quicv2, no server_name, client_protocol h3.
+    (initial,) = quic_initials(DATA / "pcap" / "quic-http3.pcap", 1500)
+    assert _core.quic_client_hello(initial) == {"server_name": None, "alpn": "h3",
+                                                "version": 0x6B3343CF}
+
+
+@pytest.mark.skipif(not _core.QUIC_DECRYPTION, reason="built without libcrypto")
+def test_quic_v1_initial_gives_the_doq_alpn_tshark_shows():
+    (initial,) = quic_initials(DATA / "protocols" / "dns-over-quic-udp853.pcap", 512)
+    assert _core.quic_client_hello(initial) == {"server_name": None, "alpn": "doq", "version": 1}
+
+
+@pytest.mark.parametrize("version", [1, 0x6B3343CF, 0xFF00001D])
+def test_quic_initials_cut_or_corrupted_never_break_decryption(version):
+    (initial,) = quic_initials(DATA / "pcap" / "quic-http3.pcap", 1500)
+    packet = bytearray(initial)
+    packet[1:5] = struct.pack("!I", version)  # other keys: decrypts to garbage frames
+    rng = random.Random(version)
+    for n in range(0, len(packet), 13):
+        got = _core.quic_client_hello(bytes(packet[:n]))
+        assert got is None or got["version"] == version
+    for _ in range(300):
+        bad = bytearray(initial)
+        for _ in range(rng.randint(1, 4)):
+            bad[rng.randrange(len(bad))] = rng.randrange(256)
+        got = _core.quic_client_hello(bytes(bad))
+        assert got is None or isinstance(got["version"], int)
+
+
+# --------------------------------------------------------------------------- weak guesses
+
+ENCRYPTED_A = random.Random(1).randbytes(180)
+ENCRYPTED_B = random.Random(2).randbytes(150)
+
+
+def test_fully_encrypted_both_ways_is_a_low_confidence_shadowsocks_guess():
+    got = inspect(TCP, 50123, 8388, ENCRYPTED_A, ENCRYPTED_B)
+    assert (got["app"], got["activity"]) == ("shadowsocks", "proxy")
+    flows = {"src_ip": ["10.0.0.1"], "dst_ip": ["10.0.0.2"], "src_port": [50123],
+             "dst_port": [8388], "protocol": [TCP], "src_payload": [ENCRYPTED_A],
+             "dst_payload": [ENCRYPTED_B]}
+    labelled = nkclass.Classifier().classify(flows).to_arrow().to_pylist()[0]
+    assert labelled["confidence"] == "low"
+
+
+@pytest.mark.parametrize(
+    "src, dst",
+    [
+        pytest.param(ENCRYPTED_A, b"", id="no-reply"),
+        pytest.param(ENCRYPTED_A, b"SSH-2.0-OpenSSH_9.6\r\n" + b"x" * 40, id="text-reply"),
+        pytest.param(ENCRYPTED_A[:40], ENCRYPTED_B[:40], id="too-short"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" + ENCRYPTED_A, ENCRYPTED_B,
+                     id="printable-start"),
+    ],
+)
+def test_one_random_side_or_a_printable_start_is_not_shadowsocks(src, dst):
+    assert inspect(TCP, 50123, 40000, src, dst)["app"] != "shadowsocks"
+
+
+# --------------------------------------------------------------------------- added shapes
+
+
+def stun_binding_request(attrs: bytes = b"") -> bytes:
+    return struct.pack("!HHI", 0x0001, len(attrs), 0x2112A442) + b"\x07" * 12 + attrs
+
+
+@pytest.mark.parametrize("port", [80, 443, 3478, 50000])
+def test_stun_over_tcp_is_named_on_any_port(port):
+    request = stun_binding_request(struct.pack("!HH", 0x0019, 4) + b"\x11\x00\x00\x00")
+    response = struct.pack("!HHI", 0x0101, 0, 0x2112A442) + b"\x07" * 12
+    assert inspect(TCP, 61109, port, request, response)["app"] == "stun"
+
+
+def test_tcp_bytes_without_the_stun_cookie_are_not_stun():
+    fake = struct.pack("!HHI", 0x0001, 0, 0x2112A443) + b"\x07" * 12
+    assert inspect(TCP, 61109, 50000, fake)["app"] != "stun"
+
+
+@pytest.mark.parametrize(
+    "line, app",
+    [
+        (b"<13>2013-09-12T19:16:34.457849+04:00 localhost msg", "syslog"),  # rsyslog forward
+        (b"<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 - msg", "syslog"),  # RFC 5424
+        (b"<5>Sep 12 19:16:12 host log", "syslog"),  # RFC 3164
+        (b"<13>2013-0x-12T19:16:34 localhost", "unknown"),
+        (b"<13>2013-09-12 19:16:34 localhost", "unknown"),
+        (b"<999>2013-09-12T19:16:34 localhost", "unknown"),
+    ],
+)
+def test_syslog_headers_by_their_timestamp_forms(line, app):
+    assert inspect(UDP, 52693, 514, line)["app"] == app
+
+
+def ref_fully_encrypted(data: bytes) -> bool:
+    """Wu et al. 2023, section 4, as plainly as it reads."""
+    if len(data) < 48:
+        return False
+    printable = [0x20 <= c <= 0x7E for c in data]
+    if all(printable[:6]):
+        return False
+    bits = sum(bin(c).count("1") for c in data)
+    if not 34 * len(data) < 10 * bits < 46 * len(data):  # 3.4 < bits per byte < 4.6
+        return False
+    if sum(printable) > len(data) / 2:
+        return False
+    run = longest = 0
+    for p in printable:
+        run = run + 1 if p else 0
+        longest = max(longest, run)
+    return longest <= 20
+
+
+# Random bytes with printable runs of lengths around the limit of 20.
+pieces = st.one_of(
+    st.binary(min_size=1, max_size=40),
+    st.integers(15, 26).map(lambda k: b"k" * k),
+    st.integers(15, 26).flatmap(
+        lambda k: st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+                          min_size=k, max_size=k).map(str.encode)),
+)
+mixed_bytes = st.lists(pieces, min_size=1, max_size=16).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(src=mixed_bytes, dst=mixed_bytes)
+def test_encrypted_guess_matches_the_published_exemptions(src, dst):
+    got = inspect(TCP, 50123, 40000, src, dst)["app"]
+    if ref_fully_encrypted(src) and ref_fully_encrypted(dst):
+        assert got != "unknown"  # shadowsocks, unless a real protocol matched first
+    else:
+        assert got != "shadowsocks"

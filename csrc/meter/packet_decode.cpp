@@ -6,9 +6,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "nkclass/bytes.hpp"
+
 namespace nkclass::meter {
 
 namespace {
+
+using bytes::be16;
+using bytes::be32;
 
 constexpr std::uint16_t kEtherIpv4 = 0x0800;
 constexpr std::uint16_t kEtherIpv6 = 0x86dd;
@@ -39,14 +44,6 @@ struct Decap {
     bool on;
     int depth;
 };
-
-inline std::uint16_t be16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-inline std::uint32_t be32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
-           (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
-}
 
 Decoded decode_ipv4(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept;
 Decoded decode_ipv6(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept;

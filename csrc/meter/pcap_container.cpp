@@ -6,11 +6,14 @@
 
 #include <cstdio>
 
+#include "nkclass/bytes.hpp"
 #include "nkclass/flow_meter.hpp"
 
 namespace nkclass::meter {
 
 namespace {
+
+using bytes::be32;
 
 constexpr std::uint32_t kPcapMagicMicros = 0xa1b2c3d4;
 constexpr std::uint32_t kPcapMagicNanos = 0xa1b23c4d;
@@ -31,10 +34,6 @@ constexpr std::uint8_t kDefaultTsResol = 6;
 inline std::uint32_t le32(const std::uint8_t* p) noexcept {
     return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
            (std::uint32_t(p[3]) << 24);
-}
-inline std::uint32_t be32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
-           (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
 }
 inline std::size_t pad4(std::size_t n) noexcept { return (n + 3) & ~std::size_t(3); }
 

@@ -47,6 +47,11 @@ CORE_SOURCES = [
     "csrc/detect/crypto.cpp",
     "csrc/detect/quic.cpp",
     "csrc/report/aggregator.cpp",
+    "csrc/collect/export_decoder.cpp",
+    "csrc/collect/netflow.cpp",
+    "csrc/collect/sflow.cpp",
+    "csrc/collect/export_capture.cpp",
+    "csrc/collect/udp_listener.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -59,6 +64,7 @@ BINDING_SOURCES = [
     "csrc/bindings/flow_meter.cpp",
     "csrc/bindings/detectors.cpp",
     "csrc/bindings/aggregate.cpp",
+    "csrc/bindings/export_decoder.cpp",
 ]
 
 # setuptools compares each output only with its own sources: name the

@@ -139,6 +139,33 @@ def text_seeds() -> None:
             write("text_readers", bytes([kind]) + path.read_bytes()[:8192])
 
 
+def export_seeds() -> None:
+    """The first datagrams of each export capture of tests/data/export, in
+    the export harness's layout (config byte 0x3E: 65536 templates, 30 min,
+    512 payload bytes; then length, time step, exporter, datagram)."""
+    for path in sorted((ROOT / "tests" / "data" / "export").glob("*.pcap")):
+        data = path.read_bytes()
+        grams, at = [], 24  # little-endian microsecond pcap, Ethernet/IPv4/UDP frames
+        while at + 16 <= len(data) and len(grams) < 3:
+            caplen = struct.unpack_from("<I", data, at + 8)[0]
+            grams.append(data[at + 16 + 42:at + 16 + caplen])
+            at += 16 + caplen
+        write("export", bytes([0x3E]) + b"".join(
+            struct.pack("!HBB", len(g), 1, 1) + g for g in grams))
+    # sFlow v5: a flow sample of a real frame (raw header record) and a
+    # counter sample.
+    data = (ROOT / "tests" / "data" / "pcap" / "mining-monero-stratum.pcap").read_bytes()
+    caplen = struct.unpack_from("<I", data, 24 + 8)[0]
+    frame = data[24 + 16:24 + 16 + caplen][:128]
+    raw = struct.pack("!IIII", 1, caplen + 4, 4, len(frame)) + frame + b"\0" * (-len(frame) % 4)
+    flow = struct.pack("!IIIIIIII", 1, 3, 512, 5120, 0, 1, 2, 1) + struct.pack(
+        "!II", 1, len(raw)) + raw
+    counters = struct.pack("!III", 1, 3, 0)
+    sflow = struct.pack("!II4sIIII", 5, 1, bytes([192, 0, 2, 1]), 0, 1, 1000, 2) + \
+        struct.pack("!II", 1, len(flow)) + flow + struct.pack("!II", 2, len(counters)) + counters
+    write("export", bytes([0x3E]) + struct.pack("!HBB", len(sflow), 1, 1) + sflow)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
@@ -151,6 +178,7 @@ def main() -> None:
     address_seeds()
     rules_seeds()
     text_seeds()
+    export_seeds()
     for folder in sorted(CORPUS.iterdir()):
         if folder.is_dir() and folder.name != "licenses":
             files = list(folder.iterdir())

@@ -32,6 +32,7 @@ else:
     from nkclass import asn
     from nkclass.cache import PairCache
     from nkclass.classify import Classified, Classifier
+    from nkclass.collect import Collector
     from nkclass.errors import (
         InputError,
         NkclassError,
@@ -57,6 +58,7 @@ __all__ = [
     "SIDES",
     "Classified",
     "Classifier",
+    "Collector",
     "InputError",
     "NkclassError",
     "PairCache",

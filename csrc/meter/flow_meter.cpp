@@ -31,7 +31,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
         std::uint64_t bytes;
     };
     explicit Impl(const FlowMeterConfig& cfg)
-        : decapsulate(cfg.decapsulate), table(cfg, &counters), parser(*this) {}
+        : decapsulate(cfg.decapsulate), table(cfg, &counters), capture(*this) {}
 
     void on_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
                    std::uint32_t caplen, std::uint32_t wire_len, bool uncut,
@@ -89,16 +89,6 @@ struct FlowMeter::Impl final : meter::PacketSink {
         while (queued != 0) add_oldest();
     }
 
-    // Parses [p, p + n) at file offset `offset`; returns bytes consumed and
-    // sets `need` to the size the next record requires.
-    std::size_t parse(const std::uint8_t* p, std::size_t n) {
-        const meter::ParseStep step = parser.parse(p, n, offset);
-        drain_queue();
-        offset += step.consumed;
-        need = step.need;
-        return step.consumed;
-    }
-
     // Queue depth and the ages (packets since queued) at which the flow and
     // then its links are prefetched; the bucket is prefetched on arrival.
     static constexpr std::size_t kQueue = 8;
@@ -111,10 +101,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
     bool decapsulate;
     MeterCounters counters;
     meter::FlowTable table;
-    meter::CaptureParser parser;
-    std::vector<std::uint8_t> pending;  // the start of a record cut by the chunk end
-    std::size_t need = 0;               // bytes the record at `offset` needs in all
-    std::uint64_t offset = 0;           // file offset of the first unparsed byte
+    meter::ChunkedCapture capture;
     bool finished = false;
     MeterStatus status;
 };
@@ -123,22 +110,8 @@ FlowMeter::FlowMeter(const FlowMeterConfig& cfg) : impl_(new Impl(cfg)) {}
 FlowMeter::~FlowMeter() = default;
 
 void FlowMeter::feed(const std::uint8_t* data, std::size_t n) {
-    Impl& m = *impl_;
-    if (m.finished) return;
-    // Complete a pending record by copying only the bytes it still needs,
-    // so a chunk is copied at most one record's worth.
-    while (!m.pending.empty() && n > 0 && !m.parser.failed()) {
-        const std::size_t take = std::min(n, m.need - m.pending.size());
-        m.pending.insert(m.pending.end(), data, data + take);
-        data += take;
-        n -= take;
-        if (m.pending.size() < m.need) return;
-        const std::size_t used = m.parse(m.pending.data(), m.pending.size());
-        m.pending.erase(m.pending.begin(), m.pending.begin() + std::ptrdiff_t(used));
-    }
-    if (m.parser.failed() || n == 0) return;
-    const std::size_t used = m.parse(data, n);
-    if (!m.parser.failed()) m.pending.assign(data + used, data + n);
+    // The queue's payload pointers point into the bytes being parsed.
+    impl_->capture.feed(data, n, [this] { impl_->drain_queue(); });
 }
 
 MeterStatus FlowMeter::finish() {
@@ -146,22 +119,8 @@ MeterStatus FlowMeter::finish() {
     if (m.finished) return m.status;
     m.finished = true;
     m.table.flush();
-    if (m.parser.failed()) {
-        m.status.kind = MeterStatus::Kind::kCorrupt;
-        m.status.offset = m.parser.error_offset();
-        m.status.reason = m.parser.error();
-    } else if (!m.pending.empty() || m.offset == 0) {
-        m.counters.truncated = 1;
-        m.status.kind = MeterStatus::Kind::kTruncated;
-        m.status.offset = m.offset;
-        m.status.reason = m.offset == 0 && m.pending.empty()
-                              ? "the input is empty"
-                              : "the input ends inside a record (" +
-                                    std::to_string(m.pending.size()) + " of its " +
-                                    std::to_string(m.need) + " bytes present)";
-    }
-    m.pending.clear();
-    m.pending.shrink_to_fit();
+    m.status = m.capture.finish();
+    if (m.status.kind == MeterStatus::Kind::kTruncated) m.counters.truncated = 1;
     return m.status;
 }
 

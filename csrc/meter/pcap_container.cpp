@@ -272,4 +272,25 @@ void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::u
                     itf.snaplen == 0 || caplen < itf.snaplen, itf.snaplen);
 }
 
+MeterStatus ChunkedCapture::finish() {
+    if (finished_) return status_;
+    finished_ = true;
+    if (parser_.failed()) {
+        status_.kind = MeterStatus::Kind::kCorrupt;
+        status_.offset = parser_.error_offset();
+        status_.reason = parser_.error();
+    } else if (!pending_.empty() || offset_ == 0) {
+        status_.kind = MeterStatus::Kind::kTruncated;
+        status_.offset = offset_;
+        status_.reason = offset_ == 0 && pending_.empty()
+                             ? "the input is empty"
+                             : "the input ends inside a record (" +
+                                   std::to_string(pending_.size()) + " of its " +
+                                   std::to_string(need_) + " bytes present)";
+    }
+    pending_.clear();
+    pending_.shrink_to_fit();
+    return status_;
+}
+
 }  // namespace nkclass::meter

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "nkclass/flow_meter.hpp"
 
 namespace nkclass::meter {
 
@@ -77,6 +80,53 @@ private:
     std::int64_t last_ts_ms_ = 0;  // for pcapng simple packets, which carry none
     std::string error_;
     std::uint64_t error_offset_ = 0;
+};
+
+// A CaptureParser fed chunks of any size: carries the start of a record cut
+// by a chunk's end to the next chunk, copying at most one record's worth.
+class ChunkedCapture {
+public:
+    explicit ChunkedCapture(PacketSink& sink) : parser_(sink) {}
+
+    // Consumes the next `n` bytes; `settle()` runs after every parse, while
+    // the frames handed to the sink are still valid (they point into the
+    // bytes being parsed). Ignored after a corrupt record or finish().
+    template <class Settle>
+    void feed(const std::uint8_t* data, std::size_t n, Settle&& settle) {
+        if (finished_) return;
+        while (!pending_.empty() && n > 0 && !parser_.failed()) {
+            const std::size_t take = std::min(n, need_ - pending_.size());
+            pending_.insert(pending_.end(), data, data + take);
+            data += take;
+            n -= take;
+            if (pending_.size() < need_) return;
+            const std::size_t used = parse(pending_.data(), pending_.size(), settle);
+            pending_.erase(pending_.begin(), pending_.begin() + std::ptrdiff_t(used));
+        }
+        if (parser_.failed() || n == 0) return;
+        const std::size_t used = parse(data, n, settle);
+        if (!parser_.failed()) pending_.assign(data + used, data + n);
+    }
+
+    // Ends the input and says how it ended (later calls: the same).
+    MeterStatus finish();
+
+private:
+    template <class Settle>
+    std::size_t parse(const std::uint8_t* p, std::size_t n, Settle& settle) {
+        const ParseStep step = parser_.parse(p, n, offset_);
+        settle();
+        offset_ += step.consumed;
+        need_ = step.need;
+        return step.consumed;
+    }
+
+    CaptureParser parser_;
+    std::vector<std::uint8_t> pending_;  // the start of a record cut by the chunk end
+    std::size_t need_ = 0;               // bytes the record at offset_ needs in all
+    std::uint64_t offset_ = 0;           // file offset of the first unparsed byte
+    bool finished_ = false;
+    MeterStatus status_;
 };
 
 }  // namespace nkclass::meter

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from nkclass import __version__
-from nkclass.cli import bench, classify, demo, pivot, report, rules, synth
+from nkclass.cli import bench, classify, collect, demo, pivot, report, rules, synth
 from nkclass.errors import NkclassError
 
-COMMANDS = (demo, classify, report, pivot, rules, bench, synth)
+COMMANDS = (demo, classify, report, pivot, rules, bench, synth, collect)
 
 
 def build_parser() -> argparse.ArgumentParser:

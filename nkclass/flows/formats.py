@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nkclass.errors import InputError
 from nkclass.flows.columnar import ArrowReader, ParquetReader
+from nkclass.flows.export import ExportCaptureReader
 from nkclass.flows.flowcsv import FlowCsvReader
 from nkclass.flows.jsonl import (
     Goflow2JsonReader,
@@ -33,6 +34,7 @@ READERS: tuple[type[Reader], ...] = (
     NkclassJsonReader,
     NfdumpCsvReader,
     FlowCsvReader,
+    ExportCaptureReader,  # a pcap too: only by name (format="netflow")
 )
 BY_NAME = {r.format: r for r in READERS}
 #: Format names, as ``format=`` and ``--input-format`` take them.

@@ -1,7 +1,9 @@
 """``nkclass.read``: flows from any input format, one call.
 
 Formats (``format=`` names, see :data:`~nkclass.flows.formats.FORMATS`):
-``pcap`` (pcap and pcapng, through the native flow meter), ``parquet``,
+``pcap`` (pcap and pcapng, through the native flow meter), ``netflow``
+(a pcap of NetFlow v5/v9, IPFIX or sFlow export datagrams, decoded
+natively; never guessed, always named), ``parquet``,
 ``arrow`` (Arrow IPC file or stream), ``zeek-tsv``, ``zeek-json``,
 ``pmacct-json``, ``goflow2-json``, ``nfdump-csv``, and ``jsonl`` / ``csv``
 (the canonical column names, as nkclass writes them). Without ``format``
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
+from nkclass.flows.export import ExportCaptureReader
 from nkclass.flows.formats import FORMATS, detect_format, reader_class
 from nkclass.flows.pcap import PcapReader
 from nkclass.flows.reader import Reader, check_errors_mode
@@ -72,8 +75,8 @@ class FlowReader:
             return None  # an empty input holds no flows, whatever its format
         fmt = self.format or detect_format(source, self.format_option)
         cls = reader_class(fmt)
-        if cls is PcapReader:
-            return PcapReader(source, self.batch_size, self.errors, **self.pcap_options)
+        if cls in (PcapReader, ExportCaptureReader):
+            return cls(source, self.batch_size, self.errors, **self.pcap_options)
         return cls(source, self.batch_size, self.errors)
 
     def _run(self) -> Iterator[pa.RecordBatch]:
@@ -108,7 +111,9 @@ def read(
     ``errors="skip"`` drops malformed records and counts them in
     ``reader.stats`` instead of raising :class:`nkclass.InputError` with
     file and line (or row). ``pcap_options`` go to the pcap flow meter
-    (payload_bytes, idle_timeout, active_timeout, max_flows).
+    (payload_bytes, idle_timeout, active_timeout, max_flows) or, with
+    ``format="netflow"``, to the export decoder (template_timeout,
+    max_templates, payload_bytes).
 
     >>> reader = read("tests/data/flows/zeek-conn.log")
     >>> sum(batch.num_rows for batch in reader), reader.stats.records

@@ -47,6 +47,9 @@ CORE_SOURCES = [
     "csrc/detect/crypto.cpp",
     "csrc/detect/quic.cpp",
     "csrc/report/aggregator.cpp",
+    "csrc/lists/dated_table.cpp",
+    "csrc/names/name_cache.cpp",
+    "csrc/names/dns_answers.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -59,6 +62,7 @@ BINDING_SOURCES = [
     "csrc/bindings/flow_meter.cpp",
     "csrc/bindings/detectors.cpp",
     "csrc/bindings/aggregate.cpp",
+    "csrc/bindings/name_cache.cpp",
 ]
 
 # setuptools compares each output only with its own sources: name the

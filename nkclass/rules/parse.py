@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from nkclass.addresses import parse_prefixes
-from nkclass.errors import RuleError, SchemaValueError
+from nkclass.errors import InputError, RuleError, SchemaValueError
 from nkclass.labels import ACTIVITIES, APPS
+from nkclass.lists.dated import LIST_FORMATS, DatedList, read_dated_list
+from nkclass.lists.files import DatedListError
 from nkclass.rules.model import (
     AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
@@ -63,8 +65,9 @@ TABLE_KEYS = {
     "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
     "service": {"name", "org", "operator", "country", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
+    "dated_list": {"service", "category", "files", "format", "flags", "source"},
 }
-ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service")
+ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service", "dated_list")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
@@ -342,6 +345,8 @@ def parse_text(
     as_rules = [_as_rule(e, as_seen) for e in entries("asn")]
     info_seen: dict[str, str] = {}
     service_info = [_service_info(e, info_seen) for e in entries("service")]
+    list_seen: dict[str, str] = {}
+    dated_lists = [_dated_list(e, list_seen, base_dir) for e in entries("dated_list")]
     return Ruleset(
         name=head.text("name") or "",
         version=head.text("version") or "",
@@ -355,6 +360,7 @@ def parse_text(
         files=(path,),
         flow_shape=flow_shape,
         service_info=tuple(service_info),
+        dated_lists=tuple(dated_lists),
     )
 
 
@@ -760,3 +766,46 @@ def _service_info(entry: _Entry, seen: dict[str, str]) -> ServiceInfo:
         source=entry.text("source") or "",
         origin=entry.origin(),
     )
+
+
+def _dated_list(entry: _Entry, seen: dict[str, str], base_dir: Path | None) -> DatedList:
+    """A [[dated_list]] entry, its files read (relative to the ruleset's
+    folder, and only inside it)."""
+    service = entry.text("service", required=True)
+    if not SERVICE_RE.match(service) or service == "none":
+        raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
+    if service in seen:
+        raise entry.fail(f"dated list {service!r} is already given by {seen[service]}", "service")
+    seen[service] = entry.label
+    category = entry.vocabulary("category", ACTIVITIES)
+    fmt = entry.text("format", required=True)
+    if fmt not in LIST_FORMATS:
+        raise entry.fail(f"unknown format {fmt!r}; expected one of {', '.join(LIST_FORMATS)}",
+                         "format")
+    flags = entry.strings("flags")
+    if flags and fmt not in ("tor-consensus", "onionoo-details"):
+        raise entry.fail("flags select Tor relays (formats tor-consensus, onionoo-details)",
+                         "flags")
+    names = entry.strings("files", required=True)
+    if not names:
+        raise entry.fail("a dated list needs at least one file", "files")
+    base = Path(".") if base_dir is None else base_dir
+    paths = []
+    for name in names:
+        path = base / name
+        try:
+            inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base))
+        except OSError:
+            inside = False
+        if Path(name).is_absolute() or not inside:
+            raise entry.fail(f"{name!r} is outside the ruleset's folder", "files", name)
+        paths.append(str(path))
+    try:
+        return read_dated_list(paths, fmt, service=service, category=category,
+                               source=entry.text("source") or "", flags=flags,
+                               origin=entry.origin())
+    except DatedListError as exc:
+        raise RuleError(exc.reason, exc.path, exc.line) from None
+    except InputError as exc:
+        raise entry.fail(exc.reason, "files") from None
+

@@ -117,24 +117,34 @@ def learned_names(args: argparse.Namespace, reader: FlowReader) -> NameCache | N
     --names-state when that file exists, then taught by the Zeek dns.log
     inputs, which are taken out of the flow inputs here (before any flow is
     read)."""
+    state = getattr(args, "names_state", None)
+    off = getattr(args, "no_learned_names", False)
+    if state and not off and not os.path.isdir(os.path.dirname(os.path.abspath(state))):
+        reader.close()
+        usage_error(args, f"argument --names-state: the folder of {state} does not exist")
     logs = []
     if reader.format is None:
         logs = [s for s in reader.sources if s.head and is_dns_log(s.head)]
         reader.sources[:] = [s for s in reader.sources if s not in logs]
-    if getattr(args, "no_learned_names", False):
+    if off:
         if logs:
             for log in logs:
                 log.close()
+            reader.close()
             usage_error(args, f"argument --no-learned-names: {logs[0].name} is a Zeek dns.log, "
                         "which only teaches names")
         return None
-    state = getattr(args, "names_state", None)
-    if state and not os.path.isdir(os.path.dirname(os.path.abspath(state))):
-        usage_error(args, f"argument --names-state: the folder of {state} does not exist")
-    names = NameCache.load(state) if state and os.path.exists(state) else NameCache()
+    try:
+        names = NameCache.load(state) if state and os.path.exists(state) else NameCache()
+        if logs:
+            dns = DnsLogReader(logs, errors="skip" if args.skip_bad else "raise")
+            taken = sum(names.learn(b["address"], b["name"], b["at"], b["ttl"]) for b in dns)
+    except BaseException:
+        for log in logs:
+            log.close()
+        reader.close()
+        raise
     if logs:
-        dns = DnsLogReader(logs, errors="skip" if args.skip_bad else "raise")
-        taken = sum(names.learn(b["address"], b["name"], b["at"], b["ttl"]) for b in dns)
         print(f"nkclass: {taken:,} names learned from {dns.stats.records:,} dns.log records "
               f"({dns.stats.details()})", file=sys.stderr)
     return names

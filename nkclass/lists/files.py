@@ -74,7 +74,8 @@ def _is_tar(head: bytes) -> bool:
     return len(head) >= 262 and head[257:262] == b"ustar"
 
 
-def documents(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[tuple[str, bytes]]:
+def documents(paths: str | os.PathLike | Iterable[str | os.PathLike]
+              ) -> Iterator[tuple[str, bytes]]:
     """``(name, bytes)`` of every document the inputs hold, in order (an
     archive's members in the order it stores them, read as a stream)."""
     if isinstance(paths, str | os.PathLike):

@@ -215,7 +215,10 @@ def _answers(ts: object, query: object, answers: list, ttls: list,
             ipaddress.ip_address(answer)
         except ValueError:
             continue  # a CNAME target or other record data
-        seconds_ttl = float(ttl)
+        try:
+            seconds_ttl = float(ttl)
+        except (TypeError, ValueError):
+            seconds_ttl = -1.0
         if not math.isfinite(seconds_ttl) or seconds_ttl < 0:
             raise ValueError(f"TTL {ttl!r} is not a number of seconds >= 0")
         out.append((answer, query, at, min(seconds_ttl, MAX_TTL)))

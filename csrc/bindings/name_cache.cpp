@@ -43,8 +43,7 @@ Rows rows(const carray<std::uint8_t>& address, const carray<std::uint16_t>& port
           const std::vector<std::string>& names, const carray<std::int64_t>& a,
           const carray<std::int64_t>& b, const carray<std::uint8_t>& origin) {
     const std::size_t n = names.size();
-    const ipv6_net_t* addr = ipv6_rows(address, "address");
-    require_length(address, n, "address");
+    const ipv6_net_t* addr = ipv6_rows(address, n, "address");
     require_length(port, n, "port");
     require_length(a, n, "times");
     require_length(b, n, "times");
@@ -153,8 +152,7 @@ void init_name_cache(py::module_& m) {
             [](NameCache& self, carray<std::uint8_t> address, carray<std::uint16_t> port,
                carray<std::int64_t> t) {
                 const std::size_t n = static_cast<std::size_t>(t.size());
-                const ipv6_net_t* addr = ipv6_rows(address, "address");
-                require_length(address, n, "address");
+                const ipv6_net_t* addr = ipv6_rows(address, n, "address");
                 require_length(port, n, "port");
                 py::list out;
                 std::lock_guard<std::mutex> lock(self.mutex());

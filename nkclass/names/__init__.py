@@ -11,7 +11,8 @@ through the domain rules (evidence ``dns_learned``).
 """
 
 from nkclass.names.cache import MAX_CAPACITY, STATE_SCHEMA, NameCache, NameStateError
+from nkclass.names.lists import learned_dated_list, write_dated_csv
 from nkclass.names.zeek import DnsLogReader, is_dns_log
 
 __all__ = ["MAX_CAPACITY", "STATE_SCHEMA", "DnsLogReader", "NameCache", "NameStateError",
-           "is_dns_log"]
+           "is_dns_log", "learned_dated_list", "write_dated_csv"]

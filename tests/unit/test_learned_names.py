@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import nkclass
 from nkclass import _core
-from nkclass.names import NameCache, NameStateError
+from nkclass.lists.dated import read_dated_list
+from nkclass.names import NameCache, NameStateError, learned_dated_list, write_dated_csv
 from tests.reference.dns_ref import Record, expected, mapped_text, response
 from tests.reference.sni_ref import build_client_hello
 
@@ -345,6 +346,33 @@ def test_names_carry_across_batches_and_expire(clf):
     r = clf.classify(later, names=names)
     assert r.names("activity") == ["mining", "mining_suspect"]
     assert r.names("service") == ["supportxmr", "none"]
+
+
+def test_pool_names_learned_on_the_wire_become_a_dated_pool_list(clf, tmp_path):
+    names = NameCache(grace=0.0)
+    clf.classify(batch([
+        dns_flow("pool.supportxmr.com", [Record("pool.supportxmr.com", 1, "192.0.2.10", ttl=600),
+                                         Record("pool.supportxmr.com", 28, "2001:db8::10")],
+                 T0 + 123),
+        dns_flow("www.youtube.com", [Record("www.youtube.com", 1, "142.250.199.78")], T0),
+    ]), names=names)
+    pools = learned_dated_list(names, clf.rules)
+    assert pools.category == "mining"
+    assert pools.valid_at(T0 + 200) == [("192.0.2.10/32", "supportxmr"),
+                                        ("2001:db8::10/128", "supportxmr")]
+    assert pools.valid_at(T0 + 123 + 600_000) == [("192.0.2.10/32", "supportxmr")]
+    assert pools.valid_at(T0 + 123 + 600_001) == []
+    path = tmp_path / "pools.csv"
+    assert write_dated_csv(pools, path) == 2
+    assert read_dated_list(path, "csv", service="learned-pools", category="mining") == pools
+    # flow records from another exporter (no DNS, no payload): named while the list holds
+    elsewhere = nkclass.Classifier(clf.rules.with_dated_lists(pools), asn=False)
+    r = elsewhere.classify(batch([(WATCHED, "192.0.2.10", 3333, 6, T0 + 60_000, None, None),
+                                  (WATCHED, "192.0.2.10", 3333, 6, T0 + 700_000, None, None)]))
+    assert r.names("activity") == ["mining", "mining_suspect"]
+    assert "ip_list" in r.names("evidence")[0].split("|")
+    with pytest.raises(ValueError, match="categories"):
+        learned_dated_list(names, clf.rules, categories=["minning"])
 
 
 def test_an_earlier_sni_names_later_flows_to_the_same_address_and_port(clf):

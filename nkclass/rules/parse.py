@@ -12,6 +12,7 @@ them give the file and line but never their text.
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import os
 import re
@@ -346,7 +347,7 @@ def parse_text(
     info_seen: dict[str, str] = {}
     service_info = [_service_info(e, info_seen) for e in entries("service")]
     list_seen: dict[str, str] = {}
-    dated_lists = [_dated_list(e, list_seen, base_dir) for e in entries("dated_list")]
+    dated_lists = [_dated_list(e, list_seen, roots) for e in entries("dated_list")]
     return Ruleset(
         name=head.text("name") or "",
         version=head.text("version") or "",
@@ -768,9 +769,9 @@ def _service_info(entry: _Entry, seen: dict[str, str]) -> ServiceInfo:
     )
 
 
-def _dated_list(entry: _Entry, seen: dict[str, str], base_dir: Path | None) -> DatedList:
+def _dated_list(entry: _Entry, seen: dict[str, str], roots: _ListRoots) -> DatedList:
     """A [[dated_list]] entry, its files read (relative to the ruleset's
-    folder, and only inside it)."""
+    folder, and only inside it or the allowed folders)."""
     service = entry.text("service", required=True)
     if not SERVICE_RE.match(service) or service == "none":
         raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
@@ -789,17 +790,28 @@ def _dated_list(entry: _Entry, seen: dict[str, str], base_dir: Path | None) -> D
     names = entry.strings("files", required=True)
     if not names:
         raise entry.fail("a dated list needs at least one file", "files")
-    base = Path(".") if base_dir is None else base_dir
     paths = []
     for name in names:
-        path = base / name
-        try:
-            inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(base))
-        except OSError:
-            inside = False
-        if Path(name).is_absolute() or not inside:
-            raise entry.fail(f"{name!r} is outside the ruleset's folder", "files", name)
-        paths.append(str(path))
+        # Only from the ruleset's folder or allowed_dirs, links resolved
+        # first; a pattern's matches are checked one by one.
+        shown = Path(name) if roots.base_dir is None else roots.base_dir / name
+        matches = (sorted(glob.glob(str(shown))) if any(c in name for c in "*?[")
+                   else [str(shown)])
+        for match in matches or [str(shown)]:
+            try:
+                real = Path(match).resolve()
+            except (OSError, RuntimeError) as exc:
+                reason = getattr(exc, "strerror", None) or "cannot be resolved"
+                raise entry.fail(f"{name!r}: {reason}", "files", name) from None
+            if not any(real.is_relative_to(folder) for folder in roots.folders):
+                where = ("the ruleset's folder" if roots.base_dir is not None
+                         else "the allowed folders (the ruleset is text)")
+                raise entry.fail(f"{name!r} is outside {where}; list files are read only from "
+                                 "there or from load_rules(..., allowed_dirs=[...])",
+                                 "files", name)
+            if not real.exists():
+                raise entry.fail(f"{name!r}: no such file or folder", "files", name)
+            paths.append(match)
     try:
         return read_dated_list(paths, fmt, service=service, category=category,
                                source=entry.text("source") or "", flags=flags,

@@ -344,6 +344,18 @@ format = "csv"
         nkclass.load_rules(path)
 
 
+def test_a_text_ruleset_reads_dated_lists_only_from_the_allowed_folders(tmp_path):
+    from nkclass.rules import rules_from_text
+
+    (tmp_path / "pools.csv").write_bytes((LISTS / "mining-pools.csv").read_bytes())
+    text = (f'[[dated_list]]\nservice = "x"\ncategory = "mining"\nformat = "csv"\n'
+            f'files = ["{tmp_path / "pool*.csv"}"]\n')
+    with pytest.raises(RuleError, match="outside the allowed folders"):
+        rules_from_text(text)
+    rules = rules_from_text(text, allowed_dirs=[tmp_path])
+    assert "supportxmr" in rules.services
+
+
 def test_an_error_inside_a_listed_file_names_that_file_and_line(tmp_path):
     path = _ruleset(tmp_path, """
 [[dated_list]]

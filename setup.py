@@ -52,6 +52,9 @@ CORE_SOURCES = [
     "csrc/collect/sflow.cpp",
     "csrc/collect/export_capture.cpp",
     "csrc/collect/udp_listener.cpp",
+    "csrc/lists/dated_table.cpp",
+    "csrc/names/name_cache.cpp",
+    "csrc/names/dns_answers.cpp",
 ]
 
 BINDING_SOURCES = [
@@ -65,6 +68,7 @@ BINDING_SOURCES = [
     "csrc/bindings/detectors.cpp",
     "csrc/bindings/aggregate.cpp",
     "csrc/bindings/export_decoder.cpp",
+    "csrc/bindings/name_cache.cpp",
 ]
 
 # setuptools compares each output only with its own sources: name the

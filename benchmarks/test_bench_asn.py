@@ -1,6 +1,8 @@
 """AS attribution: loading the compiled table, lookups on the full table
 against pytricia and a numpy interval search, and classify with the AS stage
-on against the same batch with it off."""
+on against the same batch with it off; and with the AS stage and learned
+names on against both off, on the demo's flow records (85% without payload,
+DNS answers among them)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,23 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import measure, size
-from nkclass import Classifier
+from nkclass import Classifier, NameCache
 from nkclass.asn import AsDatabase, geoip2fast_path
 from nkclass.cli.bench import synthetic_flows
+from nkclass.demo import generate
 
 pytricia = pytest.importorskip("pytricia")
 
 LOAD = "AS table load (508k IPv4 + 135k IPv6 prefixes)"
 LOOKUP = "AS table IPv4 lookups"
 CLASSIFY = "classify, AS stage on vs off"
+STAGES = "classify demo flow records, AS stage and learned names on vs off"
 N_LOOKUPS = size(10_000_000, 2_000_000)
 N_PER_CALL = size(200_000, 50_000)
 N_FLOWS = size(5_000_000, 1_000_000)
+#: The guard at the ratio measured (median of interleaved rounds, shared
+#: 2-core machine), less its spread there.
+GUARD_STAGES = 0.45
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +125,24 @@ def test_classify_as_off(benchmark, flows):
     measure(benchmark, CLASSIFY, "AS off", N_FLOWS, lambda: clf.classify(flows), rounds=3)
 
 
+@pytest.fixture(scope="module")
+def demo_flows():
+    import pyarrow as pa
+
+    return pa.Table.from_batches(list(generate(flows=N_FLOWS, seed=5)))
+
+
+def test_classify_stages_on(benchmark, database, demo_flows):
+    clf, names = Classifier(asn=database), NameCache()  # names carry across rounds
+    measure(benchmark, STAGES, "AS + learned names", N_FLOWS,
+            lambda: clf.classify(demo_flows, names=names), rounds=3)
+
+
+def test_classify_stages_off(benchmark, demo_flows):
+    clf = Classifier(asn=False)
+    measure(benchmark, STAGES, "both off", N_FLOWS, lambda: clf.classify(demo_flows), rounds=3)
+
+
 @pytest.mark.guard
 def test_guard_as_load(registry):
     registry.guard(LOAD, "nkclass cache", "parse source", 1.5, "cache vs parsing the source")
@@ -133,3 +158,9 @@ def test_guard_as_lookups(registry):
 def test_guard_classify_with_as(registry):
     registry.guard(CLASSIFY, "AS on", "AS off", 0.4, "target 0.7x; floor for a shared machine")
 
+
+
+@pytest.mark.guard
+def test_guard_classify_with_as_and_learned_names(registry):
+    registry.guard(STAGES, "AS + learned names", "both off", GUARD_STAGES,
+                   "target 0.7x; measured medians 0.51-0.58x on a shared machine")

@@ -12,6 +12,9 @@ The public surface::
 
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
     nkclass.asn.AsDatabase.open("GeoLite2-ASN.mmdb").lookup(addresses)   # IP to AS
+    names = nkclass.NameCache()                  # names learned on the wire, across batches
+    clf.classify(batch, names=names)             # DNS answers, earlier SNI/Host name later flows
+    nkclass.lists.read_dated_list(path, "tor-consensus", service="tor-relays", category="tor")
 
 Classifiers, pair caches, prefix tables, rulesets and reports pickle. As with
 any pickle, unpickling can run arbitrary code: only unpickle data you trust.
@@ -29,7 +32,7 @@ if not _source_tree.is_built(_Path(__file__).parent):
     del _sys.modules["nkclass._source_tree"]  # the installed package brings its own
     _sys.modules[__name__] = _source_tree.load_installed(__name__, __file__)
 else:
-    from nkclass import asn
+    from nkclass import asn, lists, names
     from nkclass.cache import PairCache
     from nkclass.classify import Classified, Classifier
     from nkclass.collect import Collector
@@ -44,6 +47,7 @@ else:
     from nkclass.flows.schema import FLOW_SCHEMA
     from nkclass.flows.write import write
     from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
+    from nkclass.names.cache import NameCache
     from nkclass.prefix import PrefixTable
     from nkclass.rules import Ruleset, load_rules
 
@@ -60,6 +64,7 @@ __all__ = [
     "Classifier",
     "Collector",
     "InputError",
+    "NameCache",
     "NkclassError",
     "PairCache",
     "PrefixTable",
@@ -68,7 +73,9 @@ __all__ = [
     "SchemaTypeError",
     "SchemaValueError",
     "asn",
+    "lists",
     "load_rules",
+    "names",
     "read",
     "write",
 ]

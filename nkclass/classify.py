@@ -15,7 +15,8 @@ from nkclass.asn.database import AsDatabase, default_database
 from nkclass.cache import PairCache
 from nkclass.errors import SchemaValueError
 from nkclass.flows.batch import MEASUREMENT_COLUMNS, FlowBatch
-from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, SIDES, evidence_names
+from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES, evidence_names
+from nkclass.names.cache import NameCache
 from nkclass.rules import Ruleset, load_rules
 from nkclass.rules.compile import CompiledRules, compile_rules
 
@@ -26,8 +27,13 @@ LABEL_COLUMNS = ("path", "side", "service", "app", "activity", "confidence", "ev
 AS_COLUMNS = ("src_as", "dst_as", "peer_as", "peer_org")
 #: Labels whose presence marks a batch as classified already (nkclass's own output).
 CLASSIFIED_MARKERS = frozenset({"path", "side", "activity", "app", "service"})
-# All 2**10 evidence combinations, so an evidence code is its own dictionary index.
-EVIDENCE_DICTIONARY = pa.array([evidence_names(bits) for bits in range(1 << 10)], pa.string())
+#: Columns ``classify(..., server_names=True)`` adds: the TLS server name and
+#: HTTP Host the flow's own payload carried, and the name learned on the
+#: wire for its peer (null where none).
+NAME_COLUMNS = ("sni", "host", "learned_name")
+# All evidence combinations, so an evidence code is its own dictionary index.
+EVIDENCE_DICTIONARY = pa.array(
+    [evidence_names(bits) for bits in range(1 << len(EVIDENCE))], pa.string())
 
 
 class Classifier:
@@ -87,7 +93,8 @@ class Classifier:
     def services(self) -> tuple[str, ...]:
         return self._compiled.services
 
-    def classify(self, batch: object, cache: PairCache | None = None) -> Classified:
+    def classify(self, batch: object, cache: PairCache | None = None,
+                 names: NameCache | None = None, server_names: bool = False) -> Classified:
         """Classify one batch: a mapping of arrays, a pandas DataFrame or a
         pyarrow Table/RecordBatch with columns ``src_ip``, ``dst_ip``,
         ``src_port``, ``dst_port``, ``protocol``. Optional columns feed more
@@ -100,8 +107,24 @@ class Classifier:
         payload-confirmed mining pairs across batches: flows are taken in
         batch order, so a flow inherits from earlier confirmed flows of the
         same batch and of earlier batches.
+
+        ``names`` (a :class:`nkclass.NameCache`) carries names learned on
+        the wire: flows are taken in batch order; each flow without an SNI /
+        Host of its own is named by the name live for its peer at its
+        ``ts_start`` (evidence ``dns_learned``, through the domain rules),
+        then teaches later flows its own SNI / Host and the answers of a DNS
+        response it carries. Without ``ts_start`` every flow counts as time
+        0 (names then hold by order alone).
+
+        ``server_names=True`` adds the :data:`NAME_COLUMNS` (``sni``,
+        ``host``, ``learned_name``) to the result.
         """
         flows = FlowBatch.from_any(batch)
+        if names is not None and not isinstance(names, NameCache):
+            raise TypeError(
+                f"The 'names' parameter of Classifier.classify must be an nkclass.NameCache "
+                f"or None. Got {type(names).__name__} instead."
+            )
         if cache is not None:
             if not isinstance(cache, PairCache):
                 raise TypeError(
@@ -113,9 +136,10 @@ class Classifier:
                     "missing column 'ts_end': a pair cache needs each flow's end time "
                     "(its expiry runs on flow time)"
                 )
-        return Classified(self, flows, *self._run(flows, cache))
+        return Classified(self, flows, *self._run(flows, cache, names, bool(server_names)))
 
-    def _run(self, flows: FlowBatch, cache: PairCache | None = None) -> tuple[np.ndarray, ...]:
+    def _run(self, flows: FlowBatch, cache: PairCache | None = None,
+             names: NameCache | None = None, server_names: bool = False) -> tuple:
         v4 = lambda a: a if a.dtype == np.uint32 else None  # noqa: E731
         v6 = lambda a: None if a.dtype == np.uint32 else a  # noqa: E731
         kwargs = {}
@@ -128,6 +152,9 @@ class Classifier:
             kwargs[name] = getattr(flows, name)
         if cache is not None:
             kwargs["cache"] = cache._native
+        if names is not None:
+            kwargs["names"] = names._native
+        kwargs["name_columns"] = server_names
         attribution = self._compiled.attribution
         if attribution is not None:
             for name in ("src_as", "dst_as"):
@@ -147,12 +174,14 @@ class Classifier:
         )
 
 
-def label_batch(classifier: Classifier, batch: pa.RecordBatch) -> Classified | pa.Table:
-    """``batch`` classified, or as it is when it carries labels already
-    (nkclass's own classified output, read back): what aggregation takes."""
+def label_batch(classifier: Classifier, batch: pa.RecordBatch,
+                names: NameCache | None = None) -> Classified | pa.Table:
+    """``batch`` classified (learning and using ``names``), or as it is when
+    it carries labels already (nkclass's own classified output, read back):
+    what aggregation takes."""
     if CLASSIFIED_MARKERS <= set(batch.schema.names):
         return pa.Table.from_batches([batch])
-    return classifier.classify(batch)
+    return classifier.classify(batch, names=names)
 
 
 def _as_source(asn: object) -> tuple[bool, AsDatabase | None]:
@@ -205,6 +234,7 @@ class Classified:
     evidence: np.ndarray
     confidence: np.ndarray
     peer_as_id: np.ndarray  # uint32 AS entry id of the peer (empty when the AS stage is off)
+    server_name_codes: tuple | None = None  # (sni, host, learned) uint32 codes, names; or None
 
     def __len__(self) -> int:
         return self.flows.n
@@ -327,11 +357,26 @@ class Classified:
             ),
         }
 
+    def name_arrays(self) -> dict[str, pa.DictionaryArray]:
+        """The :data:`NAME_COLUMNS` as dictionary strings, null where a flow
+        has none (empty unless classified with ``server_names=True``)."""
+        if self.server_name_codes is None:
+            return {}
+        *codes, names = self.server_name_codes
+        dictionary = pa.array(["", *names], pa.string())
+        return {
+            column: pa.DictionaryArray.from_arrays(
+                pa.array(c.astype(np.int32, copy=False), mask=c == 0), dictionary)
+            for column, c in zip(NAME_COLUMNS, codes, strict=True)
+        }
+
     def to_arrow(self) -> pa.Table:
         """Input columns plus the labels as readable (dictionary) strings,
-        and the AS columns when the AS stage is on."""
+        the AS columns when the AS stage is on and the name columns when
+        asked for."""
         table = self._input_table
-        for name, arr in {**self.label_arrays(), **self.as_arrays()}.items():
+        columns = {**self.label_arrays(), **self.as_arrays(), **self.name_arrays()}
+        for name, arr in columns.items():
             if name in table.column_names:
                 table = table.drop_columns([name])
             table = table.append_column(name, arr)

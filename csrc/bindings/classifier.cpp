@@ -8,7 +8,9 @@
 
 #include "common.hpp"
 #include "nkclass/classifier.hpp"
+#include "nkclass/dated_table.hpp"
 #include "nkclass/flow_shape.hpp"
+#include "nkclass/name_cache.hpp"
 #include "nkclass/pair_cache.hpp"
 
 namespace nkclass::bind {
@@ -16,6 +18,7 @@ namespace nkclass::bind {
 std::shared_ptr<const PrefixTable> native_prefix_table(const py::handle& obj);
 std::shared_ptr<const PortTable> native_port_table(const py::handle& obj);
 std::shared_ptr<const PayloadInspector> native_payload_inspector(const py::handle& obj);
+std::shared_ptr<const DomainTable> native_payload_domains(const py::handle& obj);
 
 namespace {
 
@@ -86,7 +89,11 @@ void init_classifier(py::module_& m) {
                          py::object as_table, std::optional<carray<std::uint8_t>> as_codes,
                          std::optional<carray<std::uint16_t>> as_evidence,
                          std::optional<carray<std::uint32_t>> as_services,
-                         std::optional<carray<std::uint16_t>> as_entry_verdict) {
+                         std::optional<carray<std::uint16_t>> as_entry_verdict,
+                         py::object dated_prefixes, std::shared_ptr<DatedIntervals> dated,
+                         std::optional<carray<std::uint8_t>> dated_codes,
+                         std::optional<carray<std::uint16_t>> dated_evidence,
+                         std::optional<carray<std::uint32_t>> dated_services) {
                  ClassifierSpec spec;
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
@@ -98,7 +105,10 @@ void init_classifier(py::module_& m) {
                      path_server_activity.data(),
                      path_server_activity.data() + path_server_activity.size());
                  spec.precedence.assign(precedence.data(), precedence.data() + precedence.size());
-                 if (!payload.is_none()) spec.payload = native_payload_inspector(payload);
+                 if (!payload.is_none()) {
+                     spec.payload = native_payload_inspector(payload);
+                     spec.domains = native_payload_domains(payload);
+                 }
                  if (shape_min_conditions > kShapeConditions)
                      throw py::value_error("shape_min_conditions must be 0..9");
                  spec.shape_min_conditions = static_cast<std::uint8_t>(shape_min_conditions);
@@ -120,6 +130,23 @@ void init_classifier(py::module_& m) {
                          as_entry_verdict->data() + as_entry_verdict->size());
                  }
                  if (!as_table.is_none()) spec.as_table = native_prefix_table(as_table);
+                 if (dated_prefixes.is_none() != (dated == nullptr) ||
+                     (dated != nullptr) != dated_codes.has_value() ||
+                     dated_codes.has_value() != dated_evidence.has_value() ||
+                     dated_codes.has_value() != dated_services.has_value())
+                     throw py::value_error(
+                         "dated_prefixes, dated, dated_codes, dated_evidence and dated_services "
+                         "go together");
+                 if (dated != nullptr) {
+                     spec.dated_prefixes = native_prefix_table(dated_prefixes);
+                     spec.dated = dated;
+                     spec.dated_verdicts =
+                         candidates(*dated_codes, *dated_evidence, "dated verdicts");
+                     require_length(*dated_services, spec.dated_verdicts.size(),
+                                    "dated_services");
+                     for (std::size_t i = 0; i < spec.dated_verdicts.size(); ++i)
+                         spec.dated_verdicts[i].service = dated_services->data()[i];
+                 }
                  raise_if_failed(Classifier::validate(spec));
                  return std::make_shared<Classifier>(std::move(spec));
              }),
@@ -132,7 +159,11 @@ void init_classifier(py::module_& m) {
              py::arg("as_table") = py::none(), py::arg("as_codes").noconvert() = py::none(),
              py::arg("as_evidence").noconvert() = py::none(),
              py::arg("as_services").noconvert() = py::none(),
-             py::arg("as_entry_verdict").noconvert() = py::none())
+             py::arg("as_entry_verdict").noconvert() = py::none(),
+             py::arg("dated_prefixes") = py::none(), py::arg("dated") = py::none(),
+             py::arg("dated_codes").noconvert() = py::none(),
+             py::arg("dated_evidence").noconvert() = py::none(),
+             py::arg("dated_services").noconvert() = py::none())
         .def(
             "classify",
             [](const Classifier& self, std::size_t n,
@@ -152,7 +183,8 @@ void init_classifier(py::module_& m) {
                std::optional<carray<std::uint8_t>> tcp_flags,
                std::shared_ptr<PairCache> cache,
                std::optional<carray<std::uint32_t>> src_as,
-               std::optional<carray<std::uint32_t>> dst_as) {
+               std::optional<carray<std::uint32_t>> dst_as, std::shared_ptr<NameCache> names,
+               bool name_columns) {
                 FlowColumns cols =
                     flow_columns(n, src_v4, src_v6, dst_v4, dst_v6, src_port, dst_port, protocol);
                 cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
@@ -172,12 +204,31 @@ void init_classifier(py::module_& m) {
                 const bool with_as = !self.spec().as_verdicts.empty();
                 carray<std::uint32_t> peer_as_out(with_as ? len : 0);
                 if (with_as) out.peer_as = peer_as_out.mutable_data();
+                const py::ssize_t name_len = name_columns ? len : 0;
+                carray<std::uint32_t> sni(name_len), host(name_len), learned(name_len);
+                NameDictionary dictionary;
+                NameColumns name_out;
+                if (name_columns) {
+                    std::fill_n(sni.mutable_data(), n, 0u);
+                    std::fill_n(host.mutable_data(), n, 0u);
+                    std::fill_n(learned.mutable_data(), n, 0u);
+                    name_out = {sni.mutable_data(), host.mutable_data(), learned.mutable_data(),
+                                &dictionary};
+                }
                 {
                     py::gil_scoped_release nogil;
-                    self.classify(cols, out, cache.get());
+                    self.classify(cols, out, cache.get(), names.get(),
+                                  name_columns ? &name_out : nullptr);
+                }
+                if (dictionary.failed()) throw std::bad_alloc();
+                py::object names_out = py::none();
+                if (name_columns) {
+                    py::list dict;
+                    for (const std::string& s : dictionary.names()) dict.append(py::str(s));
+                    names_out = py::make_tuple(sni, host, learned, dict);
                 }
                 return py::make_tuple(path, side, service, app, activity, evidence, confidence,
-                                      peer_as_out);
+                                      peer_as_out, names_out);
             },
             py::arg("n"), py::arg("src_v4").noconvert(), py::arg("src_v6").noconvert(),
             py::arg("dst_v4").noconvert(), py::arg("dst_v6").noconvert(),
@@ -192,7 +243,8 @@ void init_classifier(py::module_& m) {
             py::arg("bytes").noconvert() = py::none(),
             py::arg("tcp_flags").noconvert() = py::none(), py::arg("cache") = py::none(),
             py::arg("src_as").noconvert() = py::none(),
-            py::arg("dst_as").noconvert() = py::none());
+            py::arg("dst_as").noconvert() = py::none(), py::arg("names") = py::none(),
+            py::arg("name_columns") = false);
 
     m.def(
         "flow_shape_conditions",

@@ -90,6 +90,10 @@ std::shared_ptr<const PayloadInspector> native_payload_inspector(const py::handl
     return obj.cast<const Inspector&>().inspector;
 }
 
+std::shared_ptr<const DomainTable> native_payload_domains(const py::handle& obj) {
+    return obj.cast<const Inspector&>().domains;
+}
+
 void init_detectors(py::module_& m) {
     py::class_<DomainTable, std::shared_ptr<DomainTable>>(m, "DomainTable")
         .def(py::init(&build_domains), py::arg("suffixes"), py::arg("services").noconvert(),

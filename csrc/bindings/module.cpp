@@ -13,6 +13,7 @@ void init_flow_meter(py::module_& m);
 void init_detectors(py::module_& m);
 void init_aggregate(py::module_& m);
 void init_export_decoder(py::module_& m);
+void init_name_cache(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -22,6 +23,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_port_table(m);
     nkclass::bind::init_detectors(m);
     nkclass::bind::init_pair_cache(m);
+    nkclass::bind::init_name_cache(m);
     nkclass::bind::init_classifier(m);
     nkclass::bind::init_flow_meter(m);
     nkclass::bind::init_aggregate(m);
@@ -44,6 +46,7 @@ PYBIND11_MODULE(_core, m) {
     evidence["pair_cache"] = int(nkclass::kEvPairCache);
     evidence["asn"] = int(nkclass::kEvAsn);
     evidence["watched"] = int(nkclass::kEvWatched);
+    evidence["dns_learned"] = int(nkclass::kEvDnsLearned);
     m.attr("EVIDENCE_BITS") = evidence;
     py::dict ranks;
     ranks["weak"] = int(nkclass::kRankWeak);

@@ -6,11 +6,17 @@
 // payload stages. Blocks keep the working set in L1.
 #include "nkclass/classifier.hpp"
 
+#include "nkclass/dated_table.hpp"
+#include "nkclass/detectors.hpp"
+#include "nkclass/dns_answers.hpp"
+#include "nkclass/domains.hpp"
 #include "nkclass/flow_shape.hpp"
+#include "nkclass/name_cache.hpp"
 #include "nkclass/pair_cache.hpp"
 #include "nkclass/vocab.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -110,10 +116,31 @@ void resolve_peer_as_block(const PrefixTable* table, const FlowColumns& cols,
     }
 }
 
+std::atomic<std::uint64_t> next_tag{1};
+
+// Learns the answers of a DNS response the flow carries (either side; the
+// responder's first), as (address, any port) -> question name.
+void learn_dns_answers(const FlowColumns& cols, std::size_t i, std::int64_t t,
+                       NameCache* names) noexcept {
+    const bool tcp = cols.protocol[i] == 6;
+    DnsAnswers answers;
+    const bool found =
+        parse_dns_answers(cols.dst_payload.at(i), cols.dst_payload.length(i), tcp, &answers) ||
+        parse_dns_answers(cols.src_payload.at(i), cols.src_payload.length(i), tcp, &answers);
+    if (!found) return;
+    for (std::size_t a = 0; a < answers.n; ++a) {
+        const u128 v = to_u128(answers.answers[a].address);
+        const NameKey key{{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)}, 0};
+        names->learn_locked(key, answers.qname, answers.qname_len, t,
+                            std::int64_t(answers.answers[a].ttl) * 1000, kOriginDns);
+    }
+}
+
 }  // namespace
 
 void PayloadInspector::inspect_block(const FlowColumns& cols, std::size_t begin,
-                                     std::size_t count, PayloadCandidates* out) const noexcept {
+                                     std::size_t count, PayloadCandidates* out,
+                                     ServerName* names) const noexcept {
     // Most payloads are decided on their first bytes, so the loop is bound
     // by the miss on each side's first line: fetch a few flows ahead.
     // (Measured: deeper or wider fetches, and sorting a block by payload
@@ -125,10 +152,18 @@ void PayloadInspector::inspect_block(const FlowColumns& cols, std::size_t begin,
             cols.src_payload.prefetch(i + kAhead, kFetch);
             cols.dst_payload.prefetch(i + kAhead, kFetch);
         }
-        out[k].n = static_cast<std::uint8_t>(
-            inspect(cols.protocol[i], cols.src_port[i], cols.dst_port[i], cols.src_payload.at(i),
-                    cols.src_payload.length(i), cols.dst_payload.at(i),
-                    cols.dst_payload.length(i), out[k].c, PayloadCandidates::kMax));
+        if (names != nullptr) {
+            out[k].n = static_cast<std::uint8_t>(inspect_named(
+                cols.protocol[i], cols.src_port[i], cols.dst_port[i], cols.src_payload.at(i),
+                cols.src_payload.length(i), cols.dst_payload.at(i), cols.dst_payload.length(i),
+                out[k].c, PayloadCandidates::kMax, &names[k]));
+        } else {
+            out[k].n = static_cast<std::uint8_t>(
+                inspect(cols.protocol[i], cols.src_port[i], cols.dst_port[i],
+                        cols.src_payload.at(i), cols.src_payload.length(i),
+                        cols.dst_payload.at(i), cols.dst_payload.length(i), out[k].c,
+                        PayloadCandidates::kMax));
+        }
     }
 }
 
@@ -150,6 +185,15 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     for (std::size_t i = 0; i < spec.as_entry_verdict.size(); ++i)
         if (spec.as_entry_verdict[i] >= spec.as_verdicts.size())
             return BuildStatus::failure(i, "AS entry names an unknown verdict");
+    if (std::size_t i = check(spec.dated_verdicts); i != spec.dated_verdicts.size())
+        return BuildStatus::failure(i, "dated verdict names an unknown activity or rank");
+    if ((spec.dated_prefixes != nullptr) != (spec.dated != nullptr))
+        return BuildStatus::failure(0, "dated lists need both their prefixes and intervals");
+    if (spec.dated != nullptr) {
+        for (std::uint16_t v : spec.dated->verdicts())
+            if (v >= spec.dated_verdicts.size())
+                return BuildStatus::failure(v, "dated interval names an unknown verdict");
+    }
     for (std::size_t i = 0; i < spec.path_server_activity.size(); ++i)
         if (spec.path_server_activity[i] >= n_act)
             return BuildStatus::failure(i, "path server activity is unknown");
@@ -163,7 +207,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
     return BuildStatus::success();
 }
 
-Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
+Classifier::Classifier(ClassifierSpec spec)
+    : spec_(std::move(spec)), tag_(next_tag.fetch_add(1, std::memory_order_relaxed)) {
     for (const Candidate& c : spec_.port_verdicts) {
         port_scored_.push_back(scored(c));
         // The same rule once the payload named a protocol: a pool port
@@ -173,6 +218,7 @@ Classifier::Classifier(ClassifierSpec spec) : spec_(std::move(spec)) {
             guarded.activity = 0;
         port_identified_scored_.push_back(scored(guarded));
     }
+    for (const Candidate& c : spec_.dated_verdicts) dated_scored_.push_back(scored(c));
     for (const Candidate& c : spec_.service_verdicts) service_scored_.push_back(scored(c));
     for (const Candidate& c : spec_.as_verdicts) as_scored_.push_back(scored(c));
     for (std::uint8_t activity : spec_.path_server_activity) {
@@ -210,8 +256,8 @@ ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
     return s;
 }
 
-void Classifier::classify(const FlowColumns& cols, const LabelColumns& out,
-                          PairCache* cache) const noexcept {
+void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, PairCache* cache,
+                          NameCache* names, const NameColumns* name_out) const noexcept {
     // Flow shape: the whole batch is grouped before the per-flow pass.
     std::vector<std::uint16_t> shape;
     if (spec_.shape_min_conditions != 0 && cols.has_shape_columns() && cols.n != 0) {
@@ -225,25 +271,33 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out,
     const std::uint16_t* shape_mask = shape.empty() ? nullptr : shape.data();
     if (cols.ts_end == nullptr) cache = nullptr;
 
+    // Locked for the whole pass (see classifier.hpp), the pair cache first.
+    std::unique_lock<std::mutex> names_lock;
+    auto with_names = [&] {
+        if (names != nullptr) names_lock = std::unique_lock<std::mutex>(names->mutex());
+    };
     // One instantiation per stage set, so the plain pass (no shape columns,
     // no cache) runs the same loop as before these stages existed.
     if (cache != nullptr) {
-        // Locked for the whole pass (see classifier.hpp).
         std::lock_guard<std::mutex> lock(cache->mutex());
+        with_names();
         if (shape_mask != nullptr)
-            run<true, true>(cols, out, shape_mask, cache);
+            run<true, true>(cols, out, shape_mask, cache, names, name_out);
         else
-            run<false, true>(cols, out, nullptr, cache);
+            run<false, true>(cols, out, nullptr, cache, names, name_out);
     } else if (shape_mask != nullptr) {
-        run<true, false>(cols, out, shape_mask, nullptr);
+        with_names();
+        run<true, false>(cols, out, shape_mask, nullptr, names, name_out);
     } else {
-        run<false, false>(cols, out, nullptr, nullptr);
+        with_names();
+        run<false, false>(cols, out, nullptr, nullptr, names, name_out);
     }
 }
 
 template <bool kShape, bool kCache>
 void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
-                     const std::uint16_t* shape_mask, PairCache* cache) const noexcept {
+                     const std::uint16_t* shape_mask, PairCache* cache, NameCache* names,
+                     const NameColumns* name_out) const noexcept {
     const PrefixTable& paths = *spec_.paths;
     const PrefixTable& services = *spec_.services;
     const PortTable& ports = *spec_.ports;
@@ -273,18 +327,64 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const std::uint16_t* entry_verdict = spec_.as_entry_verdict.data();
     const std::size_t n_entries = spec_.as_entry_verdict.size();
 
+    // Dated lists need the flows' start times.
+    const DatedIntervals* dated = spec_.dated.get();
+    const bool have_dated = dated != nullptr && cols.ts_start != nullptr;
+    label_t dated_src[kBlock], dated_dst[kBlock];
+    const Candidate* dated_verdicts = spec_.dated_verdicts.data();
+    const ScoredCandidate* dated_scored = dated_scored_.data();
+
+    // Learned names: the payload's own server names (to learn them, and to
+    // leave flows that carry one to it) go to a buffer allocated once per
+    // pass; should that fail, names are neither learned from payload nor
+    // written out, but stored names are still used.
+    const bool have_names = names != nullptr;
+    std::vector<ServerName> own_names;
+    if ((have_names || name_out != nullptr) && have_payload) {
+        try {
+            own_names.resize(kBlock);
+        } catch (const std::bad_alloc&) {
+            own_names.clear();
+        }
+    }
+    ServerName* own = own_names.empty() ? nullptr : own_names.data();
+    const DomainTable* domains = spec_.domains.get();
+    std::uint64_t hash_port[kBlock], hash_any[kBlock];
+    NameDictionary* dictionary = name_out != nullptr ? name_out->names : nullptr;
+
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
         const std::size_t count = std::min(kBlock, cols.n - begin);
         lookup_block(paths, cols.src_ip, begin, count, path_src);
         lookup_block(paths, cols.dst_ip, begin, count, path_dst);
         lookup_block(services, cols.src_ip, begin, count, svc_src);
         lookup_block(services, cols.dst_ip, begin, count, svc_dst);
-        if (have_payload) payload->inspect_block(cols, begin, count, payload_found);
-        if (have_as) {
+        if (have_payload) payload->inspect_block(cols, begin, count, payload_found, own);
+        if (have_dated) {
+            lookup_block(*spec_.dated_prefixes, cols.src_ip, begin, count, dated_src);
+            lookup_block(*spec_.dated_prefixes, cols.dst_ip, begin, count, dated_dst);
+        }
+        if (have_as || have_names) {
             // The peer: the unwatched side, else the responder (destination).
             for (std::size_t k = 0; k < count; ++k)
                 peer_is_src[k] = path_src[k] == kNoLabel && path_dst[k] != kNoLabel;
-            resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
+        }
+        if (have_as) resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
+        if (have_names) {
+            // Hash the block's keys and fetch their slots before the loop
+            // needs them: each probe into a large cache is a likely miss.
+            const bool fetch = names->size_locked() != 0;
+            for (std::size_t k = 0; k < count; ++k) {
+                const std::size_t i = begin + k;
+                NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, cols.src_port[i])
+                                             : name_key(cols.dst_ip, i, cols.dst_port[i]);
+                hash_port[k] = NameCache::hash_of(key);
+                key.port = 0;
+                hash_any[k] = NameCache::hash_of(key);
+                if (fetch) {
+                    names->prefetch(hash_port[k]);
+                    names->prefetch(hash_any[k]);
+                }
+            }
         }
 
         for (std::size_t k = 0; k < count; ++k) {
@@ -307,6 +407,23 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             Verdict verdict;
             verdict.offer(service_scored[service < n_services ? service : 0]);
+            const std::int64_t ts = cols.ts_start != nullptr ? cols.ts_start[i] : 0;
+            if (have_dated) {
+                // An entry valid at the flow's start: a named list, more
+                // specific than a static network, so ">=" lets its service win.
+                auto offer_dated = [&](std::uint16_t code) {
+                    verdict.offer(dated_scored[code]);
+                    const Candidate& c = dated_verdicts[code];
+                    if (c.service != 0 && c.rank >= service_rank) {
+                        service = c.service;
+                        service_rank = c.rank;
+                    }
+                };
+                const label_t first = side == kSideDst ? dated_src[k] : dated_dst[k];
+                const std::size_t hits = dated->for_each_at(first, ts, offer_dated);
+                if (hits == 0 && (side == kSideNone || side == kSideBoth))
+                    dated->for_each_at(dated_src[k], ts, offer_dated);
+            }
             if (have_as) {
                 // The peer's AS: the unwatched side, else the responder.
                 const label_t peer_as = peer_as_block[k];
@@ -317,6 +434,40 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     service_rank = as_verdicts[code].rank;
                 }
                 if (out.peer_as != nullptr) out.peer_as[i] = peer_as;
+            }
+            const ServerName* own_name = own != nullptr ? &own[k] : nullptr;
+            const bool names_itself = own_name != nullptr && (own_name->kind == kNameSni ||
+                                                              own_name->kind == kNameHost);
+            if (have_names && !names_itself) {
+                const bool src_peer = peer_is_src[k];
+                NameKey key = src_peer ? name_key(cols.src_ip, i, sport)
+                                       : name_key(cols.dst_ip, i, dport);
+                std::uint32_t handle = names->find_locked(key, hash_port[k], ts);
+                if (handle == 0) {
+                    key.port = 0;
+                    handle = names->find_locked(key, hash_any[k], ts);
+                }
+                if (handle != 0) {
+                    if (domains != nullptr) {
+                        const DomainMatch m = names->match_locked(handle, tag_, *domains);
+                        if (m.service != 0) {
+                            Candidate c;
+                            c.activity = m.activity;
+                            c.rank = kRankNamed;
+                            c.evidence = kEvDnsLearned;
+                            c.service = m.service;
+                            verdict.offer(scored(c));
+                            if (c.rank >= service_rank) {
+                                service = c.service;
+                                service_rank = c.rank;
+                            }
+                        }
+                    }
+                    if (dictionary != nullptr && name_out->learned != nullptr) {
+                        const std::string& text = names->name_locked(handle);
+                        name_out->learned[i] = dictionary->code(text.data(), text.size());
+                    }
+                }
             }
             verdict.offer(server_scored[pd < n_paths ? pd : 0]);
             // Weak mining guesses (pool ports, flow shape) never override a
@@ -358,6 +509,22 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     cache->confirm_locked(key, cols.ts_end[i]);
                 else if (cache->live_locked(key, cols.ts_end[i]))
                     verdict.offer(cache_scored_);
+            }
+
+            if (have_names) {
+                // What this flow teaches later ones.
+                if (names_itself)
+                    names->learn_locked(name_key(cols.dst_ip, i, dport), own_name->text,
+                                        own_name->len, ts, 0,
+                                        own_name->kind == kNameSni ? kOriginSni : kOriginHost);
+                if (have_payload && (sport == 53 || dport == 53) && (proto == 6 || proto == 17))
+                    learn_dns_answers(cols, i, ts, names);
+            }
+            if (dictionary != nullptr && own_name != nullptr && own_name->len != 0) {
+                std::uint32_t* column = own_name->kind == kNameSni    ? name_out->sni
+                                        : own_name->kind == kNameHost ? name_out->host
+                                                                      : nullptr;
+                if (column != nullptr) column[i] = dictionary->code(own_name->text, own_name->len);
             }
 
             out.path[i] = static_cast<std::uint16_t>(ps ? ps : pd);

@@ -317,6 +317,20 @@ std::size_t DetectorInspector::inspect_detail(std::uint8_t protocol, std::uint16
     return k;
 }
 
+std::size_t DetectorInspector::inspect_named(std::uint8_t protocol, std::uint16_t src_port,
+                                             std::uint16_t dst_port, const std::uint8_t* src,
+                                             std::size_t src_len, const std::uint8_t* dst,
+                                             std::size_t dst_len, Candidate* out,
+                                             std::size_t cap, ServerName* name) const noexcept {
+    Detection det;
+    const std::size_t k =
+        inspect_detail(protocol, src_port, dst_port, src, src_len, dst, dst_len, out, cap, &det);
+    name->kind = det.name_len != 0 ? det.name_kind : 0;
+    name->len = det.name_len;
+    if (det.name_len != 0) std::memcpy(name->text, det.name, det.name_len + 1u);
+    return k;
+}
+
 std::size_t DetectorInspector::inspect(std::uint8_t protocol, std::uint16_t src_port,
                                        std::uint16_t dst_port, const std::uint8_t* src,
                                        std::size_t src_len, const std::uint8_t* dst,

@@ -17,6 +17,9 @@ from nkclass.errors import SchemaTypeError
 from nkclass.labels import ACTIVITY_CODES, EVIDENCE, RANKS
 from nkclass.rules.model import Ruleset
 
+#: AS numbers below this resolve through a table (16 MiB at most).
+DENSE_LIMIT = 1 << 22
+
 
 @dataclass(frozen=True)
 class AsAttribution:
@@ -35,15 +38,25 @@ class AsAttribution:
     entry_verdict: np.ndarray
     number_keys: np.ndarray  # sorted AS numbers that have an entry
     number_ids: np.ndarray  # their entry ids
+    # Entry id by AS number for the numbers below DENSE_LIMIT, then one 0
+    # for every larger number: one gather per column instead of a search.
+    number_table: np.ndarray
 
     def ids_for_numbers(self, numbers: np.ndarray) -> np.ndarray:
         """Entry ids (uint32; 0 = none) for an exporter's AS numbers."""
         if len(self.number_keys) == 0:
             return np.zeros(len(numbers), np.uint32)
-        at = np.searchsorted(self.number_keys, numbers)
-        at = np.minimum(at, len(self.number_keys) - 1)
-        hit = (self.number_keys[at] == numbers) & (numbers != 0)
-        return np.where(hit, self.number_ids[at], 0).astype(np.uint32)
+        numbers = np.asarray(numbers)
+        table = self.number_table
+        out = table[np.minimum(numbers, len(table) - 1)]
+        if self.number_keys[-1] >= DENSE_LIMIT:
+            big = np.flatnonzero(numbers >= DENSE_LIMIT)
+            if len(big):
+                at = np.minimum(np.searchsorted(self.number_keys, numbers[big]),
+                                len(self.number_keys) - 1)
+                hit = self.number_keys[at] == numbers[big]
+                out[big] = np.where(hit, self.number_ids[at], 0)
+        return out
 
 
 def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
@@ -96,9 +109,14 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
     entry_verdict = (matched + 1).astype(np.uint16)
     numbered = np.flatnonzero(asns > 0)
     order = numbered[np.argsort(asns[numbered], kind="stable")]
+    keys, ids = asns[order], order.astype(np.uint32)
+    small = keys < DENSE_LIMIT
+    table = np.zeros(int(keys[small].max()) + 2 if small.any() else 1, np.uint32)
+    table[keys[small]] = ids[small]
+    table[0] = 0  # AS 0 is "unknown"
     return AsAttribution(
         database, asns, org_codes, orgs, codes, evidence, services, entry_verdict,
-        asns[order], order.astype(np.uint32),
+        keys, ids, table,
     )
 
 

@@ -14,6 +14,7 @@ from nkclass.flows.formats import FORMATS
 from nkclass.flows.read import FlowReader
 from nkclass.flows.schema import FLOW_SCHEMA
 from nkclass.flows.write import STDOUT, WRITE_FORMATS, FlowWriter, output_format
+from nkclass.names import DnsLogReader, NameCache, is_dns_log
 from nkclass.rules import load_rules
 
 OUTPUT_COLUMNS = (
@@ -37,6 +38,9 @@ OUTPUT_COLUMNS = (
     "dst_as",
     "peer_as",
     "peer_org",
+    "sni",
+    "host",
+    "learned_name",
 )
 
 
@@ -89,6 +93,68 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=positive, default=262144, metavar="N")
     add_asn_options(parser)
+    add_names_options(parser)
+
+
+def add_names_options(parser: argparse.ArgumentParser) -> None:
+    """The learned-names switches (on by default)."""
+    parser.add_argument(
+        "--no-learned-names",
+        action="store_true",
+        help="do not name flows by names learned on the wire (DNS answers in the inputs, "
+        "Zeek dns.log inputs, the SNI/Host of earlier flows)",
+    )
+    parser.add_argument(
+        "--names-state",
+        metavar="FILE",
+        help="start from the learned names saved in FILE when it exists, and save them there "
+        "at the end (so names carry across runs)",
+    )
+
+
+def learned_names(args: argparse.Namespace, reader: FlowReader) -> NameCache | None:
+    """The run's name cache (None with --no-learned-names): loaded from
+    --names-state when that file exists, then taught by the Zeek dns.log
+    inputs, which are taken out of the flow inputs here (before any flow is
+    read)."""
+    state = getattr(args, "names_state", None)
+    off = getattr(args, "no_learned_names", False)
+    if state and not off and not os.path.isdir(os.path.dirname(os.path.abspath(state))):
+        reader.close()
+        usage_error(args, f"argument --names-state: the folder of {state} does not exist")
+    logs = []
+    if reader.format is None:
+        logs = [s for s in reader.sources if s.head and is_dns_log(s.head)]
+        reader.sources[:] = [s for s in reader.sources if s not in logs]
+    if off:
+        if logs:
+            for log in logs:
+                log.close()
+            reader.close()
+            usage_error(args, f"argument --no-learned-names: {logs[0].name} is a Zeek dns.log, "
+                        "which only teaches names")
+        return None
+    try:
+        names = NameCache.load(state) if state and os.path.exists(state) else NameCache()
+        if logs:
+            dns = DnsLogReader(logs, errors="skip" if args.skip_bad else "raise")
+            taken = sum(names.learn(b["address"], b["name"], b["at"], b["ttl"]) for b in dns)
+    except BaseException:
+        for log in logs:
+            log.close()
+        reader.close()
+        raise
+    if logs:
+        print(f"nkclass: {taken:,} names learned from {dns.stats.records:,} dns.log records "
+              f"({dns.stats.details()})", file=sys.stderr)
+    return names
+
+
+def save_names(args: argparse.Namespace, names: NameCache | None) -> None:
+    """Save the learned names to --names-state, when given."""
+    state = getattr(args, "names_state", None)
+    if names is not None and state:
+        names.save(state)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +173,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--all-columns",
         action="store_true",
         help="keep every input column (payloads only in binary outputs)",
+    )
+    parser.add_argument(
+        "--server-names",
+        action="store_true",
+        help="add the columns sni and host (the server name the flow's payload carried) and "
+        "learned_name (the name learned on the wire for its peer)",
     )
     parser.set_defaults(run=run, command_parser=parser)
 
@@ -152,11 +224,15 @@ def run(args: argparse.Namespace) -> int:
         usage_error(args, f"argument -o/--output: {args.output} is also an input ({clash}); "
                     "refusing to write over it")
     classifier = classifier_from_args(args)
+    names = learned_names(args, reader)
+    options = {"all_columns": args.all_columns, "names": names,
+               "server_names": args.server_names}
     with reader, FlowWriter(args.output, args.output_format) as writer:
         for batch in reader:
-            writer.write(labelled_table(classifier, batch, args.all_columns))
+            writer.write(labelled_table(classifier, batch, **options))
         if writer.rows == 0:  # still a valid file, with the columns
-            writer.write(labelled_table(classifier, FLOW_SCHEMA.empty_table(), args.all_columns))
+            writer.write(labelled_table(classifier, FLOW_SCHEMA.empty_table(), **options))
+    save_names(args, names)
     if writer.dropped_columns:
         print(f"nkclass: note: columns only later inputs have were left out: "
               f"{', '.join(sorted(writer.dropped_columns))}", file=sys.stderr)
@@ -167,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def labelled_table(classifier: Classifier, batch, all_columns: bool) -> pa.Table:
-    table = classifier.classify(batch).to_arrow()
+def labelled_table(classifier: Classifier, batch, all_columns: bool,
+                   names: NameCache | None = None, server_names: bool = False) -> pa.Table:
+    table = classifier.classify(batch, names=names, server_names=server_names).to_arrow()
     if not all_columns:
         table = table.select([c for c in OUTPUT_COLUMNS if c in table.column_names])
     return table

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 from nkclass.classify import label_batch
-from nkclass.cli.classify import classifier_from_args, open_inputs
+from nkclass.cli.classify import classifier_from_args, learned_names, open_inputs, save_names
 from nkclass.flows.read import FlowReader
 
 
@@ -38,13 +38,15 @@ def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowRe
     batch, and the reader whose stats describe what was read."""
     classifier = classifier_from_args(args)
     reader = open_inputs(args)
+    names = learned_names(args, reader)
     progress = Progress()
 
     def batches() -> Iterator[object]:
         for batch in reader:
             progress.add(batch.num_rows)
-            yield label_batch(classifier, batch)
+            yield label_batch(classifier, batch, names)
         progress.done()
+        save_names(args, names)
 
     return batches(), reader
 

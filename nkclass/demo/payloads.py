@@ -135,12 +135,13 @@ def dns_query(name: str) -> Template:
     return Template(header + _qname(name) + struct.pack("!HH", 1, 1), ((0, 0, 2),))
 
 
-def dns_response(name: str, address: int) -> Template:
-    """The answer to :func:`dns_query`: one A record, same transaction id."""
-    header = struct.pack("!HHHHHH", 0, 0x8180, 1, 1, 0, 0)
+def dns_response(name: str, *addresses: int) -> Template:
+    """The answer to :func:`dns_query`: one A record per address (TTL 300
+    s), same transaction id."""
+    header = struct.pack("!HHHHHH", 0, 0x8180, 1, len(addresses), 0, 0)
     question = _qname(name) + struct.pack("!HH", 1, 1)
-    answer = struct.pack("!HHHIHI", 0xC00C, 1, 1, 300, 4, address)
-    return Template(header + question + answer, ((0, 0, 2),))
+    answers = b"".join(struct.pack("!HHHIHI", 0xC00C, 1, 1, 300, 4, a) for a in addresses)
+    return Template(header + question + answers, ((0, 0, 2),))
 
 
 XMRIG_AGENT = "XMRig/5.11.1 (Linux x86_64) libuv/1.34.0 gcc/9.2.0"

@@ -4,8 +4,11 @@ The dataset plants the public figures of the Recorded Future reports
 (:data:`PLANTED`) in flows that look like what a flow exporter sees: the
 activities are NOT written into the data. Flows carry the ports, peer
 addresses, TLS ClientHello SNIs, HTTP Host headers, DNS queries and stratum
-logins from which the real classifier (default ruleset) derives them; about
-half of the flows carry no payload at all (NetFlow-like) and rely on ports.
+logins from which the real classifier (default ruleset) derives them; but
+like the bulk flow telemetry analysts buy, about 85% of the flows are records
+without payload (:attr:`Planted.payload_share`), and only the kp_range
+exporter fills in AS fields. Those flows are named by the DNS answers and
+server names seen earlier (learned names), the peers' AS and the ports.
 
 How it is built, in one vectorised pass per time slice:
 
@@ -101,9 +104,14 @@ class Planted:
     #: least tenfold ... since May 2019"); more miners, not longer sessions.
     mining_jump_date: str = "2019-05-01"
     mining_jump: float = 15.0
-    #: Share of mining flows that carry a stratum login/job payload; the rest
-    #: are payload-less (pool port only).
-    stratum_payload_share: float = 0.30
+    #: The data looks like bulk flow telemetry (NetFlow/IPFIX): most flows
+    #: are records without payload. These shares of the flows that would
+    #: carry one (TLS ClientHello, HTTP request, stratum login; DNS) keep it,
+    #: as if a sensor captured them; with the background's DNS this leaves
+    #: about 85% of all flows without payload.
+    payload_share: float = 0.10
+    stratum_payload_share: float = 0.10
+    dns_payload_share: float = 0.60
     #: Obfuscation (VPN, Tor, proxy) flows per day, Dec 2017 - mid-Mar 2018,
     #: over the Apr - Jul 2017 rate (RF 2018: "up 1,200%"), declining after.
     obfuscation_peak: float = 12.0
@@ -117,10 +125,11 @@ class Planted:
     leisure_weekend_2017: float = 1.8
     leisure_weekend_2019: float = 1.1
     #: kp_range flows carry the watched side's upstream AS (AS4837 China
-    #: Unicom or AS20485 TransTelekom) in src_as/dst_as, i.e. the exporter is
-    #: configured for peer-AS. TTK carries traffic from ``ttk_start``; its
-    #: share is 36% at the start of 2018 (flat through Q1) and 45% in 2019
-    #: (RF 2020).
+    #: Unicom or AS20485 TransTelekom) and the peer's origin AS in
+    #: src_as/dst_as, i.e. their exporter is configured for peer-AS; the
+    #: other paths' and the background's exporters give no AS fields (0).
+    #: TTK carries traffic from ``ttk_start``; its share is 36% at the start
+    #: of 2018 (flat through Q1) and 45% in 2019 (RF 2020).
     ttk_start: str = "2017-10-01"
     ttk_share_q1_2018: float = 0.36
     ttk_share_2019: float = 0.45
@@ -133,6 +142,11 @@ class Planted:
 
 
 PLANTED = Planted()
+
+#: The demo's services keep their server addresses for the whole period, so
+#: the demo's name cache holds a learned name for a week past its DNS TTL
+#: (NameCache's default grace is a day; operators choose their own).
+NAME_GRACE = 7 * 86_400.0
 
 
 # ---------------------------------------------------------------- components
@@ -573,9 +587,11 @@ class _World:
         self.tls = np.array([self.tpl.add(pl.tls_client_hello(h)) for h in host_names], np.int32)
         self.http = np.array([self.tpl.add(pl.http_request(h)) for h in host_names], np.int32)
         self.dns_q = np.array([self.tpl.add(pl.dns_query(h)) for h in host_names], np.int32)
+        # answers list every server address of the service, as CDNs' do
         self.dns_r = np.array(
             [
-                self.tpl.add(pl.dns_response(h, int(self.svc_addr[self.svc_start[s]])))
+                self.tpl.add(pl.dns_response(h, *self.svc_addr[
+                    self.svc_start[s]: self.svc_start[s] + self.svc_count[s]].tolist()))
                 for h, s in zip(host_names, host_svc, strict=True)
             ],
             np.int32,
@@ -584,6 +600,15 @@ class _World:
         self.http_ok = self.tpl.add(pl.http_response())
         named = [i for i, n in enumerate(names) if self.host_count[i] and n != "resolvers"]
         self.named_services = np.array(named, np.int64)
+        # clients look up what they connect to: DNS questions follow each
+        # service's mean share of the traffic (a floor keeps rare ones asked)
+        use = dict.fromkeys(names, 0.0)
+        for comp in COMPONENTS:
+            mean = float(np.mean([v for _, v in comp.anchors]))
+            for name, weight in comp.services:
+                use[name] += mean * weight
+        asked = np.array([use[names[i]] for i in named])
+        self.lookup_cdf = _cdf(np.maximum(asked, asked.max() / 200))
         # watched client hosts per path, Zipf-weighted (a few heavy users)
         nk_servers = [int(ipaddress.IPv4Address(a)) for a, _, _ in NK_SERVERS]
         self.paths = []
@@ -792,7 +817,7 @@ def _component_flows(
             svc_ids = np.array([w.svc[s] for s in names])
             svc = svc_ids[_pick(rng, _cdf(np.array(weights)), n)]
         else:
-            svc = w.named_services[rng.integers(0, len(w.named_services), n)]
+            svc = w.named_services[_pick(rng, w.lookup_cdf, n)]
         host = w.host_start[svc] + (rng.random(n) * np.maximum(w.host_count[svc], 1)).astype(int)
         peer = w.svc_addr[w.svc_start[svc] + (rng.random(n) * w.svc_count[svc]).astype(int)]
         svc_asn = w.svc_asn[svc].copy()
@@ -824,6 +849,11 @@ def _component_flows(
                 kc = int(carry.sum())
                 stpl[carry] = np.array(w.wallets)[rng.integers(0, len(w.wallets), kc)]
                 dtpl[carry] = np.array(w.jobs)[rng.integers(0, len(w.jobs), kc)]
+    # most flows are records without payload (a sensor captured the rest)
+    keep = np.where(dport == 53, PLANTED.dns_payload_share, PLANTED.payload_share)
+    if c.name != "mining":  # stratum_payload_share applied above
+        bare = (stpl >= 0) & (rng.random(n) >= keep)
+        stpl[bare] = dtpl[bare] = -1
     # the watched (or background client) side
     up_as = np.zeros(n, np.uint32)
     if c.hosts == "users":
@@ -851,15 +881,13 @@ def _component_flows(
     if kp.any():
         ttk = kp & (rng.random(n) < _ttk_share(day.astype(float)))
         up_as[ttk] = AS_TRANSTELEKOM
+    # only the kp_range exporter fills in AS fields
+    out.src, out.dst = local, peer
     if c.hosts == "inbound":
-        out.src, out.dst = local, peer
         out.src_as, out.dst_as = np.zeros(n, np.uint32), up_as
-    elif c.hosts == "background":
-        out.src, out.dst = local, peer
-        out.src_as, out.dst_as = np.zeros(n, np.uint32), svc_asn
     else:
-        out.src, out.dst = local, peer
-        out.src_as, out.dst_as = up_as, svc_asn
+        out.src_as = np.where(kp, up_as, 0).astype(np.uint32)
+        out.dst_as = np.where(kp, svc_asn, 0).astype(np.uint32)
     out.sport = rng.integers(32768, 61000, n).astype(np.uint16)
     out.dport, out.proto = dport, proto
     out.stpl, out.dtpl = stpl, dtpl

@@ -61,8 +61,11 @@ class FlowReader:
         return next(self._batches)
 
     def close(self) -> None:
-        """Stop reading and release the input being read (also part-way)."""
+        """Stop reading and release the inputs (also part-way, and those
+        only sniffed so far)."""
         self._batches.close()
+        for source in self.sources:
+            source.close()
 
     def __enter__(self) -> FlowReader:
         return self

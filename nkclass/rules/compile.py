@@ -36,6 +36,7 @@ class CompiledRules:
     domain_services: np.ndarray  # uint32 service code per suffix
     domain_activities: np.ndarray  # uint8 activity code per suffix
     attribution: AsAttribution | None = None  # the AS stage, when on
+    dated_prefixes: tuple[str, ...] = ()  # dated-list prefixes, by key
 
 
 def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTable:
@@ -158,6 +159,7 @@ def compile_rules(
             "as_services": attribution.services,
             "as_entry_verdict": attribution.entry_verdict,
         }
+    dated_kwargs, dated_prefixes = _dated_stage(ruleset, service_code)
     native = _core.Classifier(
         path_table,
         service_table,
@@ -172,6 +174,7 @@ def compile_rules(
         shape_min_conditions=ruleset.shape.min_conditions,
         shape_min_flows=ruleset.shape.min_flows,
         **as_kwargs,
+        **dated_kwargs,
     )
     return CompiledRules(
         paths=paths,
@@ -184,4 +187,49 @@ def compile_rules(
         domain_services=domain_services,
         domain_activities=domain_activities,
         attribution=attribution,
+        dated_prefixes=dated_prefixes,
     )
+
+
+def _dated_stage(ruleset: Ruleset, service_code: dict[str, int]) -> tuple[dict, tuple[str, ...]]:
+    """The native dated-list stage: every list's prefixes in one prefix
+    table (label = key + 1, a prefix shared by lists is one key) and the
+    intervals per key, each carrying the verdict of its (list, service)."""
+    if not ruleset.dated_lists:
+        return {}, ()
+    key_of: dict[str, int] = {}
+    keys, starts, ends, verdicts = [], [], [], []
+    codes = [(0, 0, 0)]
+    services = [0]
+    for lst in ruleset.dated_lists:
+        global_key = np.array([key_of.setdefault(p, len(key_of)) for p in lst.prefixes],
+                              np.uint32)
+        activity = ACTIVITY_CODES[lst.category] if lst.category else 0
+        first_code = len(codes)
+        for name in lst.services:
+            codes.append((0, activity, RANKS["named"]))
+            services.append(service_code[name])
+        keys.append(global_key[lst.key] if len(lst.key) else np.zeros(0, np.uint32))
+        starts.append(lst.start)
+        ends.append(lst.end)
+        verdicts.append((lst.service.astype(np.int64) + first_code).astype(np.uint16))
+    if len(codes) > 0xFFFF:
+        raise RuleError(f"dated lists name {len(codes) - 1} services; at most 65534 are supported")
+    prefixes = tuple(key_of)
+    table = _prefix_table([(p, k + 1, "dated list") for p, k in key_of.items()], "dated lists")
+    intervals = _core.DatedIntervals(
+        np.ascontiguousarray(np.concatenate(keys), np.uint32),
+        np.ascontiguousarray(np.concatenate(starts), np.int64),
+        np.ascontiguousarray(np.concatenate(ends), np.int64),
+        np.ascontiguousarray(np.concatenate(verdicts), np.uint16),
+        len(prefixes),
+    )
+    evidence = np.full(len(codes), EVIDENCE["ip_list"], np.uint16)
+    evidence[0] = 0
+    return {
+        "dated_prefixes": table,
+        "dated": intervals,
+        "dated_codes": np.array(codes, np.uint8).reshape(-1, 3),
+        "dated_evidence": evidence,
+        "dated_services": np.array(services, np.uint32),
+    }, prefixes

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nkclass.lists.dated import DatedList
 
 PROTOCOL_NAMES = {
     "tcp/udp": 0,
@@ -187,6 +191,7 @@ class Ruleset:
     files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
     flow_shape: FlowShapeOptions | None = None  # None: the defaults
     service_info: tuple[ServiceInfo, ...] = ()  # operator and country of named services
+    dated_lists: tuple[DatedList, ...] = ()  # entries valid for intervals (Tor relays, ...)
 
     @property
     def shape(self) -> FlowShapeOptions:
@@ -208,6 +213,9 @@ class Ruleset:
             seen.setdefault(d.service, None)
         for a in self.asns:
             seen.setdefault(a.service, None)
+        for lst in self.dated_lists:
+            for name in lst.services:
+                seen.setdefault(name, None)
         return tuple(seen)
 
     def about(self, service: str) -> ServiceInfo | None:
@@ -245,14 +253,21 @@ class Ruleset:
         give it (a [[domain]] rule wins over a [[network]] rule), for
         colouring charts by what a service is for."""
         out = {n.service: n.category for n in self.networks}
+        for lst in self.dated_lists:
+            out.update({name: lst.category for name in lst.services})
         out.update({d.service: d.category for d in self.domains})
         return out
+
+    def with_dated_lists(self, *lists: DatedList) -> Ruleset:
+        """This ruleset with dated lists laid over it (a list replaces one
+        of the same service, as a later ruleset file's would)."""
+        return self.layered(Ruleset(dated_lists=tuple(lists)))
 
     def layered(self, top: Ruleset) -> Ruleset:
         """This ruleset with ``top`` laid over it: entries of ``top`` replace
         entries here with the same watched name, service name (networks,
-        [[service]] entries), port key or domain suffix; everything else is
-        kept, ``top``'s new entries come after."""
+        [[service]] entries, dated lists), port key or domain suffix;
+        everything else is kept, ``top``'s new entries come after."""
         watched = {w.name: w for w in self.watched}
         watched.update({w.name: w for w in top.watched})
         top_services = {n.service for n in top.networks}
@@ -278,6 +293,8 @@ class Ruleset:
                 asns.append(kept)
         info = {i.name: i for i in self.service_info}
         info.update({i.name: i for i in top.service_info})
+        top_lists = {lst.services[0] for lst in top.dated_lists}
+        dated = [lst for lst in self.dated_lists if lst.services[0] not in top_lists]
         return Ruleset(
             name=top.name or self.name,
             version=top.version or self.version,
@@ -291,4 +308,5 @@ class Ruleset:
             files=(*self.files, *top.files),
             flow_shape=top.flow_shape if top.flow_shape is not None else self.flow_shape,
             service_info=tuple(info.values()),
+            dated_lists=(*dated, *top.dated_lists),
         )

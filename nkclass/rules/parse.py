@@ -12,6 +12,7 @@ them give the file and line but never their text.
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import os
 import re
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from nkclass.addresses import parse_prefixes
-from nkclass.errors import RuleError, SchemaValueError
+from nkclass.errors import InputError, RuleError, SchemaValueError
 from nkclass.labels import ACTIVITIES, APPS
+from nkclass.lists.dated import LIST_FORMATS, DatedList, read_dated_list
+from nkclass.lists.files import DatedListError
 from nkclass.rules.model import (
     AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
@@ -63,8 +66,9 @@ TABLE_KEYS = {
     "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
     "service": {"name", "org", "operator", "country", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
+    "dated_list": {"service", "category", "files", "format", "flags", "source"},
 }
-ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service")
+ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service", "dated_list")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
@@ -342,6 +346,8 @@ def parse_text(
     as_rules = [_as_rule(e, as_seen) for e in entries("asn")]
     info_seen: dict[str, str] = {}
     service_info = [_service_info(e, info_seen) for e in entries("service")]
+    list_seen: dict[str, str] = {}
+    dated_lists = [_dated_list(e, list_seen, roots) for e in entries("dated_list")]
     return Ruleset(
         name=head.text("name") or "",
         version=head.text("version") or "",
@@ -355,6 +361,7 @@ def parse_text(
         files=(path,),
         flow_shape=flow_shape,
         service_info=tuple(service_info),
+        dated_lists=tuple(dated_lists),
     )
 
 
@@ -760,3 +767,57 @@ def _service_info(entry: _Entry, seen: dict[str, str]) -> ServiceInfo:
         source=entry.text("source") or "",
         origin=entry.origin(),
     )
+
+
+def _dated_list(entry: _Entry, seen: dict[str, str], roots: _ListRoots) -> DatedList:
+    """A [[dated_list]] entry, its files read (relative to the ruleset's
+    folder, and only inside it or the allowed folders)."""
+    service = entry.text("service", required=True)
+    if not SERVICE_RE.match(service) or service == "none":
+        raise entry.fail(f"service name {service!r} must be lowercase, without spaces", "service")
+    if service in seen:
+        raise entry.fail(f"dated list {service!r} is already given by {seen[service]}", "service")
+    seen[service] = entry.label
+    category = entry.vocabulary("category", ACTIVITIES)
+    fmt = entry.text("format", required=True)
+    if fmt not in LIST_FORMATS:
+        raise entry.fail(f"unknown format {fmt!r}; expected one of {', '.join(LIST_FORMATS)}",
+                         "format")
+    flags = entry.strings("flags")
+    if flags and fmt not in ("tor-consensus", "onionoo-details"):
+        raise entry.fail("flags select Tor relays (formats tor-consensus, onionoo-details)",
+                         "flags")
+    names = entry.strings("files", required=True)
+    if not names:
+        raise entry.fail("a dated list needs at least one file", "files")
+    paths = []
+    for name in names:
+        # Only from the ruleset's folder or allowed_dirs, links resolved
+        # first; a pattern's matches are checked one by one.
+        shown = Path(name) if roots.base_dir is None else roots.base_dir / name
+        matches = (sorted(glob.glob(str(shown))) if any(c in name for c in "*?[")
+                   else [str(shown)])
+        for match in matches or [str(shown)]:
+            try:
+                real = Path(match).resolve()
+            except (OSError, RuntimeError) as exc:
+                reason = getattr(exc, "strerror", None) or "cannot be resolved"
+                raise entry.fail(f"{name!r}: {reason}", "files", name) from None
+            if not any(real.is_relative_to(folder) for folder in roots.folders):
+                where = ("the ruleset's folder" if roots.base_dir is not None
+                         else "the allowed folders (the ruleset is text)")
+                raise entry.fail(f"{name!r} is outside {where}; list files are read only from "
+                                 "there or from load_rules(..., allowed_dirs=[...])",
+                                 "files", name)
+            if not real.exists():
+                raise entry.fail(f"{name!r}: no such file or folder", "files", name)
+            paths.append(match)
+    try:
+        return read_dated_list(paths, fmt, service=service, category=category,
+                               source=entry.text("source") or "", flags=flags,
+                               origin=entry.origin())
+    except DatedListError as exc:
+        raise RuleError(exc.reason, exc.path, exc.line) from None
+    except InputError as exc:
+        raise entry.fail(exc.reason, "files") from None
+

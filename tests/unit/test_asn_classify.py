@@ -84,6 +84,25 @@ def test_exporter_as_fields_work_without_a_table():
     assert result.dst_as.tolist() == [32934, 64500]
 
 
+def test_exporter_numbers_resolve_as_a_search_would_small_and_large():
+    """AS numbers below DENSE_LIMIT go through a table, larger ones through a
+    search: both give the entry ids a sorted search gives."""
+    from nkclass.asn.attribution import DENSE_LIMIT
+
+    db = AsDatabase.from_prefixes(["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"],
+                                  [64500, 4_200_000_001, DENSE_LIMIT])
+    attribution = nkclass.Classifier(asn=db)._compiled.attribution
+    keys, ids = attribution.number_keys, attribution.number_ids
+    rng = np.random.default_rng(3)
+    numbers = np.concatenate([rng.choice(keys, 500), rng.integers(0, 2**32, 500),
+                              keys - 1, keys + 1, [0, 2**32 - 1, len(attribution.number_table)]])
+    numbers = numbers.astype(np.uint32)
+    at = np.minimum(np.searchsorted(keys, numbers), len(keys) - 1)
+    expected = np.where((keys[at] == numbers) & (numbers != 0), ids[at], 0)
+    assert attribution.ids_for_numbers(numbers).tolist() == expected.tolist()
+    assert attribution.ids_for_numbers(np.array([4_200_000_001], np.uint32))[0] != 0
+
+
 def test_the_peer_is_the_unwatched_side(clf):
     batch = {"src_ip": ["45.57.1.1"], "dst_ip": [KP], "src_port": np.array([443]),
              "dst_port": np.array([50000]), "protocol": np.array([6])}

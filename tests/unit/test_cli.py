@@ -160,9 +160,10 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labelled(synthetic):
-    """The synthetic flows with their labels, as pandas (the reference)."""
+    """The synthetic flows with their labels, as pandas (the reference; the
+    commands learn names across batches as one pass over the table does)."""
     table = pa.Table.from_batches(list(nkclass.read(synthetic)))
-    labels = nkclass.Classifier().classify(table).to_arrow()
+    labels = nkclass.Classifier().classify(table, names=nkclass.NameCache()).to_arrow()
     frame = labels.select([c for c in labels.column_names if c != "peer_org"]).to_pandas()
     for label in ("path", "side", "activity", "service"):
         frame[label] = frame[label].astype(str)

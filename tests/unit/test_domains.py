@@ -170,7 +170,7 @@ def test_classifier_uses_payload_and_domain_name_beats_ip_service():
     )
     clf = _classifier(inspector, service_prefix=([0x05060700], [24], [7]))
     hello = build_client_hello([(0, b"www.facebook.com")])
-    _, _, service, app, activity, evidence, _, _ = _classify(clf, hello)
+    _, _, service, app, activity, evidence, _, _, _ = _classify(clf, hello)
     assert _core.APP_NAMES[app[0]] == "tls"
     assert service[0] == 3  # the SNI's service, not the IP list's 7
     assert _core.ACTIVITY_NAMES[activity[0]] == "social"

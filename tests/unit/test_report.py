@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -325,6 +326,10 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "headline figures" in out and "charts written to" in out
     assert "change points found" in out and "kp_range vpn+tor+proxy:" in out
+    bare = re.search(r"(\d+)% are flow records without payload, (\d+)% carry AS fields", out)
+    assert int(bare[1]) >= 80 and 0 < int(bare[2]) < 100
+    mining = next(line for line in out.splitlines() if line.startswith("mining flows per day"))
+    assert "dns_learned" in mining.split('"at least tenfold"')[1]  # what carried the figure
     assert len(list((tmp_path / "demo").glob("*.png"))) >= 8
     assert (tmp_path / "demo" / "western_chinese.png").exists()
 

@@ -14,6 +14,7 @@ import pytest
 
 import nkclass
 from nkclass.demo import PLANTED, SYNTH_SCHEMA, generate
+from nkclass.demo.synth import NAME_GRACE
 from nkclass.demo.world import AS_TRANSTELEKOM, RESERVED
 from nkclass.flows.schema import ALL_FIELDS, REQUIRED
 
@@ -32,7 +33,8 @@ def classifier() -> nkclass.Classifier:
 
 @pytest.fixture(scope="module")
 def frame(table, classifier) -> pd.DataFrame:
-    result = classifier.classify(table)
+    # as the demo does: names learned from earlier DNS answers and server names
+    result = classifier.classify(table, names=nkclass.NameCache(grace=NAME_GRACE))
     src_as = table["src_as"].to_numpy()
     dst_as = table["dst_as"].to_numpy()
     side = result.side
@@ -109,8 +111,11 @@ def test_payloads_are_real_protocol_messages(table):
     src = sample["src_payload"].to_pylist()
     dst = sample["dst_payload"].to_pylist()
     port = sample["dst_port"].to_numpy()
-    has = np.array([p is not None for p in src])
-    assert 0.2 < 1 - has.mean() < 0.8  # a mix of flows with and without payload
+    # like bulk flow telemetry: at least 80% records without payload, a few captured
+    has = [table[c].is_valid().to_numpy(zero_copy_only=False)
+           for c in ("src_payload", "dst_payload")]
+    bare = 1 - (has[0] | has[1]).mean()
+    assert 0.80 <= bare < 0.95
     seen = set()
     for p, q, dport in zip(src, dst, port, strict=True):
         if p is None:
@@ -119,6 +124,7 @@ def test_payloads_are_real_protocol_messages(table):
             seen.add("dns")
             assert p[:2] == q[:2] and q[2] & 0x80  # same id, response bit
             assert _qname(p)
+            assert struct.unpack("!H", q[6:8])[0] >= 1  # answers: the service's addresses
         elif p[0] == 0x16:
             seen.add("tls")
             assert _sni(p)
@@ -204,22 +210,31 @@ def test_gaming_and_streaming_over_65_percent_of_2017(watched, classifier):
     planted = in2017.component.isin(["gaming", "streaming"]).mean()
     assert planted > 0.65
     assert _reads_sni(classifier), "the payload detectors name services from SNI/Host"
+    # mostly flow records without payload: names learned from DNS answers
+    # carry them, less completely on this small sample than in the demo's 2M
     recovered = in2017.activity.isin(["gaming", "streaming"]).mean()
-    assert recovered > 0.65
+    assert recovered > 0.85 * planted
 
 
 def test_western_services_give_way_to_chinese_ones(watched, classifier):
     """Report 2 (DOMAIN.md 1.2): in 2017 Facebook had "more than double the
     daily usage of its Chinese counterparts"; by 2018-2019 Western services
-    were "nearly totally abandoned" for Alibaba, Tencent and Baidu."""
-    west = ["facebook", "google", "instagram", "amazon"]
-    china = ["baidu", "alibaba", "taobao", "qq", "weibo"]
+    were "nearly totally abandoned" for Alibaba, Tencent and Baidu. Counted
+    as the demo figure does: social, search and shopping flows by the
+    services' operator countries (names learned on the wire, AS numbers)."""
+    from nkclass.demo.figures import COMPARED_ACTIVITIES, origins
+
+    side = origins(classifier.rules)
     assert _reads_sni(classifier), "the payload detectors name services from SNI/Host"
-    year = watched.ts.dt.year
-    y2017 = watched.service[year == 2017]
-    assert (y2017 == "facebook").sum() > 2 * y2017.isin(["qq", "weibo"]).sum()
-    y2019 = watched.service[year == 2019]
-    assert y2019.isin(china).sum() > 5 * y2019.isin(west).sum()
+    compared = watched[watched.activity.isin(COMPARED_ACTIVITIES)]
+    year = compared.ts.dt.year
+
+    def ratio(y: int) -> float:
+        services = compared.service[year == y]
+        return services.isin(side["Chinese"]).sum() / services.isin(side["Western"]).sum()
+
+    assert ratio(2017) < 0.7  # planted 0.44
+    assert ratio(2019) > 5
 
 
 def test_weekend_share_falls_from_2017_to_2019(watched):
@@ -231,6 +246,13 @@ def test_weekend_share_falls_from_2017_to_2019(watched):
     hour = watched.ts.dt.hour  # business hours 09-18 Pyongyang = 00-09 UTC
     office = (hour < 9)[year == 2019].mean(), (hour < 9)[year == 2017].mean()
     assert office[0] > office[1]
+
+
+def test_only_the_kp_range_exporter_fills_in_as_fields(frame, table):
+    has_as = (table["src_as"].to_numpy() > 0) | (table["dst_as"].to_numpy() > 0)
+    assert not has_as[(frame.path != "kp_range").to_numpy()].any()
+    assert has_as[(frame.path == "kp_range").to_numpy()].mean() > 0.9
+    assert 0.3 < has_as.mean() < 0.7
 
 
 def test_transtelekom_share_of_kp_range(watched):

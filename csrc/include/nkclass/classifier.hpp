@@ -37,6 +37,7 @@ enum Evidence : std::uint16_t {
     kEvPairCache = 1u << 7,   // an earlier payload-confirmed flow of the same pair
     kEvAsn = 1u << 8,         // the peer's AS number
     kEvWatched = 1u << 9,     // the server side sits in a watched network
+    kEvDnsLearned = 1u << 10, // a name learned on the wire (DNS answer, earlier SNI / Host)
 };
 
 // How strong a piece of evidence is. A candidate with a higher rank always
@@ -45,7 +46,8 @@ enum Rank : std::uint8_t {
     kRankNone = 0,
     kRankWeak = 1,     // port-only guesses, flow shape, watched server side
     kRankAsn = 2,      // AS-number categories, ports declared strong
-    kRankNamed = 3,    // named lists: peer networks, SNI / Host / DNS names, pair cache
+    kRankNamed = 3,    // named lists: peer networks, dated lists, SNI / Host / DNS names,
+                       // learned names, pair cache
     kRankPayload = 4,  // payload-confirmed
 };
 
@@ -153,6 +155,16 @@ struct LabelColumns {
     std::uint32_t* peer_as = nullptr;
 };
 
+// The server name a payload stage read from a flow (TLS SNI, HTTP Host,
+// DNS query name, SOCKS / CONNECT host): `kind` is a NameKind of
+// detectors.hpp (0 = none), `text` holds `len` lowercase bytes and a NUL.
+inline constexpr std::size_t kMaxServerName = 253;
+struct ServerName {
+    std::uint8_t kind = 0;
+    std::uint8_t len = 0;
+    char text[kMaxServerName + 1];
+};
+
 // What the payload stage proposed for one flow.
 struct PayloadCandidates {
     static constexpr std::size_t kMax = 4;
@@ -163,6 +175,21 @@ struct PayloadCandidates {
 // The payload stage of the pass: proposes candidates from the first bytes
 // each side sent. Implementations must be thread-safe and bounds-checked.
 class PairCache;
+class NameCache;
+class DomainTable;
+class DatedIntervals;
+class NameDictionary;
+
+// Optional per-flow name outputs of a pass: codes into `names` (1-based;
+// 0 = none). `sni` / `host`: the TLS server name / HTTP Host the flow's
+// own payload carried; `learned`: the name learned on the wire for the
+// flow's peer (address and port) that was live at the flow's start.
+struct NameColumns {
+    std::uint32_t* sni = nullptr;
+    std::uint32_t* host = nullptr;
+    std::uint32_t* learned = nullptr;
+    NameDictionary* names = nullptr;
+};
 
 class PayloadInspector {
 public:
@@ -175,12 +202,24 @@ public:
                                 std::size_t dst_len, Candidate* out,
                                 std::size_t cap) const noexcept = 0;
 
+    // inspect() that also reports the server name the bytes carried
+    // (`name->kind` 0 when none). The default reports none.
+    virtual std::size_t inspect_named(std::uint8_t protocol, std::uint16_t src_port,
+                                      std::uint16_t dst_port, const std::uint8_t* src,
+                                      std::size_t src_len, const std::uint8_t* dst,
+                                      std::size_t dst_len, Candidate* out, std::size_t cap,
+                                      ServerName* name) const noexcept {
+        name->kind = 0;
+        name->len = 0;
+        return inspect(protocol, src_port, dst_port, src, src_len, dst, dst_len, out, cap);
+    }
+
     // inspect() for flows [begin, begin + count) of `cols` (which must hold
     // protocol, ports and at least one payload column), into out[0, count).
     // The same candidates as per-flow calls, fetching payloads a few flows
-    // ahead.
+    // ahead. With `names`, inspect_named() fills names[0, count) too.
     void inspect_block(const FlowColumns& cols, std::size_t begin, std::size_t count,
-                       PayloadCandidates* out) const noexcept;
+                       PayloadCandidates* out, ServerName* names = nullptr) const noexcept;
 };
 
 struct ClassifierSpec {
@@ -211,6 +250,20 @@ struct ClassifierSpec {
     std::shared_ptr<const PrefixTable> as_table;
     std::vector<std::uint16_t> as_entry_verdict;  // index = AS entry id -> as_verdicts index
     std::vector<Candidate> as_verdicts;  // index = verdict code (entry 0 unused)
+    // Dated lists (optional; see dated_table.hpp): `dated_prefixes` maps an
+    // address to a key (label k = key k - 1), `dated` holds each key's
+    // validity intervals and their verdict codes, `dated_verdicts[code]`
+    // what an entry valid at the flow's ts_start proposes (named rank,
+    // kEvIpList, a service). The stage runs when all three are set and the
+    // batch has ts_start. The address looked at is the peer's as for the
+    // service stage: the unwatched side, else the destination when it has
+    // a valid entry, else the source.
+    std::shared_ptr<const PrefixTable> dated_prefixes;
+    std::shared_ptr<const DatedIntervals> dated;
+    std::vector<Candidate> dated_verdicts;  // index = verdict code (entry 0 unused)
+    // The domain table learned names are matched against (optional; the
+    // payload stage's own table, so names mean the same in both).
+    std::shared_ptr<const DomainTable> domains;
 };
 
 class Classifier {
@@ -239,8 +292,21 @@ public:
     // earlier confirmed one. The cache stays locked for the whole pass:
     // threads sharing a cache take turns; the classifier itself is not
     // modified.
-    void classify(const FlowColumns& cols, const LabelColumns& out,
-                  PairCache* cache = nullptr) const noexcept;
+    //
+    // Learned names (when `names` is given), in flow order: a flow whose
+    // payload carries no SNI / Host of its own looks its peer (address and
+    // port, then address alone) up in `names` at its ts_start (0 without
+    // that column); a live name that the domain table matches proposes the
+    // domain's activity and service at kRankNamed with kEvDnsLearned. Then
+    // the flow teaches: its payload's SNI / Host as (destination address,
+    // destination port) -> name, and the A / AAAA answers of a DNS response
+    // on port 53 as (address, any port) -> the question's name, with the
+    // answer's TTL. So later flows of the same batch and of later batches
+    // are named. `names` stays locked for the pass (after `cache`).
+    // `name_out` (optional) receives the sni / host / learned columns.
+    void classify(const FlowColumns& cols, const LabelColumns& out, PairCache* cache = nullptr,
+                  NameCache* names = nullptr,
+                  const NameColumns* name_out = nullptr) const noexcept;
 
     const ClassifierSpec& spec() const noexcept { return spec_; }
 
@@ -250,7 +316,7 @@ public:
 private:
     template <bool kShape, bool kCache>
     void run(const FlowColumns& cols, const LabelColumns& out, const std::uint16_t* shape_mask,
-             PairCache* cache) const noexcept;
+             PairCache* cache, NameCache* names, const NameColumns* name_out) const noexcept;
 
     ClassifierSpec spec_;
     std::vector<ScoredCandidate> port_scored_;     // by port rule id
@@ -260,6 +326,8 @@ private:
     ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape
     ScoredCandidate cache_scored_;                 // mining, named, pair_cache
     std::vector<ScoredCandidate> as_scored_;       // by AS verdict code
+    std::vector<ScoredCandidate> dated_scored_;    // by dated verdict code
+    std::uint64_t tag_;                            // this classifier's id in name caches
 };
 
 }  // namespace nkclass

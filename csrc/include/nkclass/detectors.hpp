@@ -43,6 +43,7 @@ inline constexpr const char* kCoinNames[kCoinCount] = {"unknown", "xmr", "btc", 
 enum NameKind : std::uint8_t { kNameNone = 0, kNameSni, kNameHost, kNameDns, kNameSocks };
 
 inline constexpr std::size_t kMaxName = 253;   // DNS limit for a dotted name
+static_assert(kMaxName == kMaxServerName, "server names have one length limit");
 inline constexpr std::size_t kMaxAgent = 63;   // longer agents are cut
 inline constexpr std::size_t kMaxAlpn = 15;    // longer ALPN protocol ids are dropped
 
@@ -165,6 +166,12 @@ public:
                         const std::uint8_t* src, std::size_t src_len, const std::uint8_t* dst,
                         std::size_t dst_len, Candidate* out,
                         std::size_t cap) const noexcept override;
+    // inspect() reporting the detection's server name too.
+    std::size_t inspect_named(std::uint8_t protocol, std::uint16_t src_port,
+                              std::uint16_t dst_port, const std::uint8_t* src,
+                              std::size_t src_len, const std::uint8_t* dst, std::size_t dst_len,
+                              Candidate* out, std::size_t cap,
+                              ServerName* name) const noexcept override;
     // The same, also returning the detection (for the test-facing binding).
     std::size_t inspect_detail(std::uint8_t protocol, std::uint16_t src_port,
                                std::uint16_t dst_port, const std::uint8_t* src,

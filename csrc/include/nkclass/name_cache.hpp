@@ -1,0 +1,194 @@
+// Names learned on the wire: address (and port) -> server name, with the
+// time the mapping was seen and how long it holds, so that later flow
+// records to that address can be named through the domain rules without
+// payload of their own.
+//
+// Sources: DNS answers (an A/AAAA record of the question's name: key
+// (address, port 0), which matches any port) and the TLS SNI or HTTP Host
+// of an earlier flow (key (server address, server port)). A lookup tries
+// (address, port) first, then (address, 0).
+//
+// Time is flow time in ms since the epoch. A mapping learned at t with TTL
+// `ttl_ms` holds for flows starting in [first_seen, expires] where
+// first_seen = t and expires = t + ttl_ms + grace_ms. Learning the same
+// name again for a key widens that interval; learning another name
+// replaces the entry when it is at least as recent (first_seen >= the
+// entry's), and is ignored ("stale") otherwise. Addresses are kept in
+// their 16-byte form (IPv4 as ::ffff:a.b.c.d).
+//
+// Memory is bounded: at most `capacity` entries; learning a new key when
+// full evicts the least recently learned entry (counted as "expired" when
+// its interval had ended before the newest time learned so far, else as
+// "evicted"). Names are interned and freed with their last entry.
+//
+// Thread-safety: the public methods that do not end in _locked lock the
+// cache's mutex; the classifier's pass holds mutex() around a whole batch
+// and calls the *_locked methods. Nothing throws except the constructor
+// and entries(); when memory runs out a learn is refused and counted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "nkclass/domains.hpp"
+#include "nkclass/pair_cache.hpp"
+
+namespace nkclass {
+
+// Where a learned name came from.
+enum NameOrigin : std::uint8_t { kOriginNone = 0, kOriginDns = 1, kOriginSni = 2, kOriginHost = 3 };
+
+struct NameKey {
+    AddressWords address;
+    std::uint16_t port = 0;  // 0: any port (a DNS answer)
+    bool operator==(const NameKey& o) const noexcept {
+        return address == o.address && port == o.port;
+    }
+};
+
+inline NameKey name_key(const AddressColumn& col, std::size_t i, std::uint16_t port) noexcept {
+    return {address_words(col, i), port};
+}
+
+class NameCache {
+public:
+    static constexpr std::size_t kMaxCapacity = std::size_t{1} << 28;
+
+    struct Stats {
+        std::uint64_t learned = 0;    // new keys
+        std::uint64_t refreshed = 0;  // the same name again (interval widened)
+        std::uint64_t replaced = 0;   // another, more recent name for a key
+        std::uint64_t stale = 0;      // another, older name for a key (ignored)
+        std::uint64_t evicted = 0;    // dropped for room while still live
+        std::uint64_t expired = 0;    // dropped for room after their interval
+        std::uint64_t refused = 0;    // names that are not names, or no memory
+    };
+
+    // One entry, as entries() lists them.
+    struct Entry {
+        NameKey key;
+        std::uint8_t origin;
+        std::string name;
+        std::int64_t first_seen, expires;  // ms
+    };
+
+    // 1 <= capacity <= kMaxCapacity; grace_ms >= 0. Throws
+    // std::invalid_argument otherwise.
+    NameCache(std::size_t capacity, std::int64_t grace_ms);
+
+    std::size_t capacity() const noexcept { return capacity_; }
+    std::int64_t grace_ms() const noexcept { return grace_ms_; }
+    std::size_t size() const noexcept;
+    Stats stats() const noexcept;
+    void clear() noexcept;
+    // Entries from least to most recently learned: absorbing them in this
+    // order into an empty cache rebuilds it.
+    std::vector<Entry> entries() const;
+    // Takes every entry of `other` (least recent first) as absorb() does.
+    void merge_from(const NameCache& other) noexcept;
+
+    std::mutex& mutex() const noexcept { return mutex_; }
+
+    // Learns key -> name at t (ms) for ttl_ms >= 0. `name` must be 1 ..
+    // kMaxName bytes of 0x21..0x7e; it is lowercased and a trailing dot
+    // dropped. Returns false (and counts it) when refused.
+    bool learn_locked(const NameKey& key, const char* name, std::size_t len, std::int64_t t,
+                      std::int64_t ttl_ms, std::uint8_t origin) noexcept;
+    // Takes an entry with its interval as given (first_seen <= expires).
+    bool absorb_locked(const NameKey& key, const char* name, std::size_t len,
+                       std::int64_t first_seen, std::int64_t expires,
+                       std::uint8_t origin) noexcept;
+    bool learn(const NameKey& key, const char* name, std::size_t len, std::int64_t t,
+               std::int64_t ttl_ms, std::uint8_t origin) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return learn_locked(key, name, len, t, ttl_ms, origin);
+    }
+
+    // The hash lookups use; find_locked(key, hash_of(key), t) after
+    // prefetch(hash_of(key)) hides the memory latency of a batch.
+    static std::uint64_t hash_of(const NameKey& key) noexcept;
+    void prefetch(std::uint64_t hash) const noexcept {
+        if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+    }
+    // A handle (>= 1) on the entry live for `key` at t, or 0. Handles stay
+    // valid until the next learn or absorb.
+    std::uint32_t find_locked(const NameKey& key, std::uint64_t hash, std::int64_t t) const noexcept;
+    const std::string& name_locked(std::uint32_t handle) const noexcept {
+        return *names_[nodes_[handle - 1].name - 1].text;
+    }
+    std::uint8_t origin_locked(std::uint32_t handle) const noexcept {
+        return nodes_[handle - 1].origin;
+    }
+    // The domain-table match of the entry's name, remembered per name and
+    // `tag` (one tag per classifier, so a cache shared by classifiers stays
+    // correct).
+    DomainMatch match_locked(std::uint32_t handle, std::uint64_t tag,
+                             const DomainTable& domains) noexcept;
+    std::size_t size_locked() const noexcept { return used_; }
+
+private:
+    static constexpr std::uint32_t kNil = 0xffffffffu;
+    struct Slot {
+        std::uint32_t hash = 0;   // low 32 bits of the key's hash
+        std::uint32_t entry = 0;  // entry index + 1; 0 = empty
+    };
+    struct Node {
+        NameKey key;
+        std::uint32_t name = 0;  // name id
+        std::uint32_t prev = kNil, next = kNil;
+        std::uint8_t origin = 0;
+        std::int64_t first_seen = 0, expires = 0;
+    };
+    struct NameRec {
+        const std::string* text = nullptr;
+        std::uint32_t refs = 0;
+        std::uint64_t tag = 0;
+        DomainMatch match;
+    };
+
+    std::size_t find_slot(const NameKey& key, std::uint64_t hash) const noexcept;  // or npos
+    void erase_slot(std::size_t i) noexcept;
+    bool grow_slots() noexcept;
+    void unlink(std::uint32_t e) noexcept;
+    void link_newest(std::uint32_t e) noexcept;
+    std::uint32_t intern(const std::string& name);  // may throw bad_alloc
+    void release(std::uint32_t id) noexcept;
+    void evict_oldest() noexcept;
+
+    std::size_t capacity_;
+    std::int64_t grace_ms_;
+    mutable std::mutex mutex_;
+    std::vector<Slot> slots_;  // power-of-two size, at most half full
+    std::size_t mask_ = 0;
+    std::vector<Node> nodes_;
+    std::vector<std::uint32_t> free_nodes_;
+    std::uint32_t oldest_ = kNil, newest_ = kNil;
+    std::size_t used_ = 0;
+    std::unordered_map<std::string, std::uint32_t> name_ids_;
+    std::vector<NameRec> names_;
+    std::vector<std::uint32_t> free_names_;
+    std::int64_t newest_time_ = INT64_MIN;
+    Stats stats_;
+};
+
+// The names of one pass's name outputs (NameColumns), interned: code
+// i + 1 is names()[i].
+class NameDictionary {
+public:
+    // The code of `name` (>= 1), or 0 when memory ran out (failed() then
+    // says so).
+    std::uint32_t code(const char* name, std::size_t len) noexcept;
+    const std::vector<std::string>& names() const noexcept { return names_; }
+    bool failed() const noexcept { return failed_; }
+
+private:
+    std::unordered_map<std::string, std::uint32_t> index_;
+    std::vector<std::string> names_;
+    bool failed_ = false;
+};
+
+}  // namespace nkclass

@@ -30,8 +30,7 @@ if not _source_tree.is_built(_Path(__file__).parent):
     _sys.modules[__name__] = _source_tree.load_installed(__name__, __file__)
 else:
     from nkclass import asn
-    from nkclass.cache import PairCache
-    from nkclass.classify import Classified, Classifier
+    from nkclass.classify import Classified, Classifier, PairCache, PrefixTable
     from nkclass.errors import (
         InputError,
         NkclassError,
@@ -43,7 +42,6 @@ else:
     from nkclass.flows.schema import FLOW_SCHEMA
     from nkclass.flows.write import write
     from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
-    from nkclass.prefix import PrefixTable
     from nkclass.rules import Ruleset, load_rules
 
 __version__ = "0.1.0"

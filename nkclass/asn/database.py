@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from nkclass import _core
-from nkclass.addresses import parse_addresses
+from nkclass.addresses import lookup_native, parse_addresses
 from nkclass.asn import cache as cache_file
 from nkclass.asn.formats import AsDataError, AsRows, read_rows
-from nkclass.prefix import lookup_native
 
 #: Bumped whenever compiling a source would give a different table.
 COMPILER_VERSION = 1

@@ -9,9 +9,9 @@ import numpy as np
 
 from nkclass import _core
 from nkclass.addresses import parse_prefixes
+from nkclass.classify.stages.prefix import PrefixBuildError, build_native
 from nkclass.errors import RuleError, SchemaValueError, describe
 from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
-from nkclass.prefix import PrefixBuildError, build_native
 from nkclass.rules.check import check_ruleset
 from nkclass.rules.model import Ruleset
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 from nkclass.addresses import format_addresses
 from nkclass.asn.attribution import exporter_numbers
 from nkclass.asn.database import AsDatabase, default_database
-from nkclass.cache import PairCache
+from nkclass.classify.stages.pair_cache import PairCache
 from nkclass.errors import SchemaValueError
 from nkclass.flows.batch import MEASUREMENT_COLUMNS, FlowBatch
 from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, SIDES, evidence_names

@@ -10,6 +10,9 @@ The public surface::
     for batch in nkclass.read("capture.pcap"):   # pcap, Parquet, nfdump, Zeek, pmacct, GoFlow2
         ...
 
+    clf.save("rules.nkc")                        # compiled ruleset, for the C interface
+    clf = nkclass.load_compiled("rules.nkc")     # ... and back
+
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
     nkclass.asn.AsDatabase.open("GeoLite2-ASN.mmdb").lookup(addresses)   # IP to AS
 
@@ -44,6 +47,8 @@ else:
     from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
     from nkclass.rules import Ruleset, load_rules
 
+    load_compiled = Classifier.load
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -64,6 +69,7 @@ __all__ = [
     "SchemaTypeError",
     "SchemaValueError",
     "asn",
+    "load_compiled",
     "load_rules",
     "read",
     "write",

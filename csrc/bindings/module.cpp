@@ -12,6 +12,7 @@ void init_classifier(py::module_& m);
 void init_flow_meter(py::module_& m);
 void init_detectors(py::module_& m);
 void init_aggregate(py::module_& m);
+void init_ruleset_file(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -24,6 +25,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_classifier(m);
     nkclass::bind::init_flow_meter(m);
     nkclass::bind::init_aggregate(m);
+    nkclass::bind::init_ruleset_file(m);
 
     namespace py = pybind11;
     py::list apps, activities;

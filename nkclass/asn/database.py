@@ -105,6 +105,15 @@ class AsDatabase:
         return db
 
     @classmethod
+    def from_native(cls, native: _core.PrefixTable, asns: np.ndarray, orgs: tuple[str, ...],
+                    source: dict) -> AsDatabase:
+        """A database over a table built elsewhere (a compiled ruleset's):
+        ``native``'s labels are entry ids into ``asns`` and ``orgs``."""
+        db = cls.__new__(cls)
+        db._native, db.asns, db.orgs, db.source = native, asns, orgs, source
+        return db
+
+    @classmethod
     def from_prefixes(cls, prefixes: list[str], asns: list[int],
                       orgs: list[str] | None = None) -> AsDatabase:
         """A table from prefix texts, AS numbers and (optionally) names."""

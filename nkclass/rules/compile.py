@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,11 @@ MAX_PATHS = 65535
 
 @dataclass(frozen=True)
 class CompiledRules:
-    """Native tables plus the name lists that decode their codes."""
+    """Native tables plus the name lists that decode their codes.
+
+    ``image`` holds every array the classifier was built from, keyed as
+    ``nkclass._core.encode_ruleset`` takes them: the content of a compiled
+    ruleset file (:mod:`nkclass.rules.compiled`)."""
 
     paths: tuple[str, ...]
     services: tuple[str, ...]
@@ -36,6 +40,7 @@ class CompiledRules:
     domain_services: np.ndarray  # uint32 service code per suffix
     domain_activities: np.ndarray  # uint8 activity code per suffix
     attribution: AsAttribution | None = None  # the AS stage, when on
+    image: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTable:
@@ -145,19 +150,38 @@ def compile_rules(
         raise RuleError(f"domain {owner.service!r} ({owner.origin}): suffix "
                         f"{suffixes[index]!r}: {reason}") from None
 
-    as_kwargs = {}
+    from nkclass import __version__
+
     attribution = None
     if as_stage:
         from nkclass.asn.attribution import build_attribution
 
         attribution = build_attribution(ruleset, service_code, database)
-        as_kwargs = {
-            "as_table": database.native if database is not None else None,
-            "as_codes": attribution.codes,
-            "as_evidence": attribution.evidence,
-            "as_services": attribution.services,
-            "as_entry_verdict": attribution.entry_verdict,
-        }
+    image = {
+        "meta": [ruleset.name, ruleset.version, f"nkclass {__version__}"],
+        "path_names": list(paths),
+        "service_names": list(services),
+        "paths": path_table.__getstate__(),
+        "services": service_table.__getstate__(),
+        "ports": port_table.__getstate__()[:3],
+        "port_codes": port_codes,
+        "port_evidence": port_evidence,
+        "service_codes": service_codes,
+        "service_evidence": service_evidence,
+        "server_activity": server_activity,
+        "precedence": _precedence(ruleset),
+        "domain_suffixes": list(suffixes),
+        "domain_services": domain_services,
+        "domain_activities": domain_activities,
+        "shape_min_conditions": ruleset.shape.min_conditions,
+        "shape_min_flows": ruleset.shape.min_flows,
+        "as_stage": attribution is not None,
+        "as_rows": None,
+    }
+    if attribution is not None:
+        image.update(attribution.image())
+        if database is not None:
+            image["as_rows"] = database.native.__getstate__()
     native = _core.Classifier(
         path_table,
         service_table,
@@ -167,11 +191,11 @@ def compile_rules(
         service_codes,
         service_evidence,
         server_activity,
-        _precedence(ruleset),
+        image["precedence"],
         payload=inspector,
         shape_min_conditions=ruleset.shape.min_conditions,
         shape_min_flows=ruleset.shape.min_flows,
-        **as_kwargs,
+        **_as_arguments(attribution, database.native if database is not None else None),
     )
     return CompiledRules(
         paths=paths,
@@ -184,4 +208,18 @@ def compile_rules(
         domain_services=domain_services,
         domain_activities=domain_activities,
         attribution=attribution,
+        image=image,
     )
+
+
+def _as_arguments(attribution: AsAttribution | None, table: object) -> dict:
+    """The AS stage's arguments of the native classifier (none when off)."""
+    if attribution is None:
+        return {}
+    return {
+        "as_table": table,
+        "as_codes": attribution.codes,
+        "as_evidence": attribution.evidence,
+        "as_services": attribution.services,
+        "as_entry_verdict": attribution.entry_verdict,
+    }

@@ -4,6 +4,7 @@
 // borrowed and never released here.
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -118,7 +119,8 @@ public:
 
     // The first null row, or n().
     std::size_t first_null(const Column& c) const noexcept {
-        if (c.array->null_count == 0 || c.array->buffers[0] == nullptr) return n_;
+        if (c.array->null_count == 0 || c.array->n_buffers < 1 || c.array->buffers[0] == nullptr)
+            return n_;
         for (std::size_t i = 0; i < n_; ++i)
             if (null_at(c, i)) return i;
         return n_;
@@ -388,9 +390,8 @@ private:
     }
 
 public:
-    // A new buffer of T that lives as long as the batch. The outer vector
-    // may move its elements when it grows, but a moved std::vector keeps
-    // its buffer, so pointers into earlier buffers stay valid.
+    // A new buffer of T that lives as long as the batch. Held in deques:
+    // adding one keeps references to the earlier ones valid.
     template <typename T>
     std::vector<T>& keep() {
         if constexpr (std::is_same_v<T, std::uint8_t>) return u8_.emplace_back();
@@ -403,11 +404,11 @@ public:
 private:
     std::size_t n_ = 0;
     std::vector<Column> columns_;
-    std::vector<std::vector<std::uint8_t>> u8_;
-    std::vector<std::vector<std::uint16_t>> u16_;
-    std::vector<std::vector<std::uint32_t>> u32_;
-    std::vector<std::vector<std::uint64_t>> u64_;
-    std::vector<std::vector<std::int64_t>> i64_;
+    std::deque<std::vector<std::uint8_t>> u8_;
+    std::deque<std::vector<std::uint16_t>> u16_;
+    std::deque<std::vector<std::uint32_t>> u32_;
+    std::deque<std::vector<std::uint64_t>> u64_;
+    std::deque<std::vector<std::int64_t>> i64_;
 };
 
 nk_status read_columns(Batch& b, nkclass::FlowColumns* cols) {

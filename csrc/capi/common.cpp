@@ -75,7 +75,7 @@ uint32_t nk_abi_version(void) { return NK_ABI_VERSION; }
 
 const char* nk_library_version(void) { return NKCLASS_VERSION; }
 
-const char* nk_status_name(nk_status status) {
+const char* nk_status_name(int status) {
     switch (status) {
         case NK_OK: return "NK_OK";
         case NK_E_ARGUMENT: return "NK_E_ARGUMENT";

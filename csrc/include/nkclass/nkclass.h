@@ -13,6 +13,8 @@
  *                 batches.
  *   nk_meter      the packet meter: pcap / pcapng bytes or single packets
  *                 in, bidirectional flow records out.
+ *   nk_aggregator report groups of labelled flows: sums and distinct hosts
+ *                 and peers per time bucket, path and activity.
  *
  * Conventions (every function):
  *   - Functions that can fail return an nk_status: NK_OK (0) or an error
@@ -40,8 +42,8 @@
  *     only when no call on them is running.
  *   - nk_pair_cache locks itself: classify calls sharing one cache take
  *     turns for their whole batch.
- *   - nk_meter is not thread-safe: use one meter per thread (meters share
- *     nothing).
+ *   - nk_meter and nk_aggregator are not thread-safe: use one per thread
+ *     (they share nothing).
  *   - nk_last_error is per thread.
  */
 #ifndef NKCLASS_NKCLASS_H
@@ -101,8 +103,9 @@ typedef enum nk_status {
     NK_E_BUFFER = 10      /* a caller buffer is too small for the next record */
 } nk_status;
 
-/* The code's name, e.g. "NK_E_TRUNCATED"; "NK_E_UNKNOWN" for others. */
-NK_API const char* nk_status_name(nk_status status);
+/* The code's name, e.g. "NK_E_TRUNCATED"; "NK_E_UNKNOWN" for others. (An
+ * int, so that any value may be passed.) */
+NK_API const char* nk_status_name(int status);
 /* The message of the last failing call on this thread ("" when none
  * failed yet): what was wrong and where. Valid until the next failing call
  * on this thread. */
@@ -333,6 +336,58 @@ NK_API nk_status nk_classify_arrow(const nk_classifier* classifier,
                                    const struct ArrowSchema* schema,
                                    const struct ArrowArray* array, nk_pair_cache* cache,
                                    const nk_labels* out);
+
+/* ------------------------------------------------------------ aggregating */
+
+typedef struct nk_aggregator nk_aggregator;
+
+/* Time buckets of a report: hours, days, ISO weeks (Monday first) or
+ * calendar months, UTC. */
+typedef enum nk_bucket {
+    NK_BUCKET_HOUR = 0,
+    NK_BUCKET_DAY = 1,
+    NK_BUCKET_WEEK = 2,
+    NK_BUCKET_MONTH = 3
+} nk_bucket;
+
+/* An aggregator: groups labelled flows by (time bucket, path, activity,
+ * extra) with flow, byte and packet sums and the distinct watched hosts
+ * and outside peers, in one native pass per batch (as nkclass.report does;
+ * its groups are the Python report's). Not thread-safe: one aggregator per
+ * thread. */
+NK_API nk_status nk_aggregator_new(uint32_t bucket /* nk_bucket */, nk_aggregator** out);
+NK_API void nk_aggregator_free(nk_aggregator* aggregator);
+
+/* Adds a labelled batch: from `flows` ts_start (required, ms since the
+ * epoch, not before 1970), src_ip / dst_ip (required, either form), bytes
+ * and packets (NULL: 0); from `labels` path, activity and side (required).
+ * `extra` (NULL: 0 for every flow) is an optional n-value key column of the
+ * caller's, e.g. labels->app or labels->service to group by app or
+ * service. Only flows on a watched path (side not NK_SIDE_NONE) add hosts
+ * and peers: the host is the watched side's address (the source when both
+ * are), the peer the other endpoint. NK_E_ARGUMENT names a missing column
+ * or the first time before 1970; NK_E_CORRUPT when a sum would pass
+ * 2^64 - 1. A refused batch adds nothing. */
+NK_API nk_status nk_aggregator_add(nk_aggregator* aggregator, const nk_flow_columns* flows,
+                                   const nk_labels* labels, const uint32_t* extra);
+
+typedef struct nk_group {
+    int64_t bucket_start_ms; /* the start of its bucket, ms since the epoch (UTC) */
+    uint16_t path;           /* nk_ruleset_path_name */
+    uint8_t activity;        /* nk_activity_name */
+    uint32_t extra;          /* the caller's extra code (0 without) */
+    uint64_t flows, bytes, packets;
+    uint64_t hosts;          /* distinct watched IPv4 hosts */
+    uint64_t peers;          /* distinct outside IPv4 peers */
+    uint64_t hosts6;         /* distinct watched IPv6 /64s */
+    uint64_t peers6;         /* distinct outside IPv6 /64s */
+} nk_group;
+
+/* Groups so far, in the order they were first seen. */
+NK_API size_t nk_aggregator_group_count(const nk_aggregator* aggregator);
+/* Group `index` (< nk_aggregator_group_count) into *out. */
+NK_API nk_status nk_aggregator_group(const nk_aggregator* aggregator, size_t index,
+                                     nk_group* out);
 
 /* ------------------------------------------------------------ metering */
 

@@ -10,7 +10,8 @@
  * Flows are drained into small buffers (so drains stop early on payload
  * room), labelled as one batch with 16-byte addresses, labelled again with
  * IPv4 narrowed to uint32 where every address is IPv4-mapped (the labels
- * must not change), and compared with EXPECTED_DIR/NAME.tsv. */
+ * must not change), and compared with EXPECTED_DIR/NAME.tsv; their report
+ * groups by day, week and month (nk_aggregator) with NAME.BUCKET.tsv. */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -286,6 +287,75 @@ static int same_labels(const labels_t* a, const labels_t* b, size_t n) {
 #undef SAME
 }
 
+static int by_text(const void* a, const void* b) {
+    return strcmp(*(const char* const*)a, *(const char* const*)b);
+}
+
+/* The report groups of the labelled flows (added in two parts, so the
+ * groups also accumulate across batches) against EXPECTED/NAME.BUCKET.tsv. */
+static void check_groups(const nk_ruleset* rules, const flows_t* f, const labels_t* l,
+                         const char* capture, const char* expected_stem) {
+    static const char* const names[] = {"day", "week", "month"};
+    static const nk_bucket buckets[] = {NK_BUCKET_DAY, NK_BUCKET_WEEK, NK_BUCKET_MONTH};
+    for (int k = 0; k < 3; ++k) {
+        nk_aggregator* agg = NULL;
+        CHECK_STATUS(nk_aggregator_new(buckets[k], &agg), NK_OK, "");
+        nk_flow_columns cols = columns_of(f);
+        nk_labels labels = {l->path, l->side, l->service, l->app, l->activity, l->evidence,
+                            l->confidence, l->peer_as, l->peer_org};
+        const size_t half = f->n / 2;
+        nk_flow_columns first = cols, second = cols;
+        first.n = half;
+        second.n = f->n - half;
+        second.ts_start += half, second.src_ip6 += 16 * half, second.dst_ip6 += 16 * half;
+        second.bytes += half, second.packets += half;
+        nk_labels rest = labels;
+        rest.path += half, rest.side += half, rest.activity += half;
+        CHECK_STATUS(nk_aggregator_add(agg, &first, &labels, NULL), NK_OK, "");
+        CHECK_STATUS(nk_aggregator_add(agg, &second, &rest, NULL), NK_OK, "");
+
+        const size_t groups = nk_aggregator_group_count(agg);
+        char** lines = grow(NULL, (groups + 1) * sizeof *lines);
+        for (size_t g = 0; g < groups; ++g) {
+            nk_group group;
+            CHECK_STATUS(nk_aggregator_group(agg, g, &group), NK_OK, "");
+            lines[g] = grow(NULL, 512);
+            snprintf(lines[g], 512, "%lld\t%s\t%s\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\n",
+                     (long long)group.bucket_start_ms, nk_ruleset_path_name(rules, group.path),
+                     nk_activity_name(group.activity), (unsigned long long)group.flows,
+                     (unsigned long long)group.bytes, (unsigned long long)group.packets,
+                     (unsigned long long)group.hosts, (unsigned long long)group.peers,
+                     (unsigned long long)group.hosts6, (unsigned long long)group.peers6);
+        }
+        qsort(lines, groups, sizeof *lines, by_text);
+        char path[4200], want[1024];
+        snprintf(path, sizeof path, "%s.%s.tsv", expected_stem, names[k]);
+        FILE* fp = fopen(path, "r");
+        if (fp == NULL) {
+            perror(path);
+            exit(2);
+        }
+        size_t g = 0;
+        while (fgets(want, sizeof want, fp) != NULL) {
+            if (g >= groups || strcmp(want, lines[g]) != 0) {
+                fprintf(stderr, "%s: %s group %zu differs\n  python: %s  C:      %s", capture,
+                        names[k], g, want, g < groups ? lines[g] : "(none)\n");
+                ++check_failures;
+            }
+            ++g;
+        }
+        fclose(fp);
+        if (g != groups) {
+            fprintf(stderr, "%s: %s: the Python report has %zu groups, the C interface %zu\n",
+                    capture, names[k], g, groups);
+            ++check_failures;
+        }
+        for (size_t j = 0; j < groups; ++j) free(lines[j]);
+        free(lines);
+        nk_aggregator_free(agg);
+    }
+}
+
 static void check_capture(const nk_ruleset* rules, const nk_classifier* clf,
                           const char* capture, const char* expected_dir) {
     size_t size;
@@ -337,9 +407,10 @@ static void check_capture(const nk_ruleset* rules, const nk_classifier* clf,
     /* Against the Python API's lines. */
     const char* base = strrchr(capture, '/');
     base = base ? base + 1 : capture;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%.*s.tsv", expected_dir,
+    char stem[4096], path[4200];
+    snprintf(stem, sizeof stem, "%s/%.*s", expected_dir,
              (int)(strrchr(base, '.') ? strrchr(base, '.') - base : (long)strlen(base)), base);
+    snprintf(path, sizeof path, "%s.tsv", stem);
     FILE* fp = fopen(path, "r");
     if (fp == NULL) {
         perror(path);
@@ -365,7 +436,8 @@ static void check_capture(const nk_ruleset* rules, const nk_classifier* clf,
         fprintf(stderr, "%s: the Python API has %zu flows, the C interface %zu\n", capture, i, f.n);
         ++check_failures;
     }
-    printf("%s: %zu flows, labels equal to the Python API's: %s\n", capture, f.n,
+    check_groups(rules, &f, &l, capture, stem);
+    printf("%s: %zu flows, labels and report groups equal to the Python API's: %s\n", capture, f.n,
            check_failures ? "NO" : "yes");
     labels_free(&l), labels_free(&l4);
     flows_free(&f), flows_free(&g);

@@ -10,9 +10,11 @@
  * Flows are drained into small buffers (so drains stop early on payload
  * room), labelled as one batch with 16-byte addresses, labelled again with
  * IPv4 narrowed to uint32 where every address is IPv4-mapped (the labels
- * must not change), and compared with EXPECTED_DIR/NAME.tsv; their report
+ * must not change), labelled by four threads at once (the same again), and
+ * compared with EXPECTED_DIR/NAME.tsv; their report
  * groups by day, week and month (nk_aggregator) with NAME.BUCKET.tsv. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +289,46 @@ static int same_labels(const labels_t* a, const labels_t* b, size_t n) {
 #undef SAME
 }
 
+/* Several threads label the same batch with one classifier at once (it is
+ * immutable: no locking); each must get the labels of a lone call. */
+typedef struct {
+    const nk_classifier* clf;
+    const nk_flow_columns* cols;
+    const labels_t* want;
+    int same;
+} thread_job_t;
+
+static void* classify_in_thread(void* arg) {
+    thread_job_t* job = arg;
+    labels_t mine;
+    nk_labels out = labels_alloc(&mine, job->cols->n);
+    job->same = nk_classify(job->clf, job->cols, NULL, &out) == NK_OK &&
+                same_labels(job->want, &mine, job->cols->n);
+    labels_free(&mine);
+    return NULL;
+}
+
+static void check_threads(const nk_classifier* clf, const nk_flow_columns* cols,
+                          const labels_t* want, const char* capture) {
+    enum { kThreads = 4 };
+    pthread_t threads[kThreads];
+    thread_job_t jobs[kThreads];
+    for (int t = 0; t < kThreads; ++t) {
+        jobs[t] = (thread_job_t){clf, cols, want, 0};
+        if (pthread_create(&threads[t], NULL, classify_in_thread, &jobs[t]) != 0) {
+            fprintf(stderr, "cannot start a thread\n");
+            exit(2);
+        }
+    }
+    for (int t = 0; t < kThreads; ++t) {
+        pthread_join(threads[t], NULL);
+        if (!jobs[t].same) {
+            fprintf(stderr, "%s: thread %d got other labels than a lone call\n", capture, t);
+            ++check_failures;
+        }
+    }
+}
+
 static int by_text(const void* a, const void* b) {
     return strcmp(*(const char* const*)a, *(const char* const*)b);
 }
@@ -378,6 +420,8 @@ static void check_capture(const nk_ruleset* rules, const nk_classifier* clf,
     nk_labels out = labels_alloc(&l, f.n), out4 = labels_alloc(&l4, f.n);
     nk_flow_columns cols = columns_of(&f);
     CHECK_STATUS(nk_classify(clf, &cols, NULL, &out), NK_OK, "");
+
+    check_threads(clf, &cols, &l, capture);
 
     /* The same batch with IPv4 addresses as uint32 (host order). */
     int all_v4 = 1;

@@ -24,6 +24,8 @@ constexpr const char* kEvidenceNames[NK_EVIDENCE_BITS] = {
 static_assert(NK_EVIDENCE_PAYLOAD == nkclass::kEvPayload && NK_EVIDENCE_WATCHED == nkclass::kEvWatched &&
                   NK_EVIDENCE_ASN == nkclass::kEvAsn && NK_EVIDENCE_PAIR_CACHE == nkclass::kEvPairCache,
               "evidence bits of nkclass.h and classifier.hpp");
+static_assert(NK_RULESET_FORMAT_VERSION == nkclass::kRulesetFormatVersion,
+              "ruleset format version of nkclass.h and ruleset_file.hpp");
 static_assert(NK_SIDE_BOTH == nkclass::kSideBoth && NK_CONFIDENCE_HIGH == nkclass::kConfHigh,
               "side and confidence codes of nkclass.h and classifier.hpp");
 

@@ -23,6 +23,19 @@ nk_status load(const std::uint8_t* data, std::size_t size, nk_ruleset** out) {
     return NK_OK;
 }
 
+// Whether the bytes read so far decide the load: another magic (a foreign
+// file: /dev/zero or a large file is not read whole), or more bytes than
+// the header's length (the loader then reports the mismatch).
+bool enough(const std::vector<std::uint8_t>& data) noexcept {
+    const std::size_t magic = sizeof nkclass::kRulesetMagic;
+    if (data.size() < magic) return false;
+    if (std::memcmp(data.data(), nkclass::kRulesetMagic, magic) != 0) return true;
+    if (data.size() < 24) return false;
+    std::uint64_t length = 0;
+    for (int k = 7; k >= 0; --k) length = length << 8 | data[16 + k];  // little-endian
+    return data.size() > length;
+}
+
 }  // namespace
 
 extern "C" {
@@ -48,7 +61,7 @@ nk_status nk_ruleset_load(const char* path, nk_ruleset** out) {
         std::vector<std::uint8_t> data;
         std::uint8_t chunk[1 << 16];
         std::size_t got;
-        while ((got = std::fread(chunk, 1, sizeof chunk, f)) != 0)
+        while (!enough(data) && (got = std::fread(chunk, 1, sizeof chunk, f)) != 0)
             data.insert(data.end(), chunk, chunk + got);
         const bool failed = std::ferror(f) != 0;
         const int read_errno = errno;

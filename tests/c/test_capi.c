@@ -66,6 +66,8 @@ static void ruleset_files(const char* path, const char* watched_path) {
     CHECK_STATUS(nk_ruleset_load("/nonexistent/rules.nkc", &rules), NK_E_IO,
                  "/nonexistent/rules.nkc");
     CHECK_STATUS(nk_ruleset_load("/", &rules), NK_E_IO, "/");
+    /* An endless file is not read whole: its magic settles it. */
+    CHECK_STATUS(nk_ruleset_load("/dev/zero", &rules), NK_E_FOREIGN, "/dev/zero");
     CHECK_STATUS(nk_ruleset_load_bytes(NULL, 10, &rules), NK_E_ARGUMENT, "data is NULL");
     CHECK_STATUS(nk_ruleset_load_bytes(NULL, 0, &rules), NK_E_TRUNCATED, "");
     CHECK_STATUS(nk_ruleset_load_bytes("x", 1, NULL), NK_E_ARGUMENT, "out is NULL");

@@ -26,6 +26,7 @@ CORE_SOURCES = [
     "csrc/classify/classifier.cpp",
     "csrc/classify/flow_shape.cpp",
     "csrc/classify/pair_cache.cpp",
+    "csrc/classify/ruleset_file.cpp",
     "csrc/meter/pcap_container.cpp",
     "csrc/meter/packet_decode.cpp",
     "csrc/meter/flow_table.cpp",
@@ -69,6 +70,7 @@ BINDING_SOURCES = [
     "csrc/bindings/aggregate.cpp",
     "csrc/bindings/export_decoder.cpp",
     "csrc/bindings/name_cache.cpp",
+    "csrc/bindings/ruleset_file.cpp",
 ]
 
 # setuptools compares each output only with its own sources: name the

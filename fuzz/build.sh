@@ -41,6 +41,14 @@ if ((${#pending[@]})); then
         xargs -0 -n 2 -P "${FUZZ_BUILD_JOBS:-$(nproc)}" \
             bash -c 'echo "compile $(basename "$1")" && eval "$compile -c \"\$1\" -o \"\$2\""' _
 fi
+# CRoaring (C), for the aggregation pass the C interface reaches.
+roaring=$root/csrc/third_party/croaring/roaring.c
+objects+=("$out/obj/croaring.o")
+if [[ ! -e $out/obj/croaring.o || $roaring -nt $out/obj/croaring.o ]]; then
+    echo "compile croaring"
+    "${CC:-clang}" -std=c11 -O1 -w "${san[@]}" -fsanitize=fuzzer-no-link -c "$roaring" \
+        -o "$out/obj/croaring.o"
+fi
 rm -f "$out/libcore.a"
 ar rcs "$out/libcore.a" "${objects[@]}"
 

@@ -131,6 +131,22 @@ def rules_seeds() -> None:
     write("rules", b"a = " + b"[" * 40 + b"]" * 40 + b"\n")
 
 
+def compiled_ruleset_seeds() -> None:
+    """The small test ruleset compiled, without the AS stage and with it
+    (the RouteViews sample as its IP-to-AS table), as it is and with the
+    harness fixing its length and checksum (first byte; see
+    fuzz/harnesses/capi_ruleset.cpp)."""
+    from nkclass.classify import Classifier
+    from nkclass.rules import load_rules
+
+    rules = load_rules(ROOT / "tests" / "data" / "rules" / "small.toml", defaults=False)
+    table = ROOT / "tests" / "data" / "asn" / "routeviews-sample.pfx2as"
+    for asn in (False, table):
+        data = Classifier(rules, asn=asn).compiled_bytes()
+        for fix in (0, 1):
+            write("capi_ruleset", bytes([fix]) + data)
+
+
 def text_seeds() -> None:
     for path in sorted((ROOT / "tests" / "data" / "flows").iterdir()):
         if path.suffix in (".csv", ".log", ".json", ".jsonl"):
@@ -177,6 +193,7 @@ def main() -> None:
         flow_seeds(path)
     address_seeds()
     rules_seeds()
+    compiled_ruleset_seeds()
     text_seeds()
     export_seeds()
     for folder in sorted(CORPUS.iterdir()):

@@ -10,6 +10,9 @@ The public surface::
     for batch in nkclass.read("capture.pcap"):   # pcap, Parquet, nfdump, Zeek, pmacct, GoFlow2
         ...
 
+    clf.save("rules.nkc")                        # compiled ruleset, for the C interface
+    clf = nkclass.load_compiled("rules.nkc")     # ... and back
+
     nkclass.PrefixTable(prefixes, labels).lookup(addresses)   # low-level LPM
     nkclass.asn.AsDatabase.open("GeoLite2-ASN.mmdb").lookup(addresses)   # IP to AS
     names = nkclass.NameCache()                  # names learned on the wire, across batches
@@ -33,8 +36,7 @@ if not _source_tree.is_built(_Path(__file__).parent):
     _sys.modules[__name__] = _source_tree.load_installed(__name__, __file__)
 else:
     from nkclass import asn, lists, names
-    from nkclass.cache import PairCache
-    from nkclass.classify import Classified, Classifier
+    from nkclass.classify import Classified, Classifier, PairCache, PrefixTable
     from nkclass.collect import Collector
     from nkclass.errors import (
         InputError,
@@ -48,8 +50,9 @@ else:
     from nkclass.flows.write import write
     from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES
     from nkclass.names.cache import NameCache
-    from nkclass.prefix import PrefixTable
     from nkclass.rules import Ruleset, load_rules
+
+    load_compiled = Classifier.load
 
 __version__ = "0.1.0"
 
@@ -74,6 +77,7 @@ __all__ = [
     "SchemaValueError",
     "asn",
     "lists",
+    "load_compiled",
     "load_rules",
     "names",
     "read",

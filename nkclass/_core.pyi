@@ -257,3 +257,13 @@ class QuicHello(TypedDict):
 QUIC_DECRYPTION: bool  # built with libcrypto: QUIC Initial packets are decrypted
 
 def quic_client_hello(data: bytes) -> QuicHello | None: ...
+
+# Compiled ruleset files (csrc/include/nkclass/ruleset_file.hpp): the image
+# is a dict of the arrays the classifier is built from (see
+# nkclass/rules/compile.py for its keys).
+RULESET_FORMAT_VERSION: int
+
+def encode_ruleset(image: dict[str, object]) -> bytes: ...
+def load_ruleset(
+    data: Buffer,
+) -> tuple[dict[str, object] | None, str, int, str]: ...

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from nkclass import _columns
-from nkclass.errors import SchemaValueError, describe
+from nkclass.errors import SchemaTypeError, SchemaValueError, describe
 
 MAPPED_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], dtype=np.uint8)
 
@@ -163,3 +163,24 @@ def parse_prefixes(values: Sequence[str] | object, what: str = "prefixes") -> Pa
     return ParsedPrefixes(
         v4[idx4], length[idx4], idx4, np.ascontiguousarray(v6[idx6]), length[idx6], idx6
     )
+
+
+def address_rows(arr: np.ndarray, column: str) -> np.ndarray:
+    """Validate an IPv6 address column: ``S16``/``V16`` or ``(n, 16)``
+    uint8, returned as contiguous ``(n, 16)`` uint8."""
+    if arr.dtype.kind in "SV" and arr.dtype.itemsize == 16 and arr.ndim == 1:
+        return np.ascontiguousarray(arr).view(np.uint8).reshape(-1, 16)
+    if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 16:
+        return np.ascontiguousarray(arr)
+    raise SchemaTypeError(
+        f"column {column!r}: expected uint32 IPv4 addresses or 16-byte IPv6 addresses "
+        f"(S16, V16 or (n, 16) uint8); got dtype {arr.dtype} with shape {arr.shape}"
+    )
+
+
+def lookup_native(native: object, arr: np.ndarray, column: str) -> np.ndarray:
+    """Labels from a native prefix table for a uint32 IPv4 or a 16-byte
+    IPv6 address column (errors name ``column``)."""
+    if arr.dtype == np.uint32 and arr.ndim == 1:
+        return native.lookup_v4(np.ascontiguousarray(arr))
+    return native.lookup_v6(address_rows(arr, column))

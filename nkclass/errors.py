@@ -76,3 +76,16 @@ class OutputError(NkclassError, OSError):
         self.path = path
         self.reason = message
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class CompiledRulesError(InputError):
+    """A compiled ruleset file cannot be used. ``kind`` says why:
+    ``truncated`` (shorter than it says), ``foreign`` (not a compiled
+    ruleset), ``version`` (another format version or label vocabulary:
+    compile it again) or ``corrupt`` (damaged or inconsistent). Carries
+    ``path`` and the byte ``offset`` where the problem was found."""
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None,
+                 kind: str = "corrupt"):
+        self.kind = kind
+        super().__init__(message, path, offset=offset)

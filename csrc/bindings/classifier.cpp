@@ -1,5 +1,5 @@
 // Shim for the batch classifier. Column validation and error wording live
-// in nkclass/classify.py; this file only checks shapes and runs the pass
+// in nkclass/classify/classifier.py; this only checks shapes and runs the pass
 // with the GIL released.
 #include <pybind11/stl.h>
 

@@ -14,6 +14,7 @@ void init_detectors(py::module_& m);
 void init_aggregate(py::module_& m);
 void init_export_decoder(py::module_& m);
 void init_name_cache(py::module_& m);
+void init_ruleset_file(py::module_& m);
 }  // namespace nkclass::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -28,6 +29,7 @@ PYBIND11_MODULE(_core, m) {
     nkclass::bind::init_flow_meter(m);
     nkclass::bind::init_aggregate(m);
     nkclass::bind::init_export_decoder(m);
+    nkclass::bind::init_ruleset_file(m);
 
     namespace py = pybind11;
     py::list apps, activities;

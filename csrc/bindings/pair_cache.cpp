@@ -1,5 +1,5 @@
 // Shim for the mining pair cache. Defaults, units (seconds) and pickling
-// live in nkclass/cache.py.
+// live in nkclass/classify/stages/pair_cache.py.
 #include <stdexcept>
 
 #include "common.hpp"

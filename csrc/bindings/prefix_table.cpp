@@ -58,6 +58,13 @@ std::shared_ptr<const PrefixTable> native_prefix_table(const py::handle& obj) {
     return obj.cast<const PyPrefixTable&>().table;
 }
 
+py::object wrap_prefix_table(std::shared_ptr<const PrefixTable> table, py::tuple state) {
+    auto out = std::make_shared<PyPrefixTable>();
+    out->table = std::const_pointer_cast<PrefixTable>(std::move(table));
+    out->state = std::move(state);
+    return py::cast(out);
+}
+
 void init_prefix_table(py::module_& m) {
     py::class_<PyPrefixTable, std::shared_ptr<PyPrefixTable>>(m, "PrefixTable")
         .def(py::init(&make_table), py::arg("v4_network").noconvert(),

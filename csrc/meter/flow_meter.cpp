@@ -102,6 +102,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
     MeterCounters counters;
     meter::FlowTable table;
     meter::ChunkedCapture capture;
+    bool packets_given = false;  // fed by add_packet(), not by file bytes
     bool finished = false;
     MeterStatus status;
 };
@@ -110,8 +111,26 @@ FlowMeter::FlowMeter(const FlowMeterConfig& cfg) : impl_(new Impl(cfg)) {}
 FlowMeter::~FlowMeter() = default;
 
 void FlowMeter::feed(const std::uint8_t* data, std::size_t n) {
+    if (impl_->packets_given) return;
     // The queue's payload pointers point into the bytes being parsed.
     impl_->capture.feed(data, n, [this] { impl_->drain_queue(); });
+}
+
+bool FlowMeter::add_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
+                           std::uint32_t caplen, std::uint32_t wire_len) {
+    Impl& m = *impl_;
+    if (m.finished || m.capture.started() || caplen > kMaxCaplen) return false;
+    m.packets_given = true;
+    // No snap length is known: the wire length is checked against the
+    // captured one and kMaxWireLen only.
+    m.on_packet(link_type, ts_ms, frame, caplen, wire_len, /*uncut=*/false, /*snaplen=*/0);
+    m.drain_queue();  // the queued packet points into the caller's frame
+    return true;
+}
+
+MeterStatus FlowMeter::status() const {
+    const Impl& m = *impl_;
+    return m.finished ? m.status : m.capture.status();
 }
 
 MeterStatus FlowMeter::finish() {
@@ -119,7 +138,7 @@ MeterStatus FlowMeter::finish() {
     if (m.finished) return m.status;
     m.finished = true;
     m.table.flush();
-    m.status = m.capture.finish();
+    m.status = m.capture.finish(/*expect_input=*/!m.packets_given);
     if (m.status.kind == MeterStatus::Kind::kTruncated) m.counters.truncated = 1;
     return m.status;
 }
@@ -137,12 +156,27 @@ std::size_t FlowMeter::payload_size(std::size_t k, bool src_side) const noexcept
     return total;
 }
 
+std::size_t FlowMeter::fitting(std::size_t k, std::size_t src_bytes,
+                              std::size_t dst_bytes) const noexcept {
+    const meter::EmittedFlows& e = impl_->table.emitted();
+    std::size_t room[2] = {src_bytes, dst_bytes};
+    for (std::size_t j = 0; j < k; ++j) {
+        const meter::EmittedFlow& r = e.rows[e.head + j];
+        for (int s = 0; s < 2; ++s) {
+            if (r.payload_len[s] > room[s]) return j;
+            room[s] -= r.payload_len[s];
+        }
+    }
+    return k;
+}
+
 void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
     meter::EmittedFlows& e = impl_->table.emitted();
     std::int64_t at[2] = {0, 0};
     std::uint8_t* payload[2] = {out.src_payload, out.dst_payload};
     std::int64_t* offsets[2] = {out.src_payload_offsets, out.dst_payload_offsets};
-    offsets[0][0] = offsets[1][0] = 0;
+    for (int s = 0; s < 2; ++s)
+        if (offsets[s] != nullptr) offsets[s][0] = 0;
     for (std::size_t j = 0; j < k; ++j) {
         const meter::EmittedFlow& r = e.rows[e.head + j];
         out.ts_start[j] = r.ts_start;
@@ -157,6 +191,7 @@ void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
         out.tcp_flags[j] = r.tcp_flags;
         if (out.tunnel != nullptr) out.tunnel[j] = r.tunnel;
         for (int s = 0; s < 2; ++s) {
+            if (payload[s] == nullptr || offsets[s] == nullptr) continue;
             if (r.payload_len[s] != 0)
                 std::memcpy(payload[s] + at[s], e.payload.data() + r.payload_at[s],
                             r.payload_len[s]);

@@ -272,14 +272,22 @@ void CaptureParser::simple_packet(const std::uint8_t* b, std::size_t len, std::u
                     itf.snaplen == 0 || caplen < itf.snaplen, itf.snaplen);
 }
 
-MeterStatus ChunkedCapture::finish() {
+MeterStatus ChunkedCapture::status() const {
+    MeterStatus s;
+    if (parser_.failed()) {
+        s.kind = MeterStatus::Kind::kCorrupt;
+        s.offset = parser_.error_offset();
+        s.reason = parser_.error();
+    }
+    return s;
+}
+
+MeterStatus ChunkedCapture::finish(bool expect_input) {
     if (finished_) return status_;
     finished_ = true;
     if (parser_.failed()) {
-        status_.kind = MeterStatus::Kind::kCorrupt;
-        status_.offset = parser_.error_offset();
-        status_.reason = parser_.error();
-    } else if (!pending_.empty() || offset_ == 0) {
+        status_ = status();
+    } else if (!pending_.empty() || (offset_ == 0 && expect_input)) {
         status_.kind = MeterStatus::Kind::kTruncated;
         status_.offset = offset_;
         status_.reason = offset_ == 0 && pending_.empty()

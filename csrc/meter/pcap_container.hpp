@@ -108,8 +108,14 @@ public:
         if (!parser_.failed()) pending_.assign(data + used, data + n);
     }
 
-    // Ends the input and says how it ended (later calls: the same).
-    MeterStatus finish();
+    // Ends the input and says how it ended (later calls: the same); with
+    // `expect_input` false, no bytes at all is not a truncation (the
+    // packets came another way).
+    MeterStatus finish(bool expect_input = true);
+
+    // Whether any bytes were fed; the status so far (corrupt or fine).
+    bool started() const noexcept { return offset_ != 0 || !pending_.empty(); }
+    MeterStatus status() const;
 
 private:
     template <class Settle>

@@ -42,6 +42,28 @@ class AsAttribution:
     # for every larger number: one gather per column instead of a search.
     number_table: np.ndarray
 
+    def image(self) -> dict[str, object]:
+        """The stage's arrays as a compiled ruleset stores them."""
+        return {
+            "as_numbers": self.asns.astype(np.uint32),
+            "as_orgs": self.org_codes.astype(np.uint32),
+            "as_entry_verdict": self.entry_verdict.astype(np.uint16),
+            "as_org_names": list(self.orgs),
+            "as_codes": self.codes,
+            "as_evidence": self.evidence,
+            "as_services": self.services,
+        }
+
+    @classmethod
+    def from_image(cls, image: dict, database: AsDatabase | None) -> AsAttribution:
+        """The stage back from a compiled ruleset's arrays (:meth:`image`)."""
+        asns = image["as_numbers"]
+        return cls(
+            database, asns, image["as_orgs"].astype(np.int32), tuple(image["as_org_names"]),
+            image["as_codes"], image["as_evidence"], image["as_services"],
+            image["as_entry_verdict"], *_number_index(asns),
+        )
+
     def ids_for_numbers(self, numbers: np.ndarray) -> np.ndarray:
         """Entry ids (uint32; 0 = none) for an exporter's AS numbers."""
         if len(self.number_keys) == 0:
@@ -107,17 +129,25 @@ def build_attribution(ruleset: Ruleset, service_code: dict[str, int],
     evidence[0] = 0
     services = np.concatenate([[0], rule_services]).astype(np.uint32)
     entry_verdict = (matched + 1).astype(np.uint16)
+    return AsAttribution(
+        database, asns, org_codes, orgs, codes, evidence, services, entry_verdict,
+        *_number_index(asns),
+    )
+
+
+def _number_index(asns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted AS numbers, their entry ids, the entry id by number below
+    DENSE_LIMIT): the lowest id first where entries share a number, so a
+    lookup finds the lowest."""
     numbered = np.flatnonzero(asns > 0)
     order = numbered[np.argsort(asns[numbered], kind="stable")]
     keys, ids = asns[order], order.astype(np.uint32)
     small = keys < DENSE_LIMIT
     table = np.zeros(int(keys[small].max()) + 2 if small.any() else 1, np.uint32)
-    table[keys[small]] = ids[small]
+    # the lowest id per number: assign in reverse so the first occurrence wins
+    table[keys[small][::-1]] = ids[small][::-1]
     table[0] = 0  # AS 0 is "unknown"
-    return AsAttribution(
-        database, asns, org_codes, orgs, codes, evidence, services, entry_verdict,
-        keys, ids, table,
-    )
+    return keys, ids, table
 
 
 def exporter_numbers(source: object, name: str, n: int) -> np.ndarray | None:

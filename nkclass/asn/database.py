@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from nkclass import _core
-from nkclass.addresses import parse_addresses
+from nkclass.addresses import lookup_native, parse_addresses
 from nkclass.asn import cache as cache_file
 from nkclass.asn.formats import AsDataError, AsRows, read_rows
-from nkclass.prefix import lookup_native
 
 #: Bumped whenever compiling a source would give a different table.
 COMPILER_VERSION = 1
@@ -103,6 +102,15 @@ class AsDatabase:
                 cache_file.write_atomic(where, cache_file.encode(compiled))
             except OSError:
                 pass  # an unwritable cache folder only costs the next load time
+        return db
+
+    @classmethod
+    def from_native(cls, native: _core.PrefixTable, asns: np.ndarray, orgs: tuple[str, ...],
+                    source: dict) -> AsDatabase:
+        """A database over a table built elsewhere (a compiled ruleset's):
+        ``native``'s labels are entry ids into ``asns`` and ``orgs``."""
+        db = cls.__new__(cls)
+        db._native, db.asns, db.orgs, db.source = native, asns, orgs, source
         return db
 
     @classmethod

@@ -1,13 +1,19 @@
-"""``nkclass rules check FILE...`` and ``nkclass rules show``."""
+"""``nkclass rules check FILE...``, ``nkclass rules show`` and ``nkclass rules
+compile -o FILE``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from nkclass.asn.cache import write_atomic
+from nkclass.cli.classify import add_asn_options
+from nkclass.cli.options import usage_error
 from nkclass.rules import Ruleset, load_rules
 from nkclass.rules.compile import compile_rules
+from nkclass.rules.compiled import FORMAT_VERSION
 from nkclass.rules.model import PROTOCOL_LABELS, TRANSPORTS
 
 
@@ -29,6 +35,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--no-defaults", action="store_true")
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(run=run_show)
+    compile_ = actions.add_parser(
+        "compile",
+        help="write the compiled ruleset file the C interface loads",
+        description="Compile the effective ruleset (and, with the AS stage on, the IP-to-AS "
+        "table) into one versioned binary file for nkclass.load_compiled and the C interface "
+        "(csrc/include/nkclass/nkclass.h). The file is checked by loading it back, and "
+        "appears only when complete.",
+    )
+    compile_.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ruleset file to layer over the default (repeatable)",
+    )
+    compile_.add_argument(
+        "--no-defaults", action="store_true", help="do not layer over the default"
+    )
+    add_asn_options(compile_)
+    compile_.add_argument("-o", "--output", required=True, metavar="FILE",
+                          help="the compiled ruleset to write (conventionally *.nkc)")
+    compile_.set_defaults(run=run_compile, command_parser=compile_)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -39,6 +67,34 @@ def run_check(args: argparse.Namespace) -> int:
         f"{len(ruleset.networks)} networks, {len(ruleset.ports)} port rules, "
         f"{sum(len(d.suffixes) for d in ruleset.domains)} domain suffixes, "
         f"{len(ruleset.service_info)} service operators"
+    )
+    return 0
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from nkclass.classify import Classifier
+
+    out = Path(args.output)
+    if out.is_dir():
+        usage_error(args, f"argument -o/--output: {args.output!r} is a folder")
+    ruleset = load_rules(*args.rules, defaults=not args.no_defaults)
+    clf = Classifier(ruleset, asn=False if args.no_asn else args.asn_db)
+    data = clf.compiled_bytes()
+    loaded = Classifier.load(data)  # the file must load as it will be used
+    write_atomic(out, data)
+    attribution = loaded._compiled.attribution
+    if attribution is None:
+        as_text = "AS stage off"
+    elif attribution.database is None:
+        as_text = "AS stage on (exporter AS numbers only, no IP-to-AS table)"
+    else:
+        v4, v6 = attribution.database.prefix_count
+        as_text = f"AS stage on ({v4:,} IPv4 + {v6:,} IPv6 AS prefixes)"
+    print(
+        f"wrote {out}: {len(data):,} bytes, format {FORMAT_VERSION}; "
+        f"{len(ruleset.watched)} watched paths, {len(ruleset.networks)} networks, "
+        f"{len(ruleset.ports)} port rules, {len(loaded._compiled.domain_suffixes)} domain "
+        f"suffixes; {as_text}"
     )
     return 0
 

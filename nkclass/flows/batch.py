@@ -16,9 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from nkclass import _columns
-from nkclass.addresses import parse_addresses
+from nkclass.addresses import address_rows, parse_addresses
 from nkclass.errors import SchemaTypeError, SchemaValueError, describe
-from nkclass.prefix import address_rows
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")
 PAYLOAD_COLUMNS = ("src_payload", "dst_payload")

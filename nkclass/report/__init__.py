@@ -1,6 +1,8 @@
 """Aggregates, trends and plots of classified flows."""
 
-from nkclass.report.aggregate import aggregate
+from nkclass.report.aggregate import LabelledBatch, aggregate
 from nkclass.report.model import ANONYMISING, BUCKETS, METRICS, Report, Trend
 
-__all__ = ["ANONYMISING", "BUCKETS", "METRICS", "Report", "Trend", "aggregate"]
+__all__ = [
+    "ANONYMISING", "BUCKETS", "METRICS", "LabelledBatch", "Report", "Trend", "aggregate",
+]

@@ -58,16 +58,46 @@ def aggregate(
     accumulator = Accumulator(bucket, by)
     items = [results] if isinstance(results, Classified | pa.Table | pa.RecordBatch) else results
     for item in items:
-        accumulator.add(_Labelled(item, by).keep(chosen))
+        accumulator.add(LabelledBatch(item, by).keep(chosen))
     return accumulator.report()
 
 
-class _Labelled:
-    """Uniform view of one classified batch: code arrays plus their names.
+class LabelledBatch:
+    """The view of one classified batch that reports read: label codes with
+    their names, whichever form the batch came in (a
+    :class:`~nkclass.Classified` result, or a classified pyarrow Table /
+    RecordBatch as ``nkclass classify`` writes it).
+
+    Per flow, as numpy arrays of length ``n``:
+
+    * ``path`` / ``activity`` (int codes into ``path_names`` /
+      ``activity_names``), ``side`` (uint8 codes into :data:`nkclass.SIDES`),
+      ``extra`` (uint32 codes into ``extra_names``: the ``by`` column, app or
+      service; all 0 with ``extra_names == [None]`` when ``by`` is None);
+    * ``src`` / ``dst``: addresses (uint32 IPv4 host order or ``(n, 16)``
+      uint8 network order);
+    * ``ts`` (int64 ms since the epoch, UTC, of the flow's start), ``bytes``
+      and ``packets`` (uint64);
+    * ``src_as`` / ``dst_as`` (AS numbers, or None when the batch lacks
+      either), ``upstream`` and ``peer_as`` (derived from them and the side).
+
     With ``peers`` (for top lists), also: ``lookup`` marks DNS flows (app
     ``dns``), whose service is the name looked up rather than the peer's
-    own; ``peer_as`` and ``peer_org`` come from the AS stage when the
-    classifier ran it (or the classified table carries them)."""
+    own; ``peer_as`` and ``peer_org`` (codes into ``peer_org_names``) come
+    from the AS stage when the classifier ran it (or the classified table
+    carries them). :meth:`keep` narrows the view to the flows a filter keeps.
+
+    >>> import nkclass
+    >>> from nkclass.report import LabelledBatch
+    >>> clf = nkclass.Classifier(asn=False)
+    >>> result = clf.classify({
+    ...     "src_ip": ["175.45.176.9"], "dst_ip": ["8.8.8.8"], "src_port": [40000],
+    ...     "dst_port": [443], "protocol": [6], "ts_start": [1_500_000_000_000],
+    ...     "ts_end": [1_500_000_001_000], "packets": [10], "bytes": [1200]})
+    >>> view = LabelledBatch(result, "app")
+    >>> view.n, view.path_names[view.path[0]], view.extra_names[view.extra[0]]
+    (1, 'kp_range', 'tls')
+    """
 
     def __init__(self, item: object, by: str | None, peers: bool = False) -> None:
         self.lookup = self.peer_org = None
@@ -131,7 +161,7 @@ class _Labelled:
     ARRAYS = ("path", "activity", "side", "extra", "src", "dst", "ts", "bytes", "packets",
               "src_as", "dst_as", "upstream", "peer_as", "lookup", "peer_org")
 
-    def keep(self, chosen: FlowFilter | None) -> _Labelled:
+    def keep(self, chosen: FlowFilter | None) -> LabelledBatch:
         """Only the flows ``chosen`` keeps (this view, narrowed in place)."""
         if chosen is None:
             return self
@@ -147,6 +177,9 @@ class _Labelled:
         self.n = int(mask.sum())
         return self
 
+
+#: The former private name, kept for code written against it.
+_Labelled = LabelledBatch
 
 NEEDED_FROM_SOURCE = ("ts_start", "bytes", "packets", "src_as", "dst_as")
 
@@ -273,7 +306,7 @@ class Accumulator:
         self.activities = _Codes(ACTIVITIES)
         self.extras = _Codes()
 
-    def add(self, flows: _Labelled) -> None:
+    def add(self, flows: LabelledBatch) -> None:
         if flows.n == 0:
             return
         path = self.paths.remap(flows.path_names, np.uint16)[flows.path]

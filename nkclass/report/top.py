@@ -15,10 +15,10 @@ from typing import NamedTuple
 import numpy as np
 
 from nkclass.addresses import format_addresses, to_ipv6_rows
+from nkclass.classify.stages.prefix import PrefixTable
 from nkclass.labels import SIDES
-from nkclass.prefix import PrefixTable
 from nkclass.report import _kernel
-from nkclass.report.aggregate import _Labelled
+from nkclass.report.aggregate import LabelledBatch
 from nkclass.report.select import FlowFilter
 from nkclass.rules.model import Ruleset
 
@@ -167,7 +167,7 @@ class TopCounter:
 
     def add(self, item: object) -> None:
         """Count one classified result or classified table."""
-        view = _Labelled(item, "service", peers=True).keep(self.chosen)
+        view = LabelledBatch(item, "service", peers=True).keep(self.chosen)
         keep = view.side != 0 if self.watched_only else np.ones(view.n, bool)
         if not keep.any():
             return

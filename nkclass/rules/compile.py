@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nkclass import _core
 from nkclass.addresses import parse_prefixes
+from nkclass.classify.stages.prefix import PrefixBuildError, build_native
 from nkclass.errors import RuleError, SchemaValueError, describe
 from nkclass.labels import ACTIVITIES, ACTIVITY_CODES, APP_CODES, EVIDENCE, RANKS
-from nkclass.prefix import PrefixBuildError, build_native
 from nkclass.rules.check import check_ruleset
 from nkclass.rules.model import Ruleset
 
@@ -24,7 +24,11 @@ MAX_PATHS = 65535
 
 @dataclass(frozen=True)
 class CompiledRules:
-    """Native tables plus the name lists that decode their codes."""
+    """Native tables plus the name lists that decode their codes.
+
+    ``image`` holds every array the classifier was built from, keyed as
+    ``nkclass._core.encode_ruleset`` takes them: the content of a compiled
+    ruleset file (:mod:`nkclass.rules.compiled`)."""
 
     paths: tuple[str, ...]
     services: tuple[str, ...]
@@ -37,6 +41,7 @@ class CompiledRules:
     domain_activities: np.ndarray  # uint8 activity code per suffix
     attribution: AsAttribution | None = None  # the AS stage, when on
     dated_prefixes: tuple[str, ...] = ()  # dated-list prefixes, by key
+    image: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _prefix_table(rows: list[tuple[str, int, str]], what: str) -> _core.PrefixTable:
@@ -146,19 +151,38 @@ def compile_rules(
         raise RuleError(f"domain {owner.service!r} ({owner.origin}): suffix "
                         f"{suffixes[index]!r}: {reason}") from None
 
-    as_kwargs = {}
+    from nkclass import __version__
+
     attribution = None
     if as_stage:
         from nkclass.asn.attribution import build_attribution
 
         attribution = build_attribution(ruleset, service_code, database)
-        as_kwargs = {
-            "as_table": database.native if database is not None else None,
-            "as_codes": attribution.codes,
-            "as_evidence": attribution.evidence,
-            "as_services": attribution.services,
-            "as_entry_verdict": attribution.entry_verdict,
-        }
+    image = {
+        "meta": [ruleset.name, ruleset.version, f"nkclass {__version__}"],
+        "path_names": list(paths),
+        "service_names": list(services),
+        "paths": path_table.__getstate__(),
+        "services": service_table.__getstate__(),
+        "ports": port_table.__getstate__()[:3],
+        "port_codes": port_codes,
+        "port_evidence": port_evidence,
+        "service_codes": service_codes,
+        "service_evidence": service_evidence,
+        "server_activity": server_activity,
+        "precedence": _precedence(ruleset),
+        "domain_suffixes": list(suffixes),
+        "domain_services": domain_services,
+        "domain_activities": domain_activities,
+        "shape_min_conditions": ruleset.shape.min_conditions,
+        "shape_min_flows": ruleset.shape.min_flows,
+        "as_stage": attribution is not None,
+        "as_rows": None,
+    }
+    if attribution is not None:
+        image.update(attribution.image())
+        if database is not None:
+            image["as_rows"] = database.native.__getstate__()
     dated_kwargs, dated_prefixes = _dated_stage(ruleset, service_code)
     native = _core.Classifier(
         path_table,
@@ -169,11 +193,11 @@ def compile_rules(
         service_codes,
         service_evidence,
         server_activity,
-        _precedence(ruleset),
+        image["precedence"],
         payload=inspector,
         shape_min_conditions=ruleset.shape.min_conditions,
         shape_min_flows=ruleset.shape.min_flows,
-        **as_kwargs,
+        **_as_arguments(attribution, database.native if database is not None else None),
         **dated_kwargs,
     )
     return CompiledRules(
@@ -188,6 +212,7 @@ def compile_rules(
         domain_activities=domain_activities,
         attribution=attribution,
         dated_prefixes=dated_prefixes,
+        image=image,
     )
 
 
@@ -233,3 +258,16 @@ def _dated_stage(ruleset: Ruleset, service_code: dict[str, int]) -> tuple[dict, 
         "dated_evidence": evidence,
         "dated_services": np.array(services, np.uint32),
     }, prefixes
+
+
+def _as_arguments(attribution: AsAttribution | None, table: object) -> dict:
+    """The AS stage's arguments of the native classifier (none when off)."""
+    if attribution is None:
+        return {}
+    return {
+        "as_table": table,
+        "as_codes": attribution.codes,
+        "as_evidence": attribution.evidence,
+        "as_services": attribution.services,
+        "as_entry_verdict": attribution.entry_verdict,
+    }

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nkclass import Classifier, RuleError, SchemaTypeError, SchemaValueError, load_rules
-from nkclass.flows.shape import SHAPE_CONDITIONS, SHAPE_MEMBER, shape_conditions
+from nkclass.classify.stages.flow_shape import SHAPE_CONDITIONS, SHAPE_MEMBER, shape_conditions
 from nkclass.rules import rules_from_text
 from tests.reference.flow_shape import ACK, FIN, PSH, SYN, shape_masks
 

@@ -147,7 +147,8 @@ struct MeterStatus {
 
 // Destination of drain(): k rows each; addresses as 16 bytes per row;
 // payload offsets have k + 1 entries starting at 0 into a buffer of
-// payload_size(k, side) bytes.
+// payload_size(k, side) bytes. A side's payload and offsets may both be
+// null: its payloads are then dropped.
 struct FlowColumnsOut {
     std::int64_t* ts_start;
     std::int64_t* ts_end;
@@ -178,6 +179,19 @@ public:
     // Ignored after a corrupt record or after finish().
     void feed(const std::uint8_t* data, std::size_t n);
 
+    // Adds one packet given without a capture file: `link_type` is a pcap
+    // LINKTYPE_ value, `ts_ms` its capture time, `frame` its `caplen`
+    // captured bytes (read during the call only) and `wire_len` its length
+    // on the wire. A meter takes either feed() or add_packet(): returns
+    // false (and ignores the packet) after bytes were fed, after finish(),
+    // or for caplen above kMaxCaplen.
+    bool add_packet(std::uint32_t link_type, std::int64_t ts_ms, const std::uint8_t* frame,
+                    std::uint32_t caplen, std::uint32_t wire_len);
+
+    // How the input stands so far: kCorrupt (reason, offset) once a record
+    // stopped parsing, else kOk. finish() adds truncation.
+    MeterStatus status() const;
+
     // Ends the input: emits every flow still in the table and reports how
     // the input ended. Later calls return the same status.
     MeterStatus finish();
@@ -186,6 +200,9 @@ public:
     std::size_t ready() const noexcept;
     // Payload bytes of the next `k` (<= ready()) records for one side.
     std::size_t payload_size(std::size_t k, bool src_side) const noexcept;
+    // How many of the next `k` (<= ready()) records have payloads that fit
+    // in `src_bytes` and `dst_bytes` together. O(result).
+    std::size_t fitting(std::size_t k, std::size_t src_bytes, std::size_t dst_bytes) const noexcept;
     // Moves the next `k` (<= ready()) records into `out`.
     void drain(std::size_t k, const FlowColumnsOut& out) noexcept;
 

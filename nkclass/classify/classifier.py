@@ -12,7 +12,7 @@ import pyarrow as pa
 from nkclass.addresses import format_addresses
 from nkclass.asn.attribution import exporter_numbers
 from nkclass.asn.database import AsDatabase, default_database
-from nkclass.cache import PairCache
+from nkclass.classify.stages.pair_cache import PairCache
 from nkclass.errors import SchemaValueError
 from nkclass.flows.batch import MEASUREMENT_COLUMNS, FlowBatch
 from nkclass.labels import ACTIVITIES, APPS, CONFIDENCES, EVIDENCE, SIDES, evidence_names
@@ -42,8 +42,10 @@ class Classifier:
 
     The classifier is immutable, safe to share between threads (the pass
     releases the GIL) and pickles as its ruleset (for process pools and
-    clusters). As with any pickle, unpickling can run arbitrary code: only
-    unpickle classifiers from a source you trust.
+    clusters). :meth:`save` writes it as a compiled ruleset file, which
+    :meth:`load` and the C interface read. As with any pickle, unpickling
+    can run arbitrary code: only unpickle classifiers from a source you
+    trust.
 
     >>> import numpy as np
     >>> clf = Classifier()
@@ -71,7 +73,51 @@ class Classifier:
             self.rules, as_stage=as_stage, database=database
         )
 
+    @classmethod
+    def load(cls, source: str | Path | bytes) -> Classifier:
+        """A classifier from a compiled ruleset (a file ``nkclass rules
+        compile`` or :meth:`save` wrote, or its bytes). It labels exactly as
+        the classifier it was compiled from, with the AS stage and table it
+        was compiled with; it carries the tables, not the ruleset's text, so
+        :attr:`rules` is None. Raises
+        :class:`~nkclass.errors.CompiledRulesError` naming the byte offset
+        when the file is truncated, damaged, of another format version or
+        not a compiled ruleset at all.
+
+        >>> import nkclass
+        >>> data = nkclass.Classifier(asn=False).compiled_bytes()
+        >>> nkclass.Classifier.load(data).paths
+        ('none', 'kp_range', 'unicom', 'satgate')
+        """
+        from nkclass.rules import compiled as compiled_file
+
+        self = cls.__new__(cls)
+        self.rules = None
+        self._asn = None
+        if isinstance(source, bytes | bytearray | memoryview):
+            self._compiled = compiled_file.decode(bytes(source))
+        else:
+            self._compiled = compiled_file.read(source)
+        return self
+
+    def compiled_bytes(self) -> bytes:
+        """The compiled ruleset file of this classifier (its rules' tables,
+        the AS stage and table when on): what :meth:`save` writes."""
+        from nkclass.rules import compiled as compiled_file
+
+        return compiled_file.encode(self._compiled)
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`compiled_bytes` to ``path`` (through a temporary file
+        and a rename, so the file is whole or absent), for :meth:`load` and
+        the C interface."""
+        from nkclass.asn.cache import write_atomic
+
+        write_atomic(Path(path), self.compiled_bytes())
+
     def __reduce__(self):
+        if self.rules is None:  # loaded from a compiled file
+            return (Classifier.load, (self.compiled_bytes(),))
         return (_rebuild, (self.rules, self._asn))
 
     @property

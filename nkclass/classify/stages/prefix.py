@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 
 from nkclass import _core
-from nkclass.addresses import ParsedPrefixes, parse_addresses, parse_prefixes
+from nkclass.addresses import ParsedPrefixes, lookup_native, parse_addresses, parse_prefixes
 from nkclass.errors import SchemaTypeError, SchemaValueError
 
 MAX_LABEL = 2**31 - 1
@@ -122,25 +122,6 @@ class PrefixTable:
     def first_stride(self) -> int:
         """16 or 24: the bits the IPv4 table resolves in its first step."""
         return int(self._native.first_stride)
-
-
-def address_rows(arr: np.ndarray, column: str) -> np.ndarray:
-    """Validate an IPv6 address column: ``S16``/``V16`` or ``(n, 16)``
-    uint8, returned as contiguous ``(n, 16)`` uint8."""
-    if arr.dtype.kind in "SV" and arr.dtype.itemsize == 16 and arr.ndim == 1:
-        return np.ascontiguousarray(arr).view(np.uint8).reshape(-1, 16)
-    if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 16:
-        return np.ascontiguousarray(arr)
-    raise SchemaTypeError(
-        f"column {column!r}: expected uint32 IPv4 addresses or 16-byte IPv6 addresses "
-        f"(S16, V16 or (n, 16) uint8); got dtype {arr.dtype} with shape {arr.shape}"
-    )
-
-
-def lookup_native(native: object, arr: np.ndarray, column: str) -> np.ndarray:
-    if arr.dtype == np.uint32 and arr.ndim == 1:
-        return native.lookup_v4(np.ascontiguousarray(arr))
-    return native.lookup_v6(address_rows(arr, column))
 
 
 class PrefixBuildError(ValueError):

@@ -18,18 +18,15 @@ datagram's source address, 16 bytes).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
 from nkclass import _core
-from nkclass.flows.pcap import CaptureError, _binary
-from nkclass.flows.reader import Reader
+from nkclass.flows.pcap import NativeCaptureReader, _binary
 from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
 from nkclass.flows.source import Source
-from nkclass.flows.stats import ReadStats
 
 #: The schema of every batch of decoded export records.
 EXPORT_SCHEMA = pa.schema([
@@ -41,8 +38,6 @@ EXPORT_SCHEMA = pa.schema([
     pa.field("sampling_rate", pa.uint32(), nullable=False),
     pa.field("exporter", ADDRESS, nullable=False),
 ])
-
-_CHUNK_BYTES = 8 << 20
 
 
 def check_decoder_options(template_timeout: object, max_templates: object,
@@ -96,7 +91,7 @@ def records_to_batch(cols: dict) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=EXPORT_SCHEMA)
 
 
-class ExportCaptureReader(Reader):
+class ExportCaptureReader(NativeCaptureReader):
     """Flow batches from a pcap/pcapng of UDP export traffic; see
     :func:`read_export_capture`. After iteration, ``counters`` holds the
     decoder's and the capture's totals and ``status`` how the input ended."""
@@ -111,39 +106,10 @@ class ExportCaptureReader(Reader):
         options = check_decoder_options(template_timeout, max_templates, payload_bytes,
                                         "read_export_capture")
         super().__init__(source, batch_size, errors)
-        self.counters: dict[str, int] = {}
-        self.status: dict[str, object] = {}
-        self._capture = _core.ExportCapture(**options)
+        self._native = _core.ExportCapture(**options)
 
-    @property
-    def stats(self) -> ReadStats:
-        stats = ReadStats(records=self._stats.records, files=[self.path])
-        stats.native.update(self.counters)
-        if self.status and self.status["status"] != "ok":
-            stats.truncated.append(
-                f"{self.path}: {self.status['status']} at byte {self.status['offset']}: "
-                f"{self.status['reason']}"
-            )
-        return stats
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        capture = self._capture
-        stream = self.source.stream()
-        while chunk := stream.read(_CHUNK_BYTES):
-            capture.feed(chunk)
-            yield from self._drain()
-        self.status = capture.finish()
-        yield from self._drain()
-        self.counters = capture.counters()
-        if self.status["status"] != "ok" and self.errors == "raise":
-            raise CaptureError(self.path, self.status["offset"], self.status["reason"])
-
-    def _drain(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            cols = self._capture.drain(self.batch_size)
-            if len(cols["packets"]) == 0:
-                return
-            yield records_to_batch(cols)
+    def _columns_to_batch(self, cols: dict) -> pa.RecordBatch:
+        return records_to_batch(cols)
 
 
 def read_export_capture(

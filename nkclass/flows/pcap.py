@@ -78,7 +78,53 @@ def _is_seconds(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-class PcapReader(Reader):
+class NativeCaptureReader(Reader):
+    """A reader fed by a native capture parser (``self._native``: the flow
+    meter, or the export decoder): file bytes in, drained columns out, its
+    counters and how the input ended kept for ``stats``."""
+
+    def __init__(self, source: Source, batch_size: int, errors: str) -> None:
+        super().__init__(source, batch_size, errors)
+        self.counters: dict[str, int] = {}
+        self.status: dict[str, object] = {}
+        self._native: object = None
+
+    def _columns_to_batch(self, cols: dict) -> pa.RecordBatch:
+        raise NotImplementedError
+
+    @property
+    def stats(self) -> ReadStats:
+        """The counters as :class:`ReadStats` (records = flows yielded)."""
+        stats = ReadStats(records=self._stats.records, files=[self.path])
+        stats.native.update(self.counters)
+        if self.status and self.status["status"] != "ok":
+            stats.truncated.append(
+                f"{self.path}: {self.status['status']} at byte {self.status['offset']}: "
+                f"{self.status['reason']}"
+            )
+        return stats
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        native = self._native
+        stream = self.source.stream()
+        while chunk := stream.read(_CHUNK_BYTES):
+            native.feed(chunk)
+            yield from self._drain()
+        self.status = native.finish()
+        yield from self._drain()
+        self.counters = native.counters()
+        if self.status["status"] != "ok" and self.errors == "raise":
+            raise CaptureError(self.path, self.status["offset"], self.status["reason"])
+
+    def _drain(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            cols = self._native.drain(self.batch_size)
+            if len(cols["packets"]) == 0:
+                return
+            yield self._columns_to_batch(cols)
+
+
+class PcapReader(NativeCaptureReader):
     """Iterator of flow batches from one capture; see :func:`read_pcap`.
 
     After iteration ends, ``counters`` holds the meter's totals (packets,
@@ -123,10 +169,8 @@ class PcapReader(Reader):
                    f"{payload_bytes})")
         _check("errors", errors, errors in ("raise", "skip"), "'raise' or 'skip'")
         super().__init__(source, batch_size, errors)
-        self.counters: dict[str, int] = {}
-        self.status: dict[str, object] = {}
         # Whole milliseconds, at least 1, so tiny timeouts stay valid.
-        self._meter = _core.FlowMeter(
+        self._native = _core.FlowMeter(
             payload_bytes=payload_bytes,
             idle_timeout_ms=max(1, round(idle_timeout * 1000)),
             active_timeout_ms=max(1, round(active_timeout * 1000)),
@@ -139,36 +183,8 @@ class PcapReader(Reader):
     def sniff(cls, head: bytes) -> bool:
         return head[:4] in PCAP_MAGICS
 
-    @property
-    def stats(self) -> ReadStats:
-        """The counters as :class:`ReadStats` (records = flows yielded)."""
-        stats = ReadStats(records=self._stats.records, files=[self.path])
-        stats.native.update(self.counters)
-        if self.status and self.status["status"] != "ok":
-            stats.truncated.append(
-                f"{self.path}: {self.status['status']} at byte {self.status['offset']}: "
-                f"{self.status['reason']}"
-            )
-        return stats
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        meter = self._meter
-        stream = self.source.stream()
-        while chunk := stream.read(_CHUNK_BYTES):
-            meter.feed(chunk)
-            yield from self._drain()
-        self.status = meter.finish()
-        yield from self._drain()
-        self.counters = meter.counters()
-        if self.status["status"] != "ok" and self.errors == "raise":
-            raise CaptureError(self.path, self.status["offset"], self.status["reason"])
-
-    def _drain(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            cols = self._meter.drain(self.batch_size)
-            if len(cols["packets"]) == 0:
-                return
-            yield _to_batch(cols)
+    def _columns_to_batch(self, cols: dict) -> pa.RecordBatch:
+        return _to_batch(cols)
 
 
 def _binary(data: np.ndarray, offsets: np.ndarray) -> pa.Array:

@@ -71,11 +71,17 @@ py::dict detail(const DetectorInspector& insp, std::uint8_t protocol, std::uint1
     static const char* kKinds[] = {"", "sni", "host", "dns", "socks"};
     out["server_name"] = det.name_len ? py::object(py::str(det.name, det.name_len)) : py::none();
     out["name_source"] = det.name_len ? py::object(py::str(kKinds[det.name_kind])) : py::none();
-    out["agent"] = det.agent_len
-                       ? py::object(py::str(PyUnicode_DecodeLatin1(det.agent, det.agent_len, nullptr)))
-                       : py::none();
+    // Agents and ALPN protocol ids are opaque octets (RFC 7301): Latin-1
+    // gives every byte a character, where UTF-8 decoding would throw.
+    const auto latin1 = [](const char* p, std::size_t n) -> py::object {
+        if (n == 0) return py::none();
+        PyObject* s = PyUnicode_DecodeLatin1(p, static_cast<Py_ssize_t>(n), nullptr);
+        if (s == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(s);
+    };
+    out["agent"] = latin1(det.agent, det.agent_len);
     out["coin"] = kCoinNames[det.coin];
-    out["alpn"] = det.alpn_len ? py::object(py::str(det.alpn, det.alpn_len)) : py::none();
+    out["alpn"] = latin1(det.alpn, det.alpn_len);
     py::list cands;
     for (std::size_t i = 0; i < k; ++i)
         cands.append(py::make_tuple(found[i].app, found[i].activity, found[i].rank,

@@ -63,6 +63,16 @@ def test_corrupted_real_payloads_never_break_the_detectors(flow, data):
     assert got["app"] in _core.APP_NAMES and got["activity"] in _core.ACTIVITY_NAMES
 
 
+def test_an_alpn_of_any_octets_is_reported_not_an_error():
+    """ALPN protocol ids are opaque octets (RFC 7301): a byte that is not
+    UTF-8 is reported as it is (Latin-1), not a decoding error."""
+    hello = next(src for _, _, _, _, src, _ in PAYLOADS if b"\x02h2\x08http/1.1" in src)
+    assert inspect(TCP, 54630, 443, hello)["alpn"] == "h2"
+    at = hello.index(b"\x02h2\x08http/1.1") + 1
+    damaged = hello[:at] + b"\x80" + hello[at + 1:]
+    assert inspect(TCP, 54630, 443, damaged)["alpn"] == "\x802"
+
+
 # --------------------------------------------------------------------------- QUIC
 
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-import numpy as np
 import pyarrow as pa
 
 from nkclass import _core
-from nkclass.flows.pcap import NativeCaptureReader, _binary
-from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
+from nkclass.flows.pcap import NativeCaptureReader, _binary, address_array, flow_key_arrays
+from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED
 from nkclass.flows.source import Source
 
 #: The schema of every batch of decoded export records.
@@ -66,27 +65,13 @@ def check_decoder_options(template_timeout: object, max_templates: object,
 
 def records_to_batch(cols: dict) -> pa.RecordBatch:
     """One Arrow batch of :data:`EXPORT_SCHEMA` from drained native columns."""
-    n = len(cols["packets"])
-
-    def address(a: np.ndarray) -> pa.Array:
-        return pa.FixedSizeBinaryArray.from_buffers(ADDRESS, n, [None, pa.py_buffer(a)])
-
     arrays = [
-        pa.array(cols["ts_start"], type=pa.int64()).view(TIMESTAMP),
-        pa.array(cols["ts_end"], type=pa.int64()).view(TIMESTAMP),
-        address(cols["src_ip"]),
-        address(cols["dst_ip"]),
-        pa.array(cols["src_port"]),
-        pa.array(cols["dst_port"]),
-        pa.array(cols["protocol"]),
-        pa.array(cols["packets"]),
-        pa.array(cols["bytes"]),
-        pa.array(cols["tcp_flags"]),
+        *flow_key_arrays(cols),
         pa.array(cols["src_as"]),
         pa.array(cols["dst_as"]),
         _binary(*cols["src_payload"]),
         pa.array(cols["sampling_rate"]),
-        address(cols["exporter"]),
+        address_array(cols["exporter"]),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=EXPORT_SCHEMA)
 

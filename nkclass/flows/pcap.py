@@ -89,8 +89,8 @@ class NativeCaptureReader(Reader):
         self.status: dict[str, object] = {}
         self._native: object = None
 
-    def _columns_to_batch(self, cols: dict) -> pa.RecordBatch:
-        raise NotImplementedError
+    # Subclasses set ``_native`` and define ``_columns_to_batch(cols)``, the
+    # Arrow batch of one drain's columns.
 
     @property
     def stats(self) -> ReadStats:
@@ -201,23 +201,31 @@ def _binary(data: np.ndarray, offsets: np.ndarray) -> pa.Array:
     )
 
 
-def _to_batch(cols: dict) -> pa.RecordBatch:
-    n = len(cols["packets"])
+def address_array(a: np.ndarray) -> pa.Array:
+    """16-byte address rows drained from the core as fixed_size_binary(16)."""
+    return pa.FixedSizeBinaryArray.from_buffers(ADDRESS, len(a), [None, pa.py_buffer(a)])
 
-    def address(a: np.ndarray) -> pa.Array:
-        return pa.FixedSizeBinaryArray.from_buffers(ADDRESS, n, [None, pa.py_buffer(a)])
 
-    arrays = [
+def flow_key_arrays(cols: dict) -> list[pa.Array]:
+    """The columns every drained native flow starts with: times, endpoints,
+    protocol, counters and TCP flags."""
+    return [
         pa.array(cols["ts_start"], type=pa.int64()).view(TIMESTAMP),
         pa.array(cols["ts_end"], type=pa.int64()).view(TIMESTAMP),
-        address(cols["src_ip"]),
-        address(cols["dst_ip"]),
+        address_array(cols["src_ip"]),
+        address_array(cols["dst_ip"]),
         pa.array(cols["src_port"]),
         pa.array(cols["dst_port"]),
         pa.array(cols["protocol"]),
         pa.array(cols["packets"]),
         pa.array(cols["bytes"]),
         pa.array(cols["tcp_flags"]),
+    ]
+
+
+def _to_batch(cols: dict) -> pa.RecordBatch:
+    arrays = [
+        *flow_key_arrays(cols),
         _binary(*cols["src_payload"]),
         _binary(*cols["dst_payload"]),
         pa.DictionaryArray.from_arrays(

@@ -30,6 +30,20 @@ std::uint32_t host_mask(unsigned length) {
 
 }  // namespace
 
+void* huge_page_alloc(std::size_t bytes) noexcept {
+    const std::size_t align = bytes >= kHugePage ? kHugePage : 64;
+    bytes = (bytes + align - 1) / align * align;  // aligned_alloc wants a multiple
+    void* p = std::aligned_alloc(align, bytes);
+    if (!p) return nullptr;
+#ifdef MADV_HUGEPAGE
+    if (align == kHugePage) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    std::memset(p, 0, bytes);
+    return p;
+}
+
+void huge_page_free(void* p) noexcept { std::free(p); }
+
 Ipv4Table::Ipv4Table() {
     // An empty table answers kNoLabel for everything.
     Ipv4Prefix none{};
@@ -39,15 +53,16 @@ Ipv4Table::Ipv4Table() {
 Ipv4Table::~Ipv4Table() { release(); }
 
 void Ipv4Table::release() noexcept {
-    std::free(level0_);
-    level0_ = nullptr;
-    level0_bytes_ = 0;
+    level0_.reset();
+    blocks_.reset();
+    runs_.reset();
     chunks_.clear();
     chunks_.shrink_to_fit();
 }
 
 std::size_t Ipv4Table::memory_bytes() const noexcept {
-    return level0_bytes_ + chunks_.size() * sizeof(std::uint32_t);
+    return level0_.size() * sizeof(std::uint32_t) + blocks_.size() * sizeof(RunBlock) +
+           (runs_.size() + chunks_.size()) * sizeof(std::uint32_t);
 }
 
 std::uint32_t Ipv4Table::new_chunk(std::uint32_t fill) {
@@ -61,7 +76,7 @@ void Ipv4Table::paint(const Ipv4Prefix& p) {
     if (p.length <= stride0) {
         const std::size_t first = std::size_t(p.network) >> shift0_;
         const std::size_t count = std::size_t(1) << (stride0 - p.length);
-        std::fill(level0_ + first, level0_ + first + count, p.label);
+        std::fill(level0_.data() + first, level0_.data() + first + count, p.label);
         return;
     }
     // Walk down 8 bits at a time, creating chunks that inherit the label of
@@ -131,18 +146,38 @@ BuildStatus Ipv4Table::build(const Ipv4Prefix* rows, std::size_t n, Duplicates d
 
     release();
     shift0_ = 32 - stride;
-    level0_bytes_ = (std::size_t(1) << stride) * sizeof(std::uint32_t);
-    const std::size_t align = level0_bytes_ >= kHugePage ? kHugePage : 64;
-    level0_ = static_cast<std::uint32_t*>(std::aligned_alloc(align, level0_bytes_));
-    if (!level0_) return BuildStatus::failure(0, "out of memory for the IPv4 table");
-#ifdef MADV_HUGEPAGE
-    if (align == kHugePage) madvise(level0_, level0_bytes_, MADV_HUGEPAGE);
-#endif
-    std::memset(level0_, 0, level0_bytes_);
+    if (!level0_.allocate(std::size_t(1) << stride))
+        return BuildStatus::failure(0, "out of memory for the IPv4 table");
 
     for (std::size_t k = 0; k < n; ++k) paint(rows[order[k]]);
     chunks_.shrink_to_fit();
+    if (stride == 24 && !compress_level0()) {
+        release();
+        return BuildStatus::failure(0, "out of memory for the IPv4 table");
+    }
     return BuildStatus::success();
+}
+
+bool Ipv4Table::compress_level0() {
+    constexpr std::size_t kBlocks = std::size_t(1) << 18;
+    std::size_t n_runs = 0;  // counted first so the runs get one exact allocation
+    for (std::size_t i = 0; i < level0_.size(); ++i)
+        n_runs += (i & 63) == 0 || level0_[i] != level0_[i - 1];
+    if (!blocks_.allocate(kBlocks) || !runs_.allocate(n_runs)) return false;
+    std::size_t run = 0;
+    for (std::size_t k = 0; k < kBlocks; ++k) {
+        const std::uint32_t* entry = &level0_[k << 6];
+        RunBlock& block = blocks_[k];
+        block.first_run = static_cast<std::uint32_t>(run);
+        for (unsigned j = 0; j < 64; ++j) {
+            if (j == 0 || entry[j] != entry[j - 1]) {
+                block.changes |= std::uint64_t(1) << j;
+                runs_[run++] = entry[j];
+            }
+        }
+    }
+    level0_.reset();
+    return true;
 }
 
 void Ipv4Table::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) const noexcept {
@@ -154,16 +189,44 @@ void Ipv4Table::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) co
         for (std::size_t i = 0; i < n; ++i) out[i] = lookup_one(addrs[i]);
         return;
     }
-    // DIR-24 level 0 is 64 MiB: random lookups are bound by memory latency,
-    // so issue the loads for a window ahead to keep several misses in flight.
-    constexpr std::size_t kAhead = 64;  // measured: 16 -> 119M/s, 64 -> 145M/s, 256 -> 140M/s
-    const std::size_t head = n > kAhead ? n - kAhead : 0;
-    std::size_t i = 0;
-    for (; i < head; ++i) {
-        __builtin_prefetch(&level0_[addrs[i + kAhead] >> shift0_]);
-        out[i] = lookup_one(addrs[i]);
+    // Compressed DIR-24: two dependent reads per lookup (block, then run),
+    // each likely a last-level-cache hit. A software pipeline keeps many
+    // lookups in flight: the block of lookup i + 2K is prefetched, the run
+    // of lookup i + K is located and prefetched, and lookup i is finished.
+    constexpr std::size_t kAhead = 32;  // measured 8: 10 ns, 16: 6.3 ns, 32: 5.0 ns, 64: 5.2 ns
+    constexpr std::size_t kRing = 64;  // > kAhead, a power of two
+    std::uint32_t run_of[kRing];
+    auto locate = [this](ipv4_host_t a) {
+        const RunBlock& b = blocks_[a >> 14];
+        return b.first_run + popcount64(b.changes << (63 - ((a >> 8) & 63u))) - 1;
+    };
+    auto finish = [this](ipv4_host_t a, std::uint32_t run) {
+        const std::uint32_t e = runs_[run];
+        if (!(e & kChunkFlag)) return e;
+        return chunks_[(std::size_t(e & ~kChunkFlag) << 8) | (a & 0xffu)];
+    };
+    if (n < 2 * kAhead) {
+        for (std::size_t i = 0; i < n; ++i) out[i] = lookup_one(addrs[i]);
+        return;
     }
-    for (; i < n; ++i) out[i] = lookup_one(addrs[i]);
+    for (std::size_t i = 0; i < 2 * kAhead; ++i) __builtin_prefetch(&blocks_[addrs[i] >> 14]);
+    for (std::size_t i = 0; i < kAhead; ++i) {
+        run_of[i] = locate(addrs[i]);
+        __builtin_prefetch(&runs_[run_of[i]]);
+    }
+    std::size_t i = 0;
+    for (; i + 2 * kAhead < n; ++i) {
+        __builtin_prefetch(&blocks_[addrs[i + 2 * kAhead] >> 14]);
+        const std::uint32_t r = locate(addrs[i + kAhead]);
+        __builtin_prefetch(&runs_[r]);
+        run_of[(i + kAhead) % kRing] = r;
+        out[i] = finish(addrs[i], run_of[i % kRing]);
+    }
+    for (; i + kAhead < n; ++i) {
+        run_of[(i + kAhead) % kRing] = locate(addrs[i + kAhead]);
+        out[i] = finish(addrs[i], run_of[i % kRing]);
+    }
+    for (; i < n; ++i) out[i] = finish(addrs[i], run_of[i % kRing]);
 }
 
 }  // namespace nkclass

@@ -278,6 +278,34 @@ def test_ipv4_matches_reference(prefixes, extra, stride):
 
 
 @given(
+    st.lists(st.one_of(v4_prefixes(), nested_v4("175.45.0.0/16")), max_size=40, unique=True),
+    st.lists(st.integers(0, 2**32 - 1), max_size=30),
+)
+def test_bulk_lookup_in_a_compressed_24_bit_table_matches_reference(prefixes, extra):
+    """A long array takes the pipelined bulk path (its first and last lookups
+    are drained separately), which short text queries never reach."""
+    labels = list(range(1, len(prefixes) + 1))
+    ref = ReferenceLpm(prefixes, labels)
+    parsed = nkclass.addresses.parse_prefixes(prefixes)
+    table = PrefixTable.__new__(PrefixTable)
+    table._native = nkclass._core.PrefixTable(
+        parsed.v4_network,
+        parsed.v4_length,
+        np.array(labels, np.uint32)[parsed.v4_index],
+        parsed.v6_network,
+        parsed.v6_length,
+        np.zeros(0, np.uint32),
+        False,
+        24,
+    )
+    near = [v4(q) for q in addresses_near(prefixes)]
+    distinct = np.array(near + extra + [0, 2**32 - 1], np.uint32)
+    queries = np.resize(distinct, 67 + 3 * len(distinct))  # not a multiple of the window
+    expected = {a: ref.lookup(str(ipaddress.IPv4Address(a))) for a in distinct.tolist()}
+    assert table.lookup(queries).tolist() == [expected[a] for a in queries.tolist()]
+
+
+@given(
     st.lists(st.one_of(v6_prefixes(), v4_prefixes()), max_size=30, unique=True),
     st.lists(st.integers(0, 2**128 - 1), max_size=20),
 )

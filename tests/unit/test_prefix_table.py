@@ -252,14 +252,8 @@ def addresses_near(prefixes: list[str]):
     return out
 
 
-@given(
-    st.lists(st.one_of(v4_prefixes(), nested_v4("175.45.0.0/16")), max_size=40, unique=True),
-    st.lists(st.integers(0, 2**32 - 1), max_size=30),
-    st.sampled_from([0, 16, 24]),
-)
-def test_ipv4_matches_reference(prefixes, extra, stride):
-    labels = list(range(1, len(prefixes) + 1))
-    ref = ReferenceLpm(prefixes, labels)
+def table_with_first_stride(prefixes: list[str], labels: list[int], stride: int) -> PrefixTable:
+    """An IPv4 table built with a forced first stride (0: chosen by size)."""
     parsed = nkclass.addresses.parse_prefixes(prefixes)
     table = PrefixTable.__new__(PrefixTable)
     table._native = nkclass._core.PrefixTable(
@@ -272,6 +266,18 @@ def test_ipv4_matches_reference(prefixes, extra, stride):
         False,
         stride,
     )
+    return table
+
+
+@given(
+    st.lists(st.one_of(v4_prefixes(), nested_v4("175.45.0.0/16")), max_size=40, unique=True),
+    st.lists(st.integers(0, 2**32 - 1), max_size=30),
+    st.sampled_from([0, 16, 24]),
+)
+def test_ipv4_matches_reference(prefixes, extra, stride):
+    labels = list(range(1, len(prefixes) + 1))
+    ref = ReferenceLpm(prefixes, labels)
+    table = table_with_first_stride(prefixes, labels, stride)
     queries = addresses_near(prefixes) + [str(ipaddress.IPv4Address(x)) for x in extra]
     got = table.lookup(queries).tolist() if queries else []
     assert got == [ref.lookup(q) for q in queries]
@@ -286,18 +292,7 @@ def test_bulk_lookup_in_a_compressed_24_bit_table_matches_reference(prefixes, ex
     are drained separately), which short text queries never reach."""
     labels = list(range(1, len(prefixes) + 1))
     ref = ReferenceLpm(prefixes, labels)
-    parsed = nkclass.addresses.parse_prefixes(prefixes)
-    table = PrefixTable.__new__(PrefixTable)
-    table._native = nkclass._core.PrefixTable(
-        parsed.v4_network,
-        parsed.v4_length,
-        np.array(labels, np.uint32)[parsed.v4_index],
-        parsed.v6_network,
-        parsed.v6_length,
-        np.zeros(0, np.uint32),
-        False,
-        24,
-    )
+    table = table_with_first_stride(prefixes, labels, 24)
     near = [v4(q) for q in addresses_near(prefixes)]
     distinct = np.array(near + extra + [0, 2**32 - 1], np.uint32)
     queries = np.resize(distinct, 67 + 3 * len(distinct))  # not a multiple of the window

@@ -301,6 +301,24 @@ std::uint32_t* lookup_rate(DecoderState& s, const SamplerKey& k) {
     return it == s.samplers.end() ? nullptr : &it->second;
 }
 
+// Calls visit(field, value, length) for each field of a record starting at
+// `at`, whose framing the caller has checked (so no bound is tested here).
+template <typename Visit>
+void for_each_value(const Template& t, const std::uint8_t* p, std::size_t at, Visit&& visit) {
+    for (const Field& f : t.fields) {
+        std::size_t len = f.length;
+        if (len == kVariableLength) {
+            len = p[at++];
+            if (len == 255) {
+                len = be16(p + at);
+                at += 2;
+            }
+        }
+        visit(f, p + at, len);
+        at += len;
+    }
+}
+
 // Decodes one data set (the two passes share the framing checks of the
 // first, so the second cannot go out of bounds).
 bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::size_t n,
@@ -331,18 +349,8 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
         if (t.options) {
             // Options records only announce sampling rates.
             ++s.counters.options_records;
-            std::size_t q_at = start;
-            for (const Field& f : t.fields) {
-                std::size_t len = f.length;
-                if (len == kVariableLength) {
-                    len = p[q_at++];
-                    if (len == 255) {
-                        len = be16(p + q_at);
-                        q_at += 2;
-                    }
-                }
-                const std::uint8_t* q = p + q_at;
-                q_at += len;
+            for_each_value(t, p, start, [&v](const Field& f, const std::uint8_t* q,
+                                             std::size_t len) {
                 switch (f.role) {
                     case Role::kSamplingInterval:
                         v.sampling = be_uint(q, len);
@@ -356,7 +364,7 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
                     case Role::kPacketSpace: v.pkt_space = be_uint(q, len); break;
                     default: break;
                 }
-            }
+            });
             std::uint64_t rate = 0;
             if (v.has_sampling) {
                 rate = v.sampling;
@@ -380,18 +388,8 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
         }
         Record& o = s.new_record();
         o.exporter = exporter;
-        std::size_t q_at = start;
-        for (const Field& f : t.fields) {
-            std::size_t len = f.length;
-            if (len == kVariableLength) {
-                len = p[q_at++];
-                if (len == 255) {
-                    len = be16(p + q_at);
-                    q_at += 2;
-                }
-            }
-            const std::uint8_t* q = p + q_at;
-            q_at += len;
+        for_each_value(t, p, start, [&v, &o](const Field& f, const std::uint8_t* q,
+                                             std::size_t len) {
             switch (f.role) {
                 case Role::kSkip: break;
                 case Role::kOctets: v.octets = be_uint(q, len); v.has_octets = true; break;
@@ -460,7 +458,7 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
                 case Role::kPacketInterval:
                 case Role::kPacketSpace: break;
             }
-        }
+        });
         // Times: absolute fields first, then sysUptime-relative ones (v9:
         // against the header's uptime and export time; IPFIX: from the
         // system's init time), then deltas, else the export time.

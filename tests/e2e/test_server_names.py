@@ -1,6 +1,10 @@
 """On real captures with payload: the TLS and HTTP flows whose server name
 is visible (SNI, Host) get the service the name belongs to, from the names
-alone (the AS stage off) and when AS numbers would guess otherwise."""
+alone (the AS stage off) and when AS numbers would guess otherwise.
+
+``python -m tests.e2e.test_server_names`` prints how many TLS, HTTP and QUIC
+flows of every capture in tests/data (the shared fixtures and the protocol
+captures) show a server name and get a service (the rules README's table)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from tests.reference.sni_ref import client_hello_sni
 
 PCAPS = Path(__file__).parent.parent / "data" / "pcap"
 CAPTURES = sorted(PCAPS.glob("*.pcap")) + sorted((PCAPS / "names").glob("*.pcap"))
+#: Every capture with payload: the shared fixtures and the protocol captures.
+ALL_CAPTURES = CAPTURES + sorted((PCAPS.parent / "protocols").glob("*.pcap*"))
+WEB_APPS = ("tls", "http", "quic")
 HOST_RE = re.compile(rb"\r\nHost:[ \t]*([^\r\n:]+)", re.IGNORECASE)
 #: Names no service list should claim: the Zeek project's site in an HTTP
 #: test, Tor's random cover names and a loopback host.
@@ -76,3 +83,49 @@ def test_a_visible_name_beats_the_guess_of_the_peer_as(by_names):
     changed = [(a, b) for a, b in zip(by_names, with_as, strict=True)
                if a[1] != "none" and a[1] != b[1]]
     assert changed == []
+
+
+def service_shares(rules: nkclass.Ruleset | None = None, asn: bool = False,
+                   captures: list[Path] = ALL_CAPTURES) -> dict[str, tuple[int, int, int, int]]:
+    """Per app (tls, http, quic): flows, flows showing a server name (SNI or
+    Host), flows with a service, and flows showing a name that get a service."""
+    clf = nkclass.Classifier(rules, asn=None if asn else False)
+    counts = {app: [0, 0, 0, 0] for app in WEB_APPS}
+    for pcap in captures:
+        for batch in nkclass.read(pcap):
+            rows = clf.classify(pa.Table.from_batches([batch]), server_names=True).to_arrow()
+            for row in rows.select(["app", "service", "sni", "host"]).to_pylist():
+                if row["app"] not in counts:
+                    continue
+                named = row["sni"] is not None or row["host"] is not None
+                served = row["service"] != "none"
+                tally = counts[row["app"]]
+                tally[0] += 1
+                tally[1] += named
+                tally[2] += served
+                tally[3] += named and served
+    return {app: tuple(tally) for app, tally in counts.items()}
+
+
+def test_measured_names_and_services_agree_with_the_reference_parsers(by_names):
+    # the table counts the classifier's own sni/host columns; the reference
+    # SNI and Host parsers above must find the same named flows and services
+    shares = service_shares(captures=CAPTURES)
+    named = shares["tls"][1] + shares["http"][1]
+    named_served = shares["tls"][3] + shares["http"][3]
+    assert named == len(by_names)
+    assert named_served == sum(service != "none" for _, service in by_names)
+
+
+def table(rules: nkclass.Ruleset | None = None) -> str:
+    lines = ["| app | flows | server name shown | service named | of those showing a name |",
+             "|---|---|---|---|---|"]
+    for app, (flows, named, served, named_served) in service_shares(rules).items():
+        share = f"{named_served} / {named} ({named_served / named:.0%})" if named else "-"
+        lines.append(f"| {app} | {flows} | {named} | {served} ({served / max(flows, 1):.0%}) "
+                     f"| {share} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())

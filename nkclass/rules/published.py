@@ -6,9 +6,11 @@ raises :class:`nkclass.RuleError` naming the file and line.
 * ``text``: one prefix per line, ``#`` comments (Cloudflare's ips-v4 /
   ips-v6, Telegram's cidr.txt, and any plain list).
 * ``aws-ip-ranges``: AWS ``ip-ranges.json`` (``prefixes[].ip_prefix``,
-  ``ipv6_prefixes[].ipv6_prefix``).
+  ``ipv6_prefixes[].ipv6_prefix``; the syntax AWS documents at
+  https://docs.aws.amazon.com/vpc/latest/userguide/aws-ip-syntax.html).
 * ``google-ip-ranges``: Google's ``goog.json`` and ``cloud.json``
-  (``prefixes[].ipv4Prefix`` / ``ipv6Prefix``).
+  (https://www.gstatic.com/ipranges/goog.json, .../cloud.json;
+  ``prefixes[].ipv4Prefix`` / ``ipv6Prefix``).
 * ``fastly-public-ip-list``: Fastly's public IP list (``addresses``,
   ``ipv6_addresses``).
 

@@ -196,6 +196,16 @@ def longest_suffix_service(rules, host):
         ("a1234.akamaihd.net", "akamai"),
         ("audio-ak-spotify-com.akamaized.net", "spotify"),
         ("dl.dropboxusercontent.com", "dropbox"),
+        ("v10.vortex-win.data.microsoft.com", "microsoft-telemetry"),
+        ("alt3-mtalk.google.com", "google-push"),
+        ("pki.google.com", "google-trust-services"),
+        ("db5.notify.live.net", "windows-push"),
+        ("ppq.apple.com", "apple-app-store"),
+        ("sun9-21.vkuserphoto.ru", "vk"),
+        ("blzddist1-a.akamaihd.net", "blizzard"),
+        ("lolstatic-a.akamaihd.net", "riotgames"),
+        ("modules-cdn.eac-cdn.com", "epicgames"),
+        ("r.r10s.jp", "rakuten"),
     ],
 )
 def test_the_default_lists_name_what_platform_clients_contact(host, service):

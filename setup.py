@@ -30,6 +30,7 @@ CORE_SOURCES = [
     "csrc/meter/pcap_container.cpp",
     "csrc/meter/packet_decode.cpp",
     "csrc/meter/flow_table.cpp",
+    "csrc/meter/stratum_scan.cpp",
     "csrc/meter/flow_meter.cpp",
     "csrc/domains/domain_table.cpp",
     "csrc/detect/detect.cpp",

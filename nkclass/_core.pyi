@@ -162,6 +162,9 @@ class FlowColumns(TypedDict):
     bytes: npt.NDArray[np.uint64]  # wire frame lengths, both directions
     tcp_flags: npt.NDArray[np.uint8]
     tunnel: npt.NDArray[np.uint8]  # codes into TUNNEL_NAMES (0 = none)
+    stratum_submits: npt.NDArray[np.uint64]  # share submissions over the flow's life
+    stratum_difficulty: npt.NDArray[np.float64]  # the pool's latest (NaN = none)
+    stratum_algo: npt.NDArray[np.uint8]  # codes into STRATUM_ALGO_NAMES (0 = none)
     # (data, offsets): row i is data[offsets[i]:offsets[i + 1]]
     src_payload: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]
     dst_payload: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]
@@ -184,6 +187,12 @@ class FlowMeter:
     def counters(self) -> MeterCounters: ...
 
 def meter_peak_flow_bytes(payload_bytes: int) -> int: ...
+
+STRATUM_ALGO_NAMES: tuple[str, ...]
+
+def stratum_counts(
+    pieces: list[tuple[int, bytes] | tuple[int, bytes, bool]],
+) -> tuple[int, float, str]: ...
 
 # ---- payload detectors and domains (csrc/bindings/detectors.cpp)
 COIN_NAMES: tuple[str, ...]

@@ -1,8 +1,12 @@
 // Shim for the pcap/pcapng flow meter. Defaults, validation wording and the
 // Arrow batches live in nkclass/flows/pcap.py; this file moves bytes in and
 // columns out with the GIL released.
+#include <cmath>
+#include <string>
+
 #include "common.hpp"
 #include "nkclass/flow_meter.hpp"
+#include "nkclass/stratum_scan.hpp"
 
 namespace nkclass::bind {
 
@@ -39,7 +43,9 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
     carray<std::uint8_t> src_ip({n, py::ssize_t(16)}), dst_ip({n, py::ssize_t(16)});
     carray<std::uint16_t> src_port(n), dst_port(n);
     carray<std::uint8_t> protocol(n), tcp_flags(n), tunnel(n);
-    carray<std::uint64_t> packets(n), bytes(n);
+    carray<std::uint64_t> packets(n), bytes(n), stratum_submits(n);
+    carray<double> stratum_difficulty(n);
+    carray<std::uint8_t> stratum_algo(n);
     carray<std::uint8_t> src_payload(static_cast<py::ssize_t>(self.payload_size(k, true)));
     carray<std::uint8_t> dst_payload(static_cast<py::ssize_t>(self.payload_size(k, false)));
     carray<std::int64_t> src_offsets(n + 1), dst_offsets(n + 1);
@@ -51,6 +57,9 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
                              src_payload.mutable_data(), src_offsets.mutable_data(),
                              dst_payload.mutable_data(), dst_offsets.mutable_data()};
     out.tunnel = tunnel.mutable_data();
+    out.stratum_submits = stratum_submits.mutable_data();
+    out.stratum_difficulty = stratum_difficulty.mutable_data();
+    out.stratum_algo = stratum_algo.mutable_data();
     {
         py::gil_scoped_release nogil;
         self.drain(k, out);
@@ -67,6 +76,9 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
     cols["bytes"] = bytes;
     cols["tcp_flags"] = tcp_flags;
     cols["tunnel"] = tunnel;
+    cols["stratum_submits"] = stratum_submits;
+    cols["stratum_difficulty"] = stratum_difficulty;
+    cols["stratum_algo"] = stratum_algo;
     cols["src_payload"] = py::make_tuple(src_payload, src_offsets);
     cols["dst_payload"] = py::make_tuple(dst_payload, dst_offsets);
     return cols;
@@ -103,12 +115,35 @@ py::dict counters(const FlowMeter& self) {
     return out;
 }
 
+// The meter's stratum scanner over (side, bytes) pieces of one byte stream
+// each side, for tests against a reference parser.
+py::tuple stratum_counts(const py::list& pieces) {
+    StratumFlow flow;
+    for (const py::handle item : pieces) {
+        const auto piece = item.cast<py::tuple>();
+        const int side = piece[0].cast<int>();
+        if (side != 0 && side != 1) throw py::value_error("side must be 0 or 1");
+        const std::string data = piece[1].cast<std::string>();
+        if (piece.size() > 2 && piece[2].cast<bool>()) stratum_gap(flow, side);
+        stratum_scan(flow, side, reinterpret_cast<const std::uint8_t*>(data.data()),
+                     data.size());
+    }
+    return py::make_tuple(flow.submits, flow.difficulty > 0 ? flow.difficulty : std::nan(""),
+                          kStratumAlgoNames[static_cast<int>(flow.algo)]);
+}
+
 }  // namespace
 
 void init_flow_meter(py::module_& m) {
     py::list tunnels;
     for (const char* t : kTunnelNames) tunnels.append(t);
     m.attr("TUNNEL_NAMES") = py::tuple(tunnels);
+    py::list algos;
+    for (const char* a : kStratumAlgoNames) algos.append(a);
+    m.attr("STRATUM_ALGO_NAMES") = py::tuple(algos);
+    m.def("stratum_counts", &stratum_counts, py::arg("pieces"),
+          "Share submissions, latest difficulty (NaN: none) and algorithm family the "
+          "meter's stratum scanner finds in [(side, bytes[, gap_before]), ...].");
     py::class_<FlowMeter>(m, "FlowMeter")
         .def(py::init([](std::uint32_t payload_bytes, std::int64_t idle_timeout_ms,
                          std::int64_t active_timeout_ms, std::size_t max_flows,

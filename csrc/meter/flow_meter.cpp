@@ -3,6 +3,7 @@
 #include "nkclass/flow_meter.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -190,6 +191,12 @@ void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
         out.bytes[j] = r.bytes;
         out.tcp_flags[j] = r.tcp_flags;
         if (out.tunnel != nullptr) out.tunnel[j] = r.tunnel;
+        if (out.stratum_submits != nullptr) out.stratum_submits[j] = r.stratum_submits;
+        if (out.stratum_difficulty != nullptr)
+            out.stratum_difficulty[j] =
+                r.stratum_difficulty > 0 ? r.stratum_difficulty : std::nan("");
+        if (out.stratum_algo != nullptr)
+            out.stratum_algo[j] = static_cast<std::uint8_t>(r.stratum_algo);
         for (int s = 0; s < 2; ++s) {
             if (payload[s] == nullptr || offsets[s] == nullptr) continue;
             if (r.payload_len[s] != 0)

@@ -145,6 +145,7 @@ void FlowTable::push_back(List& list, std::uint32_t idx) noexcept {
 void FlowTable::start_record(Flow& f, std::int64_t ts_ms) {
     f.closed = false;
     f.tcp_flags = 0;
+    f.stratum = 0;
     f.first_ms = f.last_ms = ts_ms;
     f.packets = f.bytes = 0;
     for (SideState& s : f.side) s = SideState{};
@@ -211,6 +212,19 @@ void FlowTable::emit(std::uint32_t idx, bool evicted) {
     r.tcp_flags = f.tcp_flags;
     r.packets = f.packets;
     r.bytes = f.bytes;
+    r.stratum_submits = 0;
+    r.stratum_difficulty = 0;
+    r.stratum_algo = StratumAlgo::kNone;
+    if (f.stratum == kStratumYes) {
+        const auto it = stratum_.find(idx);
+        if (it != stratum_.end()) {
+            r.stratum_submits = it->second.submits;
+            r.stratum_difficulty = it->second.difficulty;
+            r.stratum_algo = it->second.algo;
+            stratum_.erase(it);
+        }
+        f.stratum = kStratumNo;
+    }
     for (int s = 0; s < 2; ++s) {
         SideState& side = f.side[s];
         r.payload_at[s] = out_.payload.size();
@@ -286,6 +300,31 @@ void FlowTable::capture(std::uint32_t idx, int side_no, const PacketInfo& pkt) {
     while (side.filled < cap && bit(map, side.filled)) ++side.filled;
 }
 
+void FlowTable::start_stratum(std::uint32_t idx, const StratumFlow& state) {
+    make_room(idx, kStratumStateBytes, false);
+    stratum_.insert_or_assign(idx, state);
+    flows_[idx].stratum = kStratumYes;
+    note_memory();
+}
+
+void FlowTable::count_stratum(std::uint32_t idx, int side, const PacketInfo& pkt) {
+    Flow& f = flows_[idx];
+    if (f.stratum != kStratumYes) {
+        if (pkt.payload[0] != '{') {
+            if (++f.stratum >= kStratumProbes) f.stratum = kStratumNo;
+            return;
+        }
+        start_stratum(idx, StratumFlow{});
+    }
+    const auto it = stratum_.find(idx);
+    if (it == stratum_.end()) return;
+    StratumFlow& st = it->second;
+    const bool syn = pkt.tcp_flags & kTcpSyn;
+    // A side first seen in the middle of a line waits for the next one.
+    if (!st.side[side].has_next && pkt.payload[0] != '{') stratum_gap(st, side);
+    stratum_segment(st, side, pkt.tcp_seq + (syn ? 1 : 0), pkt.payload, pkt.payload_len);
+}
+
 KeyedPacket FlowTable::key_of(const PacketInfo& pkt) noexcept {
     KeyedPacket k;
     k.key = make_key(pkt, &k.from_lo);
@@ -334,11 +373,23 @@ void FlowTable::add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts
         // A fresh SYN on a closed flow is a new connection reusing the ports.
         if (cut || (f.closed && new_syn)) {
             const bool initiator_is_lo = cut ? f.initiator_is_lo : from_lo;
+            // A cut record's continuation keeps counting the same connection.
+            StratumFlow carried;
+            bool carry = false;
+            if (cut && f.stratum == kStratumYes) {
+                const auto it = stratum_.find(idx);
+                if (it != stratum_.end()) {
+                    carried = it->second;
+                    carried.submits = 0;
+                    carry = true;
+                }
+            }
             emit(idx, false);
             idx = kNone;
             const std::uint32_t again = create(key, hash, initiator_is_lo);
             start_record(flows_[again], ts_ms);
             idx = again;
+            if (carry) start_stratum(idx, carried);
         }
     } else {
         idx = create(key, hash, from_lo);
@@ -353,6 +404,7 @@ void FlowTable::add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts
     f.tcp_flags |= pkt.tcp_flags;
     const int side = from_lo == f.initiator_is_lo ? 0 : 1;
     if (cfg_.payload_bytes != 0) capture(idx, side, pkt);
+    if (tcp && pkt.payload_len != 0 && f.stratum != kStratumNo) count_stratum(idx, side, pkt);
     if (tcp && !f.closed) {
         if (pkt.tcp_flags & kTcpFin) f.side[side].fin = true;
         if ((pkt.tcp_flags & kTcpRst) || (f.side[0].fin && f.side[1].fin)) {

@@ -7,7 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
+
+#include "nkclass/stratum_scan.hpp"
 
 #include "nkclass/flow_meter.hpp"
 #include "packet_decode.hpp"
@@ -28,6 +31,9 @@ struct FlowKey {
 static_assert(sizeof(FlowKey) == 40, "FlowKey must be five words");
 
 inline constexpr std::uint32_t kNone = 0xffffffffu;
+inline constexpr std::uint8_t kStratumProbes = 4;
+inline constexpr std::uint8_t kStratumNo = 0xfe;
+inline constexpr std::uint8_t kStratumYes = 0xff;
 
 // Payload capture state of one direction.
 struct SideState {
@@ -46,6 +52,10 @@ struct Flow {
     bool initiator_is_lo;
     bool closed;               // RST or FIN both ways: on the closing list
     std::uint8_t tcp_flags;
+    // Stratum scanning: 0 .. kStratumProbes-1 payload segments seen that did
+    // not start a JSON object, then kStratumNo (never scanned) or kStratumYes
+    // (a StratumFlow in FlowTable::stratum_ counts its shares).
+    std::uint8_t stratum;
     std::int64_t first_ms, last_ms;
     std::int64_t touched_ms;   // meter clock when last seen (monotonic)
     std::uint64_t packets, bytes;
@@ -55,6 +65,10 @@ struct Flow {
 // buckets and a free-list entry (see flow_meter.hpp).
 static_assert(2 * sizeof(Flow) + 4 * 8 + 2 * sizeof(std::uint32_t) <= kFlowStateBytes,
               "kFlowStateBytes must bound the per-flow table memory");
+
+static_assert(sizeof(std::pair<const std::uint32_t, StratumFlow>) + 3 * sizeof(void*) <=
+                  kStratumStateBytes,
+              "kStratumStateBytes must bound a stratum_ entry with its node and bucket");
 
 // Fixed-size payload buffers with a fill bitmap each, in blocks so that
 // slots never move. Bytes below SideState::filled are complete whatever
@@ -96,6 +110,9 @@ struct EmittedFlow {
     std::uint16_t src_port, dst_port;
     std::uint8_t protocol, tcp_flags, tunnel;
     std::uint64_t packets, bytes;
+    std::uint64_t stratum_submits;
+    double stratum_difficulty;  // 0: none seen
+    StratumAlgo stratum_algo;
     std::size_t payload_at[2];  // start in `payload` per side
     std::uint32_t payload_len[2];
 };
@@ -156,7 +173,8 @@ private:
     std::uint32_t create(const FlowKey& key, std::uint32_t hash, bool initiator_is_lo);
     // Table memory charged against max_memory_bytes (see flow_meter.hpp).
     std::size_t memory_used() const noexcept {
-        return live_ * kFlowStateBytes + pool_.in_use() * pool_.stride();
+        return live_ * kFlowStateBytes + pool_.in_use() * pool_.stride() +
+               stratum_.size() * kStratumStateBytes;
     }
     void note_memory() noexcept {
         counters_->peak_memory_bytes =
@@ -172,6 +190,10 @@ private:
     void emit(std::uint32_t idx, bool evicted);
     void expire();
     void capture(std::uint32_t idx, int side, const PacketInfo& pkt);
+    // Feeds a TCP payload segment to the flow's stratum counters, starting
+    // them when the flow looks like JSON-RPC.
+    void count_stratum(std::uint32_t idx, int side, const PacketInfo& pkt);
+    void start_stratum(std::uint32_t idx, const StratumFlow& state);
     void index_insert(std::uint32_t idx);
     void index_erase(std::uint32_t idx) noexcept;
     void grow_index();
@@ -189,6 +211,7 @@ private:
     List closing_;  // closed TCP flows waiting out kCloseGraceMs, oldest first
     std::int64_t clock_ms_ = INT64_MIN;  // latest timestamp seen
     PayloadPool pool_;
+    std::unordered_map<std::uint32_t, StratumFlow> stratum_;  // by flow index
     EmittedFlows out_;
 };
 

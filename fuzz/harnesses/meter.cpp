@@ -9,7 +9,9 @@
 // agree record for record (chunking never changes results); the records
 // must account for every IP packet, and the table must stay within its
 // memory bound.
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fuzz_input.hpp"
@@ -23,6 +25,7 @@ struct Run {
     std::vector<std::uint64_t> counts;  // ports, protocol, flags, packets, bytes per row
     std::vector<std::uint8_t> payload[2];  // src, dst
     std::vector<std::int64_t> payload_lengths;
+    std::vector<std::uint64_t> stratum;  // submits, difficulty bits, algo per row
     nkclass::MeterStatus status;
     nkclass::MeterCounters counters;
 };
@@ -37,11 +40,17 @@ void drain_into(nkclass::FlowMeter& m, std::size_t at_most, std::uint32_t payloa
         std::vector<std::uint64_t> packets(k), bytes(k);
         std::vector<std::uint8_t> sp(m.payload_size(k, true)), dp(m.payload_size(k, false));
         std::vector<std::int64_t> so(k + 1), dof(k + 1);
-        const nkclass::FlowColumnsOut out{ts_start.data(), ts_end.data(), src.data(), dst.data(),
+        std::vector<std::uint64_t> submits(k);
+        std::vector<double> difficulty(k);
+        std::vector<std::uint8_t> algo(k);
+        nkclass::FlowColumnsOut out{ts_start.data(), ts_end.data(), src.data(), dst.data(),
                                           sport.data(),    dport.data(),  protocol.data(),
                                           packets.data(),  bytes.data(),  flags.data(),
                                           sp.data(),       so.data(),     dp.data(),
                                           dof.data()};
+        out.stratum_submits = submits.data();
+        out.stratum_difficulty = difficulty.data();
+        out.stratum_algo = algo.data();
         m.drain(k, out);
         fuzz::check(so[k] == std::int64_t(sp.size()) && dof[k] == std::int64_t(dp.size()),
                     "payload offsets end at the payload size");
@@ -56,6 +65,15 @@ void drain_into(nkclass::FlowMeter& m, std::size_t at_most, std::uint32_t payloa
                             "a payload prefix is at most payload_bytes");
                 run->payload_lengths.push_back(len);
             }
+            fuzz::check(std::isnan(difficulty[i]) ||
+                            (std::isfinite(difficulty[i]) && difficulty[i] > 0),
+                        "a share difficulty is NaN or positive and finite");
+            fuzz::check(algo[i] <= 2, "stratum algo code in range");
+            fuzz::check(protocol[i] == 6 || (submits[i] == 0 && algo[i] == 0),
+                        "only TCP flows count shares");
+            std::uint64_t bits;
+            std::memcpy(&bits, &difficulty[i], 8);
+            run->stratum.insert(run->stratum.end(), {submits[i], bits, algo[i]});
             run->ts.push_back(ts_start[i]);
             run->ts.push_back(ts_end[i]);
             run->counts.insert(run->counts.end(), {sport[i], dport[i], protocol[i], flags[i],
@@ -134,7 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     whole.addresses[1] == pieces.addresses[1] &&
                     whole.counts == pieces.counts && whole.payload[0] == pieces.payload[0] &&
                     whole.payload[1] == pieces.payload[1] &&
-                    whole.payload_lengths == pieces.payload_lengths,
+                    whole.payload_lengths == pieces.payload_lengths &&
+                    whole.stratum == pieces.stratum,
                 "chunking does not change the records");
     const nkclass::MeterCounters& d = pieces.counters;
     fuzz::check(c.packets == d.packets && c.bytes == d.bytes && c.non_ip == d.non_ip &&

@@ -41,6 +41,10 @@ OUTPUT_COLUMNS = (
     "sni",
     "host",
     "learned_name",
+    # metered captures: the stratum share counters (nkclass report --metric hashrate)
+    "stratum_submits",
+    "stratum_difficulty",
+    "stratum_algo",
 )
 
 

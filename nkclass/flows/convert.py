@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nkclass.addresses import parse_addresses, to_ipv6_rows
-from nkclass.errors import SchemaValueError, describe
+from nkclass.errors import SchemaTypeError, SchemaValueError, describe
 from nkclass.flows.schema import ADDRESS, ALL_FIELDS, TIMESTAMP
 
 PROTOCOL_NUMBERS = {
@@ -441,7 +441,13 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     for name in ("src_payload", "dst_payload"):
         if name in cols:
             out[name] = cols.pop(name)
-    for name in ("app_hint", "tunnel"):
+    if "stratum_submits" in cols:
+        out["stratum_submits"] = optional_unsigned(
+            cols.pop("stratum_submits"), "stratum_submits", pa.uint64()
+        )
+    if "stratum_difficulty" in cols:
+        out["stratum_difficulty"] = difficulty_column(cols.pop("stratum_difficulty"))
+    for name in ("app_hint", "tunnel", "stratum_algo"):
         if name in cols:
             arr = cols.pop(name)
             # All null in a text format (no tunnelled flow): nothing to infer a type from.
@@ -452,6 +458,34 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
         if name in cols:
             cols[name] = optional_unsigned(cols[name], name, dtype)
     return canonical_batch(out, cols)
+
+
+def difficulty_column(arr: pa.Array) -> pa.Array:
+    """``stratum_difficulty`` as float64: positive and finite, or null."""
+    column = "stratum_difficulty"
+    if pa.types.is_null(arr.type):
+        return arr.cast(pa.float64())
+    if is_text(arr):
+        # text formats: an empty field is a missing difficulty
+        text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+        arr = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+        def parse(part: pa.Array) -> pa.Array:
+            return part.cast(pa.float64())
+
+        try:
+            arr = parse(arr)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            row = first_bad_row(arr, parse)
+            raise bad_value(column, arr, row, "a number") from None
+    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+        raise SchemaTypeError(f"column {column!r}: expected numbers, got {arr.type}")
+    values = arr.cast(pa.float64())
+    bad = pc.invert(pc.fill_null(pc.and_(pc.is_finite(values), pc.greater(values, 0.0)), True))
+    if pc.any(bad).as_py():
+        row = pc.index(bad, True).as_py()
+        raise bad_value(column, values, row, "a positive finite share difficulty or null")
+    return values
 
 
 def optional_unsigned(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Array:

@@ -38,9 +38,13 @@ PCAP_SCHEMA = pa.schema(
         ALL_FIELDS["src_payload"],
         ALL_FIELDS["dst_payload"],
         ALL_FIELDS["tunnel"],
+        ALL_FIELDS["stratum_submits"],
+        ALL_FIELDS["stratum_difficulty"],
+        ALL_FIELDS["stratum_algo"],
     ]
 )
 _TUNNEL_NAMES = pa.array(_core.TUNNEL_NAMES)
+_STRATUM_ALGO_NAMES = pa.array(_core.STRATUM_ALGO_NAMES)
 
 _CHUNK_BYTES = 8 << 20
 PCAP_MAGICS = (
@@ -231,6 +235,11 @@ def _to_batch(cols: dict) -> pa.RecordBatch:
         pa.DictionaryArray.from_arrays(
             pa.array(cols["tunnel"], mask=cols["tunnel"] == 0), _TUNNEL_NAMES
         ).cast(pa.string()),
+        pa.array(cols["stratum_submits"]),
+        pa.array(cols["stratum_difficulty"], from_pandas=True),  # NaN: no difficulty seen
+        pa.DictionaryArray.from_arrays(
+            pa.array(cols["stratum_algo"], mask=cols["stratum_algo"] == 0), _STRATUM_ALGO_NAMES
+        ).cast(pa.string()),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=PCAP_SCHEMA)
 
@@ -259,8 +268,9 @@ def read_pcap(
     Memory: the flow table holds at most ``max_flows`` flows and at most
     ``max_memory`` bytes (default 2 GiB). A flow takes 320 bytes plus, for
     each side that sent payload, a buffer of ``payload_bytes * 9 / 8``
-    bytes: at most 1,472 bytes at the default 512 and 147,774 bytes at
-    65535 (``nkclass._core.meter_peak_flow_bytes(payload_bytes)``). When
+    bytes, plus 256 bytes when its stratum shares are counted: at most
+    1,728 bytes at the default 512 and 148,030 bytes at 65535
+    (``nkclass._core.meter_peak_flow_bytes(payload_bytes)``). When
     either bound is reached, closed flows and then the least recently seen
     are emitted early, never lost: ``reader.counters`` counts them in
     ``flows_evicted`` (``memory_evictions`` for the memory bound) and
@@ -280,6 +290,15 @@ def read_pcap(
     ``geneve``, ``ipip``, ``6in4``; null for untunnelled flows). A tunnel
     packet whose payload is not IP (PPP control, encrypted PPP) stays an
     outer flow.
+
+    Stratum mining: a TCP flow whose first payload segments start a JSON
+    object has every in-order segment (not only the payload prefix) read for
+    stratum JSON-RPC lines: ``stratum_submits`` counts share submissions
+    (``mining.submit``, CryptoNote ``submit``), ``stratum_difficulty`` is the
+    pool's latest share difficulty (``mining.set_difficulty``, or a
+    CryptoNote job ``target``; null when none was seen) and
+    ``stratum_algo`` its dialect (``stratum_v1`` or ``cryptonote``; null for
+    other flows). See :mod:`nkclass.report.hashrate`.
 
     A truncated or corrupt capture raises :class:`CaptureError` (a
     ``ValueError`` naming the file, byte offset and reason) after every

@@ -35,6 +35,12 @@ OPTIONAL = (
     pa.field("dst_payload", pa.binary()),  # first bytes the responder sent
     pa.field("app_hint", pa.string()),  # a reader's own protocol name (Zeek's service)
     pa.field("tunnel", pa.string()),  # the tunnel a decapsulated flow came out of (null: none)
+    # Stratum mining counters over the whole flow (metered captures; see
+    # nkclass.report.hashrate): share submissions, the pool's latest share
+    # difficulty (null: none seen) and its dialect (stratum_v1, cryptonote).
+    pa.field("stratum_submits", pa.uint64()),
+    pa.field("stratum_difficulty", pa.float64()),
+    pa.field("stratum_algo", pa.string()),
 )
 
 FLOW_SCHEMA = pa.schema(REQUIRED)

@@ -642,9 +642,9 @@ def many_flows(n, payload=b"x"):
 def test_peak_flow_bytes_is_the_documented_formula():
     for payload_bytes in (0, 1, 7, 8, 512, 65535):
         buffer = payload_bytes + (payload_bytes + 7) // 8
-        assert _core.meter_peak_flow_bytes(payload_bytes) == 320 + 2 * buffer
-    assert _core.meter_peak_flow_bytes(512) == 1472
-    assert _core.meter_peak_flow_bytes(65535) == 147774
+        assert _core.meter_peak_flow_bytes(payload_bytes) == 320 + 256 + 2 * buffer
+    assert _core.meter_peak_flow_bytes(512) == 1728
+    assert _core.meter_peak_flow_bytes(65535) == 148030
 
 
 def test_memory_bound_evicts_and_counts_like_the_flow_bound():

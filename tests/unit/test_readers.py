@@ -261,6 +261,9 @@ def test_cli_classify_writes_the_documented_columns(tmp_path, capsys):
         "dst_as",
         "peer_as",
         "peer_org",
+        "stratum_submits",  # the capture's stratum counters (null for the Zeek rows)
+        "stratum_difficulty",
+        "stratum_algo",
     ]
     assert table.num_rows == 6
     assert "6 rows in, 6 rows out" in capsys.readouterr().err

@@ -45,11 +45,17 @@
 //   is full when it holds max_flows flows, or when a new flow or a new
 //   payload buffer would take its memory past max_memory_bytes; closed flows
 //   go first, then the least recently seen (never the packet's own flow).
+// - Stratum: TCP flows whose first payload segments (of either side, up to
+//   kStratumProbes) start a JSON object have every in-order segment
+//   scanned for stratum share submissions and the pool's share difficulty
+//   (nkclass/stratum_scan.hpp), whatever payload_bytes is: the counts cover
+//   the record's whole life. A record cut by the active timeout starts its
+//   continuation with a zero share count and the difficulty known so far.
 // - Memory: the table holds kFlowStateBytes per flow plus, for each side that
 //   sent payload, one buffer of payload_buffer_bytes(payload_bytes) (the
-//   prefix and a bitmap of out-of-order bytes): at most
-//   peak_flow_bytes(payload_bytes) per flow, e.g. 1,472 bytes at the default
-//   512 and 147,774 bytes at 65535. max_memory_bytes bounds the sum; on top
+//   prefix and a bitmap of out-of-order bytes), plus kStratumStateBytes for
+//   a flow whose shares are counted: at most peak_flow_bytes(payload_bytes)
+//   per flow, e.g. 1,728 bytes at the default 512 and 148,030 bytes at 65535. max_memory_bytes bounds the sum; on top
 //   come one record being assembled (kMaxBlockBytes at most) and the emitted
 //   records not yet drained (finish() copies the whole table's payloads
 //   there, so drain as you feed).
@@ -90,6 +96,9 @@ inline constexpr std::uint32_t kMaxTrailerBytes = 4;
 // index (at most half full, so up to four 8-byte buckets after a doubling)
 // and its free-list entry.
 inline constexpr std::size_t kFlowStateBytes = 320;
+// Table memory charged for a flow whose stratum shares are counted (see
+// nkclass/stratum_scan.hpp), an upper bound on its hash-map entry.
+inline constexpr std::size_t kStratumStateBytes = 256;
 
 // One side's payload buffer: the prefix plus one bit per byte.
 constexpr std::size_t payload_buffer_bytes(std::uint32_t payload_bytes) noexcept {
@@ -97,7 +106,7 @@ constexpr std::size_t payload_buffer_bytes(std::uint32_t payload_bytes) noexcept
 }
 // The most table memory one flow can take (both sides sent payload).
 constexpr std::size_t peak_flow_bytes(std::uint32_t payload_bytes) noexcept {
-    return kFlowStateBytes + 2 * payload_buffer_bytes(payload_bytes);
+    return kFlowStateBytes + kStratumStateBytes + 2 * payload_buffer_bytes(payload_bytes);
 }
 
 struct FlowMeterConfig {
@@ -165,6 +174,11 @@ struct FlowColumnsOut {
     std::uint8_t* dst_payload;
     std::int64_t* dst_payload_offsets;
     std::uint8_t* tunnel = nullptr;  // kTunnelNames code per row; nullptr: not written
+    // Stratum counters per row (nullptr: not written): share submissions,
+    // the latest share difficulty (NaN: none seen) and the StratumAlgo code.
+    std::uint64_t* stratum_submits = nullptr;
+    double* stratum_difficulty = nullptr;
+    std::uint8_t* stratum_algo = nullptr;
 };
 
 class FlowMeter {

@@ -400,7 +400,7 @@ typedef struct nk_meter_config {
     uint64_t max_flows;         /* flows held at once, 1..2^30 (1000000); when full the
                                    least recently seen is emitted early and counted */
     uint64_t max_memory_bytes;  /* flow state and payload buffers held at once (2^31);
-                                   at least one flow's worth (about 1,472 bytes at the
+                                   at least one flow's worth (about 1,728 bytes at the
                                    default payload_bytes); past it flows are emitted
                                    early and counted */
 } nk_meter_config;

@@ -33,6 +33,7 @@ from nkclass.report.render import (
     render_summary,
     render_table,
     render_trends,
+    table_csv,
 )
 from nkclass.report.top import TOP_BY, TopCounter
 from nkclass.rules import load_rules
@@ -82,6 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="leave out bucket rows with fewer flows",
+    )
+    rep.add_argument(
+        "--metric",
+        choices=("flows", "hashrate"),
+        default="flows",
+        help="flows: the flow report; hashrate: estimated mining hashrate per watched host and "
+        "month from the stratum shares of metered captures (nkclass.report.hashrate says "
+        "what the estimate assumes)",
     )
     rep.add_argument("--plots", metavar="DIR", help="also write PNG charts to DIR")
     rep.add_argument(
@@ -181,6 +190,8 @@ def _check_report_usage(args: argparse.Namespace) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     _check_report_usage(args)
+    if args.metric == "hashrate":
+        return _run_hashrate(args)
     ruleset = load_rules(*args.rules)
     chosen = flow_filter(args, ruleset)
     batches, reader = labelled_batches(args)
@@ -232,6 +243,38 @@ def run_report(args: argparse.Namespace) -> int:
             rules=ruleset,
         )
         print(f"nkclass: {len(written)} charts written to {args.plots}")
+    print_read_summary(reader)
+    return 0
+
+
+def _run_hashrate(args: argparse.Namespace) -> int:
+    from nkclass.report.hashrate import hashrate, render_hashrate
+
+    for option, given in (("--by", args.by), ("--split", args.split), ("--min-flows",
+                                                                      args.min_flows)):
+        if given:
+            usage_error(args, f"argument {option}: not with --metric hashrate")
+    if args.activity:
+        usage_error(args, "argument --activity: --metric hashrate reads the mining flows itself")
+    ruleset = load_rules(*args.rules)
+    check_paths(args, ruleset)
+    batches, reader = labelled_batches(args)
+    report = hashrate(batches, start=args.start, end=args.end, path=args.path)
+    table = report.table()
+    if args.output_format == "json":
+        print(json.dumps({"hosts": table.to_pylist(), "paths": report.per_path().to_pylist()}))
+    elif args.output_format == "csv":
+        print(table_csv(table), end="")
+    elif not len(report):
+        print("no mining flows read" + (" (with these filters)" if args.start or args.end
+                                         or args.path else ""))
+    else:
+        print(render_hashrate(report, limit=None if args.rows is None else args.rows or 20))
+    if args.plots and len(report):
+        from nkclass.report.plots import hashrate_chart
+
+        written = hashrate_chart(report, args.plots)
+        print(f"nkclass: 1 chart written to {written}")
     print_read_summary(reader)
     return 0
 

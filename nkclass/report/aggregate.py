@@ -181,7 +181,9 @@ class LabelledBatch:
 #: The former private name, kept for code written against it.
 _Labelled = LabelledBatch
 
-NEEDED_FROM_SOURCE = ("ts_start", "bytes", "packets", "src_as", "dst_as")
+NEEDED_FROM_SOURCE = ("ts_start", "ts_end", "bytes", "packets", "src_as", "dst_as",
+                      "src_port", "dst_port",
+                      "stratum_submits", "stratum_difficulty", "stratum_algo")
 
 
 def _as_table(source: object) -> pa.Table:

@@ -567,3 +567,28 @@ def change_charts(
         name = activity.replace("+", "_")
         written.append(_save(fig, out / f"changes_{path}_{name}.png"))
     return written
+
+
+def hashrate_chart(report, out_dir: str | Path, out_name: str = "hashrate_per_path.png"):
+    """Estimated hashrate per watched path per month (the sum of its hosts'
+    rates, :meth:`~nkclass.report.hashrate.HashrateReport.per_path`), a
+    point per month with its Poisson one-sigma bar, log scale; returns the
+    PNG's path."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = report.per_path().to_pylist()
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, path in enumerate(sorted({r["path"] for r in rows})):
+        mine = [r for r in rows if r["path"] == path]
+        starts = [parse_time(r["month"] + "-01") for r in mine]
+        rate = np.array([r["hashrate"] for r in mine])
+        sigma = rate * np.array([r["rel_std"] for r in mine])
+        ax.errorbar(_dates(starts), rate, yerr=sigma, marker="o", linewidth=1.6, capsize=3,
+                    label=path, color=PATH_COLOURS[i % len(PATH_COLOURS)])
+    ax.set_yscale("log")
+    ax.set_title("Estimated mining hashrate per path (stratum shares x difficulty)")
+    ax.set_xlabel("month (UTC)")
+    ax.set_ylabel("hashes per second")
+    ax.legend(frameon=False)
+    return _save(fig, out / out_name)

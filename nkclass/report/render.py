@@ -69,8 +69,12 @@ def render_json(report: Report, min_flows: int = 0) -> str:
 
 
 def render_csv(report: Report, min_flows: int = 0) -> str:
+    return table_csv(report.table(min_flows))
+
+
+def table_csv(table: pa.Table) -> str:
     buf = io.BytesIO()
-    pacsv.write_csv(report.table(min_flows), buf)
+    pacsv.write_csv(table, buf)
     return buf.getvalue().decode()
 
 

@@ -45,6 +45,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run, command_parser=parser)
 
 
+def _mining_intensity(clf, out: Path) -> Path:
+    """The planted miners' capture (written to ``out``), metered and turned
+    into hashrates per path and month; prints the recovered step, returns
+    the chart's path."""
+    import os
+
+    from nkclass.demo.mining import PLANTED_MINERS, mining_capture, recover_step
+    from nkclass.flows.pcap import read_pcap
+    from nkclass.report.hashrate import hashrate
+    from nkclass.report.plots import hashrate_chart
+
+    out.mkdir(parents=True, exist_ok=True)
+    capture = out / "planted-miners.pcap"
+    partial = capture.with_name(capture.name + ".part")
+    partial.write_bytes(mining_capture())
+    os.replace(partial, capture)
+    report = hashrate(clf.classify(batch) for batch in read_pcap(capture))
+    p = PLANTED_MINERS
+    print(f"\nmining intensity (nkclass report --metric hashrate on {capture.name}: stratum "
+          f"shares x difficulty, {len(p.hosts)} planted hosts, x{p.step:.0f} from "
+          f"{p.step_month}):")
+    print(aligned(
+        ["path", "before (mean per month)", "after", "ratio", "+-", "planted"],
+        [[s.path, f"{s.before:,.0f} H/s", f"{s.after:,.0f} H/s", f"x{s.ratio:.2f}",
+          f"{100 * s.rel_std:.0f}%", f"x{p.step:.0f}"] for s in recover_step(report)],
+        [False, True, True, True, True, True],
+    ))
+    return hashrate_chart(report, out)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.flows < MIN_FLOWS:
         usage_error(args, f"argument --flows: must be at least {MIN_FLOWS}, got {args.flows}")
@@ -143,9 +173,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  kp_range {'+'.join(activities)}: {text or 'none'}")
         print(f"    planted: {planted['+'.join(activities)]}")
 
+    out = Path(args.out)
+    hashrate_chart = _mining_intensity(clf, out)
+
     from nkclass.report.plots import write_plots
 
-    out = Path(args.out)
     written = write_plots(
         monthly,
         out,
@@ -157,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         rules=rules,
     )
     written.append(fig.western_chinese_chart(services, rules, out / "western_chinese.png"))
+    written.append(hashrate_chart)
     total = sum(timings.values())
     print(f"\n{len(written)} charts written to {out.resolve()}/")
     print(

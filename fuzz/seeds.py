@@ -182,6 +182,24 @@ def export_seeds() -> None:
     write("export", bytes([0x3E]) + struct.pack("!HBB", len(sflow), 1, 1) + sflow)
 
 
+def share_seeds() -> None:
+    """Stratum sessions with share submissions, which no stored capture
+    has: the start of the demo's planted-miner capture for the meter, and
+    its kinds of lines (and stratum v1 ones) for the share counter."""
+    from nkclass.demo.mining import mining_capture
+
+    data = capture_prefix(mining_capture(), MAX_CAPTURE_SEED)
+    for header in METER_HEADERS:
+        write("meter", header + data)
+    write("stratum", b'{"id":1,"method":"mining.subscribe","params":[]}\n'
+          b'{"params": [2048], "id": null, "method": "mining.set_difficulty"}\n'
+          b'{"params": ["w", "1", "00", "5", "6"], "id": 4, "method": "mining.submit"}\n')
+    write("stratum", b'{"jsonrpc":"2.0","method":"job","params":{"blob":"0707","job_id":"1",'
+          b'"target":"711b0d00"}}\n{"id":2,"jsonrpc":"2.0","method":"submit",'
+          b'"params":{"nonce":"a","result":"ff"}}\r\n')
+    write("stratum", b'{"id":1,"result":{"job":{"target":"0000000000b8ffff"}},"error":null}\n')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
@@ -196,6 +214,7 @@ def main() -> None:
     compiled_ruleset_seeds()
     text_seeds()
     export_seeds()
+    share_seeds()
     for folder in sorted(CORPUS.iterdir()):
         if folder.is_dir() and folder.name != "licenses":
             files = list(folder.iterdir())

@@ -332,6 +332,10 @@ def test_cli_demo_runs_end_to_end(tmp_path, capsys):
     assert "dns_learned" in mining.split('"at least tenfold"')[1]  # what carried the figure
     assert len(list((tmp_path / "demo").glob("*.png"))) >= 8
     assert (tmp_path / "demo" / "western_chinese.png").exists()
+    assert "mining intensity" in out and (tmp_path / "demo" / "hashrate_per_path.png").exists()
+    steps = re.findall(r"^(kp_range|satgate) .* x(\d+\.\d+) .* x4$", out, re.M)
+    assert {path for path, _ in steps} == {"kp_range", "satgate"}
+    assert all(3.4 <= float(ratio) <= 4.6 for _, ratio in steps)
 
 
 @settings(max_examples=200, deadline=None)

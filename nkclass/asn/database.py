@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from nkclass import _core
 from nkclass.addresses import lookup_native, parse_addresses
 from nkclass.asn import cache as cache_file
-from nkclass.asn.formats import AsDataError, AsRows, read_rows
+from nkclass.asn.formats import AsDataError, AsRows, read_country_rows, read_rows
 
 #: Bumped whenever compiling a source would give a different table.
 COMPILER_VERSION = 1
@@ -68,41 +69,7 @@ class AsDatabase:
         SHA-256, and later opens load it instead of parsing the source. A
         damaged or foreign cache file is rebuilt, never trusted.
         """
-        p = Path(path)
-        try:
-            content = p.read_bytes()
-        except OSError as exc:
-            raise AsDataError(f"cannot read: {exc.strerror}", str(p)) from None
-        digest = hashlib.sha256(content).hexdigest()
-        del content
-        where = None
-        if cache:
-            folder = cache_file.cache_dir() if cache is True else Path(cache)
-            where = folder / "asn" / f"{digest[:40]}-v{COMPILER_VERSION}.nkas"
-            try:
-                data = where.read_bytes()
-            except OSError:
-                data = None
-            if data is not None:
-                try:
-                    compiled = cache_file.decode(data, str(where))
-                    if compiled.source.get("sha256") == digest:
-                        return cls(compiled)
-                except AsDataError:
-                    pass  # damaged or foreign: rebuilt below
-        rows = read_rows(p, format)
-        stat = p.stat()
-        compiled = compile_rows(rows, {
-            "path": str(p.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "sha256": digest, "format": rows.format,
-        })
-        db = cls(compiled)
-        if where is not None:
-            try:
-                cache_file.write_atomic(where, cache_file.encode(compiled))
-            except OSError:
-                pass  # an unwritable cache folder only costs the next load time
-        return db
+        return cls(_compiled(path, cache, "", lambda p: read_rows(p, format)))
 
     @classmethod
     def from_native(cls, native: _core.PrefixTable, asns: np.ndarray, orgs: tuple[str, ...],
@@ -179,6 +146,46 @@ class AsDatabase:
                 f"prefixes, {len(self):,} entries)")
 
 
+def _compiled(path: str | Path, cache: bool | str | Path, kind: str,
+              read: Callable[[Path], AsRows]) -> cache_file.CompiledAs:
+    """The table ``read`` makes of ``path``, through the on-disk cache (keyed
+    by the source's SHA-256 and ``kind``) when ``cache`` is on."""
+    p = Path(path)
+    try:
+        content = p.read_bytes()
+    except OSError as exc:
+        raise AsDataError(f"cannot read: {exc.strerror}", str(p)) from None
+    digest = hashlib.sha256(content).hexdigest()
+    del content
+    where = None
+    if cache:
+        folder = cache_file.cache_dir() if cache is True else Path(cache)
+        where = folder / "asn" / f"{digest[:40]}{kind}-v{COMPILER_VERSION}.nkas"
+        try:
+            data = where.read_bytes()
+        except OSError:
+            data = None
+        if data is not None:
+            try:
+                compiled = cache_file.decode(data, str(where))
+                if compiled.source.get("sha256") == digest:
+                    return compiled
+            except AsDataError:
+                pass  # damaged or foreign: rebuilt below
+    rows = read(p)
+    stat = p.stat()
+    compiled = compile_rows(rows, {
+        "path": str(p.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+        "sha256": digest, "format": rows.format + kind,
+    })
+    if where is not None:
+        try:
+            cache_file.write_atomic(where, cache_file.encode(compiled))
+        except OSError:
+            pass  # an unwritable cache folder only costs the next load time
+    return compiled
+
+
 def compile_rows(rows: AsRows, source: dict) -> cache_file.CompiledAs:
     """Entry ids for the rows of one source; a repeated prefix is an error
     naming both of its places."""
@@ -242,6 +249,43 @@ def geoip2fast_path() -> Path | None:
     return path if path.is_file() else None
 
 
+class CountryTable:
+    """Addresses to the country a geolocation database places them in
+    (ISO 3166-1 alpha-2; "" = unknown), by longest prefix: the GeoLite2
+    Country data of a geoip2fast data file, compiled into the native table
+    and cached on disk like an AS table.
+
+    >>> import nkclass.asn
+    >>> table = nkclass.asn.default_countries()
+    >>> table.codes(["8.8.8.8", "10.0.0.1"]) if table else ["US", ""]
+    ['US', '']
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: AsDatabase) -> None:
+        self._table = table
+
+    @classmethod
+    def open(cls, path: str | Path, *, cache: bool | str | Path = True) -> CountryTable:
+        """Load the country prefixes of a geoip2fast data file (``cache`` as
+        for :meth:`AsDatabase.open`)."""
+        return cls(AsDatabase(_compiled(path, cache, "-country", read_country_rows)))
+
+    def codes(self, addresses: object) -> list[str]:
+        """Country codes ("" = unknown) for ``addresses`` (uint32 IPv4 host
+        order, 16-byte IPv6 rows, or text)."""
+        return self._table.org_names(addresses)
+
+    @property
+    def source(self) -> dict:
+        return self._table.source
+
+    def __repr__(self) -> str:
+        v4, v6 = self._table.prefix_count
+        return f"CountryTable({v4:,} IPv4 + {v6:,} IPv6 prefixes)"
+
+
 @functools.lru_cache(maxsize=1)
 def default_database() -> AsDatabase | None:
     """The out-of-the-box AS table (from the ``nkclass[asn]`` extra), or
@@ -249,3 +293,12 @@ def default_database() -> AsDatabase | None:
     on-disk cache after the first time."""
     path = geoip2fast_path()
     return None if path is None else AsDatabase.open(path, "geoip2fast")
+
+
+@functools.lru_cache(maxsize=1)
+def default_countries() -> CountryTable | None:
+    """The GeoLite2 Country table of the ``nkclass[asn]`` extra's data file
+    (geoip2fast ships country and AS data in one file), or None when the
+    extra is not installed. Loaded once per process."""
+    path = geoip2fast_path()
+    return None if path is None else CountryTable.open(path)

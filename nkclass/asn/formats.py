@@ -28,6 +28,7 @@ import io
 import ipaddress
 import lzma
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ FORMATS = ("mmdb", "pfx2as", "iptoasn", "geoip2fast")
 MMDB_MARKER = b"\xab\xcd\xefMaxMind.com"
 MMDB_METADATA_WINDOW = 128 * 1024
 MAX_ASN = 2**32 - 1
+COUNTRY_CODE = re.compile("[A-Z]{2}")  # ISO 3166-1 alpha-2
 
 
 class AsDataError(InputError):
@@ -425,6 +427,27 @@ class _NoObjects(pickle.Unpickler):
 
 
 def _read_geoip2fast(path: Path) -> AsRows:
+    return _geoip2fast_rows(path, "asn")
+
+
+def read_country_rows(path: str | Path) -> AsRows:
+    """The country prefixes of a geoip2fast data file (GeoLite2 Country:
+    ``geoip2fast.dat.gz``, ``geoip2fast-ipv6.dat.gz`` and the ``-asn``
+    files, which carry both): rows whose "organisation" is the ISO 3166-1
+    alpha-2 code, AS number 0. The package's own labels for private and
+    reserved ranges are left out."""
+    p = Path(path)
+    rows = _geoip2fast_rows(p, "country")
+    if rows.count == 0:
+        raise AsDataError("the file holds no country prefixes", str(p))
+    return rows
+
+
+def _geoip2fast_rows(path: Path, part: str) -> AsRows:
+    """The ``part`` ("asn" or "country") prefix lists of a geoip2fast data
+    file. Its layout (geoip2fast 1.2, data versions 120/121) is a tuple of
+    parallel lists: per part a list of names and, chunked, the networks'
+    first addresses, name ids and prefix lengths."""
     data = _open_bytes(path)
     try:
         loaded = _NoObjects(io.BytesIO(data)).load()
@@ -432,11 +455,17 @@ def _read_geoip2fast(path: Path) -> AsRows:
         raise AsDataError(f"not a geoip2fast data file ({exc})", str(path)) from None
     try:
         version, info, _total, db = loaded
-        has_asn = bool(info.get("asn"))
-        if version not in (120, 121) or not has_asn or len(db) not in (10, 11):
-            raise ValueError(f"version {version!r}, asn {has_asn}, {len(db)} lists")
-        names, firsts, ids, lengths = (db[3], db[5], db[7], db[9]) if len(db) == 10 else (
-            db[4], db[6], db[8], db[10])
+        has_part = bool(info.get(part))
+        if version not in (120, 121) or not has_part:
+            raise ValueError(f"version {version!r}, {part} {has_part}")
+        # (names, first addresses, ids, lengths) by part and number of lists
+        where = {
+            ("asn", 10): (3, 5, 7, 9), ("asn", 11): (4, 6, 8, 10),
+            ("country", 5): (1, 2, 3, 4), ("country", 10): (2, 4, 6, 8),
+        }.get((part, len(db)))
+        if where is None:
+            raise ValueError(f"{len(db)} lists with {part} data")
+        names, firsts, ids, lengths = (db[i] for i in where)
         first = [x for chunk in firsts for x in chunk]
         ident = [x for chunk in ids for x in chunk]
         length = [x for chunk in lengths for x in chunk]
@@ -447,23 +476,28 @@ def _read_geoip2fast(path: Path) -> AsRows:
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise AsDataError(f"unexpected geoip2fast data layout ({exc})", str(path)) from None
     out = _Collector()
-    org_code = np.array([out.org(str(n)) if n != "IANA.ORG" else 0 for n in names], np.int64)
+    if part == "asn":
+        # reserved ranges the package labels itself ("IANA.ORG") are left out
+        labels = [str(n) if n != "IANA.ORG" else "" for n in names]
+    else:
+        # "CC:Country name"; private and reserved ranges have numeric codes
+        labels = [n.split(":", 1)[0] if COUNTRY_CODE.fullmatch(n[:2]) and n[2:3] == ":"
+                  else "" for n in names]
+    org_code = np.array([out.org(label) for label in labels], np.int64)
     ident_arr = np.array(ident, np.int64)
     length_arr = np.array(length, np.int64)
     if len(ident_arr) and (ident_arr.min() < 0 or ident_arr.max() >= len(names)):
         bad = int(np.flatnonzero((ident_arr < 0) | (ident_arr >= len(names)))[0])
-        raise AsDataError(f"network {bad} names organisation {ident[bad]}, outside the list",
+        raise AsDataError(f"network {bad} names entry {ident[bad]}, outside the list",
                           str(path))
     org_arr = org_code[ident_arr]
     is4 = np.array([x < 2**32 for x in first], bool)
-    keep = org_arr > 0  # reserved ranges the package labels itself ("IANA.ORG") are left out
+    keep = org_arr > 0
     rows4 = np.flatnonzero(is4 & keep)
     rows6 = np.flatnonzero(~is4 & keep)
     net4 = np.array([first[r] for r in rows4.tolist()], np.uint64).astype(np.uint32)
     net6 = np.frombuffer(b"".join(first[r].to_bytes(16, "big") for r in rows6.tolist()),
                          np.uint8).reshape(-1, 16)
-    zero = np.zeros(0, np.int64)
-    out.v4, out.v6 = [], []
     rows = AsRows(
         str(path), "geoip2fast",
         net4, length_arr[rows4].astype(np.uint8), np.zeros(len(rows4), np.uint32),
@@ -472,7 +506,6 @@ def _read_geoip2fast(path: Path) -> AsRows:
         np.zeros(len(rows6), np.uint32), org_arr[rows6].astype(np.int32), rows6.astype(np.int64),
         out.orgs, "record",
     )
-    del zero
     _check_host_bits(rows)
     return rows
 

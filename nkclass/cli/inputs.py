@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from nkclass.classify import label_batch
+from nkclass.classify import Classifier, label_batch
 from nkclass.cli.classify import classifier_from_args, learned_names, open_inputs, save_names
 from nkclass.flows.read import FlowReader
 
@@ -33,10 +33,13 @@ class Progress:
             print("\r" + " " * 30 + "\r", end="", file=sys.stderr, flush=True)
 
 
-def labelled_batches(args: argparse.Namespace) -> tuple[Iterator[object], FlowReader]:
+def labelled_batches(
+    args: argparse.Namespace, classifier: Classifier | None = None
+) -> tuple[Iterator[object], FlowReader]:
     """Classified results (or already-classified tables) for every input
-    batch, and the reader whose stats describe what was read."""
-    classifier = classifier_from_args(args)
+    batch, and the reader whose stats describe what was read; ``classifier``
+    (default: the one the arguments describe) labels them."""
+    classifier = classifier or classifier_from_args(args)
     reader = open_inputs(args)
     names = learned_names(args, reader)
     progress = Progress()

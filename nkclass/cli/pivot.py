@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from nkclass.cli.classify import add_input_options
+from nkclass.asn import default_countries
+from nkclass.cli.classify import add_input_options, classifier_from_args
 from nkclass.cli.inputs import labelled_batches, print_read_summary
 from nkclass.cli.options import check_input_options, positive, usage_error
 from nkclass.report.pivot import HostEvidence, pivot
@@ -20,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Scores every host outside the watched paths that shares a peer with a "
         "watched host: 0.6 x the rarity-weighted overlap of their peers, 0.2 x the similarity "
         "of their activity mix, 0.2 x that of their hours of the week (see "
-        "nkclass.report.pivot).",
+        "nkclass.report.pivot). Each candidate's AS organisation and country are named when "
+        "known: the IP-to-AS table's organisation (or the ruleset's for its AS number), the "
+        "operator's country the ruleset gives, else the address's GeoLite2 country (the "
+        "nkclass[asn] extra; --no-asn turns both tables off).",
     )
     add_input_options(parser)
     parser.add_argument("-n", type=positive, default=50, help="how many (default 50)")
@@ -45,11 +49,18 @@ def run(args: argparse.Namespace) -> int:
     if not -12 <= args.utc_offset <= 14:
         usage_error(args, f"argument --utc-offset: must be in -12..14, got {args.utc_offset}")
     check_input_options(args)
-    batches, reader = labelled_batches(args)
+    classifier = classifier_from_args(args)
+    batches, reader = labelled_batches(args, classifier)
     evidence = HostEvidence(args.utc_offset)
     for batch in batches:
         evidence.add(batch)
-    candidates = pivot(evidence, args.n)
+    candidates = pivot(
+        evidence,
+        args.n,
+        rules=classifier.rules,
+        asn_database=classifier.asn_database,
+        countries=default_countries() if classifier.as_attribution else None,
+    )
     if args.output_format == "json":
         print(
             json.dumps(
@@ -76,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
                 ", ".join(c.activities),
                 ", ".join(p["peer"] for p in c.rare_shared[:3]),
                 f"AS{c.asn}" if c.asn else "-",
+                c.org or "-",
+                c.country or "-",
             ]
             for c in candidates
         ]
@@ -90,10 +103,14 @@ def run(args: argparse.Namespace) -> int:
             "activities",
             "rarest shared peers",
             "AS",
+            "organisation",
+            "country",
         ]
-        right = [False, True, True, True, True, True, True, False, False, False]
+        right = [False, True, True, True, True, True, True, False, False, False, False, False]
         print(aligned(headers, cells, right))
         if evidence.ipv6_flows:
             print(f"({evidence.ipv6_flows:,} flows with an IPv6 end left out: IPv4 only)")
+        if any(c.country_source == "operator" for c in candidates):
+            print("(a country from the ruleset is the operator's headquarters, not the host's)")
     print_read_summary(reader)
     return 0

@@ -32,6 +32,16 @@ at least one peer of non-zero rarity with a watched host) is::
 * ``hours``: cosine similarity of flows per hour of the week, in the watched
   network's local time (``utc_offset_hours``, +9 for Pyongyang by default),
   with the watched hosts' together.
+
+Each ranked candidate also says who it is, when known: its AS number (the
+flows' exporter field, else the IP-to-AS table's), the AS organisation (the
+table's name for the address, unless the table numbers another AS than the
+flows; else the ruleset's organisation for the number; else the table's
+name for it) and a country: the operator's country the ruleset gives for
+that organisation's service (``country_source`` "operator"; a
+headquarters, not where the host is), else the country a geolocation table
+places the address in ("geolocation"). These are looked up for the ranked
+few only, so the evidence stays the same mergeable counts.
 """
 
 from __future__ import annotations
@@ -43,9 +53,11 @@ import numpy as np
 from pyroaring import BitMap
 
 from nkclass.addresses import format_addresses
+from nkclass.asn.database import AsDatabase, CountryTable
 from nkclass.labels import ACTIVITIES
 from nkclass.report import _kernel
 from nkclass.report.aggregate import _Labelled
+from nkclass.rules.model import AsRule, Ruleset
 
 HOURS_OF_WEEK = 168
 #: 1970-01-01 (day 0) was a Thursday; hour-of-week 0 is Monday 00:00.
@@ -266,8 +278,9 @@ class Candidate:
     """One ranked host: its score and the parts it is made of (each in
     0..1, see the module), the peers it shares with watched hosts (how
     many, their summed weight, the rarest few with how many hosts talk to
-    each and their rarity), its flows, top activities, busiest local hours and AS number (None
-    when unknown)."""
+    each and their rarity), its flows, top activities, busiest local hours,
+    AS number, AS organisation and country with where the country comes
+    from ("operator" or "geolocation"; each None when unknown)."""
 
     host: str
     score: float
@@ -281,6 +294,9 @@ class Candidate:
     activities: dict[str, int] = field(default_factory=dict)
     busiest_hours: list[str] = field(default_factory=list)
     asn: int | None = None
+    org: str | None = None
+    country: str | None = None
+    country_source: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -316,9 +332,68 @@ def _largest(keys, counts, host: int, k: int) -> list[tuple[int, int]]:
     return [(int(keys[lo + i] & np.uint64(0xFF)), int(counts[lo + i])) for i in order]
 
 
-def pivot(evidence: HostEvidence, n: int = 50) -> list[Candidate]:
+class _Identity:
+    """AS organisation and country of candidate hosts, from an IP-to-AS
+    table, a ruleset's [[asn]] and [[service]] entries and a geolocation
+    table (each optional)."""
+
+    def __init__(self, rules: Ruleset | None, asn_database: AsDatabase | None,
+                 countries: CountryTable | None) -> None:
+        self.database, self.countries = asn_database, countries
+        self.by_number: dict[int, AsRule] = {}
+        self.by_name: dict[str, AsRule] = {}
+        for rule in rules.asns if rules is not None else ():
+            for number in rule.asns:
+                self.by_number.setdefault(number, rule)
+            for name in rule.as_names:
+                self.by_name.setdefault(name, rule)
+        self.operator_country = rules.countries() if rules is not None else {}
+
+    def _table_name(self, number: int) -> str:
+        """The IP-to-AS table's name for an AS number ("" = none)."""
+        entries = np.flatnonzero(self.database.asns == number)
+        return next((self.database.orgs[e] for e in entries.tolist() if self.database.orgs[e]), "")
+
+    def describe(self, hosts: np.ndarray, asns: list[int | None]) -> list[dict]:
+        """Per host (uint32 IPv4) and its AS number from the flows: asn (the
+        flows', else the table's), org, country and country_source (None
+        when unknown)."""
+        n = len(hosts)
+        if self.database is not None and n:
+            ids = self.database.lookup_ids(hosts)
+            table_asn = self.database.asns[ids].tolist()
+            table_org = [self.database.orgs[i] for i in ids.tolist()]
+        else:
+            table_asn, table_org = [0] * n, [""] * n
+        geo = self.countries.codes(hosts) if self.countries is not None and n else [""] * n
+        out = []
+        for number, t_asn, t_org, code in zip(asns, table_asn, table_org, geo, strict=True):
+            number = number if number is not None else (t_asn or None)
+            # The table's name describes the flows' AS unless it numbers another one.
+            org = t_org if t_org and (number is None or t_asn in (0, number)) else ""
+            rule = self.by_number.get(number) if number is not None else None
+            rule = rule or self.by_name.get(org)
+            if not org and rule is not None:
+                org = rule.org
+            if not org and number is not None and self.database is not None:
+                org = self._table_name(number)
+            operator = self.operator_country.get(rule.service) if rule is not None else None
+            country, source = (operator, "operator") if operator else (
+                (code, "geolocation") if code else (None, None))
+            out.append({"asn": number, "org": org or None, "country": country,
+                        "country_source": source})
+        return out
+
+
+def pivot(evidence: HostEvidence, n: int = 50, *, rules: Ruleset | None = None,
+          asn_database: AsDatabase | None = None,
+          countries: CountryTable | None = None) -> list[Candidate]:
     """The ``n`` best candidates, by score (ties: more shared weight, then
-    the address)."""
+    the address). ``rules`` (the organisations and operator countries of
+    its [[asn]] and [[service]] entries), ``asn_database`` (AS organisation
+    names by address) and ``countries`` (a geolocation table, such as
+    :func:`nkclass.asn.default_countries`) name each candidate's
+    organisation and country; without them those stay None."""
     pairs = evidence.pairs
     if not len(pairs) or not evidence.watched:
         return []
@@ -357,8 +432,10 @@ def pivot(evidence: HostEvidence, n: int = 50) -> list[Candidate]:
     order = rows_c[np.lexsort((hosts[rows_c], -shared[rows_c], -score[rows_c]))[:n]]
     labels = format_addresses(hosts[order]).to_pylist()
     as_of = dict(zip(counts.as_hosts.tolist(), counts.asn.tolist(), strict=True))
+    asns = [as_of.get(int(h)) for h in hosts[order].tolist()]
+    identities = _Identity(rules, asn_database, countries).describe(hosts[order], asns)
     out = []
-    for label, row in zip(labels, order.tolist(), strict=True):
+    for label, row, identity in zip(labels, order.tolist(), identities, strict=True):
         lo, hi = np.searchsorted(host_row, [row, row + 1])
         mine = lo + np.flatnonzero(pair_shared[lo:hi])
         rarest = mine[np.argsort(-pair_weight[mine], kind="stable")[:SHARED_SHOWN]]
@@ -389,7 +466,7 @@ def pivot(evidence: HostEvidence, n: int = 50) -> list[Candidate]:
                 busiest_hours=[
                     _hour_text(h) for h, _ in _largest(counts.hour_keys, counts.hours, address, 3)
                 ],
-                asn=as_of.get(address),
+                **identity,
             )
         )
     return out

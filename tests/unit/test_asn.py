@@ -12,9 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nkclass.asn import AsDatabase, AsDataError, default_database, detect_format
+from nkclass.asn import (
+    AsDatabase,
+    AsDataError,
+    CountryTable,
+    default_countries,
+    default_database,
+    detect_format,
+)
 from nkclass.asn import cache as cache_file
-from nkclass.asn.formats import read_rows
+from nkclass.asn.formats import read_country_rows, read_rows
+from tests.reference.geoip2fast_ref import write_geoip2fast
 
 DATA = Path(__file__).parent.parent / "data" / "asn"
 
@@ -182,6 +190,56 @@ def test_a_pickle_naming_a_class_is_refused(tmp_path):
     path.write_bytes(gzip.compress(pickle.dumps(Path("/etc"))))
     with pytest.raises(AsDataError, match="refusing to load the class"):
         read_rows(path, "geoip2fast")
+
+
+COUNTRIES = [
+    ("10.0.0.0/8", "10:Private Network Class C"),  # the package's own reserved label
+    ("203.0.113.0/24", "NZ:New Zealand"),
+    ("198.51.100.0/24", "JP:Japan"),
+    ("198.51.100.128/25", "MY:Malaysia"),
+    ("2001:db8::/32", "NP:Nepal"),
+]
+ORGS = [("203.0.113.0/24", "EXAMPLE-NET"), ("198.51.100.0/24", "OTHER-NET")]
+PROBE = ["203.0.113.9", "10.1.1.1", "198.51.100.1", "198.51.100.200", "2001:db8::1", "8.8.8.8"]
+
+
+@pytest.mark.parametrize("with_asn", [False, True], ids=["country-only", "country-and-asn"])
+def test_country_table_reads_both_geoip2fast_layouts_without_reserved_labels(
+    tmp_path, cache, with_asn
+):
+    path = write_geoip2fast(tmp_path / "geo.dat.gz", COUNTRIES, ORGS if with_asn else None)
+    table = CountryTable.open(path, cache=cache)
+    assert table.codes(PROBE) == ["NZ", "", "JP", "MY", "NP", ""]
+    again = CountryTable.open(path, cache=cache)  # from the compiled cache
+    assert again.codes(PROBE) == table.codes(PROBE)
+    assert pickle.loads(pickle.dumps(table)).codes(PROBE) == table.codes(PROBE)
+
+
+def test_country_and_as_tables_of_one_file_are_cached_apart(tmp_path, cache):
+    path = write_geoip2fast(tmp_path / "geo.dat.gz", COUNTRIES, ORGS)
+    for _ in range(2):  # the second time both load from the cache
+        assert AsDatabase.open(path, cache=cache).org_names(PROBE[:3]) == [
+            "EXAMPLE-NET", "", "OTHER-NET"]
+        assert CountryTable.open(path, cache=cache).codes(PROBE[:3]) == ["NZ", "", "JP"]
+    assert len(list((cache / "asn").glob("*.nkas"))) == 2
+
+
+def test_a_geoip2fast_file_without_country_data_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "asn-only.dat.gz"
+    info = {"country": False, "asn": True}
+    path.write_bytes(gzip.compress(pickle.dumps((120, info, 0, [[]] * 10))))
+    with pytest.raises(AsDataError, match="unexpected geoip2fast data layout") as err:
+        read_country_rows(path)
+    assert err.value.path == str(path)
+    only_reserved = write_geoip2fast(tmp_path / "reserved.dat.gz", COUNTRIES[:1])
+    with pytest.raises(AsDataError, match="no country prefixes"):
+        read_country_rows(only_reserved)
+
+
+def test_default_countries_are_the_geolite2_country_data_of_the_extra():
+    table = default_countries()
+    assert table is not None, "nkclass[asn] is part of the test extra"
+    assert table.codes(["8.8.8.8", "175.45.176.1", "10.1.2.3"]) == ["US", "KP", ""]
 
 
 # ---------------------------------------------------------------- the compiled cache

@@ -3,14 +3,20 @@ a plain-Python reference and on planted hosts."""
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import nkclass
+from nkclass.asn import AsDatabase, CountryTable
+from nkclass.cli import main
 from nkclass.report.pivot import PRIOR_PEERS, WEIGHTS, HostEvidence, pivot
+from tests.reference.geoip2fast_ref import write_geoip2fast
 
 T0 = 1_546_300_800_000  # 2019-01-01T00:00:00Z, a Tuesday
 HOUR = 3_600_000
@@ -182,3 +188,79 @@ def test_ipv6_flows_are_counted_and_left_out(clf):
     evidence = HostEvidence().add(clf.classify(_flows(rows)))
     assert evidence.ipv6_flows == 1 and len(evidence.pairs) == 1
     assert pivot(evidence) == [] and pivot(HostEvidence()) == []
+
+
+def test_candidates_are_named_by_the_as_table_or_the_rules_and_placed_by_country(tmp_path):
+    rows, operator, decoy = _world(np.random.default_rng(0))
+    # The operator's AS has no name in the table: the ruleset names AS15169
+    # (Google, whose [[service]] country is the US); the decoy's AS is named
+    # by the table only, so its country is the address's geolocation.
+    table = AsDatabase.from_prefixes(
+        [f"{operator}/32", f"{decoy}/32"], [15169, 64500], ["", "EXAMPLE-NET"]
+    )
+    countries = CountryTable.open(
+        write_geoip2fast(tmp_path / "geo.dat.gz", [("203.0.113.0/24", "NZ:New Zealand")]),
+        cache=False,
+    )
+    clf = nkclass.Classifier(asn=table)
+    evidence = HostEvidence().add(clf.classify(_flows(rows)))
+    identity = {"rules": clf.rules, "asn_database": table, "countries": countries}
+    ranked = {c.host: c for c in pivot(evidence, n=1000, **identity)}
+    first, second = ranked[operator], ranked[decoy]
+    assert (first.asn, first.org, first.country, first.country_source) == (
+        15169, "Google LLC", "US", "operator")
+    assert (second.asn, second.org, second.country, second.country_source) == (
+        64500, "EXAMPLE-NET", "NZ", "geolocation")
+    background = ranked["100.0.0.1"]
+    assert (background.asn, background.org, background.country) == (None, None, None)
+    # These flows carry no exporter AS fields: without the tables nothing is known.
+    bare = {c.host: c for c in pivot(evidence, n=1000)}[operator]
+    assert (bare.asn, bare.org, bare.country, bare.country_source) == (None, None, None, None)
+    # The evidence the names are looked up for merges and pickles as before.
+    halves = [HostEvidence().add(clf.classify(_flows(rows[i::2]))) for i in range(2)]
+    merged = pickle.loads(pickle.dumps(halves[0] + halves[1]))
+    assert pivot(merged, n=1000, **identity) == list(ranked.values())
+
+
+def test_a_table_naming_another_as_than_the_flows_gives_way_to_the_rules():
+    rows, operator, _ = _world(np.random.default_rng(0))
+    flows = _flows(rows)
+    flows["src_as"] = np.where(np.array(flows["src_ip"]) == operator, 13238, 0).astype(np.uint32)
+    flows["dst_as"] = np.zeros(len(rows), np.uint32)
+    table = AsDatabase.from_prefixes([f"{operator}/32"], [64500], ["EXAMPLE-NET"])
+    clf = nkclass.Classifier(asn=table)
+    evidence = HostEvidence().add(clf.classify(flows))
+    (top,) = [c for c in pivot(evidence, rules=clf.rules, asn_database=table)
+              if c.host == operator]
+    # The exporter says AS13238 (Yandex, Russia), the table AS64500.
+    (yandex,) = [rule.org for rule in clf.rules.asns if 13238 in rule.asns]
+    assert (top.asn, top.org, top.country, top.country_source) == (
+        13238, yandex, "RU", "operator")
+
+
+def test_pivot_json_names_organisation_and_country_with_the_default_tables(tmp_path, capsys):
+    rows, operator, decoy = _world(np.random.default_rng(0))
+    # Candidates in Google's network and in a KPTC-registered range abroad
+    # would be odd; take addresses the GeoLite2 extract places: Google's
+    # public resolver and an APNIC-registered address.
+    public = {operator: "8.8.8.8", decoy: "202.12.29.20"}
+    rows = [(public.get(src, src), dst, port, hour) for src, dst, port, hour in rows]
+    flows = _flows(rows)
+    ts = pa.array(flows["ts_start"]).cast(pa.timestamp("ms", tz="UTC"))
+    n = len(rows)
+    path = tmp_path / "flows.parquet"
+    pq.write_table(
+        pa.table({**flows, "ts_start": ts, "ts_end": ts, "packets": np.full(n, 10, np.uint64),
+                  "bytes": np.full(n, 1000, np.uint64)}),
+        path,
+    )
+    assert main(["pivot", str(path), "--format", "json", "-n", "100"]) == 0
+    out = {c["host"]: c for c in json.loads(capsys.readouterr().out)["candidates"]}
+    google = out["8.8.8.8"]
+    assert (google["org"], google["country"], google["country_source"]) == (
+        "GOOGLE", "US", "operator")
+    apnic = out["202.12.29.20"]
+    assert apnic["country_source"] == "geolocation" and len(apnic["country"]) == 2
+    assert main(["pivot", str(path), "--format", "json", "--no-asn"]) == 0
+    bare = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert (bare["org"], bare["country"], bare["country_source"]) == (None, None, None)

@@ -1,5 +1,5 @@
-"""Time and memory of the pivot at scale (a plain script, not a pytest
-benchmark: there is no baseline a user would otherwise run).
+"""Time and memory of the pivot at scale (a plain script; the pytest
+benchmark against a pandas baseline is benchmarks/test_bench_pivot.py).
 
     python benchmarks/pivot_scale.py [FLOWS] [CANDIDATES]
 

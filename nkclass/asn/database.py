@@ -256,8 +256,7 @@ class CountryTable:
     and cached on disk like an AS table.
 
     >>> import nkclass.asn
-    >>> table = nkclass.asn.default_countries()
-    >>> table.codes(["8.8.8.8", "10.0.0.1"]) if table else ["US", ""]
+    >>> nkclass.asn.default_countries().codes(["8.8.8.8", "10.0.0.1"])  # needs nkclass[asn]
     ['US', '']
     """
 

@@ -1,18 +1,20 @@
 // The flow-shape stage (see flow_shape.hpp).
 //
 // One pass assigns each TCP flow to its (src, dst, dst_port) group through
-// an open-addressing table of group indices (linear probing, load <= 1/2)
-// and accumulates the group's sums; a second pass scores each group once;
-// a third writes each flow's mask. Ratios are compared as exact products
-// in 128 bits so the native score and the Python reference agree on every
-// boundary.
+// an open-addressing table of keys and group indices (linear probing, load
+// <= 1/2) and accumulates the group's sums; a second pass scores each group
+// once; a third writes each flow's mask. Ratios are compared as exact
+// products in 128 bits so the native score and the Python reference agree
+// on every boundary.
 #include "nkclass/flow_shape.hpp"
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <vector>
 
@@ -34,62 +36,152 @@ inline AddrWords address_at(const AddressColumn& col, std::size_t i) noexcept {
     return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
 }
 
-// Kept small (a batch can hold a million groups): counters are 32-bit (a
-// batch has under 2^32 flows) and sums 64-bit; score() widens to 128 bits.
+inline std::uint64_t fmix(std::uint64_t h) noexcept {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+// Group keys. When both address columns are uint32 (what the readers'
+// narrowing gives for IPv4 batches) the key is the two addresses in 8 bytes
+// and the port, kept in the slot itself so that a probe never touches the
+// group's sums; otherwise both sides are taken in their IPv6 form, so an
+// IPv4 host given as uint32 and as IPv4-mapped IPv6 is one key either way.
+struct V4Key {
+    std::uint64_t addrs = 0;  // src << 32 | dst
+    std::uint16_t port = 0;
+
+    static V4Key at(const FlowColumns& cols, std::size_t i) noexcept {
+        return {std::uint64_t{cols.src_ip.v4[i]} << 32 | cols.dst_ip.v4[i], cols.dst_port[i]};
+    }
+    std::uint64_t hash() const noexcept {
+        return fmix(addrs ^ (std::uint64_t{port} * 0x9e3779b97f4a7c15ull));
+    }
+    bool operator==(const V4Key& o) const noexcept { return addrs == o.addrs && port == o.port; }
+};
+
+struct V6Key {
+    AddrWords src{0, 0}, dst{0, 0};
+    std::uint16_t port = 0;
+
+    static V6Key at(const FlowColumns& cols, std::size_t i) noexcept {
+        return {address_at(cols.src_ip, i), address_at(cols.dst_ip, i), cols.dst_port[i]};
+    }
+    std::uint64_t hash() const noexcept {
+        std::uint64_t h = fmix(src.lo ^ (std::uint64_t{port} * 0x9e3779b97f4a7c15ull));
+        h = fmix(h ^ src.hi);
+        h = fmix(h ^ dst.lo);
+        return fmix(h ^ dst.hi);
+    }
+    bool operator==(const V6Key& o) const noexcept {
+        return port == o.port && src.lo == o.src.lo && dst.lo == o.dst.lo &&
+               src.hi == o.src.hi && dst.hi == o.dst.hi;
+    }
+};
+
+// A group's sums, kept small (a batch can hold a million groups): counters
+// are 32-bit (a batch has under 2^32 flows) and sums 64-bit; score() widens
+// to 128 bits.
 struct Group {
-    AddrWords src, dst;
     std::uint64_t packets = 0, bytes = 0;
     std::int64_t first_start = std::numeric_limits<std::int64_t>::max();
     std::int64_t last_end = std::numeric_limits<std::int64_t>::min();
     std::uint32_t flows = 0, ack_psh = 0, syn = 0, rst = 0, fin = 0, sport_above = 0;
-    std::uint16_t dst_port = 0;
 };
 
-// A table slot: the key's hash beside the group id, so most probes that
-// miss are rejected without touching the group.
+constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+
+// A table slot: the key beside its group id (kNone: empty).
+template <typename Key>
 struct Slot {
-    std::uint64_t hash;
+    Key key;
     std::uint32_t group;
 };
 
 // Scratch arrays of a million-entry batch span tens of MiB of random
 // accesses: back them with 2 MiB pages where the kernel allows, which
 // measured faster than 4 KiB pages whose TLB misses dominated the probes.
+// Grow-only and reused from call to call (see ScratchLease): the kernel
+// zeroes a fresh huge page on first touch, which cost more than grouping.
 template <typename T>
 struct HugeArray {
     T* data = nullptr;
-    explicit HugeArray(std::size_t n) {
-        constexpr std::size_t kPage = 2u << 20;
-        const std::size_t bytes = (n * sizeof(T) + kPage - 1) / kPage * kPage;
-        data = static_cast<T*>(std::aligned_alloc(kPage, bytes ? bytes : kPage));
-        if (data == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-        madvise(data, bytes, MADV_HUGEPAGE);
-#endif
-    }
+    std::size_t capacity = 0;
+
+    HugeArray() = default;
     ~HugeArray() { std::free(data); }
     HugeArray(const HugeArray&) = delete;
     HugeArray& operator=(const HugeArray&) = delete;
+
+    void reserve(std::size_t n) {
+        if (data != nullptr && n <= capacity) return;
+        constexpr std::size_t kPage = 2u << 20;
+        const std::size_t bytes = std::max<std::size_t>(1, (n * sizeof(T) + kPage - 1) / kPage) *
+                                  kPage;
+        T* fresh = static_cast<T*>(std::aligned_alloc(kPage, bytes));
+        if (fresh == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+        madvise(fresh, bytes, MADV_HUGEPAGE);
+#endif
+        std::free(data);
+        data = fresh;
+        capacity = bytes / sizeof(T);
+    }
     T& operator[](std::size_t i) noexcept { return data[i]; }
 };
 
-inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) noexcept {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    return h * 0xbf58476d1ce4e5b9ull;
+struct Scratch {
+    HugeArray<Slot<V4Key>> v4_slots;
+    HugeArray<Slot<V6Key>> v6_slots;
+    HugeArray<Group> groups;
+    HugeArray<std::uint32_t> group_of;
+    HugeArray<std::uint16_t> masks;
+};
+
+// Scratch sets of finished calls, which the next calls reuse: at most
+// kIdleScratch are kept (one per thread classifying at once, as in a thread
+// pool), each as large as the largest batch it grouped.
+constexpr std::size_t kIdleScratch = 4;
+
+std::mutex& scratch_mutex() {
+    static auto* mutex = new std::mutex();  // never destroyed: no exit-order races
+    return *mutex;
 }
 
-inline std::uint64_t hash_key(const AddrWords& s, const AddrWords& d, std::uint16_t port) noexcept {
-    std::uint64_t h = mix(port, s.lo);
-    h = mix(h, s.hi);
-    h = mix(h, d.lo);
-    h = mix(h, d.hi);
-    return h ^ (h >> 31);
+std::vector<std::unique_ptr<Scratch>>& idle_scratch() {
+    static auto* idle = new std::vector<std::unique_ptr<Scratch>>();
+    return *idle;
 }
 
-inline bool same(const Group& g, const AddrWords& s, const AddrWords& d, std::uint16_t port) noexcept {
-    return g.dst_port == port && g.src.lo == s.lo && g.dst.lo == d.lo && g.src.hi == s.hi &&
-           g.dst.hi == d.hi;
-}
+struct ScratchLease {
+    std::unique_ptr<Scratch> scratch;
+
+    ScratchLease() {
+        {
+            std::lock_guard<std::mutex> lock(scratch_mutex());
+            auto& idle = idle_scratch();
+            if (!idle.empty()) {
+                scratch = std::move(idle.back());
+                idle.pop_back();
+            }
+        }
+        if (!scratch) scratch = std::make_unique<Scratch>();
+    }
+    ~ScratchLease() {
+        std::lock_guard<std::mutex> lock(scratch_mutex());
+        auto& idle = idle_scratch();
+        if (idle.size() < kIdleScratch) {
+            try {
+                idle.push_back(std::move(scratch));
+            } catch (const std::bad_alloc&) {  // not kept: freed with the lease
+            }
+        }
+    }
+    ScratchLease(const ScratchLease&) = delete;
+    ScratchLease& operator=(const ScratchLease&) = delete;
+};
 
 // lo <= num / den <= hi for den > 0, exactly.
 inline bool ratio_in(u128 num, u128 den, u128 lo, u128 hi) noexcept {
@@ -117,57 +209,45 @@ std::uint16_t score(const Group& g) noexcept {
     return m;
 }
 
-}  // namespace
-
-std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flows,
-                                  std::uint16_t* out) {
+// Groups the members, scores each group once and writes each flow's mask.
+template <typename Key>
+std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, std::size_t members,
+                            HugeArray<Slot<Key>>& slots, Scratch& scratch, std::uint16_t* out) {
     const std::size_t n = cols.n;
-    for (std::size_t i = 0; i < n; ++i) out[i] = 0;
-    constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
-    if (!cols.has_shape_columns() || n == 0 || n >= kNone) return 0;
-
-    std::size_t members = 0;
-    for (std::size_t i = 0; i < n; ++i) members += cols.protocol[i] == 6 && cols.packets[i] != 0;
-    if (members == 0) return 0;
     std::size_t capacity = 16;
     while (capacity < 2 * members) capacity <<= 1;
     const std::size_t slot_mask = capacity - 1;
-
-    HugeArray<Slot> slots(capacity);
-    for (std::size_t k = 0; k < capacity; ++k) slots[k] = Slot{0, kNone};
-    std::vector<std::uint32_t> group_of(n, kNone);
-    HugeArray<Group> groups(members);
+    slots.reserve(capacity);
+    scratch.groups.reserve(members);
+    scratch.group_of.reserve(n);
+    for (std::size_t k = 0; k < capacity; ++k) slots[k].group = kNone;
+    std::uint32_t* group_of = scratch.group_of.data;
+    Group* groups = scratch.groups.data;
     std::size_t n_groups = 0;
 
     // Slots are random accesses into a table that outgrows the cache on big
     // batches: hash a few flows ahead and prefetch their slots.
     constexpr std::size_t kAhead = 8;
-    auto key_hash = [&cols](std::size_t i) {
-        return hash_key(address_at(cols.src_ip, i), address_at(cols.dst_ip, i), cols.dst_port[i]);
-    };
     for (std::size_t i = 0; i < n; ++i) {
         if (i + kAhead < n && cols.protocol[i + kAhead] == 6)
-            __builtin_prefetch(&slots[key_hash(i + kAhead) & slot_mask]);
-        if (cols.protocol[i] != 6 || cols.packets[i] == 0) continue;
-        const AddrWords s = address_at(cols.src_ip, i);
-        const AddrWords d = address_at(cols.dst_ip, i);
-        const std::uint16_t port = cols.dst_port[i];
-        const std::uint64_t h = hash_key(s, d, port);
-        std::size_t slot = h & slot_mask;
+            __builtin_prefetch(&slots[Key::at(cols, i + kAhead).hash() & slot_mask]);
+        if (cols.protocol[i] != 6 || cols.packets[i] == 0) {
+            group_of[i] = kNone;
+            continue;
+        }
+        const Key key = Key::at(cols, i);
+        std::size_t slot = key.hash() & slot_mask;
         std::uint32_t g;
         while (true) {
             g = slots[slot].group;
             if (g == kNone) {
                 g = static_cast<std::uint32_t>(n_groups++);
-                slots[slot] = Slot{h, g};
-                Group fresh;
-                fresh.src = s;
-                fresh.dst = d;
-                fresh.dst_port = port;
-                groups[g] = fresh;
+                slots[slot].key = key;
+                slots[slot].group = g;
+                groups[g] = Group{};
                 break;
             }
-            if (slots[slot].hash == h && same(groups[g], s, d, port)) break;
+            if (slots[slot].key == key) break;
             slot = (slot + 1) & slot_mask;
         }
         group_of[i] = g;
@@ -182,19 +262,38 @@ std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flo
         grp.syn += (flags & kTcpSyn) != 0;
         grp.rst += (flags & kTcpRst) != 0;
         grp.fin += (flags & kTcpFin) != 0;
-        grp.sport_above += cols.src_port[i] > port;
+        grp.sport_above += cols.src_port[i] > key.port;
     }
 
     // Masks in their own small array: the per-flow write-back then reads a
     // cache-resident table instead of the large group records.
-    std::vector<std::uint16_t> masks(n_groups);
+    scratch.masks.reserve(n_groups);
+    std::uint16_t* masks = scratch.masks.data;
     for (std::size_t k = 0; k < n_groups; ++k)
         masks[k] = groups[k].flows >= min_flows
                        ? static_cast<std::uint16_t>(score(groups[k]) | kShapeMember)
                        : 0;
-    for (std::size_t i = 0; i < n; ++i)
-        if (group_of[i] != kNone) out[i] = masks[group_of[i]];
+    for (std::size_t i = 0; i < n; ++i) out[i] = group_of[i] != kNone ? masks[group_of[i]] : 0;
     return n_groups;
+}
+
+}  // namespace
+
+std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flows,
+                                  std::uint16_t* out) {
+    const std::size_t n = cols.n;
+    for (std::size_t i = 0; i < n; ++i) out[i] = 0;
+    if (!cols.has_shape_columns() || n == 0 || n >= kNone) return 0;
+
+    std::size_t members = 0;
+    for (std::size_t i = 0; i < n; ++i) members += cols.protocol[i] == 6 && cols.packets[i] != 0;
+    if (members == 0) return 0;
+
+    ScratchLease lease;
+    Scratch& scratch = *lease.scratch;
+    if (cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr)
+        return group_and_score<V4Key>(cols, min_flows, members, scratch.v4_slots, scratch, out);
+    return group_and_score<V6Key>(cols, min_flows, members, scratch.v6_slots, scratch, out);
 }
 
 }  // namespace nkclass

@@ -256,3 +256,45 @@ def test_native_score_matches_the_reference(case):
                  "bytes": np.uint64}.get(k, np.int64)
         b[k] = np.array(b[k], dtype)
     assert shape_conditions(b, min_flows).tolist() == shape_masks(rows, min_flows)
+
+
+def random_rows(rng, n, addresses):
+    """n flows among a few hosts and ports, so that groups repeat."""
+    rows = []
+    for _ in range(n):
+        start = int(rng.integers(0, 20_000_000))
+        rows.append({
+            "src_ip": addresses[int(rng.integers(len(addresses)))],
+            "dst_ip": addresses[int(rng.integers(len(addresses)))],
+            "src_port": int(rng.choice([22, 3333, 40000, 65535])),
+            "dst_port": int(rng.choice([22, 443, 3333])),
+            "protocol": int(rng.choice([6, 6, 6, 17])),
+            "ts_start": start,
+            "ts_end": start + int(rng.integers(-1000, 8_000_000)),
+            "packets": int(rng.integers(0, 6000)),
+            "bytes": int(rng.integers(0, 700_000)),
+            "tcp_flags": int(rng.choice([0x18, 0x10, 0x1A, 0x19, 0x04, 0x00])),
+        })
+    return rows
+
+
+def columns_of(rows):
+    b = {k: [r[k] for r in rows] for k in rows[0]}
+    for k in ("src_port", "dst_port", "protocol", "ts_start", "ts_end", "packets", "bytes",
+              "tcp_flags"):
+        b[k] = np.array(b[k], np.uint64 if k in ("packets", "bytes") else np.int64)
+    return b
+
+
+def test_large_and_small_batches_in_turn_match_the_reference():
+    # Thousands of groups (the table grows past its first size), then smaller
+    # and IPv6 batches: the grouping memory one call leaves is reused by the
+    # next, and no group of an earlier batch leaks into a later one.
+    rng = np.random.default_rng(7)
+    v4 = [f"10.0.{i // 250}.{i % 250}" for i in range(60)]
+    v6 = [f"2001:db8::{i:x}" for i in range(20)] + v4[:5]
+    for n, addresses in ((6000, v4), (300, v4), (2000, v6), (40, v4), (3000, v4)):
+        rows = random_rows(rng, n, addresses)
+        for min_flows in (1, 3):
+            assert shape_conditions(columns_of(rows), min_flows).tolist() == \
+                shape_masks(rows, min_flows)

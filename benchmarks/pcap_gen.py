@@ -28,10 +28,12 @@ def _be32(a: np.ndarray) -> np.ndarray:
 
 
 def write_capture(path: Path, packets: int, flows: int, seed: int = 7,
-                  tcp_share: float = 0.7, seconds: float = 100.0) -> Path:
-    """Writes `packets` records over `flows` bidirectional flows to `path`."""
+                  tcp_share: float = 0.7, seconds: float = 100.0,
+                  clients: tuple[int, int] = (0x0A000000, 0x0AFFFFFF)) -> Path:
+    """Writes `packets` records over `flows` bidirectional flows to `path`;
+    client addresses are drawn from [clients[0], clients[1])."""
     rng = np.random.default_rng(seed)
-    client = rng.integers(0x0A000000, 0x0AFFFFFF, flows, dtype=np.uint32)
+    client = rng.integers(clients[0], clients[1], flows, dtype=np.uint32)
     server = rng.integers(0xC0000000, 0xDFFFFFFF, flows, dtype=np.uint32)
     cport = rng.integers(1024, 65535, flows, dtype=np.uint32)
     sport = rng.choice(np.array([80, 443, 53, 3333, 8080, 1194], np.uint32), flows)

@@ -84,3 +84,69 @@ def test_guard_pcap(registry):
     # Target: 20x nfstream (which does under 100k packets/s per core here).
     registry.guard(FAMILY, "read_pcap", "dpkt", 15.0)
     registry.guard(FAMILY, "read_pcap", "nfstream", 15.0, "target 20x")
+
+
+# ----------------------------------------------------------- pcap to report
+
+REPORT_FAMILY = "pcap to report (packets/s)"
+#: Clients in a watched path (175.45.176.0/22), so every flow feeds the
+#: report's distinct-host and peer sets, as on a watched network's uplink.
+WATCHED_CLIENTS = (0xAF2DB000, 0xAF2DB400)
+
+
+@pytest.fixture(scope="module")
+def watched_capture(tmp_path_factory):
+    return write_capture(tmp_path_factory.mktemp("pcap") / "watched.pcap", PACKETS, FLOWS,
+                         clients=WATCHED_CLIENTS)
+
+
+@pytest.fixture(scope="module")
+def watched_capture_prefix(watched_capture, tmp_path_factory):
+    return prefix_copy(watched_capture, tmp_path_factory.mktemp("pcap") / "watched-prefix.pcap",
+                       DPKT_PACKETS)
+
+
+def test_pcap_to_report_packets_per_second(benchmark, watched_capture):
+    """What `nkclass report capture.pcap` does: meter with payload capture,
+    classify with names learned on the wire and the AS stage, aggregate."""
+    from nkclass import Classifier, NameCache, read
+    from nkclass.report import aggregate
+
+    clf = Classifier()
+
+    def run():
+        names = NameCache()
+        reader = read(watched_capture)
+        report = aggregate((clf.classify(b, names=names) for b in reader), bucket="day")
+        return report.table(), reader.stats.records
+
+    table, flows = measure(benchmark, REPORT_FAMILY, "nkclass", PACKETS, run, rounds=3)
+    assert flows == FLOWS and table.num_rows > 0
+    assert sum(table.column("flows").to_pylist()) == FLOWS
+
+
+def _dpkt_pandas_report(path):
+    """The baseline: dpkt metering into flows, then a pandas group-by per
+    server port with sums and distinct clients (no classification)."""
+    import pandas as pd
+
+    flows = _dpkt_flows(path)
+    df = pd.DataFrame(
+        [(min(a, b)[0], max(a, b)[1], proto, p, n) for (a, b, proto), (p, n, _) in flows.items()],
+        columns=["client", "port", "protocol", "packets", "bytes"])
+    return df.groupby(["protocol", "port"]).agg(
+        flows=("bytes", "size"), packets=("packets", "sum"), bytes=("bytes", "sum"),
+        clients=("client", "nunique"))
+
+
+def test_pcap_to_report_dpkt_pandas_baseline(benchmark, watched_capture_prefix):
+    table = measure(benchmark, REPORT_FAMILY, "dpkt+pandas", DPKT_PACKETS,
+                    lambda: _dpkt_pandas_report(watched_capture_prefix), rounds=1,
+                    warmup_rounds=0)
+    assert len(table) > 0
+
+
+@pytest.mark.guard
+def test_guard_pcap_report(registry):
+    registry.guard(REPORT_FAMILY, "nkclass", "dpkt+pandas", None,
+                   "target 5M packets/s; the baseline meters and groups, no classification")

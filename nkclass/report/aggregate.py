@@ -79,13 +79,14 @@ class LabelledBatch:
     * ``ts`` (int64 ms since the epoch, UTC, of the flow's start), ``bytes``
       and ``packets`` (uint64);
     * ``src_as`` / ``dst_as`` (AS numbers, or None when the batch lacks
-      either), ``upstream`` and ``peer_as`` (derived from them and the side).
+      either).
 
-    With ``peers`` (for top lists), also: ``lookup`` marks DNS flows (app
-    ``dns``), whose service is the name looked up rather than the peer's
-    own; ``peer_as`` and ``peer_org`` (codes into ``peer_org_names``) come
-    from the AS stage when the classifier ran it (or the classified table
-    carries them). :meth:`keep` narrows the view to the flows a filter keeps.
+    With ``peers`` (for top lists), also: ``upstream`` and ``peer_as``
+    (derived from the AS numbers and the side; None without them);
+    ``lookup`` marks DNS flows (app ``dns``), whose service is the name
+    looked up rather than the peer's own; ``peer_as`` and ``peer_org``
+    (codes into ``peer_org_names``) come from the AS stage when the
+    classifier ran it (or the classified table carries them). :meth:`keep` narrows the view to the flows a filter keeps.
 
     >>> import nkclass
     >>> from nkclass.report import LabelledBatch
@@ -100,7 +101,7 @@ class LabelledBatch:
     """
 
     def __init__(self, item: object, by: str | None, peers: bool = False) -> None:
-        self.lookup = self.peer_org = None
+        self.lookup = self.peer_org = self.upstream = self.peer_as = None
         self.peer_org_names: list[str] = []
         if isinstance(item, Classified):
             source = _as_table(item.flows.source)
@@ -152,7 +153,8 @@ class LabelledBatch:
         self.dst_as = _as_column(source, "dst_as", self.n) if self.src_as is not None else None
         if self.dst_as is None:
             self.src_as = None  # the upstream table needs both sides
-        self.upstream, self.peer_as = _as_numbers(self.src_as, self.dst_as, self.side)
+        if peers:  # only top lists read them: aggregation passes the AS columns as they are
+            self.upstream, self.peer_as = _as_numbers(self.src_as, self.dst_as, self.side)
         if peers and isinstance(item, Classified) and item._attribution is not None:
             self.peer_as = item.peer_as.astype(np.int64)  # the exporter's, else the table's
         elif peers and "peer_as" in source.column_names:
@@ -254,7 +256,7 @@ def _counter(table: pa.Table, name: str, n: int) -> np.ndarray:
     values = col.to_numpy(zero_copy_only=False)
     if values.dtype.kind not in "iu" or (values.size and values.min() < 0):
         raise SchemaValueError(f"column {name!r}: expected non-negative integers")
-    return values.astype(np.uint64)
+    return values.astype(np.uint64, copy=False)
 
 
 def _as_column(table: pa.Table, name: str, n: int) -> np.ndarray | None:
@@ -296,6 +298,15 @@ class _Codes:
                 self.names.append(name)
         return np.array([self.code[name] for name in names] or [0], dtype)
 
+    def recode(self, names: list, codes: np.ndarray, dtype) -> np.ndarray:
+        """A batch's ``codes`` into ``names`` as codes of this dimension;
+        the codes as they are (no copy when of ``dtype``) when the two
+        agree, as they do for every batch of one classifier."""
+        table = self.remap(names, dtype)
+        if len(table) == len(names) and np.array_equal(table, np.arange(len(table))):
+            return codes.astype(dtype, copy=False)
+        return table[codes]
+
 
 class Accumulator:
     """Batches streamed into one native aggregation; :meth:`report` turns
@@ -311,15 +322,15 @@ class Accumulator:
     def add(self, flows: LabelledBatch) -> None:
         if flows.n == 0:
             return
-        path = self.paths.remap(flows.path_names, np.uint16)[flows.path]
-        activity_codes = self.activities.remap(flows.activity_names, np.int64)
+        path = self.paths.recode(flows.path_names, flows.path, np.uint16)
+        self.activities.remap(flows.activity_names, np.int64)
         if len(self.activities.names) > 256:
             unknown = sorted(set(self.activities.names) - set(ACTIVITIES))
             raise SchemaValueError(f"unknown activities: {', '.join(map(str, unknown[:5]))}")
-        activity = activity_codes.astype(np.uint8)[flows.activity]
+        activity = self.activities.recode(flows.activity_names, flows.activity, np.uint8)
         extra = None
         if self.by is not None:
-            extra = self.extras.remap(flows.extra_names, np.uint32)[flows.extra]
+            extra = self.extras.recode(flows.extra_names, flows.extra, np.uint32)
         src, dst = _address_args(flows.src, "src"), _address_args(flows.dst, "dst")
         self.native.add(
             np.ascontiguousarray(flows.ts, np.int64), path, activity,

@@ -23,7 +23,7 @@ from nkclass.cli.options import (
     usage_error,
 )
 from nkclass.labels import ACTIVITIES
-from nkclass.report import BUCKETS, METRICS, Report, aggregate
+from nkclass.report import BUCKETS, METRICS, ReportBuilder, aggregate
 from nkclass.report.model import format_time, parse_time
 from nkclass.report.render import (
     aligned,
@@ -197,17 +197,20 @@ def run_report(args: argparse.Namespace) -> int:
     batches, reader = labelled_batches(args)
     # by organisation: gathered by service, rolled up at the end
     by = "service" if args.by == "org" else args.by
-    report = Report(args.bucket, by)
-    # the charts need service groups and top peers: gather them in the same pass
-    services = Report(args.bucket, "service") if args.plots and by != "service" else None
-    peers = TopCounter("peer", chosen=chosen, rules=ruleset) if args.plots else None
     limits = {"start": args.start, "end": args.end, "path": args.path, "activity": args.activity}
+    builder = ReportBuilder(args.bucket, by, **limits)
+    # the charts need service groups and top peers: gather them in the same pass
+    by_service = (ReportBuilder(args.bucket, "service", **limits)
+                  if args.plots and by != "service" else None)
+    peers = TopCounter("peer", chosen=chosen, rules=ruleset) if args.plots else None
     for batch in batches:
-        report.merge_in(aggregate(batch, args.bucket, by, **limits), consume=True)
-        if services is not None:
-            services.merge_in(aggregate(batch, args.bucket, "service", **limits), consume=True)
+        builder.add(batch)
+        if by_service is not None:
+            by_service.add(batch)
         if peers is not None:
             peers.add(batch)
+    report = builder.report()
+    services = by_service.report() if by_service is not None else None
     if by == "service":
         services = report
     if args.by == "org":

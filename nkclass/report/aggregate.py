@@ -50,16 +50,43 @@ def aggregate(
 
     >>> report = aggregate(clf.classify(batch), bucket="month", activity="mining")  # doctest: +SKIP
     """
-    if bucket not in BUCKETS:
-        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
-    if by not in BYS:
-        raise ValueError(f"by must be 'app', 'service' or None, got {by!r}")
-    chosen = FlowFilter.of(start, end, path, activity)
-    accumulator = Accumulator(bucket, by)
-    items = [results] if isinstance(results, Classified | pa.Table | pa.RecordBatch) else results
-    for item in items:
-        accumulator.add(LabelledBatch(item, by).keep(chosen))
-    return accumulator.report()
+    return ReportBuilder(bucket, by, start=start, end=end, path=path,
+                         activity=activity).add(results).report()
+
+
+class ReportBuilder:
+    """:func:`aggregate` in steps, for a caller that streams batches and
+    does more with each (``nkclass report`` also counts top peers): ``add``
+    classified results as they come, then take the :meth:`report` once.
+    The report equals ``aggregate`` over all of them, without building and
+    merging a report per batch.
+
+    >>> builder = ReportBuilder("month", activity="mining")  # doctest: +SKIP
+    >>> for batch in batches:  # doctest: +SKIP
+    ...     builder.add(clf.classify(batch))
+    >>> report = builder.report()  # doctest: +SKIP
+    """
+
+    def __init__(self, bucket: str = "day", by: str | None = None, *, start: object = None,
+                 end: object = None, path: str | list[str] | None = None,
+                 activity: str | list[str] | None = None) -> None:
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+        if by not in BYS:
+            raise ValueError(f"by must be 'app', 'service' or None, got {by!r}")
+        self.by = by
+        self._chosen = FlowFilter.of(start, end, path, activity)
+        self._accumulator = Accumulator(bucket, by)
+
+    def add(self, results: object) -> ReportBuilder:
+        """Add a classified result or table, or an iterable of them."""
+        single = isinstance(results, Classified | pa.Table | pa.RecordBatch)
+        for item in [results] if single else results:
+            self._accumulator.add(LabelledBatch(item, self.by).keep(self._chosen))
+        return self
+
+    def report(self) -> Report:
+        return self._accumulator.report()
 
 
 class LabelledBatch:
@@ -86,7 +113,8 @@ class LabelledBatch:
     ``lookup`` marks DNS flows (app ``dns``), whose service is the name
     looked up rather than the peer's own; ``peer_as`` and ``peer_org``
     (codes into ``peer_org_names``) come from the AS stage when the
-    classifier ran it (or the classified table carries them). :meth:`keep` narrows the view to the flows a filter keeps.
+    classifier ran it (or the classified table carries them). :meth:`keep`
+    narrows the view to the flows a filter keeps.
 
     >>> import nkclass
     >>> from nkclass.report import LabelledBatch

@@ -236,3 +236,20 @@ def test_rebucket_refuses_buckets_that_do_not_nest(clf):
     with pytest.raises(ValueError, match="week buckets do not roll up into month"):
         report.rebucket("month")
     assert report.rebucket("week") is report
+
+
+@pytest.mark.parametrize("by", [None, "service", "app"])
+def test_report_builder_fed_batch_by_batch_equals_merged_reports(clf, by):
+    # What `nkclass report` streams: one builder over every batch, with the
+    # filters, against one report per batch merged (and aggregate over all).
+    results = [clf.classify(flows(900, seed=s, span_days=40)) for s in (3, 4, 5)]
+    limits = {"start": "2019-01-05", "activity": ["mining_suspect", "crypto_p2p", "web_other"]}
+    builder = nkclass.report.ReportBuilder("week", by, **limits)
+    merged = Report("week", by)
+    for result in results:
+        builder.add(result)
+        merged.merge_in(aggregate(result, "week", by, **limits))
+    report = builder.report()
+    assert report.groups and report == merged == aggregate(results, "week", by, **limits)
+    assert (report.first_ms, report.last_ms) == (merged.first_ms, merged.last_ms)
+    assert render_summary(report, ["kp_range"]) == render_summary(merged, ["kp_range"])

@@ -76,17 +76,28 @@ class ReportBuilder:
             raise ValueError(f"by must be 'app', 'service' or None, got {by!r}")
         self.by = by
         self._chosen = FlowFilter.of(start, end, path, activity)
-        self._accumulator = Accumulator(bucket, by)
+        self._accumulator: Accumulator | None = Accumulator(bucket, by)
 
     def add(self, results: object) -> ReportBuilder:
         """Add a classified result or table, or an iterable of them."""
+        accumulator = self._open()
         single = isinstance(results, Classified | pa.Table | pa.RecordBatch)
         for item in [results] if single else results:
-            self._accumulator.add(LabelledBatch(item, self.by).keep(self._chosen))
+            accumulator.add(LabelledBatch(item, self.by).keep(self._chosen))
         return self
 
     def report(self) -> Report:
-        return self._accumulator.report()
+        """The report of everything added. Taken once: the native groups
+        are freed as soon as the report holds them, so that they and the
+        report do not both stay in memory."""
+        report = self._open().report()
+        self._accumulator = None
+        return report
+
+    def _open(self) -> Accumulator:
+        if self._accumulator is None:
+            raise ValueError("this ReportBuilder's report was taken already; start a new one")
+        return self._accumulator
 
 
 class LabelledBatch:

@@ -253,3 +253,11 @@ def test_report_builder_fed_batch_by_batch_equals_merged_reports(clf, by):
     assert report.groups and report == merged == aggregate(results, "week", by, **limits)
     assert (report.first_ms, report.last_ms) == (merged.first_ms, merged.last_ms)
     assert render_summary(report, ["kp_range"]) == render_summary(merged, ["kp_range"])
+
+
+def test_report_builder_gives_its_report_once(clf):
+    builder = nkclass.report.ReportBuilder().add(clf.classify(flows(50, seed=1)))
+    assert builder.report().total("flows") == 50
+    for again in (builder.report, lambda: builder.add(clf.classify(flows(5, seed=2)))):
+        with pytest.raises(ValueError, match="report was taken already"):
+            again()

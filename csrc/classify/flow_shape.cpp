@@ -2,8 +2,8 @@
 //
 // One pass assigns each TCP flow to its (src, dst, dst_port) group through
 // an open-addressing table of keys and group indices (linear probing, load
-// <= 1/2) and accumulates the group's sums; a second pass scores each group
-// once; a third writes each flow's mask. Ratios are compared as exact
+// <= 1/2), the next accumulates the groups' sums; then each group is scored
+// once and each flow's mask written. Ratios are compared as exact
 // products in 128 bits so the native score and the Python reference agree
 // on every boundary.
 #include "nkclass/flow_shape.hpp"
@@ -225,8 +225,12 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
     Group* groups = scratch.groups.data;
     std::size_t n_groups = 0;
 
-    // Slots are random accesses into a table that outgrows the cache on big
-    // batches: hash a few flows ahead and prefetch their slots.
+    // Two passes, each of whose random accesses is prefetched a few flows
+    // ahead: the first finds each member's group through the table (new
+    // groups are numbered in order, so their records fill sequentially);
+    // the second adds the flow into its group's record, which on a big
+    // batch is a cache miss that the first pass's group ids let it fetch
+    // early.
     constexpr std::size_t kAhead = 8;
     for (std::size_t i = 0; i < n; ++i) {
         if (i + kAhead < n && cols.protocol[i + kAhead] == 6)
@@ -251,6 +255,12 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
             slot = (slot + 1) & slot_mask;
         }
         group_of[i] = g;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i + kAhead < n && group_of[i + kAhead] != kNone)
+            __builtin_prefetch(&groups[group_of[i + kAhead]], 1);
+        const std::uint32_t g = group_of[i];
+        if (g == kNone) continue;
         Group& grp = groups[g];
         const std::uint8_t flags = cols.tcp_flags[i];
         grp.flows += 1;
@@ -262,7 +272,7 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
         grp.syn += (flags & kTcpSyn) != 0;
         grp.rst += (flags & kTcpRst) != 0;
         grp.fin += (flags & kTcpFin) != 0;
-        grp.sport_above += cols.src_port[i] > key.port;
+        grp.sport_above += cols.src_port[i] > cols.dst_port[i];
     }
 
     // Masks in their own small array: the per-flow write-back then reads a

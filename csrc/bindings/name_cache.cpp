@@ -210,6 +210,27 @@ void init_name_cache(py::module_& m) {
         .def_property_readonly("keys", &DatedIntervals::keys)
         .def("__len__", &DatedIntervals::intervals)
         .def(
+            "rows",
+            [](const DatedIntervals& self) {
+                // The merged intervals as (key, start, end, verdict) arrays,
+                // key by key in start order: what a compiled ruleset stores.
+                const std::size_t n = self.intervals();
+                carray<std::uint32_t> key(static_cast<py::ssize_t>(n));
+                carray<std::int64_t> start(key.size()), end(key.size());
+                carray<std::uint16_t> verdict(key.size());
+                const auto& offsets = self.offsets();
+                for (std::size_t k = 0; k + 1 < offsets.size(); ++k)
+                    for (std::uint32_t i = offsets[k]; i < offsets[k + 1]; ++i)
+                        key.mutable_data()[i] = static_cast<std::uint32_t>(k);
+                for (std::size_t i = 0; i < n; ++i) {
+                    start.mutable_data()[i] = self.starts()[i];
+                    end.mutable_data()[i] = self.ends()[i];
+                    verdict.mutable_data()[i] = self.verdicts()[i];
+                }
+                return py::make_tuple(key, start, end, verdict);
+            },
+            "The merged intervals as (key, start, end, verdict) arrays, by key, then start.")
+        .def(
             "verdicts_at",
             [](const DatedIntervals& self, carray<std::uint32_t> labels, carray<std::int64_t> t) {
                 const std::size_t n = static_cast<std::size_t>(labels.size());

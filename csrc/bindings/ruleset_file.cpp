@@ -174,6 +174,28 @@ RulesetImage image_from(const py::dict& d) {
                                   item<std::uint16_t>(d, "as_evidence"), &as_services,
                                   "AS verdicts");
     }
+    im.dated = d.contains("dated") && d["dated"].cast<bool>();
+    if (im.dated) {
+        const auto rows = d["dated_rows"].cast<py::tuple>();
+        im.dated_v4 = ipv4_rows(rows);
+        im.dated_v6 = ipv6_rows_of(rows);
+        const auto dated_services = item<std::uint32_t>(d, "dated_services");
+        im.dated_verdicts = verdicts(item<std::uint8_t>(d, "dated_codes"),
+                                     item<std::uint16_t>(d, "dated_evidence"), &dated_services,
+                                     "dated verdicts");
+        const auto intervals = d["dated_intervals"].cast<py::tuple>();
+        const auto key = intervals[0].cast<carray<std::uint32_t>>();
+        const auto start = intervals[1].cast<carray<std::int64_t>>();
+        const auto end = intervals[2].cast<carray<std::int64_t>>();
+        const auto verdict = intervals[3].cast<carray<std::uint16_t>>();
+        const std::size_t n = static_cast<std::size_t>(key.size());
+        require_length(start, n, "dated start");
+        require_length(end, n, "dated end");
+        require_length(verdict, n, "dated verdict");
+        im.dated_rows.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+            im.dated_rows[i] = {key.data()[i], verdict.data()[i], start.data()[i], end.data()[i]};
+    }
     return im;
 }
 
@@ -223,6 +245,25 @@ py::dict image_dict(const CompiledRuleset& loaded) {
         d["as_codes"] = as_verdicts[0];
         d["as_evidence"] = as_verdicts[1];
         d["as_services"] = as_verdicts[2];
+    }
+    d["dated"] = im.dated;
+    if (im.dated) {
+        d["dated_rows"] = prefix_state(im.dated_v4, im.dated_v6, true);
+        const py::tuple dated_verdicts = verdict_arrays(im.dated_verdicts);
+        d["dated_codes"] = dated_verdicts[0];
+        d["dated_evidence"] = dated_verdicts[1];
+        d["dated_services"] = dated_verdicts[2];
+        const std::size_t n = im.dated_rows.size();
+        carray<std::uint32_t> key(static_cast<py::ssize_t>(n));
+        carray<std::int64_t> start(key.size()), end(key.size());
+        carray<std::uint16_t> verdict(key.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            key.mutable_data()[i] = im.dated_rows[i].key;
+            start.mutable_data()[i] = im.dated_rows[i].start;
+            end.mutable_data()[i] = im.dated_rows[i].end;
+            verdict.mutable_data()[i] = im.dated_rows[i].verdict;
+        }
+        d["dated_intervals"] = py::make_tuple(key, start, end, verdict);
     }
     return d;
 }

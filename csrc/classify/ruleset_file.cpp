@@ -11,6 +11,7 @@
 #include <new>
 #include <utility>
 
+#include "nkclass/dated_table.hpp"
 #include "nkclass/detectors.hpp"
 #include "nkclass/domains.hpp"
 #include "nkclass/flow_shape.hpp"
@@ -20,8 +21,9 @@ namespace nkclass {
 
 namespace {
 
-// Section tags in file order, with their item sizes. The last five are
-// present only with the AS stage (flag bit 0).
+// Section tags in file order, with their item sizes. AS4P..ASVD are present
+// only with the AS stage (flag bit 0), DTP4..DTIV only with dated lists
+// (flag bit 1).
 struct SectionSpec {
     char tag[5];
     std::uint32_t item_size;
@@ -30,11 +32,20 @@ constexpr SectionSpec kSections[] = {
     {"META", 1},  {"APPS", 1},  {"ACTS", 1},  {"PATH", 1},  {"SERV", 1},  {"WAT4", 12},
     {"WAT6", 24}, {"NET4", 12}, {"NET6", 24}, {"PORT", 8},  {"PVRD", 12}, {"SVRD", 12},
     {"WSRV", 1},  {"PREC", 2},  {"DOMN", 1},  {"DOMV", 8},  {"SHAP", 8},  {"AS4P", 12},
-    {"AS6P", 24}, {"ASEN", 12}, {"ASOR", 1},  {"ASVD", 12},
+    {"AS6P", 24}, {"ASEN", 12}, {"ASOR", 1},  {"ASVD", 12}, {"DTP4", 12}, {"DTP6", 24},
+    {"DTVD", 12}, {"DTIV", 24},
 };
 constexpr std::uint32_t kBaseSections = 17;
-constexpr std::uint32_t kAllSections = 22;
-static_assert(sizeof(kSections) / sizeof(kSections[0]) == kAllSections, "section table");
+constexpr std::uint32_t kAsSections = 5;
+constexpr std::uint32_t kDatedSections = 4;
+constexpr std::size_t kFirstAsSection = kBaseSections;
+constexpr std::size_t kFirstDatedSection = kBaseSections + kAsSections;
+static_assert(sizeof(kSections) / sizeof(kSections[0]) == kBaseSections + kAsSections + kDatedSections,
+              "section table");
+
+std::uint32_t section_count(bool as_stage, bool dated) noexcept {
+    return kBaseSections + (as_stage ? kAsSections : 0) + (dated ? kDatedSections : 0);
+}
 
 std::uint16_t le16(const std::uint8_t* p) noexcept {
     return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
@@ -45,6 +56,9 @@ std::uint32_t le32(const std::uint8_t* p) noexcept {
 }
 std::uint64_t le64(const std::uint8_t* p) noexcept {
     return std::uint64_t(le32(p)) | (std::uint64_t(le32(p + 4)) << 32);
+}
+std::int64_t le64_signed(const std::uint8_t* p) noexcept {
+    return static_cast<std::int64_t>(le64(p));  // two's complement (C++20, and every C++17 target)
 }
 
 // ---------------------------------------------------------------- writing
@@ -273,6 +287,52 @@ public:
         return true;
     }
 
+    // The dated-list sections: prefixes, verdicts, then the intervals, each
+    // checked against them (key and verdict in range, a nonempty interval,
+    // rows in strictly increasing (key, start, verdict) order).
+    bool dated(RulesetImage* im) {
+        const std::size_t first = kFirstDatedSection;
+        if (!ipv4_rows(first, &im->dated_v4) || !ipv6_rows(first + 1, &im->dated_v6) ||
+            !verdicts(first + 2, &im->dated_verdicts))
+            return false;
+        const std::uint64_t keys = im->dated_v4.size() + im->dated_v6.size();
+        const std::size_t verdict_count = im->dated_verdicts.size();
+        const std::uint8_t* p;
+        std::size_t n;
+        if (!section(first + 3, &p, &n)) return false;
+        im->dated_rows.resize(n);
+        for (std::size_t i = 0; i < n; ++i, p += 24) {
+            DatedRow& row = im->dated_rows[i];
+            row = {le32(p), le16(p + 4), le64_signed(p + 8), le64_signed(p + 16)};
+            const std::size_t at = std::size_t(p - data_);
+            const std::string where = "section DTIV row " + std::to_string(i) + ": ";
+            if (!zero(p, 6, 2, i, "DTIV")) return false;
+            if (row.key >= keys)
+                return fail(RulesetError::kCorrupt, at,
+                            where + "key " + std::to_string(row.key) + " outside the " +
+                                std::to_string(keys) + " dated prefixes");
+            if (row.verdict == 0 || row.verdict >= verdict_count)
+                return fail(RulesetError::kCorrupt, at + 4,
+                            where + "verdict " + std::to_string(row.verdict) + " outside 1.." +
+                                std::to_string(verdict_count == 0 ? 0 : verdict_count - 1));
+            if (!(row.start < row.end))
+                return fail(RulesetError::kCorrupt, at + 8,
+                            where + "empty validity interval [" + std::to_string(row.start) +
+                                ", " + std::to_string(row.end) + ")");
+            if (i > 0) {
+                const DatedRow& prev = im->dated_rows[i - 1];
+                const bool increasing =
+                    prev.key != row.key ? prev.key < row.key
+                    : prev.start != row.start ? prev.start < row.start
+                                              : prev.verdict < row.verdict;
+                if (!increasing)
+                    return fail(RulesetError::kCorrupt, at,
+                                where + "out of order (rows go by key, then start, then verdict)");
+            }
+        }
+        return true;
+    }
+
     std::size_t at() const noexcept { return at_; }
     void seek(std::size_t at) noexcept { at_ = at; }
     std::size_t section_offset() const noexcept { return offset_; }
@@ -356,9 +416,9 @@ std::vector<std::uint8_t> encode_ruleset(const RulesetImage& im) {
     Writer w;
     w.bytes(kRulesetMagic, 8);
     w.u32(kRulesetFormatVersion);
-    w.u32(im.as_stage ? kRulesetFlagAs : 0);
+    w.u32((im.as_stage ? kRulesetFlagAs : 0) | (im.dated ? kRulesetFlagDated : 0));
     w.u64(0);  // the length, set below
-    w.u32(im.as_stage ? kAllSections : kBaseSections);
+    w.u32(section_count(im.as_stage, im.dated));
     w.u32(0);
 
     w.texts(0, im.meta);
@@ -416,6 +476,20 @@ std::vector<std::uint8_t> encode_ruleset(const RulesetImage& im) {
         w.texts(20, im.as_org_names);
         w.verdicts(21, im.as_verdicts);
     }
+    if (im.dated) {
+        w.ipv4_rows(kFirstDatedSection, im.dated_v4);
+        w.ipv6_rows(kFirstDatedSection + 1, im.dated_v6);
+        w.verdicts(kFirstDatedSection + 2, im.dated_verdicts);
+        w.begin(kFirstDatedSection + 3, im.dated_rows.size());
+        for (const DatedRow& r : im.dated_rows) {
+            w.u32(r.key);
+            w.u16(r.verdict);
+            w.u16(0);
+            w.u64(static_cast<std::uint64_t>(r.start));
+            w.u64(static_cast<std::uint64_t>(r.end));
+        }
+        w.end();
+    }
     const std::uint64_t length = w.out.size() + 4;
     for (int k = 0; k < 8; ++k) w.out[16 + k] = static_cast<std::uint8_t>(length >> (8 * k));
     w.u32(crc32(w.out.data(), w.out.size()));
@@ -459,11 +533,12 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
             return failure(RulesetError::kCorrupt, body,
                            "checksum mismatch: the file is damaged");
         const std::uint32_t flags = le32(data + 12);
-        if ((flags & ~kRulesetFlagAs) != 0)
+        if ((flags & ~(kRulesetFlagAs | kRulesetFlagDated)) != 0)
             return failure(RulesetError::kCorrupt, 12, "unknown flag bits set");
         const bool as_stage = (flags & kRulesetFlagAs) != 0;
+        const bool dated = (flags & kRulesetFlagDated) != 0;
         const std::uint32_t sections = le32(data + 24);
-        const std::uint32_t expected = as_stage ? kAllSections : kBaseSections;
+        const std::uint32_t expected = section_count(as_stage, dated);
         if (sections != expected)
             return failure(RulesetError::kCorrupt, 24,
                            std::to_string(sections) + " sections, expected " +
@@ -475,6 +550,7 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
         RulesetImage& im = *out;
         im = RulesetImage{};
         im.as_stage = as_stage;
+        im.dated = dated;
         if (!r.texts(0, &im.meta) || !r.texts(1, &im.apps) || !r.texts(2, &im.activities))
             return status;
         if (!same_names(im.apps, kAppNames) || !same_names(im.activities, kActivityNames))
@@ -526,6 +602,7 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
             }
             if (!r.texts(20, &im.as_org_names) || !r.verdicts(21, &im.as_verdicts)) return status;
         }
+        if (dated && !r.dated(&im)) return status;
         if (r.at() != body)
             return failure(RulesetError::kCorrupt, r.at(),
                            std::to_string(body - r.at()) + " unexpected bytes after the sections");
@@ -726,6 +803,41 @@ RulesetStatus CompiledRuleset::build(RulesetImage image,
                 if (im.as_numbers[i] != 0)
                     result->by_number_.push_back((std::uint64_t(im.as_numbers[i]) << 32) | i);
             std::sort(result->by_number_.begin(), result->by_number_.end());
+        }
+        if (im.dated) {
+            const std::size_t keys = im.dated_v4.size() + im.dated_v6.size();
+            if (im.dated_verdicts.empty()) {
+                check.fail("DTVD", "the dated verdicts need their entry 0");
+                return status;
+            }
+            if (!check.verdicts("DTVD", im.dated_verdicts, n_services) ||
+                !check.labels("DTP4", im.dated_v4, keys + 1) ||
+                !check.labels("DTP6", im.dated_v6, keys + 1))
+                return status;
+            auto table = std::make_shared<PrefixTable>();
+            if (!check.table("DTP4", "DTP6", im.dated_v4.size(),
+                             table->build(im.dated_v4.data(), im.dated_v4.size(),
+                                          im.dated_v6.data(), im.dated_v6.size(),
+                                          Duplicates::kLastWins)))
+                return status;
+            const std::size_t n = im.dated_rows.size();
+            std::vector<std::uint32_t> key(n);
+            std::vector<std::int64_t> start(n), end(n);
+            std::vector<std::uint16_t> verdict(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                const DatedRow& r = im.dated_rows[i];
+                key[i] = r.key, start[i] = r.start, end[i] = r.end, verdict[i] = r.verdict;
+            }
+            auto intervals = std::make_shared<DatedIntervals>();
+            if (BuildStatus s = intervals->build(key.data(), start.data(), end.data(),
+                                                 verdict.data(), n, keys);
+                !s.ok) {
+                check.fail("DTIV", s.index, s.reason);
+                return status;
+            }
+            spec.dated_prefixes = table;
+            spec.dated = intervals;
+            spec.dated_verdicts = im.dated_verdicts;
         }
         if (BuildStatus s = Classifier::validate(spec); !s.ok) {
             status.error = RulesetError::kCorrupt;

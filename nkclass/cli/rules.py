@@ -94,7 +94,7 @@ def run_compile(args: argparse.Namespace) -> int:
         f"wrote {out}: {len(data):,} bytes, format {FORMAT_VERSION}; "
         f"{len(ruleset.watched)} watched paths, {len(ruleset.networks)} networks, "
         f"{len(ruleset.ports)} port rules, {len(loaded._compiled.domain_suffixes)} domain "
-        f"suffixes; {as_text}"
+        f"suffixes, {len(loaded._compiled.dated_prefixes)} dated-list prefixes; {as_text}"
     )
     return 0
 

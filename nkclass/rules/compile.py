@@ -184,6 +184,15 @@ def compile_rules(
         if database is not None:
             image["as_rows"] = database.native.__getstate__()
     dated_kwargs, dated_prefixes = _dated_stage(ruleset, service_code)
+    image["dated"] = bool(dated_kwargs)
+    if dated_kwargs:
+        image.update(
+            dated_rows=dated_kwargs["dated_prefixes"].__getstate__(),
+            dated_intervals=dated_kwargs["dated"].rows(),
+            dated_codes=dated_kwargs["dated_codes"],
+            dated_evidence=dated_kwargs["dated_evidence"],
+            dated_services=dated_kwargs["dated_services"],
+        )
     native = _core.Classifier(
         path_table,
         service_table,

@@ -12,10 +12,11 @@ is the one the C interface runs.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from nkclass import _core
-from nkclass.errors import CompiledRulesError, RuleError
+from nkclass.errors import CompiledRulesError
 from nkclass.rules.compile import CompiledRules
 
 #: The file format version this build writes and reads.
@@ -23,13 +24,22 @@ FORMAT_VERSION: int = _core.RULESET_FORMAT_VERSION
 
 
 def encode(compiled: CompiledRules) -> bytes:
-    """The compiled ruleset file bytes of ``compiled``. Dated lists are not
-    part of the file format yet: a ruleset with them is refused rather than
-    written without them."""
-    if compiled.dated_prefixes:
-        raise RuleError("compiled ruleset files do not carry [[dated_list]] entries yet; "
-                        "classify with the ruleset itself")
+    """The compiled ruleset file bytes of ``compiled``: its tables, the AS
+    stage and table when on, and its dated lists' prefixes, validity
+    intervals and verdicts."""
     return _core.encode_ruleset(compiled.image)
+
+
+def _dated_prefixes(rows: tuple) -> tuple[str, ...]:
+    """The dated-list prefixes by key, as text, from the prefix table state
+    of a file (row labels are 1 + the key)."""
+    net4, len4, lab4, net6, len6, lab6 = rows[:6]
+    by_key: dict[int, str] = {}
+    for network, length, label in zip(net4.tolist(), len4.tolist(), lab4.tolist(), strict=True):
+        by_key[label - 1] = f"{ipaddress.IPv4Address(network)}/{length}"
+    for network, length, label in zip(net6, len6.tolist(), lab6.tolist(), strict=True):
+        by_key[label - 1] = f"{ipaddress.IPv6Address(network.tobytes())}/{length}"
+    return tuple(by_key[k] for k in sorted(by_key))
 
 
 def decode(data: bytes, path: str = "<bytes>") -> CompiledRules:
@@ -68,6 +78,7 @@ def decode(data: bytes, path: str = "<bytes>") -> CompiledRules:
         domain_services=image["domain_services"],
         domain_activities=image["domain_activities"],
         attribution=attribution,
+        dated_prefixes=_dated_prefixes(image["dated_rows"]) if image["dated"] else (),
         image=image,
     )
 

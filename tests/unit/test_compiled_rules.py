@@ -1,7 +1,8 @@
 """Compiled ruleset files (nkclass rules compile, Classifier.save/load): a
-loaded classifier labels exactly as the one it was compiled from; truncated,
-damaged, foreign and other-version files are refused with the byte offset.
-The C interface reads the same files (tests/c/)."""
+loaded classifier labels exactly as the one it was compiled from (dated
+lists included); truncated, damaged, foreign and other-version files are
+refused with the byte offset. The C interface reads the same files
+(tests/c/)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nkclass
 from nkclass.asn import AsDatabase
 from nkclass.classify import AS_COLUMNS, LABEL_COLUMNS
 from nkclass.cli import main
 from nkclass.errors import CompiledRulesError
+from nkclass.lists import DatedList, read_dated_list
+from nkclass.lists.files import utc_ms
 from nkclass.rules import load_rules
 from nkclass.rules.compiled import FORMAT_VERSION
 
@@ -26,11 +31,30 @@ DATA = Path(__file__).parent.parent / "data"
 SMALL_RULES = DATA / "rules" / "small.toml"
 SMALL_AS = DATA / "asn" / "ip2asn-sample.tsv"
 HEADER = 32
+DATED_TAGS = (b"DTP4", b"DTP6", b"DTVD", b"DTIV")
 
 
-def small_classifier(asn: bool = True) -> nkclass.Classifier:
+def small_classifier(asn: bool = True, dated: bool = False) -> nkclass.Classifier:
     database = AsDatabase.open(SMALL_AS, cache=False) if asn else False
-    return nkclass.Classifier(load_rules(SMALL_RULES, defaults=False), asn=database)
+    rules = load_rules(SMALL_RULES, defaults=False)
+    if dated:
+        rules = rules.with_dated_lists(*small_dated_lists())
+    return nkclass.Classifier(rules, asn=database)
+
+
+def small_dated_lists() -> list[DatedList]:
+    """The test lists of pool endpoints (per-row services, IPv4) and VPN
+    endpoints (IPv4 and IPv6)."""
+    lists = DATA / "lists"
+    return [read_dated_list(lists / "mining-pools.csv", "csv", service="pool-endpoints",
+                            category="mining"),
+            read_dated_list(lists / "vpn-endpoints.tsv", "csv", service="vpn-endpoints",
+                            category="vpn")]
+
+
+@pytest.fixture(scope="module")
+def dated_bytes() -> bytes:
+    return small_classifier(asn=False, dated=True).compiled_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -181,9 +205,197 @@ def test_header_names_the_format_version_and_the_as_stage(small_bytes):
     assert struct.unpack_from("<IIQI", plain, 8)[1:] == (0, len(plain), 17)
 
 
+# ------------------------------------------------------------ dated lists
+
+def dated_batch(addresses: list[str], times: list[str]) -> dict:
+    """One flow from 192.0.2.7 (watched in small.toml, so that the other
+    end is the peer) to each address at each time (tcp/443)."""
+    pairs = [(a, t) for a in addresses for t in times]
+    n = len(pairs)
+    start = np.array([utc_ms(t) for _, t in pairs], np.int64)
+    return {
+        "src_ip": ["192.0.2.7"] * n,
+        "dst_ip": [a for a, _ in pairs],
+        "src_port": np.full(n, 50000, np.uint16),
+        "dst_port": np.full(n, 443, np.uint16),
+        "protocol": np.full(n, 6, np.uint8),
+        "ts_start": start,
+        "ts_end": start + 1000,
+    }
+
+
+def test_dated_lists_travel_in_the_file_and_label_by_flow_time():
+    built = small_classifier(asn=False, dated=True)
+    loaded = nkclass.load_compiled(built.compiled_bytes())
+    assert loaded._compiled.dated_prefixes == ("192.0.2.10/32", "198.51.100.64/28",
+                                               "203.0.113.77/32", "2001:db8:100::/48",
+                                               "198.51.100.200/32")
+    batch = dated_batch(["192.0.2.10", "198.51.100.70", "203.0.113.77", "198.51.100.200",
+                         "2001:db8:100::9", "192.0.2.11"],
+                        ["2017-12-31", "2018-03-01 12:00:00", "2019-05-10", "2019-06-15",
+                         "2019-07-01", "2020-01-01"])
+    a, b = built.classify(batch), loaded.classify(batch)
+    assert_same_labels(a, b)
+    services = b.names("service")
+    evidence = b.names("evidence")
+    # the lists name their services while their rows hold, and only then
+    # (flow = address * 6 + time)
+    assert services[0 * 6 + 2] == "supportxmr" and services[0 * 6 + 4] != "supportxmr"
+    assert services[1 * 6 + 2] == "minexmr" and services[1 * 6 + 3] != "minexmr"
+    assert services[2 * 6 + 3] == "moneroocean" and services[2 * 6 + 2] == "pool-x"
+    assert services[3 * 6 + 1] == "vpn-endpoints" and services[3 * 6 + 2] != "vpn-endpoints"
+    assert services[4 * 6 + 0] != "vpn-endpoints" and services[4 * 6 + 1] == "vpn-endpoints"
+    assert sum("ip_list" in e for e in evidence) >= 6
+    # without start times the dated lists match nothing, in both
+    untimed = {k: v for k, v in batch.items() if k not in ("ts_start", "ts_end")}
+    assert_same_labels(built.classify(untimed), loaded.classify(untimed))
+    assert "supportxmr" not in loaded.classify(untimed).names("service")
+
+
+def test_dated_file_header_sections_and_exact_round_trip(dated_bytes):
+    version, flags, length, sections = struct.unpack_from("<IIQI", dated_bytes, 8)
+    assert (version, flags, length, sections) == (FORMAT_VERSION, 2, len(dated_bytes), 21)
+    assert all(tag in dated_bytes for tag in DATED_TAGS)
+    assert nkclass.load_compiled(dated_bytes).compiled_bytes() == dated_bytes
+    with_as = small_classifier(asn=True, dated=True)
+    data = with_as.compiled_bytes()
+    assert struct.unpack_from("<IIQI", data, 8)[1:] == (3, len(data), 26)
+    loaded = nkclass.load_compiled(data)
+    assert loaded.compiled_bytes() == data
+    batch = dated_batch(["192.0.2.10", "8.8.8.8", "2001:db8:100::9"], ["2018-03-01 12:00:00",
+                                                                       "2019-05-10"])
+    a, b = with_as.classify(batch), loaded.classify(batch)
+    assert_same_labels(a, b)
+    np.testing.assert_array_equal(a.peer_as, b.peer_as)
+
+
+def test_the_default_ruleset_with_a_tor_list_labels_identically():
+    relays = read_dated_list(DATA / "lists" / "tor-consensus-2019-05-01-00", "tor-consensus",
+                             service="tor-relays", category="tor")
+    built = nkclass.Classifier(load_rules().with_dated_lists(relays), asn=False)
+    loaded = nkclass.load_compiled(built.compiled_bytes())
+    hosts = [p.split("/")[0] for p in relays.prefixes[:40]]
+    batch = dated_batch(hosts, ["2019-04-30 23:30:00", "2019-05-01 00:30:00",
+                                "2019-05-01 03:30:00"])
+    a, b = built.classify(batch), loaded.classify(batch)
+    assert_same_labels(a, b)
+    assert "tor" in a.names("activity")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_random_dated_lists_label_identically_after_the_round_trip(data):
+    prefixes = ("192.0.2.10/32", "192.0.2.0/24", "198.51.100.0/25", "2001:db8:100::/48",
+                "2001:db8:100:1::/64", "0.0.0.0/0")
+    hours = 3_600_000
+    lists = []
+    for index in range(data.draw(st.integers(1, 3))):
+        n = data.draw(st.integers(0, 12))
+        key = data.draw(st.lists(st.integers(0, len(prefixes) - 1), min_size=n, max_size=n))
+        start = sorted(data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)))
+        length = data.draw(st.lists(st.integers(1, 12), min_size=n, max_size=n))
+        service = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        used = sorted(set(key))
+        names = (f"list-{index}", f"list-{index}-a", f"list-{index}-b")
+        lists.append(DatedList(
+            category=data.draw(st.sampled_from([None, "tor", "vpn", "mining"])),
+            services=names,
+            prefixes=tuple(prefixes[k] for k in used),
+            key=np.array([used.index(k) for k in key], np.uint32),
+            start=np.array(start, np.int64) * hours,
+            end=(np.array(start, np.int64) + np.array(length, np.int64)) * hours,
+            service=np.array(service, np.uint16),
+        ))
+    built = nkclass.Classifier(load_rules(SMALL_RULES, defaults=False).with_dated_lists(*lists),
+                               asn=False)
+    data_bytes = built.compiled_bytes()
+    loaded = nkclass.load_compiled(data_bytes)
+    assert loaded.compiled_bytes() == data_bytes
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n = 400
+    pool = ["192.0.2.10", "192.0.2.99", "198.51.100.3", "203.0.113.9", "2001:db8:100::1",
+            "2001:db8:100:1::5", "2001:db8:200::1", "10.1.2.3"]
+    start = rng.integers(-2, 55, n).astype(np.int64) * hours + rng.integers(0, hours, n)
+    batch = {
+        "src_ip": [pool[i] for i in rng.integers(0, len(pool), n)],
+        "dst_ip": [pool[i] for i in rng.integers(0, len(pool), n)],
+        "src_port": rng.integers(1024, 65536, n).astype(np.uint16),
+        "dst_port": rng.choice(np.array([443, 3333, 53, 9001], np.uint16), n),
+        "protocol": rng.choice(np.array([6, 17], np.uint8), n),
+        "ts_start": start,
+        "ts_end": start + 1000,
+    }
+    assert_same_labels(built.classify(batch), loaded.classify(batch))
+
+
+def dated_section(data: bytes, tag: bytes) -> tuple[int, int]:
+    """(offset of the first item, item count) of a section."""
+    at = data.index(tag)
+    return at + 16, struct.unpack_from("<Q", data, at + 8)[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d, at: struct.pack_into("<q", d, at + 16, struct.unpack_from("<q", d, at + 8)[0]),
+     r"section DTIV row 0: empty validity interval \["),
+    (lambda d, at: struct.pack_into("<I", d, at, 99), r"section DTIV row 0: key 99 outside the 5 "
+     r"dated prefixes"),
+    (lambda d, at: struct.pack_into("<H", d, at + 4, 0), r"section DTIV row 0: verdict 0 outside"),
+    (lambda d, at: struct.pack_into("<H", d, at + 4, 9), r"section DTIV row 0: verdict 9 outside "
+     r"1\.\.5"),
+    (lambda d, at: d.__setitem__(slice(at, at + 48), d[at + 24:at + 48] + d[at:at + 24]),
+     r"section DTIV row 1: out of order"),
+    (lambda d, at: struct.pack_into("<H", d, at + 6, 1), r"section DTIV row 0: nonzero reserved"),
+])
+def test_damaged_dated_intervals_are_corrupt_naming_the_row(dated_bytes, damage, message):
+    at, count = dated_section(dated_bytes, b"DTIV")
+    assert count >= 2
+    damaged = bytearray(dated_bytes)
+    damage(damaged, at)
+    with pytest.raises(CompiledRulesError, match=message) as info:
+        nkclass.load_compiled(with_crc(damaged))
+    assert info.value.kind == "corrupt"
+    assert at <= info.value.offset < at + 48
+
+
+def test_dated_prefix_and_verdict_codes_are_checked(dated_bytes):
+    at, _ = dated_section(dated_bytes, b"DTP4")
+    damaged = bytearray(dated_bytes)
+    struct.pack_into("<I", damaged, at + 4, 7)  # label 7 for 5 keys
+    with pytest.raises(CompiledRulesError, match=r"section DTP4 row 0: label 7 outside 1\.\.5"):
+        nkclass.load_compiled(with_crc(damaged))
+    at, _ = dated_section(dated_bytes, b"DTVD")
+    damaged = bytearray(dated_bytes)
+    damaged[at + 12 + 1] = 250  # entry 1's activity
+    with pytest.raises(CompiledRulesError, match=r"section DTVD row 1: activity code 250"):
+        nkclass.load_compiled(with_crc(damaged))
+
+
+def test_a_file_of_the_previous_format_is_refused_as_another_version(dated_bytes):
+    old = bytearray(dated_bytes)
+    struct.pack_into("<I", old, 8, 1)
+    with pytest.raises(CompiledRulesError, match="format version 1, this library reads 2 "
+                       r"\(compile the ruleset again") as info:
+        nkclass.load_compiled(with_crc(old))
+    assert (info.value.kind, info.value.offset) == ("version", 8)
+
+
+def test_dated_flag_without_its_sections_is_corrupt(small_bytes):
+    damaged = bytearray(small_bytes)
+    struct.pack_into("<I", damaged, 12, 3)
+    with pytest.raises(CompiledRulesError, match="22 sections, expected 26"):
+        nkclass.load_compiled(with_crc(damaged))
+    struct.pack_into("<I", damaged, 24, 26)
+    with pytest.raises(CompiledRulesError,
+                       match="section DTP4: header runs past the sections") as info:
+        nkclass.load_compiled(with_crc(damaged))
+    assert info.value.kind == "corrupt"
+
+
 # ------------------------------------------------------------ refusals
 
-def test_every_truncation_is_refused_as_truncated(small_bytes):
+@pytest.mark.parametrize("which", ["small_bytes", "dated_bytes"])
+def test_every_truncation_is_refused_as_truncated(request, which):
+    small_bytes = request.getfixturevalue(which)
     for size in range(len(small_bytes)):
         with pytest.raises(CompiledRulesError) as info:
             nkclass.load_compiled(small_bytes[:size])
@@ -191,7 +403,9 @@ def test_every_truncation_is_refused_as_truncated(small_bytes):
         assert info.value.offset == size
 
 
-def test_every_flipped_byte_is_refused(small_bytes):
+@pytest.mark.parametrize("which", ["small_bytes", "dated_bytes"])
+def test_every_flipped_byte_is_refused(request, which):
+    small_bytes = request.getfixturevalue(which)
     for at in range(len(small_bytes)):
         damaged = bytearray(small_bytes)
         damaged[at] ^= 0x5A
@@ -219,6 +433,26 @@ def test_damage_behind_a_valid_checksum_is_refused_or_harmless(small_bytes):
         loads += 1
         clf.classify(batch)
     assert 0 < loads < len(small_bytes) // 2
+
+
+def test_damage_in_the_dated_sections_is_refused_or_harmless(dated_bytes):
+    """As above, over the dated-list sections: refused with an offset inside
+    the file, or the file loads and labels timed flows."""
+    batch = dated_batch(["192.0.2.10", "198.51.100.200", "2001:db8:100::9"],
+                        ["2018-03-01 12:00:00", "2019-05-10"])
+    refused = 0
+    for at in range(dated_bytes.index(b"DTP4"), len(dated_bytes) - 4):
+        damaged = bytearray(dated_bytes)
+        damaged[at] ^= 0xFF
+        try:
+            clf = nkclass.load_compiled(with_crc(damaged))
+        except CompiledRulesError as exc:
+            assert exc.kind == "corrupt", (at, exc)
+            assert 0 <= exc.offset < len(dated_bytes)
+            refused += 1
+            continue
+        clf.classify(batch)
+    assert refused > 0
 
 
 @pytest.mark.parametrize("content, kind", [
@@ -286,6 +520,22 @@ def test_rules_compile_writes_a_loadable_file_and_says_what_it_holds(tmp_path, c
                  "-o", str(out)]) == 0
     assert "AS stage off" in capsys.readouterr().out
     assert not nkclass.load_compiled(out).as_attribution
+
+
+def test_rules_compile_carries_a_ruleset_s_dated_lists(tmp_path, capsys):
+    (tmp_path / "pools.csv").write_bytes((DATA / "lists" / "mining-pools.csv").read_bytes())
+    rules = tmp_path / "dated.toml"
+    rules.write_text('[[dated_list]]\nservice = "pool-endpoints"\ncategory = "mining"\n'
+                     'format = "csv"\nfiles = ["pools.csv"]\nsource = "test"\n')
+    out = tmp_path / "rules.nkc"
+    assert main(["rules", "compile", "--rules", str(SMALL_RULES), "--rules", str(rules),
+                 "--no-defaults", "--no-asn", "-o", str(out)]) == 0
+    assert "3 dated-list prefixes; AS stage off" in capsys.readouterr().out
+    built = nkclass.Classifier(load_rules(SMALL_RULES, rules, defaults=False), asn=False)
+    batch = dated_batch(["192.0.2.10", "203.0.113.77"], ["2019-05-10", "2019-06-15"])
+    loaded = nkclass.Classifier.load(out).classify(batch)
+    assert_same_labels(built.classify(batch), loaded)
+    assert loaded.names("service") == ["supportxmr", "supportxmr", "pool-x", "moneroocean"]
 
 
 def test_rules_compile_leaves_no_file_on_bad_rules_and_refuses_a_folder(tmp_path, capsys):

@@ -79,8 +79,10 @@ extern "C" {
 #define NK_ABI_VERSION_MINOR 0
 #define NK_ABI_VERSION ((NK_ABI_VERSION_MAJOR << 16) | NK_ABI_VERSION_MINOR)
 
-/* The compiled ruleset file format this library reads and writes. */
-#define NK_RULESET_FORMAT_VERSION 1
+/* The compiled ruleset file format this library reads and writes (2:
+ * rulesets carry their dated lists; files of format 1 are refused with
+ * NK_E_VERSION and must be compiled again). */
+#define NK_RULESET_FORMAT_VERSION 2
 
 /* NK_ABI_VERSION of the library running (major << 16 | minor). */
 NK_API uint32_t nk_abi_version(void);
@@ -235,7 +237,9 @@ typedef struct nk_flow_columns {
     const uint8_t* dst_payload;
     const int64_t* dst_payload_offsets;
     /* Optional measurements. With all five, the miner flow-shape score runs
-     * (over the whole batch); a pair cache needs ts_end. */
+     * (over the whole batch); a pair cache needs ts_end; a ruleset's dated
+     * lists match a flow's peer at its ts_start (without it they match
+     * nothing). */
     const int64_t* ts_start;   /* ms since the epoch, UTC */
     const int64_t* ts_end;     /* ms since the epoch, UTC */
     const uint64_t* packets;   /* both directions */

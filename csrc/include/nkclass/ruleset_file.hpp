@@ -2,15 +2,17 @@
 // the versioned binary file they are stored in (`nkclass rules compile`
 // writes it; the C interface and nkclass.load_compiled read it).
 //
-// File format, version 1. Every integer is little-endian; offsets are from
-// the start of the file.
+// File format, version 2 (version 1 had no dated lists). Every integer is
+// little-endian; offsets are from the start of the file.
 //
 //   header (32 bytes)
 //     0   8  magic       89 4e 4b 43 0d 0a 1a 0a  ("\x89NKC\r\n\x1a\n")
 //     8   4  version     kRulesetFormatVersion
-//     12  4  flags       bit 0: the AS stage is compiled in; other bits 0
+//     12  4  flags       bit 0: the AS stage is compiled in; bit 1: dated
+//                        lists are; other bits 0
 //     16  8  length      of the whole file, checksum included
-//     24  4  sections    how many sections follow (17, or 22 with the AS stage)
+//     24  4  sections    how many sections follow (17, plus 5 with the AS
+//                        stage, plus 4 with dated lists)
 //     28  4  zero
 //   sections, back to back, in the order of kRulesetSections
 //     0   4  tag         four ASCII letters naming the section
@@ -32,14 +34,23 @@
 //   shape (8): min conditions u8 (0..9), three zero bytes, min flows u32
 //   AS entry (12): AS number u32 (0 = none known), organisation u32 (index
 //                  into ASOR), verdict u16 (index into ASVD), zero u16
+//   dated interval (24): key u32 (0-based: the DTP4 / DTP6 rows labelled
+//                  key + 1), verdict u16 (1.. into DTVD), zero u16,
+//                  valid from i64, valid until i64 (ms since the epoch,
+//                  UTC; from < until); rows in increasing (key, from,
+//                  verdict) order, as DatedIntervals merges them
 //   u8 / u16 items: plain integers
+//
+// Dated lists (flag bit 1) are four sections after the AS stage's: DTP4 and
+// DTP6 (ipv4 / ipv6 rows whose labels are 1 + a key; as many keys as rows),
+// DTVD (their verdicts, entry 0 empty) and DTIV (the intervals).
 //
 // A reader rejects, with the byte offset where it stopped: a file that is
 // not one (kForeign: another magic), another format version or label
 // vocabulary (kVersion), a file shorter than its header says (kTruncated),
 // and a checksum mismatch, a section out of order, a wrong item size,
-// nonzero padding, a code outside its table or a table that does not build
-// (kCorrupt). Any byte string is safe to give: every read is bounds-checked.
+// nonzero padding, a code outside its table, dated intervals out of order
+// or empty, or a table that does not build (kCorrupt). Any byte string is safe to give: every read is bounds-checked.
 #pragma once
 
 #include <cstddef>
@@ -54,10 +65,19 @@
 
 namespace nkclass {
 
-inline constexpr std::uint32_t kRulesetFormatVersion = 1;
+inline constexpr std::uint32_t kRulesetFormatVersion = 2;
 inline constexpr std::uint8_t kRulesetMagic[8] = {0x89, 'N', 'K', 'C', '\r', '\n', 0x1a, '\n'};
 inline constexpr std::size_t kRulesetHeaderBytes = 32;
 inline constexpr std::uint32_t kRulesetFlagAs = 1u;
+inline constexpr std::uint32_t kRulesetFlagDated = 2u;
+
+// One validity interval of a dated list's key: [start, end) in ms since the
+// epoch, carrying verdict code `verdict`.
+struct DatedRow {
+    std::uint32_t key;
+    std::uint16_t verdict;
+    std::int64_t start, end;
+};
 
 // Everything a classifier is built from. Codes index the name lists:
 // a watched-path row's label is its path code, a network row's label its
@@ -96,6 +116,14 @@ struct RulesetImage {
     std::vector<std::uint16_t> as_entry_verdict; // by entry id, into as_verdicts
     std::vector<std::string> as_org_names;       // [0] = ""
     std::vector<Candidate> as_verdicts;          // [0] empty
+    // Dated lists (when dated; see dated_table.hpp): a prefix table whose
+    // labels are 1 + a key (one row per key), each key's validity intervals
+    // and the verdicts they carry.
+    bool dated = false;
+    std::vector<Ipv4Prefix> dated_v4;
+    std::vector<Ipv6Prefix> dated_v6;
+    std::vector<DatedRow> dated_rows;            // ordered by (key, start, verdict)
+    std::vector<Candidate> dated_verdicts;       // [0] empty
 };
 
 // Why a compiled ruleset was refused.

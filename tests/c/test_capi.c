@@ -4,7 +4,7 @@
  * wrong (and never crash: run under ASan/UBSan in CI); nothing is written
  * on failure.
  *
- *   test_capi RULES.nkc RULES_WATCHED.nkc CAPTURE.pcap */
+ *   test_capi RULES.nkc RULES_WATCHED.nkc RULES_DATED.nkc CAPTURE.pcap */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +124,94 @@ static void ruleset_files(const char* path, const char* watched_path) {
     nk_classifier_free(NULL);
     nk_pair_cache_free(NULL);
     nk_meter_free(NULL);
+}
+
+/* CRC-32 (ISO-HDLC, as zlib.crc32), bitwise. */
+static uint32_t crc32_of(const unsigned char* p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void put_le(unsigned char* p, uint64_t v, int bytes) {
+    for (int k = 0; k < bytes; ++k) p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* Loads `size` bytes of `data` with the checksum made to match, so that the
+ * checks behind it are reached. */
+static nk_status load_fixed(unsigned char* data, size_t size, nk_ruleset** rules) {
+    put_le(data + size - 4, crc32_of(data, size - 4), 4);
+    return nk_ruleset_load_bytes(data, size, rules);
+}
+
+/* A ruleset with dated lists (format 2): every cut is refused, and a
+ * damaged interval row (empty, out of order, its key or verdict out of
+ * range) is corrupt, naming the row, at an offset inside it. */
+static void dated_ruleset_file(const char* path) {
+    size_t size;
+    unsigned char* data = read_file(path, &size);
+    nk_ruleset* rules = NULL;
+    CHECK_STATUS(nk_ruleset_load_bytes(data, size, &rules), NK_OK, "");
+    nk_ruleset_free(rules);
+    CHECK(data[12] == 2); /* flags: dated lists, no AS stage */
+
+    size_t rows_at = 0;
+    for (size_t at = 32; at + 16 <= size; ++at)
+        if (memcmp(data + at, "DTIV", 4) == 0 && data[at + 4] == 24) {
+            rows_at = at + 16;
+            break;
+        }
+    CHECK(rows_at != 0);
+    if (rows_at == 0) {
+        free(data);
+        return;
+    }
+    uint64_t rows = 0;
+    for (int k = 7; k >= 0; --k) rows = rows << 8 | data[rows_at - 8 + k];
+    CHECK(rows >= 2);
+    for (size_t cut = rows_at - 16; cut < rows_at + 48 && cut < size; ++cut) {
+        CHECK(nk_ruleset_load_bytes(data, cut, &rules) == NK_E_TRUNCATED);
+        CHECK(rules == NULL && nk_last_error_offset() == cut);
+    }
+
+    unsigned char* copy = malloc(size);
+    unsigned char* row = copy + rows_at;
+    const uint64_t row_offset = rows_at;
+    /* valid until := valid from */
+    memcpy(copy, data, size);
+    memcpy(row + 16, row + 8, 8);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "DTIV row 0: empty validity");
+    CHECK(rules == NULL && nk_last_error_offset() == row_offset + 8);
+    /* rows 0 and 1 swapped */
+    memcpy(copy, data, size);
+    memcpy(row, data + rows_at + 24, 24);
+    memcpy(row + 24, data + rows_at, 24);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "DTIV row 1: out of order");
+    CHECK(nk_last_error_offset() == row_offset + 24);
+    /* a key past the dated prefixes */
+    memcpy(copy, data, size);
+    put_le(row, 0xfffffff0u, 4);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "dated prefixes");
+    CHECK(nk_last_error_offset() == row_offset);
+    /* verdict 0, reserved for "none" */
+    memcpy(copy, data, size);
+    put_le(row + 4, 0, 2);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "verdict 0 outside");
+    CHECK(nk_last_error_offset() == row_offset + 4);
+    /* the format before dated lists: compile again */
+    memcpy(copy, data, size);
+    put_le(copy + 8, 1, 4);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_VERSION, "format version 1");
+    /* the dated flag cleared: the section count no longer fits */
+    memcpy(copy, data, size);
+    copy[12] = 0;
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "sections, expected 17");
+    CHECK(rules == NULL);
+    free(copy);
+    free(data);
 }
 
 /* Two flows to a stratum port; the second pair repeats in a later batch. */
@@ -431,14 +519,16 @@ static void aggregate_calls(void) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s RULES.nkc RULES_WATCHED.nkc CAPTURE.pcap\n", argv[0]);
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s RULES.nkc RULES_WATCHED.nkc RULES_DATED.nkc CAPTURE.pcap\n",
+                argv[0]);
         return 2;
     }
     vocabulary();
     ruleset_files(argv[1], argv[2]);
+    dated_ruleset_file(argv[3]);
     classify_calls(argv[1]);
-    meter_calls(argv[3]);
+    meter_calls(argv[4]);
     aggregate_calls();
     if (check_failures == 0) printf("all checks passed\n");
     return check_failures != 0;

@@ -133,18 +133,27 @@ def rules_seeds() -> None:
 
 def compiled_ruleset_seeds() -> None:
     """The small test ruleset compiled, without the AS stage and with it
-    (the RouteViews sample as its IP-to-AS table), as it is and with the
+    (the RouteViews sample as its IP-to-AS table), each without and with the
+    test dated lists (pool and VPN endpoints), as it is and with the
     harness fixing its length and checksum (first byte; see
     fuzz/harnesses/capi_ruleset.cpp)."""
     from nkclass.classify import Classifier
+    from nkclass.lists import read_dated_list
     from nkclass.rules import load_rules
 
     rules = load_rules(ROOT / "tests" / "data" / "rules" / "small.toml", defaults=False)
+    lists = ROOT / "tests" / "data" / "lists"
+    dated = rules.with_dated_lists(
+        read_dated_list(lists / "mining-pools.csv", "csv", service="pool-endpoints",
+                        category="mining"),
+        read_dated_list(lists / "vpn-endpoints.tsv", "csv", service="vpn-endpoints",
+                        category="vpn"))
     table = ROOT / "tests" / "data" / "asn" / "routeviews-sample.pfx2as"
-    for asn in (False, table):
-        data = Classifier(rules, asn=asn).compiled_bytes()
-        for fix in (0, 1):
-            write("capi_ruleset", bytes([fix]) + data)
+    for ruleset in (rules, dated):
+        for asn in (False, table):
+            data = Classifier(ruleset, asn=asn).compiled_bytes()
+            for fix in (0, 1):
+                write("capi_ruleset", bytes([fix]) + data)
 
 
 def text_seeds() -> None:

@@ -2,6 +2,7 @@
 // on any bytes, and, for a file that loads, everything built from it: the
 // classifier labels a fixed batch (IPv4 and IPv6 rows, ports of every kind,
 // payloads that reach the detectors and domain lists, flow-shape columns,
+// start times inside the intervals of the test dated lists (2019-05-20),
 // exporter AS numbers) through nk_classify, and the aggregator reports it.
 //
 // Input: byte 0 bit 0 set: the rest is a ruleset file whose length field
@@ -37,8 +38,11 @@ const char kPayload[] =
     "GET / HTTP/1.1\r\nHost: pool.example.org\r\n\r\n";
 const std::int64_t kOffsets[kFlows + 1] = {0, 51, 51, 92, 92, 92, 92};
 const std::int64_t kNoPayload[kFlows + 1] = {0, 0, 0, 0, 0, 0, 0};
-const std::int64_t kStart[kFlows] = {1000, 2000, 3000, 4000, 5000, 6000};
-const std::int64_t kEnd[kFlows] = {61000, 2500, 3500, 64000, 5001, 66000};
+constexpr std::int64_t kDay = 1558310400000;  // 2019-05-20 00:00 UTC, in ms
+const std::int64_t kStart[kFlows] = {kDay + 1000, kDay + 2000, kDay + 3000,
+                                     kDay + 4000, kDay + 5000, kDay + 6000};
+const std::int64_t kEnd[kFlows] = {kDay + 61000, kDay + 2500, kDay + 3500,
+                                   kDay + 64000, kDay + 5001, kDay + 66000};
 const std::uint64_t kPackets[kFlows] = {40, 3, 3, 50, 1, 60};
 const std::uint64_t kBytes[kFlows] = {4000, 300, 300, 5000, 80, 6000};
 const std::uint8_t kFlags[kFlows] = {0x18, 0x02, 0x12, 0x18, 0, 0};

@@ -19,6 +19,7 @@ import hashlib
 import re
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 from nkclass.flows.pcap import read_pcap
@@ -209,6 +210,27 @@ def share_seeds() -> None:
     write("stratum", b'{"id":1,"result":{"job":{"target":"0000000000b8ffff"}},"error":null}\n')
 
 
+def tunnel_seeds() -> None:
+    """Meter seeds of the tunnels no fixture carries IP in: L2TPv2 data
+    messages with every optional field, over IPv4 and IPv6, with IPv4 and
+    IPv6 inside, and control and LCP messages that stay outer flows (built
+    with the decapsulation tests' frame helpers)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.unit.test_decapsulation import INNER, V6A, V6B, A, B, eth, ipv4, ipv6, l2tp, udp
+    from tests.unit.test_pcap_meter import write_pcap
+
+    frames = [
+        eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x21" + INNER, length=True, seq=(1, 2), offset=2))),
+        eth(ipv4(A, B, 17, l2tp(b"\x21" + INNER))),
+        eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x57" + ipv6(V6A, V6B, 17, udp(5000, 53, b"q"))))),
+        eth(ipv4(A, B, 17, l2tp(b"\x00" * 20, length=True, seq=(0, 0), control=True))),
+        eth(ipv6(V6A, V6B, 17, l2tp(b"\xff\x03\xc0\x21\x01\x01\x00\x04", sport=1701))),
+    ]
+    data = write_pcap([(1.0 + i, f) for i, f in enumerate(frames)])
+    for header in METER_HEADERS:
+        write("meter", header + data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
@@ -224,6 +246,7 @@ def main() -> None:
     text_seeds()
     export_seeds()
     share_seeds()
+    tunnel_seeds()
     for folder in sorted(CORPUS.iterdir()):
         if folder.is_dir() and folder.name != "licenses":
             files = list(folder.iterdir())

@@ -77,6 +77,28 @@ bool inner_ip(std::uint8_t kind, const std::uint8_t* p, std::size_t len, int ver
     return true;
 }
 
+// A PPP frame at p[off] (after a tunnel's own header): address/control
+// ff 03 unless compressed, then a 1- or 2-byte protocol; IPv4 and IPv6 are
+// decoded as the inner packet, anything else (LCP, CCP, encrypted PPP) is
+// not.
+bool ppp_inner(std::uint8_t kind, const std::uint8_t* p, std::size_t len, std::size_t off,
+               PacketInfo* out, Decap d) noexcept {
+    if (off + 2 > len) return false;
+    if (p[off] == 0xff && p[off + 1] == 0x03) off += 2;
+    if (off + 1 > len) return false;
+    std::uint16_t proto = p[off];
+    if ((proto & 1) == 0) {
+        if (off + 2 > len) return false;
+        proto = be16(p + off);
+        off += 2;
+    } else {
+        off += 1;
+    }
+    if (proto == 0x0021) return inner_ip(kind, p + off, len - off, 4, out, d);
+    if (proto == 0x0057) return inner_ip(kind, p + off, len - off, 6, out, d);
+    return false;
+}
+
 // GRE (RFC 2784, 2890) and PPTP's enhanced GRE (RFC 2637, version 1: key
 // and optional sequence/ack numbers, then a PPP frame).
 bool gre_inner(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept {
@@ -99,27 +121,39 @@ bool gre_inner(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d)
     off += 4;                      // payload length + call id
     if (flags & 0x10) off += 4;    // sequence
     if (p[1] & 0x80) off += 4;     // acknowledgement
-    if (off + 2 > len) return false;
-    // PPP: address/control ff 03 unless compressed, then a 1- or 2-byte protocol.
-    if (p[off] == 0xff && p[off + 1] == 0x03) off += 2;
-    if (off + 1 > len) return false;
-    std::uint16_t proto = p[off];
-    if ((proto & 1) == 0) {
-        if (off + 2 > len) return false;
-        proto = be16(p + off);
+    return ppp_inner(kTunnelPptp, p, len, off, out, d);
+}
+
+// L2TPv2 data messages (RFC 2661 3.1) on UDP 1701: flags and version, then
+// the optional length, tunnel and session ids, optional Ns/Nr and an
+// optional offset pad, then a PPP frame. Control messages (T bit) carry no
+// packets.
+bool l2tp_inner(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d) noexcept {
+    if (len < 6) return false;
+    const std::uint8_t flags = p[0];
+    if ((flags & 0x80) != 0 || (p[1] & 0x0f) != 2) return false;
+    std::size_t off = 2;
+    if (flags & 0x40) {  // length of the whole message: trims what follows it
+        const std::size_t total = be16(p + 2);
+        if (total < 6 || total > len) return false;
+        len = total;
         off += 2;
-    } else {
-        off += 1;
     }
-    if (proto == 0x0021) return inner_ip(kTunnelPptp, p + off, len - off, 4, out, d);
-    if (proto == 0x0057) return inner_ip(kTunnelPptp, p + off, len - off, 6, out, d);
-    return false;
+    off += 4;                    // tunnel id + session id
+    if (flags & 0x08) off += 4;  // Ns + Nr
+    if (flags & 0x02) {          // offset size, then that many pad bytes
+        if (off + 2 > len) return false;
+        off += 2 + std::size_t(be16(p + off));
+    }
+    return ppp_inner(kTunnelL2tp, p, len, off, out, d);
 }
 
 // UDP tunnels by their IANA ports: VXLAN (RFC 7348; 8472 is Linux's old
-// default) and Geneve (RFC 8926).
+// default), Geneve (RFC 8926) and L2TPv2 (1701 on either side: a client's
+// source port may be any).
 bool udp_inner(std::uint16_t sport, std::uint16_t dport, const std::uint8_t* p, std::size_t len,
                PacketInfo* out, Decap d) noexcept {
+    if ((dport == 1701 || sport == 1701) && l2tp_inner(p, len, out, d)) return true;
     if (dport == 4789 || dport == 8472 || sport == 4789) {
         if (len < 8 + 14 || (p[0] & 0x08) == 0) return false;
         return inner_ip(kTunnelVxlan, p + 8, len - 8, 0, out, d);

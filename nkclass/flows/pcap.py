@@ -284,10 +284,12 @@ def read_pcap(
     length and ``reader.counters["wire_len_fixed"]`` counts the records.
 
     With ``decapsulate`` (the default) packets of GRE (PPTP's enhanced GRE
-    included), VXLAN, Geneve, IP-in-IP and 6in4 tunnels that carry IP are
-    metered as their inner packets, so the inner flows are classified; the
-    ``tunnel`` column names the tunnel (``gre``, ``pptp``, ``vxlan``,
-    ``geneve``, ``ipip``, ``6in4``; null for untunnelled flows). A tunnel
+    included), VXLAN, Geneve, L2TPv2 (UDP 1701), IP-in-IP and 6in4 tunnels
+    that carry IP are metered as their inner packets, so the inner flows are
+    classified; the ``tunnel`` column names the tunnel (``gre``, ``pptp``,
+    ``vxlan``, ``geneve``, ``l2tp``, ``ipip``, ``6in4``; null for untunnelled
+    flows). L2TPv3 over IP (protocol 115) is not decapsulated: the lengths
+    of its cookie and sublayer are session configuration, not on the wire. A tunnel
     packet whose payload is not IP (PPP control, encrypted PPP) stays an
     outer flow.
 

@@ -1,5 +1,5 @@
 """The flow meter's tunnel decapsulation: GRE (PPTP's enhanced GRE included),
-VXLAN, Geneve, IP-in-IP, 6in4 and PPPoE sessions. Real captures are checked
+VXLAN, Geneve, L2TPv2, IP-in-IP, 6in4 and PPPoE sessions. Real captures are checked
 against the conversations an independent dissector (tshark) lists for them
 (tests/data/protocols/EXPECTED.tsv); built frames cover each header option,
 nesting and every truncation."""
@@ -180,6 +180,22 @@ def geneve(payload, ptype=0x6558, opt_words=0):
     return udp(50000, 6081, head + payload)
 
 
+def l2tp(ppp, length=False, seq=None, offset=None, sport=50000, dport=1701, control=False):
+    """An L2TPv2 message over UDP (RFC 2661 3.1) with the optional fields asked for."""
+    flags = (0x80 if control else 0) | (0x40 if length else 0) | (
+        0x08 if seq is not None else 0) | (0x02 if offset is not None else 0)
+    body = struct.pack("!HH", 3, 4)  # tunnel id, session id
+    if seq is not None:
+        body += struct.pack("!HH", *seq)
+    if offset is not None:
+        body += struct.pack("!H", offset) + b"\xee" * offset
+    body += ppp
+    head = bytes([flags, 0x02])
+    if length:
+        head += struct.pack("!H", 4 + len(body))
+    return udp(sport, dport, head + body)
+
+
 def flows_of(frames, **kw):
     cols, status, counters = meter_bytes(write_pcap([(1.0 + i, f) for i, f in enumerate(frames)]),
                                          **kw)
@@ -210,6 +226,13 @@ def flows_of(frames, **kw):
         pytest.param(ipv4(A, B, 17, geneve(eth(INNER), opt_words=2)), "geneve",
                      id="geneve-options"),
         pytest.param(ipv4(A, B, 17, geneve(INNER, ptype=0x0800)), "geneve", id="geneve-ip"),
+        pytest.param(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x21" + INNER)), "l2tp", id="l2tp"),
+        pytest.param(ipv4(A, B, 17, l2tp(b"\x21" + INNER, length=True, seq=(5, 6), offset=3)),
+                     "l2tp", id="l2tp-length-seq-offset-compressed"),
+        pytest.param(ipv4(B, A, 17, l2tp(b"\xff\x03\x00\x21" + INNER, sport=1701, dport=1701)),
+                     "l2tp", id="l2tp-from-the-server"),
+        pytest.param(ipv6(V6A, V6B, 17, l2tp(b"\x00\x21" + INNER, sport=1701, dport=40000)),
+                     "l2tp", id="l2tp-over-ipv6-uncompressed-protocol"),
         pytest.param(ipv4(A, B, 4, INNER), "ipip", id="ipip"),
         pytest.param(ipv6(V6A, V6B, 4, INNER), "ipip", id="ipv4-in-ipv6"),
         pytest.param(ipv4(A, B, 47, gre(ipv4(A, B, 4, INNER))), "ipip", id="ipip-in-gre"),
@@ -225,6 +248,34 @@ def test_6in4_yields_the_inner_ipv6_flow():
     inner6 = ipv6(V6A, V6B, 17, udp(5000, 53, b"q"))
     flows, _ = flows_of([eth(ipv4(A, B, 41, inner6))])
     assert flows == {(V6A, 5000, V6B, 53, 17): ("6in4", 1)}
+
+
+def test_l2tp_carrying_ipv6_yields_the_inner_ipv6_flow():
+    inner6 = ipv6(V6A, V6B, 17, udp(5000, 53, b"q"))
+    flows, _ = flows_of([eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x57" + inner6)))])
+    assert flows == {(V6A, 5000, V6B, 53, 17): ("l2tp", 1)}
+
+
+def test_l2tp_length_field_trims_trailing_bytes_and_refuses_overlong_lengths():
+    message = l2tp(b"\xff\x03\x00\x21" + INNER, length=True)[8:]
+    flows, _ = flows_of([eth(ipv4(A, B, 17, udp(50000, 1701, message + b"\x00" * 9)))])
+    assert flows == {INNER_KEY: ("l2tp", 1)}
+    overlong = bytearray(message)
+    overlong[2:4] = struct.pack("!H", len(message) + 1)  # a byte past the datagram
+    flows, counters = flows_of([eth(ipv4(A, B, 17, udp(50000, 1701, bytes(overlong))))])
+    assert flows == {(MAPPED + ip4(A), 50000, MAPPED + ip4(B), 1701, 17): ("none", 1)}
+    assert counters["malformed"] == 0
+
+
+def test_l2tp_control_messages_ppp_control_and_other_versions_stay_the_outer_flow():
+    frames = [
+        eth(ipv4(A, B, 17, l2tp(b"\x00" * 20, length=True, seq=(0, 0), control=True))),
+        eth(ipv4(A, B, 17, l2tp(b"\xff\x03\xc0\x21\x01\x01\x00\x04"))),  # LCP
+        eth(ipv4(A, B, 17, udp(50000, 1701, b"\x00\x03" + b"\x00" * 4 + b"\x21" + INNER))),
+    ]
+    flows, counters = flows_of(frames)
+    assert {(k[3], v[0]) for k, v in flows.items()} == {(1701, "none")}
+    assert sum(v[1] for v in flows.values()) == 3 and counters["malformed"] == 0
 
 
 def test_tunnelled_and_plain_packets_of_one_five_tuple_stay_apart():
@@ -268,6 +319,7 @@ TUNNEL_FRAMES = [
     eth(ipv4(A, B, 17, vxlan(eth(INNER)))),
     eth(ipv4(A, B, 17, geneve(eth(INNER), opt_words=3))),
     eth(ipv4(A, B, 41, ipv6(V6A, V6B, 6, tcp(1, 2)))),
+    eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x21" + INNER, length=True, seq=(1, 2), offset=2))),
     eth(b"\x11\x00\x00\x01" + struct.pack("!H", len(INNER) + 2) + b"\x00\x21" + INNER, 0x8864),
 ]
 

@@ -25,6 +25,7 @@ CORE_SOURCES = [
     "csrc/text/ip_text.cpp",
     "csrc/classify/classifier.cpp",
     "csrc/classify/flow_shape.cpp",
+    "csrc/classify/dns_tunnel.cpp",
     "csrc/classify/pair_cache.cpp",
     "csrc/classify/ruleset_file.cpp",
     "csrc/meter/pcap_container.cpp",

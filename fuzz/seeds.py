@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import random
 import re
 import shutil
 import struct
@@ -231,6 +232,20 @@ def tunnel_seeds() -> None:
         write("meter", header + data)
 
 
+def dns_tunnel_seeds() -> None:
+    """Detect seeds of an iodine-style query over UDP (with its response) and
+    a dnscat2-style one over TCP, for the DNS tunnelling stage (built with
+    its tests' helpers)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.unit.test_dns_tunnel import NULL, TXT, dnscat2_name, iodine_name, query, response
+
+    rng = random.Random(5)
+    udp = query(iodine_name(rng, "t1.tunnel.example").encode(), NULL)
+    write("detect", bytes([1]) + struct.pack("!HHH", 40000, 53, len(udp)) + udp + response(udp))
+    tcp = query(dnscat2_name(rng, "c2.example.net").encode(), TXT, tcp=True)
+    write("detect", bytes([0]) + struct.pack("!HHH", 40001, 53, len(tcp)) + tcp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
@@ -247,6 +262,7 @@ def main() -> None:
     export_seeds()
     share_seeds()
     tunnel_seeds()
+    dns_tunnel_seeds()
     for folder in sorted(CORPUS.iterdir()):
         if folder.is_dir() and folder.name != "licenses":
             files = list(folder.iterdir())

@@ -131,6 +131,21 @@ def flow_shape_conditions(
     min_flows: int = 1,
 ) -> U16: ...
 
+# Condition bits 0..5 of each DNS query flow's zone | 0x80 for members of
+# scored zones; 0 for flows that take no part (see dns_tunnel.hpp).
+def dns_tunnel_conditions(
+    n: int,
+    src_port: U16,
+    dst_port: U16,
+    protocol: U8,
+    src_payload: U8 | None = None,
+    src_payload_offsets: npt.NDArray[np.int64] | None = None,
+    dst_payload: U8 | None = None,
+    dst_payload_offsets: npt.NDArray[np.int64] | None = None,
+    packets: npt.NDArray[np.uint64] | None = None,
+    min_queries: int = 10,
+) -> U8: ...
+
 # ---- flow meter (csrc/bindings/flow_meter.cpp)
 class MeterStatus(TypedDict):
     status: Literal["ok", "truncated", "corrupt"]

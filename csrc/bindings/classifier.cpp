@@ -9,6 +9,7 @@
 #include "common.hpp"
 #include "nkclass/classifier.hpp"
 #include "nkclass/dated_table.hpp"
+#include "nkclass/dns_tunnel.hpp"
 #include "nkclass/flow_shape.hpp"
 #include "nkclass/name_cache.hpp"
 #include "nkclass/pair_cache.hpp"
@@ -273,6 +274,41 @@ void init_classifier(py::module_& m) {
         py::arg("ts_end").noconvert(), py::arg("packets").noconvert(),
         py::arg("bytes").noconvert(), py::arg("tcp_flags").noconvert(),
         py::arg("min_flows") = 1);
+
+    m.def(
+        "dns_tunnel_conditions",
+        [](std::size_t n, carray<std::uint16_t> src_port, carray<std::uint16_t> dst_port,
+           carray<std::uint8_t> protocol, std::optional<carray<std::uint8_t>> src_payload,
+           std::optional<carray<std::int64_t>> src_payload_offsets,
+           std::optional<carray<std::uint8_t>> dst_payload,
+           std::optional<carray<std::int64_t>> dst_payload_offsets,
+           std::optional<carray<std::uint64_t>> packets, std::uint64_t min_queries) {
+            // Addresses play no part: the zone is the key.
+            FlowColumns cols;
+            cols.n = n;
+            require_length(src_port, n, "src_port");
+            require_length(dst_port, n, "dst_port");
+            require_length(protocol, n, "protocol");
+            cols.src_port = src_port.data();
+            cols.dst_port = dst_port.data();
+            cols.protocol = protocol.data();
+            cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
+            cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
+            cols.packets = optional_column(packets, n, "packets");
+            carray<std::uint8_t> out(static_cast<py::ssize_t>(n));
+            {
+                py::gil_scoped_release nogil;
+                dns_tunnel_conditions(cols, min_queries, out.mutable_data());
+            }
+            return out;
+        },
+        py::arg("n"), py::arg("src_port").noconvert(), py::arg("dst_port").noconvert(),
+        py::arg("protocol").noconvert(), py::arg("src_payload").noconvert() = py::none(),
+        py::arg("src_payload_offsets").noconvert() = py::none(),
+        py::arg("dst_payload").noconvert() = py::none(),
+        py::arg("dst_payload_offsets").noconvert() = py::none(),
+        py::arg("packets").noconvert() = py::none(),
+        py::arg("min_queries") = kDnsTunnelDefaultMinQueries);
 }
 
 }  // namespace nkclass::bind

@@ -49,6 +49,7 @@ PYBIND11_MODULE(_core, m) {
     evidence["asn"] = int(nkclass::kEvAsn);
     evidence["watched"] = int(nkclass::kEvWatched);
     evidence["dns_learned"] = int(nkclass::kEvDnsLearned);
+    evidence["dns_score"] = int(nkclass::kEvDnsScore);
     m.attr("EVIDENCE_BITS") = evidence;
     py::dict ranks;
     ranks["weak"] = int(nkclass::kRankWeak);

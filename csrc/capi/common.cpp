@@ -20,8 +20,10 @@ constexpr const char* kConfidenceNames[] = {"none", "low", "medium", "high"};
 // In bit order; the same names as nkclass.EVIDENCE.
 constexpr const char* kEvidenceNames[NK_EVIDENCE_BITS] = {
     "payload", "sni", "host", "dns", "ip_list", "port", "flow_shape", "pair_cache", "asn",
-    "watched"};
+    "watched", "dns_learned", "dns_score"};
 static_assert(NK_EVIDENCE_PAYLOAD == nkclass::kEvPayload && NK_EVIDENCE_WATCHED == nkclass::kEvWatched &&
+                  NK_EVIDENCE_DNS_LEARNED == nkclass::kEvDnsLearned &&
+                  NK_EVIDENCE_DNS_SCORE == nkclass::kEvDnsScore &&
                   NK_EVIDENCE_ASN == nkclass::kEvAsn && NK_EVIDENCE_PAIR_CACHE == nkclass::kEvPairCache,
               "evidence bits of nkclass.h and classifier.hpp");
 static_assert(NK_RULESET_FORMAT_VERSION == nkclass::kRulesetFormatVersion,

@@ -9,6 +9,7 @@
 #include "nkclass/dated_table.hpp"
 #include "nkclass/detectors.hpp"
 #include "nkclass/dns_answers.hpp"
+#include "nkclass/dns_tunnel.hpp"
 #include "nkclass/domains.hpp"
 #include "nkclass/flow_shape.hpp"
 #include "nkclass/name_cache.hpp"
@@ -199,6 +200,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
             return BuildStatus::failure(i, "path server activity is unknown");
     if (spec.shape_min_conditions > kShapeConditions)
         return BuildStatus::failure(0, "flow shape needs 0..9 conditions");
+    if (spec.dns_tunnel_min_conditions > kDnsTunnelConditions)
+        return BuildStatus::failure(0, "the DNS tunnelling score needs 0..6 conditions");
     if (spec.payload && n_act < kActivityCount)
         return BuildStatus::failure(0, "a payload stage needs a precedence entry per activity");
     if (spec.port_verdicts.empty() || spec.service_verdicts.empty() ||
@@ -238,6 +241,11 @@ Classifier::Classifier(ClassifierSpec spec)
     cached.rank = kRankNamed;
     cached.evidence = kEvPairCache;
     cache_scored_ = scored(cached);
+    Candidate tunnel;
+    tunnel.activity = kActDnsTunnel;
+    tunnel.rank = kRankNamed;
+    tunnel.evidence = kEvDnsScore;
+    tunnel_scored_ = scored(tunnel);
 }
 
 ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
@@ -269,6 +277,18 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, Pair
         }
     }
     const std::uint16_t* shape_mask = shape.empty() ? nullptr : shape.data();
+    // DNS tunnelling: the batch's queries are scored per zone first.
+    std::vector<std::uint8_t> tunnel;
+    if (spec_.dns_tunnel_min_conditions != 0 && spec_.payload != nullptr && cols.n != 0 &&
+        (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr)) {
+        try {
+            tunnel.resize(cols.n);
+            dns_tunnel_conditions(cols, spec_.dns_tunnel_min_queries, tunnel.data());
+        } catch (const std::bad_alloc&) {
+            tunnel.clear();  // documented: the stage is skipped
+        }
+    }
+    const std::uint8_t* tunnel_mask = tunnel.empty() ? nullptr : tunnel.data();
     if (cols.ts_end == nullptr) cache = nullptr;
 
     // Locked for the whole pass (see classifier.hpp), the pair cache first.
@@ -282,21 +302,22 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, Pair
         std::lock_guard<std::mutex> lock(cache->mutex());
         with_names();
         if (shape_mask != nullptr)
-            run<true, true>(cols, out, shape_mask, cache, names, name_out);
+            run<true, true>(cols, out, shape_mask, tunnel_mask, cache, names, name_out);
         else
-            run<false, true>(cols, out, nullptr, cache, names, name_out);
+            run<false, true>(cols, out, nullptr, tunnel_mask, cache, names, name_out);
     } else if (shape_mask != nullptr) {
         with_names();
-        run<true, false>(cols, out, shape_mask, nullptr, names, name_out);
+        run<true, false>(cols, out, shape_mask, tunnel_mask, nullptr, names, name_out);
     } else {
         with_names();
-        run<false, false>(cols, out, nullptr, nullptr, names, name_out);
+        run<false, false>(cols, out, nullptr, tunnel_mask, nullptr, names, name_out);
     }
 }
 
 template <bool kShape, bool kCache>
 void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
-                     const std::uint16_t* shape_mask, PairCache* cache, NameCache* names,
+                     const std::uint16_t* shape_mask, const std::uint8_t* tunnel_mask,
+                     PairCache* cache, NameCache* names,
                      const NameColumns* name_out) const noexcept {
     const PrefixTable& paths = *spec_.paths;
     const PrefixTable& services = *spec_.services;
@@ -315,6 +336,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const bool have_payload =
         payload != nullptr && (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
     const unsigned shape_needed = spec_.shape_min_conditions;
+    const unsigned tunnel_needed = spec_.dns_tunnel_min_conditions;
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
     PayloadCandidates payload_found[kBlock];
@@ -503,6 +525,9 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                         shape_needed)
                     verdict.offer(shape_scored_);
             }
+            // Constant per batch, so the branch predicts.
+            if (tunnel_mask != nullptr && dns_tunnel_passes(tunnel_mask[i], tunnel_needed))
+                verdict.offer(tunnel_scored_);
             if constexpr (kCache) {
                 const PairKey key = pair_key(cols.src_ip, cols.dst_ip, i);
                 if (verdict.activity() == kActMining && verdict.activity_rank() == kRankPayload)

@@ -1,7 +1,8 @@
 // Fuzzes the payload detectors through their entry points: detect() on
 // both sides of a flow, the classifier's inspector (detect() plus a
 // domain-table lookup of the extracted name) and its block path, which
-// must agree with per-flow calls.
+// must agree with per-flow calls; and the DNS tunnelling stage over the
+// flow and its mirror image.
 //
 // Input: byte 0 picks the IP protocol (even: TCP, odd below 0x80: UDP,
 // else the byte itself); bytes 1-2 and 3-4 the source and destination
@@ -12,6 +13,7 @@
 
 #include "fuzz_input.hpp"
 #include "nkclass/detectors.hpp"
+#include "nkclass/dns_tunnel.hpp"
 #include "nkclass/domains.hpp"
 #include "nkclass/vocab.hpp"
 
@@ -107,5 +109,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    block[i].c[j].service == one[j].service;
         fuzz::check(same, "inspect_block proposes what per-flow inspect() proposes");
     }
+
+    // The DNS tunnelling stage over the same two flows, every zone scored:
+    // a flow is a member or not, with condition bits only.
+    const std::uint64_t packets[] = {std::uint64_t(sel) << 56, 1};
+    cols.packets = packets;
+    std::uint8_t masks[2];
+    nkclass::dns_tunnel_conditions(cols, 0, masks);
+    for (std::uint8_t m : masks)
+        fuzz::check(m == 0 || (m & ~(nkclass::kDnsTunnelMember |
+                                     nkclass::kDnsTunnelConditionMask)) == 0 &&
+                                  (m & nkclass::kDnsTunnelMember) != 0,
+                    "a DNS tunnel mask is 0 or a member's condition bits");
+    const bool dns = (protocol == 6 || protocol == 17) && (sport == 53 || dport == 53);
+    fuzz::check(dns || (masks[0] == 0 && masks[1] == 0), "only DNS flows take part");
     return 0;
 }

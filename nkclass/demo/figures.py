@@ -173,8 +173,8 @@ def anonymising_rise(report: Report) -> Figure:
 
 #: Evidence, strongest first: a flow's label is carried by the first of these
 #: its evidence code holds.
-DECISIVE = ("payload", "sni", "host", "dns", "dns_learned", "ip_list", "pair_cache", "asn",
-            "flow_shape", "port", "watched")
+DECISIVE = ("payload", "sni", "host", "dns", "dns_learned", "ip_list", "pair_cache",
+            "dns_score", "asn", "flow_shape", "port", "watched")
 
 
 class EvidenceTally:

@@ -46,6 +46,7 @@ static void vocabulary(void) {
     CHECK(strcmp(nk_confidence_name(NK_CONFIDENCE_HIGH), "high") == 0);
     CHECK(nk_confidence_name(4) == NULL);
     CHECK(strcmp(nk_evidence_name(4), "ip_list") == 0 && nk_evidence_name(NK_EVIDENCE_BITS) == NULL);
+    CHECK(strcmp(nk_evidence_name(11), "dns_score") == 0 && NK_EVIDENCE_DNS_SCORE == 1u << 11);
 
     char text[16];
     const uint16_t bits = NK_EVIDENCE_PORT | NK_EVIDENCE_ASN;

@@ -38,6 +38,7 @@ enum Evidence : std::uint16_t {
     kEvAsn = 1u << 8,         // the peer's AS number
     kEvWatched = 1u << 9,     // the server side sits in a watched network
     kEvDnsLearned = 1u << 10, // a name learned on the wire (DNS answer, earlier SNI / Host)
+    kEvDnsScore = 1u << 11,   // the DNS tunnelling score of the query's zone
 };
 
 // How strong a piece of evidence is. A candidate with a higher rank always
@@ -238,6 +239,12 @@ struct ClassifierSpec {
     // with kEvFlowShape.
     std::uint8_t shape_min_conditions = 7;
     std::uint32_t shape_min_flows = 1;
+    // DNS tunnelling stage (see dns_tunnel.hpp): a DNS query flow whose
+    // zone passes with `dns_tunnel_min_conditions` (1..6; 0 disables the
+    // stage) of the six conditions over at least `dns_tunnel_min_queries`
+    // queries gets a dns_tunnel candidate at kRankNamed with kEvDnsScore.
+    std::uint8_t dns_tunnel_min_conditions = 4;
+    std::uint64_t dns_tunnel_min_queries = 10;
     // AS stage (optional): `as_table` maps addresses to AS entry ids (its
     // labels); `as_verdicts[id]` is what the peer's AS entry proposes
     // (activity at kRankWeak or kRankAsn with kEvAsn, and a service),
@@ -281,7 +288,9 @@ public:
     // one), watched server side, port rule, payload (when payload columns and an inspector exist), flow
     // shape (when cols.has_shape_columns() and the stage is enabled; it
     // groups the whole batch first, O(n) time and O(n) temporary memory;
-    // should that allocation fail the stage is skipped), then the pair
+    // should that allocation fail the stage is skipped), DNS tunnelling
+    // (when payload columns exist and the stage is enabled; it reads the
+    // batch's DNS queries first, skipped likewise), then the pair
     // cache (when `cache` is given and cols.ts_end exists).
     //
     // Pair cache, in flow order (the order readers emit, i.e. time order):
@@ -316,7 +325,8 @@ public:
 private:
     template <bool kShape, bool kCache>
     void run(const FlowColumns& cols, const LabelColumns& out, const std::uint16_t* shape_mask,
-             PairCache* cache, NameCache* names, const NameColumns* name_out) const noexcept;
+             const std::uint8_t* tunnel_mask, PairCache* cache, NameCache* names,
+             const NameColumns* name_out) const noexcept;
 
     ClassifierSpec spec_;
     std::vector<ScoredCandidate> port_scored_;     // by port rule id
@@ -325,6 +335,7 @@ private:
     std::vector<ScoredCandidate> server_scored_;   // by path code
     ScoredCandidate shape_scored_;                 // mining_suspect, weak, flow_shape
     ScoredCandidate cache_scored_;                 // mining, named, pair_cache
+    ScoredCandidate tunnel_scored_;                // dns_tunnel, named, dns_score
     std::vector<ScoredCandidate> as_scored_;       // by AS verdict code
     std::vector<ScoredCandidate> dated_scored_;    // by dated verdict code
     std::uint64_t tag_;                            // this classifier's id in name caches

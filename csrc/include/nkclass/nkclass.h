@@ -155,8 +155,10 @@ NK_API const char* nk_confidence_name(uint32_t code);
 #define NK_EVIDENCE_PAIR_CACHE (1u << 7)
 #define NK_EVIDENCE_ASN (1u << 8)
 #define NK_EVIDENCE_WATCHED (1u << 9)
-#define NK_EVIDENCE_BITS 10
-/* The name of bit `bit` (0..9), e.g. "ip_list"; NULL outside. */
+#define NK_EVIDENCE_DNS_LEARNED (1u << 10) /* unused here: the C interface keeps no name cache */
+#define NK_EVIDENCE_DNS_SCORE (1u << 11)   /* the DNS tunnelling score of the query's zone */
+#define NK_EVIDENCE_BITS 12
+/* The name of bit `bit` (0..11), e.g. "ip_list"; NULL outside. */
 NK_API const char* nk_evidence_name(uint32_t bit);
 /* Writes the names of the bits set in `evidence`, joined by '|' ("port|asn";
  * "" for 0), as snprintf does: at most `capacity` bytes including the

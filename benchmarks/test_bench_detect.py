@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,6 +229,31 @@ def test_pyahocorasick_literal_markers(benchmark, batch):
     text = batch["src"][:n].tobytes().decode("latin-1")
     measure(benchmark, FAMILY, "pyahocorasick", n,
             lambda: sum(1 for _ in automaton.iter(text)), rounds=1, warmup_rounds=0)
+
+
+QUIC_FAMILY = "QUIC Initial decryption (packets/s)"
+N_QUIC = size(100_000, 10_000)
+QUIC_CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "pcap" / "quic-http3.pcap"
+
+
+@pytest.mark.skipif(not _core.QUIC_DECRYPTION, reason="built without libcrypto")
+def test_quic_initial_decryption(benchmark):
+    """The detectors over real client Initials (the QUIC v2 Initial of
+    quic-http3.pcap, 1,252 bytes), one flow each: every packet derives its
+    keys from its Destination Connection ID, removes header protection,
+    decrypts and reads its ClientHello; nothing is kept between packets."""
+    from nkclass.flows.pcap import read_pcap
+
+    (initial,) = [r["src_payload"] for b in read_pcap(QUIC_CAPTURE, payload_bytes=1500)
+                  for r in b.to_pylist() if r["protocol"] == 17 and r["src_payload"]]
+    inspector = _core.PayloadInspector([], np.zeros(0, np.uint32), np.zeros(0, np.uint8))
+    payload = np.frombuffer(initial * N_QUIC, np.uint8)
+    offsets = np.arange(N_QUIC + 1, dtype=np.int64) * len(initial)
+    proto = np.full(N_QUIC, 17, np.uint8)
+    sport, dport = np.full(N_QUIC, 50000, np.uint16), np.full(N_QUIC, 443, np.uint16)
+    app, _, _ = measure(benchmark, QUIC_FAMILY, "nkclass", N_QUIC,
+                        lambda: inspector.inspect_batch(proto, sport, dport, payload, offsets))
+    assert (app == _core.APP_NAMES.index("quic")).all()
 
 
 @pytest.mark.guard

@@ -1,6 +1,8 @@
 // libcrypto wrappers (see crypto.hpp). Contexts are created once per thread
 // with their cipher and re-keyed per call, which avoids OpenSSL 3's cipher
-// fetch on every initialisation.
+// fetch on every initialisation; HMAC likewise keeps one re-keyed MAC
+// context per thread (OpenSSL 3's one-shot HMAC() fetches the digest and
+// builds a context each call, which was most of a QUIC Initial's cost).
 #include "crypto.hpp"
 
 #include <cstring>
@@ -8,6 +10,11 @@
 #ifdef NKCLASS_HAVE_OPENSSL
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#define NKCLASS_EVP_MAC 1
+#endif
 #endif
 
 namespace nkclass::crypto {
@@ -35,6 +42,44 @@ EVP_CIPHER_CTX* context(Ctx& c, const EVP_CIPHER* cipher, bool decrypt) noexcept
     }
     return c.ctx;
 }
+
+// HMAC-SHA256 of `msg` under `key` into out[32].
+#ifdef NKCLASS_EVP_MAC
+struct MacCtx {
+    EVP_MAC_CTX* ctx = nullptr;
+    bool ready = false;
+    ~MacCtx() { EVP_MAC_CTX_free(ctx); }
+};
+
+bool hmac_sha256(const std::uint8_t* key, std::size_t key_len, const std::uint8_t* msg,
+                 std::size_t msg_len, std::uint8_t out[32]) noexcept {
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // shared, immutable
+    thread_local MacCtx c;
+    if (mac == nullptr) return false;
+    if (!c.ready) {
+        c.ctx = EVP_MAC_CTX_new(mac);
+        if (c.ctx == nullptr) return false;
+        char digest[] = "SHA256";
+        const OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+            OSSL_PARAM_construct_end()};
+        if (EVP_MAC_CTX_set_params(c.ctx, params) != 1) return false;
+        c.ready = true;
+    }
+    std::size_t len = 0;
+    return EVP_MAC_init(c.ctx, key, key_len, nullptr) == 1 &&
+           EVP_MAC_update(c.ctx, msg, msg_len) == 1 &&
+           EVP_MAC_final(c.ctx, out, &len, 32) == 1 && len == 32;
+}
+#else
+bool hmac_sha256(const std::uint8_t* key, std::size_t key_len, const std::uint8_t* msg,
+                 std::size_t msg_len, std::uint8_t out[32]) noexcept {
+    unsigned int len = 0;
+    return HMAC(EVP_sha256(), key, static_cast<int>(key_len), msg, msg_len, out, &len) !=
+               nullptr &&
+           len == 32;
+}
+#endif
 
 }  // namespace
 
@@ -82,10 +127,7 @@ bool aes256_ctr(const std::uint8_t key[32], const std::uint8_t iv[16], const std
 
 bool hkdf_extract(const std::uint8_t* salt, std::size_t salt_len, const std::uint8_t* ikm,
                   std::size_t ikm_len, std::uint8_t prk[32]) noexcept {
-    unsigned int len = 0;
-    return HMAC(EVP_sha256(), salt, static_cast<int>(salt_len), ikm, ikm_len, prk, &len) !=
-               nullptr &&
-           len == 32;
+    return hmac_sha256(salt, salt_len, ikm, ikm_len, prk);
 }
 
 bool hkdf_expand_label(const std::uint8_t secret[32], const char* label, std::uint8_t* out,
@@ -106,8 +148,7 @@ bool hkdf_expand_label(const std::uint8_t secret[32], const char* label, std::ui
     info[k++] = 0;
     info[k++] = 1;
     std::uint8_t block[32];
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), secret, 32, info, k, block, &len) == nullptr || len != 32) return false;
+    if (!hmac_sha256(secret, 32, info, k, block)) return false;
     std::memcpy(out, block, out_len);
     return true;
 }

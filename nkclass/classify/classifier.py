@@ -188,12 +188,7 @@ class Classifier:
              names: NameCache | None = None, server_names: bool = False) -> tuple:
         v4 = lambda a: a if a.dtype == np.uint32 else None  # noqa: E731
         v6 = lambda a: None if a.dtype == np.uint32 else a  # noqa: E731
-        kwargs = {}
-        for name in ("src_payload", "dst_payload"):
-            payload = getattr(flows, name)
-            if payload is not None:
-                kwargs[name] = payload.data
-                kwargs[f"{name}_offsets"] = payload.offsets
+        kwargs = flows.payload_arguments()
         for name in MEASUREMENT_COLUMNS:
             kwargs[name] = getattr(flows, name)
         if cache is not None:

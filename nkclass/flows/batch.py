@@ -57,6 +57,17 @@ class FlowBatch:
         """True when the flow-shape stage can run (all five measurements)."""
         return all(getattr(self, name) is not None for name in MEASUREMENT_COLUMNS)
 
+    def payload_arguments(self) -> dict[str, np.ndarray]:
+        """The payload columns as the native passes take them: ``src_payload``
+        and ``src_payload_offsets`` (and the same for dst) where present."""
+        out = {}
+        for name in ("src_payload", "dst_payload"):
+            payload = getattr(self, name)
+            if payload is not None:
+                out[name] = payload.data
+                out[f"{name}_offsets"] = payload.offsets
+        return out
+
     @classmethod
     def from_any(cls, batch: object) -> FlowBatch:
         """Validate a mapping of arrays, a pandas DataFrame or a pyarrow

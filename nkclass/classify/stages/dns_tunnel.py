@@ -55,12 +55,7 @@ def dns_tunnel_conditions(batch: object, min_queries: int = 10) -> np.ndarray:
         raise ValueError(
             f"The 'min_queries' parameter must be an int >= 0. Got {min_queries!r} instead."
         )
-    kwargs = {}
-    for name in ("src_payload", "dst_payload"):
-        payload = getattr(flows, name)
-        if payload is not None:
-            kwargs[name] = payload.data
-            kwargs[f"{name}_offsets"] = payload.offsets
+    kwargs = flows.payload_arguments()
     return _core.dns_tunnel_conditions(
         flows.n, flows.src_port, flows.dst_port, flows.protocol, packets=flows.packets,
         min_queries=int(min_queries), **kwargs,

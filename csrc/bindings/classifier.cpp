@@ -41,6 +41,22 @@ std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
     return out;
 }
 
+// The port and protocol columns, checked: all a pass keyed on neither
+// address reads.
+FlowColumns port_columns(std::size_t n, const carray<std::uint16_t>& src_port,
+                         const carray<std::uint16_t>& dst_port,
+                         const carray<std::uint8_t>& protocol) {
+    FlowColumns cols;
+    cols.n = n;
+    require_length(src_port, n, "src_port");
+    require_length(dst_port, n, "dst_port");
+    require_length(protocol, n, "protocol");
+    cols.src_port = src_port.data();
+    cols.dst_port = dst_port.data();
+    cols.protocol = protocol.data();
+    return cols;
+}
+
 // The columns every pass reads, checked once.
 FlowColumns flow_columns(std::size_t n, const std::optional<carray<std::uint32_t>>& src_v4,
                          const std::optional<carray<std::uint8_t>>& src_v6,
@@ -49,16 +65,9 @@ FlowColumns flow_columns(std::size_t n, const std::optional<carray<std::uint32_t
                          const carray<std::uint16_t>& src_port,
                          const carray<std::uint16_t>& dst_port,
                          const carray<std::uint8_t>& protocol) {
-    FlowColumns cols;
-    cols.n = n;
+    FlowColumns cols = port_columns(n, src_port, dst_port, protocol);
     cols.src_ip = address_column(src_v4, src_v6, n, "src_ip");
     cols.dst_ip = address_column(dst_v4, dst_v6, n, "dst_ip");
-    require_length(src_port, n, "src_port");
-    require_length(dst_port, n, "dst_port");
-    require_length(protocol, n, "protocol");
-    cols.src_port = src_port.data();
-    cols.dst_port = dst_port.data();
-    cols.protocol = protocol.data();
     return cols;
 }
 
@@ -284,14 +293,7 @@ void init_classifier(py::module_& m) {
            std::optional<carray<std::int64_t>> dst_payload_offsets,
            std::optional<carray<std::uint64_t>> packets, std::uint64_t min_queries) {
             // Addresses play no part: the zone is the key.
-            FlowColumns cols;
-            cols.n = n;
-            require_length(src_port, n, "src_port");
-            require_length(dst_port, n, "dst_port");
-            require_length(protocol, n, "protocol");
-            cols.src_port = src_port.data();
-            cols.dst_port = dst_port.data();
-            cols.protocol = protocol.data();
+            FlowColumns cols = port_columns(n, src_port, dst_port, protocol);
             cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
             cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
             cols.packets = optional_column(packets, n, "packets");

@@ -372,6 +372,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     ServerName* own = own_names.empty() ? nullptr : own_names.data();
     const DomainTable* domains = spec_.domains.get();
     std::uint64_t hash_port[kBlock], hash_any[kBlock];
+    bool hashed[kBlock];
     NameDictionary* dictionary = name_out != nullptr ? name_out->names : nullptr;
 
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
@@ -392,20 +393,26 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         }
         if (have_as) resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
         if (have_names) {
-            // Hash the block's keys and fetch their slots before the loop
-            // needs them: each probe into a large cache is a likely miss.
-            const bool fetch = names->size_locked() != 0;
+            // Hash the keys of the peers the cache may hold and fetch their
+            // slots before the loop needs them: each probe into a large
+            // cache is a likely miss. (A peer learned within this block is
+            // hashed when the loop reaches it.)
             for (std::size_t k = 0; k < count; ++k) {
                 const std::size_t i = begin + k;
                 NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, cols.src_port[i])
                                              : name_key(cols.dst_ip, i, cols.dst_port[i]);
+                hashed[k] = names->may_hold_locked(key.address);
+                if (!hashed[k]) continue;
                 hash_port[k] = NameCache::hash_of(key);
                 key.port = 0;
                 hash_any[k] = NameCache::hash_of(key);
-                if (fetch) {
-                    names->prefetch(hash_port[k]);
-                    names->prefetch(hash_any[k]);
-                }
+                names->prefetch(hash_port[k]);
+                names->prefetch(hash_any[k]);
+            }
+            for (std::size_t k = 0; k < count; ++k) {
+                if (!hashed[k]) continue;
+                names->prefetch_entry(hash_port[k]);
+                names->prefetch_entry(hash_any[k]);
             }
         }
 
@@ -464,10 +471,19 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 const bool src_peer = peer_is_src[k];
                 NameKey key = src_peer ? name_key(cols.src_ip, i, sport)
                                        : name_key(cols.dst_ip, i, dport);
-                std::uint32_t handle = names->find_locked(key, hash_port[k], ts);
-                if (handle == 0) {
-                    key.port = 0;
-                    handle = names->find_locked(key, hash_any[k], ts);
+                std::uint32_t handle = 0;
+                if (names->may_hold_locked(key.address)) {
+                    if (!hashed[k]) {
+                        hash_port[k] = NameCache::hash_of(key);
+                        key.port = 0;
+                        hash_any[k] = NameCache::hash_of(key);
+                        key.port = src_peer ? sport : dport;
+                    }
+                    handle = names->find_locked(key, hash_port[k], ts);
+                    if (handle == 0) {
+                        key.port = 0;
+                        handle = names->find_locked(key, hash_any[k], ts);
+                    }
                 }
                 if (handle != 0) {
                     if (domains != nullptr) {
@@ -521,8 +537,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             if constexpr (kShape) {
                 const unsigned mask = shape_mask[i];
                 if (!identified && (mask & kShapeMember) != 0 &&
-                    static_cast<unsigned>(__builtin_popcount(mask & kShapeConditionMask)) >=
-                        shape_needed)
+                    popcount64(mask & kShapeConditionMask) >= shape_needed)
                     verdict.offer(shape_scored_);
             }
             // Constant per batch, so the branch predicts.

@@ -64,6 +64,7 @@ void NameCache::clear() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     slots_.clear();
     mask_ = 0;
+    filter_.clear();
     nodes_.clear();
     free_nodes_.clear();
     oldest_ = newest_ = kNil;
@@ -133,8 +134,10 @@ void NameCache::erase_slot(std::size_t i) noexcept {
 bool NameCache::grow_slots() noexcept {
     std::size_t want = slots_.empty() ? 64 : slots_.size() * 2;
     std::vector<Slot> fresh;
+    std::vector<std::uint64_t> filter;
     try {
         fresh.assign(want, Slot{});
+        filter.assign(want * kFilterBitsPerSlot / 64, 0);
     } catch (const std::bad_alloc&) {
         return false;
     }
@@ -147,6 +150,9 @@ bool NameCache::grow_slots() noexcept {
     }
     slots_.swap(fresh);
     mask_ = mask;
+    filter_.swap(filter);
+    filter_shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(want * kFilterBitsPerSlot));
+    for (std::uint32_t e = oldest_; e != kNil; e = nodes_[e].next) mark_filter(nodes_[e].key.address);
     return true;
 }
 
@@ -311,6 +317,7 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
     std::size_t i = hash & mask_;
     while (slots_[i].entry != 0) i = (i + 1) & mask_;
     slots_[i] = {static_cast<std::uint32_t>(hash), e + 1};
+    mark_filter(key.address);
     link_newest(e);
     ++used_;
     ++stats_.learned;

@@ -434,6 +434,34 @@ def test_many_threads_share_one_cache(clf):
     assert len(names) == 8
 
 
+SERVERS = ["198.51.100.1", "198.51.100.2", "203.0.113.3", "2001:db8::5", "192.0.2.7"]
+SNI_NAMES = ["www.netflix.com", "a.example", "pool.supportxmr.com"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(SERVERS), st.sampled_from([443, 8443]),
+                                   st.integers(0, 3_000), st.none() | st.sampled_from(SNI_NAMES)),
+                         min_size=1, max_size=40), min_size=1, max_size=3),
+       st.integers(1, 4))
+def test_classify_names_flows_as_the_reference_model_says(batches, capacity):
+    """Flows in order: one without a server name of its own is named by
+    what the model holds for its peer; one with an SNI then teaches it. A
+    small capacity evicts, so the cache's address summary goes stale."""
+    clf = nkclass.Classifier(asn=False)
+    names, model = NameCache(capacity=capacity, grace=0.0), Model(capacity, 0)
+    for flows in batches:
+        rows, expected_names = [], []
+        for server, port, t, sni in flows:
+            hello = build_client_hello([(0, sni.encode())]) if sni else None
+            rows.append((WATCHED, server, port, 6, T0 + t, hello, None))
+            expected_names.append(None if sni else model.lookup(server, port, T0 + t))
+            if sni:
+                model.learn(server, port, sni, T0 + t, 0)
+        r = clf.classify(batch(rows), names=names, server_names=True)
+        assert r.to_arrow().column("learned_name").to_pylist() == expected_names
+    assert len(names) == len(model.entries)
+
+
 # ---------------------------------------------------------------- Zeek dns.log
 
 

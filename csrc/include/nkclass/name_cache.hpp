@@ -109,14 +109,31 @@ public:
     }
 
     // The hash lookups use; find_locked(key, hash_of(key), t) after
-    // prefetch(hash_of(key)) hides the memory latency of a batch.
+    // prefetch(hash_of(key)) and then prefetch_entry(hash_of(key)) hides
+    // the memory latency of a batch.
     static std::uint64_t hash_of(const NameKey& key) noexcept;
     void prefetch(std::uint64_t hash) const noexcept {
         if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
     }
+    // The entry of the slot `hash` starts at: call some time after
+    // prefetch(hash), when the slot has likely arrived.
+    void prefetch_entry(std::uint64_t hash) const noexcept {
+        if (slots_.empty()) return;
+        const std::uint32_t e = slots_[hash & mask_].entry;
+        if (e != 0) __builtin_prefetch(&nodes_[e - 1]);
+    }
     // A handle (>= 1) on the entry live for `key` at t, or 0. Handles stay
     // valid until the next learn or absorb.
     std::uint32_t find_locked(const NameKey& key, std::uint64_t hash, std::int64_t t) const noexcept;
+    // False when no entry has this address (on any port), so both probes
+    // of a lookup can be skipped; true may be a false positive. Most flows'
+    // peers have no learned name, and this test is one bit in a summary
+    // small enough to stay in the first-level caches.
+    bool may_hold_locked(const AddressWords& address) const noexcept {
+        if (filter_.empty()) return false;
+        const std::uint64_t bit = filter_bit(address);
+        return (filter_[bit >> 6] >> (bit & 63)) & 1u;
+    }
     const std::string& name_locked(std::uint32_t handle) const noexcept {
         return *names_[nodes_[handle - 1].name - 1].text;
     }
@@ -151,6 +168,17 @@ private:
     };
 
     std::size_t find_slot(const NameKey& key, std::uint64_t hash) const noexcept;  // or npos
+    // The address summary: kFilterBitsPerSlot bits per index slot, a bit
+    // set for each address learned. Evictions leave their bits (a stale bit
+    // costs a probe, never a wrong answer); growing the index rebuilds it.
+    static constexpr std::size_t kFilterBitsPerSlot = 8;
+    std::uint64_t filter_bit(const AddressWords& a) const noexcept {
+        return ((a.lo ^ (a.hi * 0xc2b2ae3d27d4eb4full)) * 0x9e3779b97f4a7c15ull) >> filter_shift_;
+    }
+    void mark_filter(const AddressWords& a) noexcept {
+        const std::uint64_t bit = filter_bit(a);
+        filter_[bit >> 6] |= std::uint64_t{1} << (bit & 63);
+    }
     void erase_slot(std::size_t i) noexcept;
     bool grow_slots() noexcept;
     void unlink(std::uint32_t e) noexcept;
@@ -164,6 +192,8 @@ private:
     mutable std::mutex mutex_;
     std::vector<Slot> slots_;  // power-of-two size, at most half full
     std::size_t mask_ = 0;
+    std::vector<std::uint64_t> filter_;  // slots_.size() * kFilterBitsPerSlot bits
+    unsigned filter_shift_ = 63;         // 64 - log2(filter bits)
     std::vector<Node> nodes_;
     std::vector<std::uint32_t> free_nodes_;
     std::uint32_t oldest_ = kNil, newest_ = kNil;

@@ -5,6 +5,7 @@
 #include "nkclass/name_cache.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
@@ -24,14 +25,25 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
     return out;
 }
 
-// Lowercased name without a trailing dot into `out`, or false when it is
-// not 1..kMaxName bytes of 0x21..0x7e.
-bool normalised(const char* name, std::size_t len, std::string* out) {
-    if (len > 0 && name[len - 1] == '.') --len;
-    if (len == 0 || len > kMaxName) return false;
-    out->resize(len);
-    return bytes::copy_name_lower(out->data(), reinterpret_cast<const std::uint8_t*>(name), len);
-}
+// A name as the cache keeps it: lowercased, without a trailing dot, in a
+// buffer of its own (most learns refresh a name already held, so the text
+// is compared before any string is built).
+struct Normalised {
+    char text[kMaxName];
+    std::size_t len = 0;
+
+    // False when `name` is not 1..kMaxName bytes of 0x21..0x7e.
+    bool assign(const char* name, std::size_t n) noexcept {
+        if (n > 0 && name[n - 1] == '.') --n;
+        if (n == 0 || n > kMaxName) return false;
+        len = n;
+        return bytes::copy_name_lower(text, reinterpret_cast<const std::uint8_t*>(name), n);
+    }
+    bool operator==(const std::string& held) const noexcept {
+        return held.size() == len && std::memcmp(held.data(), text, len) == 0;
+    }
+    std::string str() const { return std::string(text, len); }
+};
 
 }  // namespace
 
@@ -232,13 +244,8 @@ bool NameCache::learn_locked(const NameKey& key, const char* name, std::size_t l
 bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t len,
                               std::int64_t first_seen, std::int64_t expires,
                               std::uint8_t origin) noexcept {
-    std::string text;
-    try {
-        if (first_seen > expires || !normalised(name, len, &text)) {
-            ++stats_.refused;
-            return false;
-        }
-    } catch (const std::bad_alloc&) {
+    Normalised text;
+    if (first_seen > expires || !text.assign(name, len)) {
         ++stats_.refused;
         return false;
     }
@@ -248,7 +255,7 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
     if (at != std::size_t(-1)) {
         const std::uint32_t e = slots_[at].entry - 1;
         Node& n = nodes_[e];
-        if (*names_[n.name - 1].text == text) {
+        if (text == *names_[n.name - 1].text) {
             n.first_seen = std::min(n.first_seen, first_seen);
             n.expires = std::max(n.expires, expires);
             n.origin = origin;
@@ -256,7 +263,7 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
         } else if (first_seen >= n.first_seen) {
             std::uint32_t id;
             try {
-                id = intern(text);
+                id = intern(text.str());
             } catch (...) {
                 ++stats_.refused;
                 return false;
@@ -283,7 +290,7 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
     }
     std::uint32_t id;
     try {
-        id = intern(text);
+        id = intern(text.str());
     } catch (...) {
         ++stats_.refused;
         return false;

@@ -391,7 +391,13 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             for (std::size_t k = 0; k < count; ++k)
                 peer_is_src[k] = path_src[k] == kNoLabel && path_dst[k] != kNoLabel;
         }
-        if (have_as) resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
+        if (have_as) {
+            resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
+            // The loop reads each peer entry's verdict: a table of one entry
+            // per AS, too large to stay cached beside the flow columns.
+            for (std::size_t k = 0; k < count; ++k)
+                if (peer_as_block[k] < n_entries) __builtin_prefetch(&entry_verdict[peer_as_block[k]]);
+        }
         if (have_names) {
             // Hash the keys of the peers the cache may hold and fetch their
             // slots before the loop needs them: each probe into a large

@@ -63,6 +63,9 @@ class Classifier:
         payload: PayloadInspector | None = None,
         shape_min_conditions: int = 7,  # 0..9; 0 disables the flow-shape stage
         shape_min_flows: int = 1,
+        # DNS tunnelling thresholds keyed as DnsTunnelOptions.native() gives
+        # them (every key; min_conditions 0 disables the stage); None: defaults
+        dns_tunnel: dict[str, int | float] | None = None,
         # AS stage: table labels are AS entry ids; as_entry_verdict maps an
         # id to a verdict code; per code an (app, activity, rank) row, its
         # evidence bits and its service code (code 0 = no opinion)
@@ -143,7 +146,7 @@ def dns_tunnel_conditions(
     dst_payload: U8 | None = None,
     dst_payload_offsets: npt.NDArray[np.int64] | None = None,
     packets: npt.NDArray[np.uint64] | None = None,
-    min_queries: int = 10,
+    thresholds: dict[str, int | float] | None = None,  # as Classifier's dns_tunnel
 ) -> U8: ...
 
 # ---- flow meter (csrc/bindings/flow_meter.cpp)

@@ -96,7 +96,8 @@ void init_classifier(py::module_& m) {
                          carray<std::uint8_t> path_server_activity,
                          carray<std::uint16_t> precedence, py::object payload,
                          unsigned shape_min_conditions, std::uint32_t shape_min_flows,
-                         py::object as_table, std::optional<carray<std::uint8_t>> as_codes,
+                         py::object dns_tunnel, py::object as_table,
+                         std::optional<carray<std::uint8_t>> as_codes,
                          std::optional<carray<std::uint16_t>> as_evidence,
                          std::optional<carray<std::uint32_t>> as_services,
                          std::optional<carray<std::uint16_t>> as_entry_verdict,
@@ -123,6 +124,7 @@ void init_classifier(py::module_& m) {
                      throw py::value_error("shape_min_conditions must be 0..9");
                  spec.shape_min_conditions = static_cast<std::uint8_t>(shape_min_conditions);
                  spec.shape_min_flows = shape_min_flows;
+                 spec.dns_tunnel = dns_tunnel_thresholds(dns_tunnel);
                  if (as_codes.has_value() != as_evidence.has_value() ||
                      as_codes.has_value() != as_services.has_value())
                      throw py::value_error("as_codes, as_evidence and as_services go together");
@@ -166,7 +168,8 @@ void init_classifier(py::module_& m) {
              py::arg("path_server_activity").noconvert(), py::arg("precedence").noconvert(),
              py::kw_only(), py::arg("payload") = py::none(),
              py::arg("shape_min_conditions") = 7, py::arg("shape_min_flows") = 1,
-             py::arg("as_table") = py::none(), py::arg("as_codes").noconvert() = py::none(),
+             py::arg("dns_tunnel") = py::none(), py::arg("as_table") = py::none(),
+             py::arg("as_codes").noconvert() = py::none(),
              py::arg("as_evidence").noconvert() = py::none(),
              py::arg("as_services").noconvert() = py::none(),
              py::arg("as_entry_verdict").noconvert() = py::none(),
@@ -291,16 +294,17 @@ void init_classifier(py::module_& m) {
            std::optional<carray<std::int64_t>> src_payload_offsets,
            std::optional<carray<std::uint8_t>> dst_payload,
            std::optional<carray<std::int64_t>> dst_payload_offsets,
-           std::optional<carray<std::uint64_t>> packets, std::uint64_t min_queries) {
+           std::optional<carray<std::uint64_t>> packets, py::object thresholds) {
             // Addresses play no part: the zone is the key.
             FlowColumns cols = port_columns(n, src_port, dst_port, protocol);
             cols.src_payload = bytes_column(src_payload, src_payload_offsets, n, "src_payload");
             cols.dst_payload = bytes_column(dst_payload, dst_payload_offsets, n, "dst_payload");
             cols.packets = optional_column(packets, n, "packets");
+            const DnsTunnelThresholds t = dns_tunnel_thresholds(thresholds);
             carray<std::uint8_t> out(static_cast<py::ssize_t>(n));
             {
                 py::gil_scoped_release nogil;
-                dns_tunnel_conditions(cols, min_queries, out.mutable_data());
+                dns_tunnel_conditions(cols, t, out.mutable_data());
             }
             return out;
         },
@@ -310,7 +314,7 @@ void init_classifier(py::module_& m) {
         py::arg("dst_payload").noconvert() = py::none(),
         py::arg("dst_payload_offsets").noconvert() = py::none(),
         py::arg("packets").noconvert() = py::none(),
-        py::arg("min_queries") = kDnsTunnelDefaultMinQueries);
+        py::arg("thresholds") = py::none());
 }
 
 }  // namespace nkclass::bind

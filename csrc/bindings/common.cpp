@@ -1,6 +1,8 @@
 #include "common.hpp"
 
+#include <limits>
 #include <optional>
+#include <type_traits>
 
 namespace nkclass::bind {
 
@@ -78,6 +80,56 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
         col.v6 = ipv6_rows(*v6, n, what);
     }
     return col;
+}
+
+py::dict dns_tunnel_dict(const DnsTunnelThresholds& t) {
+    py::dict d;
+    d["min_conditions"] = t.min_conditions;
+    d["min_queries"] = t.min_queries;
+    d["name_chars"] = t.name_chars;
+    d["label_bytes"] = t.label_bytes;
+    d["entropy_bits"] = t.entropy_bits;
+    d["names"] = t.names;
+    d["queries"] = t.queries;
+    return d;
+}
+
+namespace {
+
+template <typename T>
+T threshold(const py::dict& d, const char* key) {
+    if (!d.contains(key)) throw py::value_error(std::string("dns_tunnel: missing ") + key);
+    const py::object v = d[key];
+    if constexpr (std::is_integral_v<T>) {
+        // Exactly an int (not a bool), within T, never wrapped.
+        if (!PyLong_CheckExact(v.ptr()))
+            throw py::type_error(std::string("dns_tunnel ") + key + " must be an int");
+        const auto x = v.cast<long long>();
+        if (x < 0 || static_cast<unsigned long long>(x) > std::numeric_limits<T>::max())
+            throw py::value_error(std::string("dns_tunnel ") + key + " is out of range");
+        return static_cast<T>(x);
+    } else {
+        if (!PyFloat_CheckExact(v.ptr()) && !PyLong_CheckExact(v.ptr()))
+            throw py::type_error(std::string("dns_tunnel ") + key + " must be a number");
+        return v.cast<T>();
+    }
+}
+
+}  // namespace
+
+DnsTunnelThresholds dns_tunnel_thresholds(const py::object& obj) {
+    DnsTunnelThresholds t;
+    if (obj.is_none()) return t;
+    const auto d = obj.cast<py::dict>();
+    t.min_conditions = threshold<std::uint8_t>(d, "min_conditions");
+    t.min_queries = threshold<std::uint64_t>(d, "min_queries");
+    t.name_chars = threshold<std::uint32_t>(d, "name_chars");
+    t.label_bytes = threshold<std::uint8_t>(d, "label_bytes");
+    t.entropy_bits = threshold<double>(d, "entropy_bits");
+    t.names = threshold<std::uint32_t>(d, "names");
+    t.queries = threshold<std::uint64_t>(d, "queries");
+    if (const char* why = validate_dns_tunnel(t)) throw py::value_error(why);
+    return t;
 }
 
 }  // namespace nkclass::bind

@@ -71,6 +71,13 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
                              const std::optional<carray<std::uint8_t>>& v6, std::size_t n,
                              const char* what);
 
+// The DNS tunnelling thresholds as a dict keyed by field name
+// (min_conditions, min_queries, name_chars, label_bytes, entropy_bits,
+// names, queries), and back: None gives the defaults, a dict must hold
+// every key, and the values are range-checked (validate_dns_tunnel).
+py::dict dns_tunnel_dict(const DnsTunnelThresholds& t);
+DnsTunnelThresholds dns_tunnel_thresholds(const py::object& d);
+
 // An optional column's data (nullptr when absent), its length checked.
 template <typename T>
 const T* optional_column(const std::optional<carray<T>>& a, std::size_t n, const char* what) {

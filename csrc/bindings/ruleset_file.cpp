@@ -155,6 +155,7 @@ RulesetImage image_from(const py::dict& d) {
         throw py::value_error("domain suffixes, services and activities differ in length");
     im.shape_min_conditions = d["shape_min_conditions"].cast<std::uint8_t>();
     im.shape_min_flows = d["shape_min_flows"].cast<std::uint32_t>();
+    im.dns_tunnel = dns_tunnel_thresholds(d["dns_tunnel"]);
     im.as_stage = d["as_stage"].cast<bool>();
     if (im.as_stage) {
         if (!d["as_rows"].is_none()) {
@@ -228,6 +229,7 @@ py::dict image_dict(const CompiledRuleset& loaded) {
     d["domain_activities"] = array_of(im.domain_activities);
     d["shape_min_conditions"] = im.shape_min_conditions;
     d["shape_min_flows"] = im.shape_min_flows;
+    d["dns_tunnel"] = dns_tunnel_dict(im.dns_tunnel);
     d["as_stage"] = im.as_stage;
     d["as_rows"] = py::none();
     d["as_table"] = py::none();

@@ -200,8 +200,8 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
             return BuildStatus::failure(i, "path server activity is unknown");
     if (spec.shape_min_conditions > kShapeConditions)
         return BuildStatus::failure(0, "flow shape needs 0..9 conditions");
-    if (spec.dns_tunnel_min_conditions > kDnsTunnelConditions)
-        return BuildStatus::failure(0, "the DNS tunnelling score needs 0..6 conditions");
+    if (const char* why = validate_dns_tunnel(spec.dns_tunnel))
+        return BuildStatus::failure(0, why);
     if (spec.payload && n_act < kActivityCount)
         return BuildStatus::failure(0, "a payload stage needs a precedence entry per activity");
     if (spec.port_verdicts.empty() || spec.service_verdicts.empty() ||
@@ -279,11 +279,11 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, Pair
     const std::uint16_t* shape_mask = shape.empty() ? nullptr : shape.data();
     // DNS tunnelling: the batch's queries are scored per zone first.
     std::vector<std::uint8_t> tunnel;
-    if (spec_.dns_tunnel_min_conditions != 0 && spec_.payload != nullptr && cols.n != 0 &&
+    if (spec_.dns_tunnel.min_conditions != 0 && spec_.payload != nullptr && cols.n != 0 &&
         (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr)) {
         try {
             tunnel.resize(cols.n);
-            dns_tunnel_conditions(cols, spec_.dns_tunnel_min_queries, tunnel.data());
+            dns_tunnel_conditions(cols, spec_.dns_tunnel, tunnel.data());
         } catch (const std::bad_alloc&) {
             tunnel.clear();  // documented: the stage is skipped
         }
@@ -336,7 +336,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const bool have_payload =
         payload != nullptr && (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
     const unsigned shape_needed = spec_.shape_min_conditions;
-    const unsigned tunnel_needed = spec_.dns_tunnel_min_conditions;
+    const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
     PayloadCandidates payload_found[kBlock];

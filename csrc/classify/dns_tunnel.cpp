@@ -92,21 +92,32 @@ struct Zone {
     double entropy = 0;  // summed over flows
 };
 
-std::uint8_t score(const Zone& z) noexcept {
-    const std::uint64_t F = z.flows;
+std::uint8_t score(const Zone& z, const DnsTunnelThresholds& t) noexcept {
+    const std::uint64_t F = z.flows;  // below 2^32: name_chars * F cannot overflow
     std::uint8_t m = 0;
-    if (z.subdomain_chars >= 40 * F) m |= 1u << 0;
+    if (z.subdomain_chars >= std::uint64_t(t.name_chars) * F) m |= 1u << 0;
     if (std::uint64_t(z.long_label) * 2 >= F) m |= 1u << 1;
-    if (z.entropy >= 3.5 * static_cast<double>(F)) m |= 1u << 2;
+    if (z.entropy >= t.entropy_bits * static_cast<double>(F)) m |= 1u << 2;
     if (std::uint64_t(z.data_type) * 2 >= F) m |= 1u << 3;
-    if (z.names >= 20) m |= 1u << 4;
-    if (z.queries >= 100) m |= 1u << 5;
+    if (z.names >= t.names) m |= 1u << 4;
+    if (z.queries >= t.queries) m |= 1u << 5;
     return m;
 }
 
 }  // namespace
 
-std::size_t dns_tunnel_conditions(const FlowColumns& cols, std::uint64_t min_queries,
+const char* validate_dns_tunnel(const DnsTunnelThresholds& t) noexcept {
+    if (t.min_conditions > kDnsTunnelConditions) return "dns_tunnel min_conditions must be 0..6";
+    if (t.name_chars < 1 || t.name_chars > 253) return "dns_tunnel name_chars must be 1..253";
+    if (t.label_bytes < 1 || t.label_bytes > 63) return "dns_tunnel label_bytes must be 1..63";
+    // Written so that NaN fails too.
+    if (!(t.entropy_bits > 0 && t.entropy_bits <= 8)) return "dns_tunnel entropy_bits must be in (0, 8]";
+    if (t.names < 1) return "dns_tunnel names must be at least 1";
+    if (t.queries < 1) return "dns_tunnel queries must be at least 1";
+    return nullptr;
+}
+
+std::size_t dns_tunnel_conditions(const FlowColumns& cols, const DnsTunnelThresholds& t,
                                   std::uint8_t* out) {
     const std::size_t n = cols.n;
     for (std::size_t i = 0; i < n; ++i) out[i] = 0;
@@ -149,7 +160,7 @@ std::size_t dns_tunnel_conditions(const FlowColumns& cols, std::uint64_t min_que
             for (std::size_t b = 0; b < q.len[k]; ++b)
                 ++counts[static_cast<std::uint8_t>(bytes::lower(static_cast<char>(q.label[k][b])))];
             chars += q.len[k];
-            long_label = long_label || q.len[k] >= 24;
+            long_label = long_label || q.len[k] >= t.label_bytes;
         }
         name_key += zone_key;
         z.flows += 1;
@@ -172,8 +183,8 @@ std::size_t dns_tunnel_conditions(const FlowColumns& cols, std::uint64_t min_que
 
     std::vector<std::uint8_t> masks(zones.size());
     for (std::size_t k = 0; k < zones.size(); ++k)
-        masks[k] = zones[k].queries >= min_queries
-                       ? static_cast<std::uint8_t>(score(zones[k]) | kDnsTunnelMember)
+        masks[k] = zones[k].queries >= t.min_queries
+                       ? static_cast<std::uint8_t>(score(zones[k], t) | kDnsTunnelMember)
                        : 0;
     for (const auto& [flow, zone] : members) out[flow] = masks[zone];
     return zones.size();

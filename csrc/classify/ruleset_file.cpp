@@ -31,11 +31,12 @@ struct SectionSpec {
 constexpr SectionSpec kSections[] = {
     {"META", 1},  {"APPS", 1},  {"ACTS", 1},  {"PATH", 1},  {"SERV", 1},  {"WAT4", 12},
     {"WAT6", 24}, {"NET4", 12}, {"NET6", 24}, {"PORT", 8},  {"PVRD", 12}, {"SVRD", 12},
-    {"WSRV", 1},  {"PREC", 2},  {"DOMN", 1},  {"DOMV", 8},  {"SHAP", 8},  {"AS4P", 12},
-    {"AS6P", 24}, {"ASEN", 12}, {"ASOR", 1},  {"ASVD", 12}, {"DTP4", 12}, {"DTP6", 24},
-    {"DTVD", 12}, {"DTIV", 24},
+    {"WSRV", 1},  {"PREC", 2},  {"DOMN", 1},  {"DOMV", 8},  {"SHAP", 8},  {"DNST", 40},
+    {"AS4P", 12}, {"AS6P", 24}, {"ASEN", 12}, {"ASOR", 1},  {"ASVD", 12}, {"DTP4", 12},
+    {"DTP6", 24}, {"DTVD", 12}, {"DTIV", 24},
 };
-constexpr std::uint32_t kBaseSections = 17;
+constexpr std::uint32_t kBaseSections = 18;
+constexpr std::size_t kDnsTunnelSection = 17;
 constexpr std::uint32_t kAsSections = 5;
 constexpr std::uint32_t kDatedSections = 4;
 constexpr std::size_t kFirstAsSection = kBaseSections;
@@ -461,11 +462,26 @@ std::vector<std::uint8_t> encode_ruleset(const RulesetImage& im) {
     w.zeros(3);
     w.u32(im.shape_min_flows);
     w.end();
+    const DnsTunnelThresholds& dns = im.dns_tunnel;
+    w.begin(kDnsTunnelSection, 1);
+    w.u8(dns.min_conditions);
+    w.u8(dns.label_bytes);
+    w.zeros(2);
+    w.u32(dns.name_chars);
+    w.u64(dns.min_queries);
+    w.u64(dns.queries);
+    w.u32(dns.names);
+    w.zeros(4);
+    std::uint64_t entropy_bits;
+    std::memcpy(&entropy_bits, &dns.entropy_bits, 8);
+    w.u64(entropy_bits);
+    w.end();
     if (im.as_stage) {
-        w.ipv4_rows(17, im.as_v4);
-        w.ipv6_rows(18, im.as_v6);
+        const std::size_t first = kFirstAsSection;
+        w.ipv4_rows(first, im.as_v4);
+        w.ipv6_rows(first + 1, im.as_v6);
         const std::size_t entries = im.as_numbers.size();
-        w.begin(19, entries);
+        w.begin(first + 2, entries);
         for (std::size_t i = 0; i < entries; ++i) {
             w.u32(im.as_numbers[i]);
             w.u32(i < im.as_orgs.size() ? im.as_orgs[i] : 0);
@@ -473,8 +489,8 @@ std::vector<std::uint8_t> encode_ruleset(const RulesetImage& im) {
             w.u16(0);
         }
         w.end();
-        w.texts(20, im.as_org_names);
-        w.verdicts(21, im.as_verdicts);
+        w.texts(first + 3, im.as_org_names);
+        w.verdicts(first + 4, im.as_verdicts);
     }
     if (im.dated) {
         w.ipv4_rows(kFirstDatedSection, im.dated_v4);
@@ -588,9 +604,28 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
         im.shape_min_conditions = p[0];
         im.shape_min_flows = le32(p + 4);
         if (!r.zero(p, 1, 3, 0, "SHAP")) return status;
+        if (!r.section(kDnsTunnelSection, &p, &n)) return status;
+        if (n != 1)
+            return failure(RulesetError::kCorrupt, r.section_offset(),
+                           "section DNST must hold one item");
+        DnsTunnelThresholds& dns = im.dns_tunnel;
+        dns.min_conditions = p[0];
+        dns.label_bytes = p[1];
+        dns.name_chars = le32(p + 4);
+        dns.min_queries = le64(p + 8);
+        dns.queries = le64(p + 16);
+        dns.names = le32(p + 24);
+        const std::uint64_t entropy_bits = le64(p + 32);
+        std::memcpy(&dns.entropy_bits, &entropy_bits, 8);
+        if (!r.zero(p, 2, 2, 0, "DNST") || !r.zero(p, 28, 4, 0, "DNST")) return status;
+        if (const char* why = validate_dns_tunnel(dns))
+            return failure(RulesetError::kCorrupt, r.section_offset(),
+                           std::string("section DNST: ") + why);
         if (as_stage) {
-            if (!r.ipv4_rows(17, &im.as_v4) || !r.ipv6_rows(18, &im.as_v6)) return status;
-            if (!r.section(19, &p, &n)) return status;
+            const std::size_t first = kFirstAsSection;
+            if (!r.ipv4_rows(first, &im.as_v4) || !r.ipv6_rows(first + 1, &im.as_v6))
+                return status;
+            if (!r.section(first + 2, &p, &n)) return status;
             im.as_numbers.resize(n);
             im.as_orgs.resize(n);
             im.as_entry_verdict.resize(n);
@@ -600,7 +635,8 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
                 im.as_entry_verdict[i] = le16(p + 8);
                 if (!r.zero(p, 10, 2, i, "ASEN")) return status;
             }
-            if (!r.texts(20, &im.as_org_names) || !r.verdicts(21, &im.as_verdicts)) return status;
+            if (!r.texts(first + 3, &im.as_org_names) || !r.verdicts(first + 4, &im.as_verdicts))
+                return status;
         }
         if (dated && !r.dated(&im)) return status;
         if (r.at() != body)
@@ -758,6 +794,7 @@ RulesetStatus CompiledRuleset::build(RulesetImage image,
         spec.payload = std::make_shared<DetectorInspector>(domains);
         spec.shape_min_conditions = im.shape_min_conditions;
         spec.shape_min_flows = im.shape_min_flows;
+        spec.dns_tunnel = im.dns_tunnel;
 
         auto result = std::shared_ptr<CompiledRuleset>(new CompiledRuleset());
         if (im.as_stage) {

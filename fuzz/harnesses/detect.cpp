@@ -115,7 +115,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint64_t packets[] = {std::uint64_t(sel) << 56, 1};
     cols.packets = packets;
     std::uint8_t masks[2];
-    nkclass::dns_tunnel_conditions(cols, 0, masks);
+    nkclass::DnsTunnelThresholds every_zone;
+    every_zone.min_queries = 0;
+    nkclass::dns_tunnel_conditions(cols, every_zone, masks);
     for (std::uint8_t m : masks)
         fuzz::check(m == 0 || (m & ~(nkclass::kDnsTunnelMember |
                                      nkclass::kDnsTunnelConditionMask)) == 0 &&

@@ -15,6 +15,7 @@ from pathlib import Path
 from nkclass.errors import RuleError
 from nkclass.rules.model import (
     AsRule,
+    DnsTunnelOptions,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -28,6 +29,7 @@ from nkclass.rules.parse import parse_file, parse_text
 
 __all__ = [
     "AsRule",
+    "DnsTunnelOptions",
     "DomainRule",
     "FlowShapeOptions",
     "Origin",

@@ -18,9 +18,12 @@ from nkclass.labels import ACTIVITIES, APPS
 from nkclass.rules.model import (
     AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
+    DNS_TUNNEL_INT_RANGES,
+    DNS_TUNNEL_MAX_ENTROPY,
     MAX_ASN,
     TRANSPORTS,
     AsRule,
+    DnsTunnelOptions,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -192,6 +195,23 @@ def _flow_shape(shape: object) -> None:
         raise check.fail(f"enabled must be a bool, got {describe(shape.enabled)}")
 
 
+def check_dns_tunnel(options: object) -> None:
+    """Raise :class:`RuleError` unless ``options`` are DnsTunnelOptions
+    within their ranges."""
+    check = _Checker(_where("dns_tunnel", options))
+    if not isinstance(options, DnsTunnelOptions):
+        raise check.fail(f"expected DnsTunnelOptions, got {type(options).__name__}")
+    for key, (low, high) in DNS_TUNNEL_INT_RANGES.items():
+        check.integer(key, getattr(options, key), low, high)
+    entropy = options.entropy_bits
+    if (not isinstance(entropy, int | float) or isinstance(entropy, bool)
+            or not 0 < entropy <= DNS_TUNNEL_MAX_ENTROPY):
+        raise check.fail(f"entropy_bits must be a number in (0, {DNS_TUNNEL_MAX_ENTROPY:g}], "
+                         f"got {describe(entropy)}")
+    if not isinstance(options.enabled, bool):
+        raise check.fail(f"enabled must be a bool, got {describe(options.enabled)}")
+
+
 def _unique(what: str, keys: Iterable[object]) -> None:
     seen: set[object] = set()
     for key in keys:
@@ -229,3 +249,5 @@ def check_ruleset(ruleset: object) -> None:
     _unique("described service", (i.name for i in ruleset.service_info))
     if ruleset.flow_shape is not None:
         _flow_shape(ruleset.flow_shape)
+    if ruleset.dns_tunnel is not None:
+        check_dns_tunnel(ruleset.dns_tunnel)

@@ -176,6 +176,7 @@ def compile_rules(
         "domain_activities": domain_activities,
         "shape_min_conditions": ruleset.shape.min_conditions,
         "shape_min_flows": ruleset.shape.min_flows,
+        "dns_tunnel": ruleset.dns_tunnel_options.native(),
         "as_stage": attribution is not None,
         "as_rows": None,
     }
@@ -206,6 +207,7 @@ def compile_rules(
         payload=inspector,
         shape_min_conditions=ruleset.shape.min_conditions,
         shape_min_flows=ruleset.shape.min_flows,
+        dns_tunnel=image["dns_tunnel"],
         **_as_arguments(attribution, database.native if database is not None else None),
         **dated_kwargs,
     )

@@ -171,6 +171,50 @@ class FlowShapeOptions:
         return max(1, math.ceil(self.threshold * SHAPE_CONDITIONS - 1e-9))
 
 
+#: The DNS tunnelling score's integer thresholds and their ranges (the
+#: native scorer checks the same; see csrc/include/nkclass/dns_tunnel.hpp).
+DNS_TUNNEL_INT_RANGES: dict[str, tuple[int, int]] = {
+    "min_conditions": (1, 6),  # conditions a tunnel zone meets
+    "min_queries": (0, 2**63 - 1),  # queries a zone needs in a batch to be scored
+    "name_chars": (1, 253),  # long names: mean subdomain characters per query
+    "label_bytes": (1, 63),  # long labels: a subdomain label this long
+    "names": (1, 2**32 - 1),  # many names: distinct names in the zone
+    "queries": (1, 2**63 - 1),  # volume: queries in the zone
+}
+#: The entropy threshold (bits per byte of the subdomain) lies in (0, 8].
+DNS_TUNNEL_MAX_ENTROPY = 8.0
+
+
+@dataclass(frozen=True)
+class DnsTunnelOptions:
+    """The DNS tunnelling score: a query zone with at least ``min_queries``
+    queries in a batch is a tunnel when it meets ``min_conditions`` of six
+    conditions, one of them long names or long labels. The other fields are
+    the conditions' thresholds: mean subdomain characters per query
+    (``name_chars``), a label of ``label_bytes`` bytes in half the queries,
+    mean subdomain entropy (``entropy_bits`` per byte), distinct names
+    (``names``) and queries (``queries``) in the zone; the data-carrying
+    record types need half the queries."""
+
+    min_conditions: int = 4
+    min_queries: int = 10
+    name_chars: int = 40
+    label_bytes: int = 24
+    entropy_bits: float = 3.5
+    names: int = 20
+    queries: int = 100
+    enabled: bool = True
+    origin: Origin | None = field(default=None, compare=False)
+
+    def native(self) -> dict[str, int | float]:
+        """The thresholds as the native scorer takes them (min_conditions 0
+        when the stage is disabled)."""
+        values = {key: getattr(self, key) for key in DNS_TUNNEL_INT_RANGES}
+        values["min_conditions"] = self.min_conditions if self.enabled else 0
+        values["entropy_bits"] = float(self.entropy_bits)
+        return values
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """Watched paths, labelled networks, port and domain rules, the activity
@@ -190,6 +234,7 @@ class Ruleset:
     precedence: tuple[str, ...] = ()  # strongest first; empty = vocabulary order
     files: tuple[str, ...] = ()  # the files layered into this ruleset, in order
     flow_shape: FlowShapeOptions | None = None  # None: the defaults
+    dns_tunnel: DnsTunnelOptions | None = None  # None: the defaults
     service_info: tuple[ServiceInfo, ...] = ()  # operator and country of named services
     dated_lists: tuple[DatedList, ...] = ()  # entries valid for intervals (Tor relays, ...)
 
@@ -197,6 +242,11 @@ class Ruleset:
     def shape(self) -> FlowShapeOptions:
         """The flow-shape options in force (the defaults when unset)."""
         return self.flow_shape if self.flow_shape is not None else FlowShapeOptions()
+
+    @property
+    def dns_tunnel_options(self) -> DnsTunnelOptions:
+        """The DNS tunnelling score's options in force (the defaults when unset)."""
+        return self.dns_tunnel if self.dns_tunnel is not None else DnsTunnelOptions()
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -307,6 +357,7 @@ class Ruleset:
             precedence=top.precedence or self.precedence,
             files=(*self.files, *top.files),
             flow_shape=top.flow_shape if top.flow_shape is not None else self.flow_shape,
+            dns_tunnel=top.dns_tunnel if top.dns_tunnel is not None else self.dns_tunnel,
             service_info=tuple(info.values()),
             dated_lists=(*dated, *top.dated_lists),
         )

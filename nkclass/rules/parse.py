@@ -31,10 +31,13 @@ from nkclass.lists.files import DatedListError
 from nkclass.rules.model import (
     AS_CONFIDENCES,
     CONFIDENCE_LEVELS,
+    DNS_TUNNEL_INT_RANGES,
+    DNS_TUNNEL_MAX_ENTROPY,
     MAX_ASN,
     PROTOCOL_NAMES,
     TRANSPORTS,
     AsRule,
+    DnsTunnelOptions,
     DomainRule,
     FlowShapeOptions,
     Origin,
@@ -66,6 +69,7 @@ TABLE_KEYS = {
     "asn": {"service", "org", "category", "confidence", "asns", "as_names", "source"},
     "service": {"name", "org", "operator", "country", "source"},
     "flow_shape": {"threshold", "min_flows", "enabled"},
+    "dns_tunnel": {*DNS_TUNNEL_INT_RANGES, "entropy_bits", "enabled"},
     "dated_list": {"service", "category", "files", "format", "flags", "source"},
 }
 ENTRY_TABLES = ("watched", "network", "port", "domain", "asn", "service", "dated_list")
@@ -330,6 +334,9 @@ def parse_text(
     flow_shape = _flow_shape(_Entry("flow_shape", None, doc["flow_shape"], path, loc)) if (
         "flow_shape" in doc
     ) else None
+    dns_tunnel = _dns_tunnel(_Entry("dns_tunnel", None, doc["dns_tunnel"], path, loc)) if (
+        "dns_tunnel" in doc
+    ) else None
 
     prefix_seen: dict[object, object] = {}
     watched = [_watched(e, prefix_seen) for e in entries("watched")]
@@ -360,6 +367,7 @@ def parse_text(
         precedence=precedence,
         files=(path,),
         flow_shape=flow_shape,
+        dns_tunnel=dns_tunnel,
         service_info=tuple(service_info),
         dated_lists=tuple(dated_lists),
     )
@@ -388,6 +396,27 @@ def _flow_shape(entry: _Entry) -> FlowShapeOptions:
         enabled=True if enabled is None else enabled,
         origin=entry.origin(),
     )
+
+
+def _dns_tunnel(entry: _Entry) -> DnsTunnelOptions:
+    entry.check_keys()
+    values: dict[str, Any] = {}
+    for key, (low, high) in DNS_TUNNEL_INT_RANGES.items():
+        value = entry.get(key, int)
+        if value is not None and not low <= value <= high:
+            raise entry.fail(f"{key} must be an int in [{low}, {high}], got {value}", key)
+        if value is not None:
+            values[key] = value
+    entropy = entry.get("entropy_bits", (float, int))
+    if entropy is not None:
+        if isinstance(entropy, bool) or not 0 < entropy <= DNS_TUNNEL_MAX_ENTROPY:
+            raise entry.fail(
+                f"entropy_bits must be a number in (0, {DNS_TUNNEL_MAX_ENTROPY:g}] (bits per "
+                f"byte), got {entropy!r}", "entropy_bits")
+        values["entropy_bits"] = float(entropy)
+    enabled = entry.get("enabled", bool)
+    return DnsTunnelOptions(**values, enabled=True if enabled is None else enabled,
+                            origin=entry.origin())
 
 
 def _network_of(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -148,7 +148,7 @@ static nk_status load_fixed(unsigned char* data, size_t size, nk_ruleset** rules
     return nk_ruleset_load_bytes(data, size, rules);
 }
 
-/* A ruleset with dated lists (format 2): every cut is refused, and a
+/* A ruleset with dated lists (since format 2): every cut is refused, and a
  * damaged interval row (empty, out of order, its key or verdict out of
  * range) is corrupt, naming the row, at an offset inside it. */
 static void dated_ruleset_file(const char* path) {
@@ -202,14 +202,16 @@ static void dated_ruleset_file(const char* path) {
     put_le(row + 4, 0, 2);
     CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "verdict 0 outside");
     CHECK(nk_last_error_offset() == row_offset + 4);
-    /* the format before dated lists: compile again */
+    /* the formats before dated lists and DNS tunnelling thresholds: compile again */
     memcpy(copy, data, size);
     put_le(copy + 8, 1, 4);
     CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_VERSION, "format version 1");
+    put_le(copy + 8, 2, 4);
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_VERSION, "format version 2");
     /* the dated flag cleared: the section count no longer fits */
     memcpy(copy, data, size);
     copy[12] = 0;
-    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "sections, expected 17");
+    CHECK_STATUS(load_fixed(copy, size, &rules), NK_E_CORRUPT, "sections, expected 18");
     CHECK(rules == NULL);
     free(copy);
     free(data);

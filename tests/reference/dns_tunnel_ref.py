@@ -53,9 +53,11 @@ def entropy(data: bytes) -> float:
     return math.log2(len(data)) - total / len(data)
 
 
-def conditions(flows: list[dict], min_queries: int = 10) -> list[int]:
+def conditions(flows: list[dict], min_queries: int = 10, name_chars: int = 40,
+               label_bytes: int = 24, entropy_bits: float = 3.5, names: int = 20,
+               queries: int = 100) -> list[int]:
     """The mask of each flow (dicts with protocol, src_port, dst_port,
-    src_payload, dst_payload, optional packets)."""
+    src_payload, dst_payload, optional packets) under the given thresholds."""
     zones: dict[bytes, dict] = {}
     seen: set[bytes] = set()
     member: dict[int, bytes] = {}
@@ -78,7 +80,7 @@ def conditions(flows: list[dict], min_queries: int = 10) -> list[int]:
         z["flows"] += 1
         z["names"] += name not in seen
         seen.add(name)
-        z["long"] += any(len(x) >= 24 for x in sub)
+        z["long"] += any(len(x) >= label_bytes for x in sub)
         z["types"] += qtype in DATA_TYPES
         z["chars"] += len(b".".join(sub))
         if b"".join(sub):
@@ -90,12 +92,12 @@ def conditions(flows: list[dict], min_queries: int = 10) -> list[int]:
     for zone, z in zones.items():
         n = z["flows"]
         bits = [
-            Fraction(z["chars"], n) >= 40,
+            Fraction(z["chars"], n) >= name_chars,
             Fraction(z["long"], n) >= Fraction(1, 2),
-            z["entropy"] >= 3.5 * n,
+            z["entropy"] >= entropy_bits * n,
             Fraction(z["types"], n) >= Fraction(1, 2),
-            z["names"] >= 20,
-            z["queries"] >= 100,
+            z["names"] >= names,
+            z["queries"] >= queries,
         ]
         mask = sum(1 << k for k, met in enumerate(bits) if met)
         masks[zone] = (mask | MEMBER) if z["queries"] >= min_queries else 0

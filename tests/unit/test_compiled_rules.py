@@ -200,9 +200,9 @@ def test_save_and_load_a_file_and_pickle_the_loaded_classifier(tmp_path):
 def test_header_names_the_format_version_and_the_as_stage(small_bytes):
     assert small_bytes[:8] == b"\x89NKC\r\n\x1a\n"
     version, flags, length, sections = struct.unpack_from("<IIQI", small_bytes, 8)
-    assert (version, flags, length, sections) == (FORMAT_VERSION, 1, len(small_bytes), 22)
+    assert (version, flags, length, sections) == (FORMAT_VERSION, 1, len(small_bytes), 23)
     plain = small_classifier(asn=False).compiled_bytes()
-    assert struct.unpack_from("<IIQI", plain, 8)[1:] == (0, len(plain), 17)
+    assert struct.unpack_from("<IIQI", plain, 8)[1:] == (0, len(plain), 18)
 
 
 # ------------------------------------------------------------ dated lists
@@ -254,12 +254,12 @@ def test_dated_lists_travel_in_the_file_and_label_by_flow_time():
 
 def test_dated_file_header_sections_and_exact_round_trip(dated_bytes):
     version, flags, length, sections = struct.unpack_from("<IIQI", dated_bytes, 8)
-    assert (version, flags, length, sections) == (FORMAT_VERSION, 2, len(dated_bytes), 21)
+    assert (version, flags, length, sections) == (FORMAT_VERSION, 2, len(dated_bytes), 22)
     assert all(tag in dated_bytes for tag in DATED_TAGS)
     assert nkclass.load_compiled(dated_bytes).compiled_bytes() == dated_bytes
     with_as = small_classifier(asn=True, dated=True)
     data = with_as.compiled_bytes()
-    assert struct.unpack_from("<IIQI", data, 8)[1:] == (3, len(data), 26)
+    assert struct.unpack_from("<IIQI", data, 8)[1:] == (3, len(data), 27)
     loaded = nkclass.load_compiled(data)
     assert loaded.compiled_bytes() == data
     batch = dated_batch(["192.0.2.10", "8.8.8.8", "2001:db8:100::9"], ["2018-03-01 12:00:00",
@@ -370,11 +370,12 @@ def test_dated_prefix_and_verdict_codes_are_checked(dated_bytes):
         nkclass.load_compiled(with_crc(damaged))
 
 
-def test_a_file_of_the_previous_format_is_refused_as_another_version(dated_bytes):
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_of_a_previous_format_is_refused_as_another_version(dated_bytes, version):
     old = bytearray(dated_bytes)
-    struct.pack_into("<I", old, 8, 1)
-    with pytest.raises(CompiledRulesError, match="format version 1, this library reads 2 "
-                       r"\(compile the ruleset again") as info:
+    struct.pack_into("<I", old, 8, version)
+    with pytest.raises(CompiledRulesError, match=f"format version {version}, this library reads "
+                       r"3 \(compile the ruleset again") as info:
         nkclass.load_compiled(with_crc(old))
     assert (info.value.kind, info.value.offset) == ("version", 8)
 
@@ -382,13 +383,56 @@ def test_a_file_of_the_previous_format_is_refused_as_another_version(dated_bytes
 def test_dated_flag_without_its_sections_is_corrupt(small_bytes):
     damaged = bytearray(small_bytes)
     struct.pack_into("<I", damaged, 12, 3)
-    with pytest.raises(CompiledRulesError, match="22 sections, expected 26"):
+    with pytest.raises(CompiledRulesError, match="23 sections, expected 27"):
         nkclass.load_compiled(with_crc(damaged))
-    struct.pack_into("<I", damaged, 24, 26)
+    struct.pack_into("<I", damaged, 24, 27)
     with pytest.raises(CompiledRulesError,
                        match="section DTP4: header runs past the sections") as info:
         nkclass.load_compiled(with_crc(damaged))
     assert info.value.kind == "corrupt"
+
+
+# ------------------------------------------------------------ DNS tunnelling thresholds
+
+def test_dns_tunnel_thresholds_travel_in_the_file(tmp_path):
+    layer = tmp_path / "dns.toml"
+    layer.write_text("[dns_tunnel]\nmin_conditions = 5\nmin_queries = 30\nname_chars = 50\n"
+                     "label_bytes = 30\nentropy_bits = 3.75\nnames = 25\nqueries = 150\n",
+                     encoding="utf-8")
+    rules = load_rules(SMALL_RULES, layer, defaults=False)
+    data = nkclass.Classifier(rules, asn=False).compiled_bytes()
+    at, items = dated_section(data, b"DNST")
+    assert items == 1 and struct.unpack_from("<BBHIQQIId", data, at) == (
+        5, 30, 0, 50, 30, 150, 25, 0, 3.75)
+    loaded = nkclass.load_compiled(data)
+    assert loaded._compiled.image["dns_tunnel"] == rules.dns_tunnel_options.native()
+    assert loaded.compiled_bytes() == data
+    disabled = tmp_path / "off.toml"
+    disabled.write_text("[dns_tunnel]\nenabled = false\n", encoding="utf-8")
+    off = nkclass.Classifier(load_rules(SMALL_RULES, disabled, defaults=False), asn=False)
+    at, _ = dated_section(off.compiled_bytes(), b"DNST")
+    assert off.compiled_bytes()[at] == 0  # min conditions 0: the stage is off
+
+
+@pytest.mark.parametrize("field, fmt, value, message", [
+    (0, "<B", 7, "section DNST: dns_tunnel min_conditions must be 0..6"),
+    (1, "<B", 64, "section DNST: dns_tunnel label_bytes must be 1..63"),
+    (1, "<B", 0, "section DNST: dns_tunnel label_bytes must be 1..63"),
+    (4, "<I", 254, "section DNST: dns_tunnel name_chars must be 1..253"),
+    (16, "<Q", 0, "section DNST: dns_tunnel queries must be at least 1"),
+    (24, "<I", 0, "section DNST: dns_tunnel names must be at least 1"),
+    (32, "<d", float("nan"), r"section DNST: dns_tunnel entropy_bits must be in \(0, 8\]"),
+    (32, "<d", 8.5, r"section DNST: dns_tunnel entropy_bits must be in \(0, 8\]"),
+    (2, "<B", 1, "section DNST row 0: nonzero reserved byte"),
+    (28, "<I", 1, "section DNST row 0: nonzero reserved byte"),
+])
+def test_a_dns_tunnel_threshold_out_of_range_is_corrupt(small_bytes, field, fmt, value, message):
+    at, _ = dated_section(small_bytes, b"DNST")
+    damaged = bytearray(small_bytes)
+    struct.pack_into(fmt, damaged, at + field, value)
+    with pytest.raises(CompiledRulesError, match=message) as info:
+        nkclass.load_compiled(with_crc(damaged))
+    assert info.value.kind == "corrupt" and at <= info.value.offset < at + 40
 
 
 # ------------------------------------------------------------ refusals

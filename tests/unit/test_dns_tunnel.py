@@ -26,7 +26,8 @@ from nkclass.classify.stages.dns_tunnel import (
     dns_tunnel_conditions,
 )
 from nkclass.demo.pcap import write_pcap
-from nkclass.errors import SchemaValueError
+from nkclass.errors import RuleError, SchemaValueError
+from nkclass.rules import DnsTunnelOptions
 from tests.reference import dns_tunnel_ref as ref
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -119,6 +120,93 @@ def test_tunnels_through_a_resolver_are_labelled_dns_tunnel_end_to_end(tmp_path)
         else:
             assert activity[i] != "dns_tunnel"
     assert set(result.names("app")) == {"dns"}
+
+
+def tunnel_capture(tmp_path: Path) -> pa.RecordBatch:
+    rows = mixed_traffic(random.Random(7))
+    pcap = tmp_path / "tunnels.pcap"
+    write_pcap(pcap, [batch(rows)])
+    return pa.Table.from_batches(list(nkclass.read(pcap))).combine_chunks().to_batches()[0]
+
+
+def ruleset_with(tmp_path: Path, table: str) -> nkclass.rules.Ruleset:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(f"[dns_tunnel]\n{table}\n", encoding="utf-8")
+    return nkclass.load_rules(path)
+
+
+@pytest.mark.parametrize("table", [
+    "min_conditions = 6\nentropy_bits = 7.5",  # base32 and hex names carry < 7.5 bits/byte
+    "min_queries = 1000",      # 120 queries per tunnel zone in the capture
+    # Entropy, distinct names and volume out of reach: three conditions left.
+    "entropy_bits = 7.5\nnames = 1000\nqueries = 1000",
+    "enabled = false",
+])
+def test_a_ruleset_that_raises_a_threshold_stops_the_tunnels_scoring(tmp_path, table):
+    flows = tunnel_capture(tmp_path)
+    assert "dns_tunnel" in nkclass.Classifier().classify(flows).names("activity")
+    rules = ruleset_with(tmp_path, table)
+    assert "dns_tunnel" not in nkclass.Classifier(rules).classify(flows).names("activity")
+    # The compiled ruleset carries the thresholds: loaded back, it labels alike.
+    compiled = tmp_path / "rules.nkc"
+    compiled.write_bytes(nkclass.Classifier(rules).compiled_bytes())
+    loaded = nkclass.load_compiled(compiled)
+    assert "dns_tunnel" not in loaded.classify(flows).names("activity")
+
+
+def test_a_ruleset_can_lower_the_thresholds_too(tmp_path):
+    """Ordinary lookups of one busy zone become a 'tunnel' once a ruleset
+    asks for short names and labels: the thresholds reach the scorer."""
+    rng = random.Random(3)
+    rows = [("10.0.1.1", "10.0.0.53", query(f"{rng.choice(ORDINARY)}{k}.google.com".encode()), 2)
+            for k in range(50)]
+    flows = batch(rows)
+    assert "dns_tunnel" not in nkclass.Classifier().classify(flows).names("activity")
+    rules = ruleset_with(tmp_path, "name_chars = 3\nlabel_bytes = 3\nentropy_bits = 2.0")
+    assert set(nkclass.Classifier(rules).classify(flows).names("activity")) == {"dns_tunnel"}
+    masks = dns_tunnel_conditions(flows, rules.dns_tunnel_options)
+    assert list(masks) == ref.conditions(
+        [{"protocol": 17, "src_port": 40000, "dst_port": 53, "src_payload": r[2],
+          "packets": r[3]} for r in rows], name_chars=3, label_bytes=3, entropy_bits=2.0)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("min_conditions = 0", r"min_conditions must be an int in \[1, 6\], got 0"),
+    ("min_conditions = 7", r"min_conditions must be an int in \[1, 6\], got 7"),
+    ("min_queries = -1", r"min_queries must be an int in \[0, "),
+    ("name_chars = 254", r"name_chars must be an int in \[1, 253\], got 254"),
+    ("label_bytes = 64", r"label_bytes must be an int in \[1, 63\], got 64"),
+    ("label_bytes = 2.5", r"label_bytes"),
+    ("entropy_bits = 0", r"entropy_bits must be a number in \(0, 8\]"),
+    ("entropy_bits = 8.5", r"entropy_bits must be a number in \(0, 8\]"),
+    ("entropy_bits = nan", r"entropy_bits must be a number in \(0, 8\]"),
+    ("entropy_bits = true", r"entropy_bits"),
+    ("names = 0", r"names must be an int in \[1, 4294967295\], got 0"),
+    ("queries = 0", r"queries must be an int in \[1, "),
+    ("enabled = 1", r"enabled"),
+    ("min_flows = 3", r"min_flows"),
+])
+def test_bad_dns_tunnel_thresholds_are_errors_naming_file_line_and_key(tmp_path, table, message):
+    with pytest.raises(RuleError, match=message) as info:
+        ruleset_with(tmp_path, table)
+    assert "thresholds.toml" in str(info.value) and ":2" in str(info.value)
+
+
+def test_a_later_layer_replaces_the_dns_tunnel_table_as_a_whole(tmp_path):
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text("[dns_tunnel]\nmin_queries = 50\nnames = 5\n", encoding="utf-8")
+    second.write_text("[dns_tunnel]\nqueries = 300\n", encoding="utf-8")
+    options = nkclass.load_rules(first, second).dns_tunnel_options
+    assert (options.min_queries, options.names, options.queries) == (10, 20, 300)
+    assert nkclass.load_rules().dns_tunnel_options == DnsTunnelOptions()
+
+
+def test_thresholds_built_in_python_are_checked_too():
+    with pytest.raises(ValueError, match=r"label_bytes must be an int in \[1, 63\]"):
+        dns_tunnel_conditions(batch([("10.0.0.5", "10.0.0.53", query(b"a.b"), 2)]),
+                              DnsTunnelOptions(label_bytes=0))
+    with pytest.raises(RuleError, match="entropy_bits"):
+        nkclass.Classifier(nkclass.rules.Ruleset(dns_tunnel=DnsTunnelOptions(entropy_bits=9)))
 
 
 @pytest.mark.parametrize("make, qtype", [(iodine_name, NULL), (dnscat2_name, TXT)])
@@ -242,3 +330,16 @@ def test_native_score_equals_the_reference(rows, with_packets, min_queries):
     if not with_packets:
         rows = [{k: v for k, v in r.items() if k != "packets"} for r in rows]
     assert list(native) == ref.conditions(rows, min_queries)
+
+
+THRESHOLDS = st.fixed_dictionaries({
+    "min_queries": st.integers(0, 30), "name_chars": st.integers(1, 253),
+    "label_bytes": st.integers(1, 63), "entropy_bits": st.floats(0.05, 8.0),
+    "names": st.integers(1, 40), "queries": st.integers(1, 500)})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flows(), THRESHOLDS)
+def test_native_score_equals_the_reference_under_any_thresholds(rows, thresholds):
+    native = dns_tunnel_conditions(as_batch(rows, True), DnsTunnelOptions(**thresholds))
+    assert list(native) == ref.conditions(rows, **thresholds)

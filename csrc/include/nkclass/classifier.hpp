@@ -223,6 +223,23 @@ public:
                        PayloadCandidates* out, ServerName* names = nullptr) const noexcept;
 };
 
+// Thresholds of the DNS tunnelling score (dns_tunnel.hpp says what each
+// condition measures); rulesets set them in [dns_tunnel], and these
+// defaults are the built-in ruleset's. validate_dns_tunnel() gives the
+// accepted ranges.
+struct DnsTunnelThresholds {
+    std::uint8_t min_conditions = 4;  // conditions a tunnel meets, 1..6; 0 disables the stage
+    std::uint64_t min_queries = 10;   // queries a zone needs to be scored at all
+    std::uint32_t name_chars = 40;    // bit 0: mean subdomain characters per flow, 1..253
+    std::uint8_t label_bytes = 24;    // bit 1: a subdomain label of this many bytes, 1..63
+    double entropy_bits = 3.5;        // bit 2: mean subdomain entropy in bits per byte, (0, 8]
+    std::uint32_t names = 20;         // bit 4: distinct names in the zone, >= 1
+    std::uint64_t queries = 100;      // bit 5: queries in the zone, >= 1
+};
+
+// nullptr when `t` is within its ranges, else a static reason naming the field.
+const char* validate_dns_tunnel(const DnsTunnelThresholds& t) noexcept;
+
 struct ClassifierSpec {
     std::shared_ptr<const PrefixTable> paths;     // label = path code
     std::shared_ptr<const PrefixTable> services;  // label = service code
@@ -240,11 +257,10 @@ struct ClassifierSpec {
     std::uint8_t shape_min_conditions = 7;
     std::uint32_t shape_min_flows = 1;
     // DNS tunnelling stage (see dns_tunnel.hpp): a DNS query flow whose
-    // zone passes with `dns_tunnel_min_conditions` (1..6; 0 disables the
-    // stage) of the six conditions over at least `dns_tunnel_min_queries`
-    // queries gets a dns_tunnel candidate at kRankNamed with kEvDnsScore.
-    std::uint8_t dns_tunnel_min_conditions = 4;
-    std::uint64_t dns_tunnel_min_queries = 10;
+    // zone passes with `dns_tunnel.min_conditions` (0 disables the stage)
+    // of the six conditions over at least `dns_tunnel.min_queries` queries
+    // gets a dns_tunnel candidate at kRankNamed with kEvDnsScore.
+    DnsTunnelThresholds dns_tunnel;
     // AS stage (optional): `as_table` maps addresses to AS entry ids (its
     // labels); `as_verdicts[id]` is what the peer's AS entry proposes
     // (activity at kRankWeak or kRankAsn with kEvAsn, and a service),

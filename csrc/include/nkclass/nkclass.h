@@ -79,10 +79,11 @@ extern "C" {
 #define NK_ABI_VERSION_MINOR 0
 #define NK_ABI_VERSION ((NK_ABI_VERSION_MAJOR << 16) | NK_ABI_VERSION_MINOR)
 
-/* The compiled ruleset file format this library reads and writes (2:
- * rulesets carry their dated lists; files of format 1 are refused with
- * NK_E_VERSION and must be compiled again). */
-#define NK_RULESET_FORMAT_VERSION 2
+/* The compiled ruleset file format this library reads and writes (3:
+ * rulesets carry their DNS tunnelling thresholds, since 2 their dated
+ * lists; files of formats 1 and 2 are refused with NK_E_VERSION and must be
+ * compiled again). */
+#define NK_RULESET_FORMAT_VERSION 3
 
 /* NK_ABI_VERSION of the library running (major << 16 | minor). */
 NK_API uint32_t nk_abi_version(void);

@@ -2,8 +2,9 @@
 // the versioned binary file they are stored in (`nkclass rules compile`
 // writes it; the C interface and nkclass.load_compiled read it).
 //
-// File format, version 2 (version 1 had no dated lists). Every integer is
-// little-endian; offsets are from the start of the file.
+// File format, version 3 (version 1 had no dated lists, version 2 no DNS
+// tunnelling thresholds). Every integer is little-endian; offsets are from
+// the start of the file.
 //
 //   header (32 bytes)
 //     0   8  magic       89 4e 4b 43 0d 0a 1a 0a  ("\x89NKC\r\n\x1a\n")
@@ -11,7 +12,7 @@
 //     12  4  flags       bit 0: the AS stage is compiled in; bit 1: dated
 //                        lists are; other bits 0
 //     16  8  length      of the whole file, checksum included
-//     24  4  sections    how many sections follow (17, plus 5 with the AS
+//     24  4  sections    how many sections follow (18, plus 5 with the AS
 //                        stage, plus 4 with dated lists)
 //     28  4  zero
 //   sections, back to back, in the order of kRulesetSections
@@ -32,6 +33,11 @@
 //                 evidence u16 (bits of Evidence), zero u16, service u32
 //   domain (8): service u32, activity u8, three zero bytes
 //   shape (8): min conditions u8 (0..9), three zero bytes, min flows u32
+//   DNS tunnelling (40; section DNST, one item, after SHAP): min conditions
+//                  u8 (0..6), label bytes u8, two zero bytes, name chars
+//                  u32, min queries u64, queries u64, names u32, four zero
+//                  bytes, entropy bits f64 (IEEE 754 binary64); ranges as
+//                  validate_dns_tunnel() (classifier.hpp)
 //   AS entry (12): AS number u32 (0 = none known), organisation u32 (index
 //                  into ASOR), verdict u16 (index into ASVD), zero u16
 //   dated interval (24): key u32 (0-based: the DTP4 / DTP6 rows labelled
@@ -50,7 +56,8 @@
 // vocabulary (kVersion), a file shorter than its header says (kTruncated),
 // and a checksum mismatch, a section out of order, a wrong item size,
 // nonzero padding, a code outside its table, dated intervals out of order
-// or empty, or a table that does not build (kCorrupt). Any byte string is safe to give: every read is bounds-checked.
+// or empty, a DNS tunnelling threshold out of range, or a table that does
+// not build (kCorrupt). Any byte string is safe to give: every read is bounds-checked.
 #pragma once
 
 #include <cstddef>
@@ -65,7 +72,7 @@
 
 namespace nkclass {
 
-inline constexpr std::uint32_t kRulesetFormatVersion = 2;
+inline constexpr std::uint32_t kRulesetFormatVersion = 3;
 inline constexpr std::uint8_t kRulesetMagic[8] = {0x89, 'N', 'K', 'C', '\r', '\n', 0x1a, '\n'};
 inline constexpr std::size_t kRulesetHeaderBytes = 32;
 inline constexpr std::uint32_t kRulesetFlagAs = 1u;
@@ -105,6 +112,7 @@ struct RulesetImage {
     std::vector<std::uint8_t> domain_activities; // per suffix
     std::uint8_t shape_min_conditions = 7;
     std::uint32_t shape_min_flows = 1;
+    DnsTunnelThresholds dns_tunnel;
     // The AS stage (when as_stage): an IP-to-AS table whose labels are
     // entry ids (no two rows with the same prefix), and per entry id its
     // AS number, organisation and verdict.

@@ -1,5 +1,7 @@
 """read_pcap throughput against what a user would otherwise write: dpkt with a
-full Ethernet/IP/L4 parse into a flow dict, and nfstream when installed.
+full Ethernet/IP/L4 parse into a flow dict, and nfstream when installed; the
+cost of decapsulation (the meter on a capture with tunnelled flows, against
+itself with decapsulate=False); and pcap to report.
 
 Run: pytest benchmarks/test_bench_pcap.py --benchmark-enable
 """
@@ -12,7 +14,7 @@ import dpkt
 import pytest
 
 from benchmarks.conftest import measure, size
-from benchmarks.pcap_gen import prefix_copy, write_capture
+from benchmarks.pcap_gen import GRE, PLAIN, VXLAN, prefix_copy, write_capture, write_tunnel_capture
 from nkclass.flows.pcap import read_pcap
 
 PACKETS = size(1_000_000, 300_000)
@@ -84,6 +86,54 @@ def test_guard_pcap(registry):
     # Target: 20x nfstream (which does under 100k packets/s per core here).
     registry.guard(FAMILY, "read_pcap", "dpkt", 15.0)
     registry.guard(FAMILY, "read_pcap", "nfstream", 15.0, "target 20x")
+
+
+# ------------------------------------------------------------ decapsulation
+
+DECAP_FAMILY = "pcap decapsulation (packets/s)"
+#: Share of the flows carried in GRE or VXLAN (half each), as on an uplink
+#: that carries site-to-site and overlay tunnels beside plain traffic.
+TUNNEL_SHARE = 0.3
+
+
+@pytest.fixture(scope="module")
+def tunnel_capture(tmp_path_factory):
+    return write_tunnel_capture(tmp_path_factory.mktemp("pcap") / "tunnels.pcap", PACKETS,
+                                FLOWS, TUNNEL_SHARE)
+
+
+def _meter(path, decapsulate: bool) -> tuple[int, int]:
+    """Flows metered and how many of them came out of a tunnel."""
+    reader = read_pcap(path, payload_bytes=512, decapsulate=decapsulate)
+    flows = tunnelled = 0
+    for batch in reader:
+        flows += batch.num_rows
+        tunnelled += batch.num_rows - batch.column("tunnel").null_count
+    return flows, tunnelled
+
+
+def test_read_pcap_decapsulating_packets_per_second(benchmark, tunnel_capture):
+    path, kind = tunnel_capture
+    flows, tunnelled = measure(benchmark, DECAP_FAMILY, "decapsulate", PACKETS,
+                               lambda: _meter(path, True), rounds=3, warmup_rounds=0)
+    # Every inner flow is its own record, named by its tunnel.
+    assert flows == FLOWS and tunnelled == int((kind != PLAIN).sum())
+
+
+def test_read_pcap_not_decapsulating_packets_per_second(benchmark, tunnel_capture):
+    path, kind = tunnel_capture
+    flows, tunnelled = measure(benchmark, DECAP_FAMILY, "outer only", PACKETS,
+                               lambda: _meter(path, False), rounds=3, warmup_rounds=0)
+    # GRE flows fold into their endpoints' tunnels; each VXLAN flow keeps
+    # its entropy source port, one outer flow per direction.
+    assert tunnelled == 0 and flows < FLOWS + (kind == VXLAN).sum()
+    assert flows > (kind == PLAIN).sum() + (kind == VXLAN).sum() and (kind == GRE).any()
+
+
+@pytest.mark.guard
+def test_guard_pcap_decapsulation(registry):
+    registry.guard(DECAP_FAMILY, "decapsulate", "outer only", 0.7,
+                   f"{TUNNEL_SHARE:.0%} of flows in GRE or VXLAN")
 
 
 # ----------------------------------------------------------- pcap to report

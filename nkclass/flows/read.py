@@ -114,7 +114,8 @@ def read(
     ``errors="skip"`` drops malformed records and counts them in
     ``reader.stats`` instead of raising :class:`nkclass.InputError` with
     file and line (or row). ``pcap_options`` go to the pcap flow meter
-    (payload_bytes, idle_timeout, active_timeout, max_flows) or, with
+    (payload_bytes, idle_timeout, active_timeout, max_flows, max_memory,
+    decapsulate: see :func:`nkclass.flows.pcap.read_pcap`) or, with
     ``format="netflow"``, to the export decoder (template_timeout,
     max_templates, payload_bytes).
 

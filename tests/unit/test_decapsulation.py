@@ -90,6 +90,21 @@ def test_gre_capture_without_decapsulation_is_one_outer_flow():
     assert sum(r["packets"] for r in rows) == 40
 
 
+def test_read_with_decapsulate_off_classifies_the_outer_flow_only():
+    """The switch as users reach it: nkclass.read passes it to the meter."""
+    import nkclass
+
+    clf = nkclass.Classifier(asn=False)
+    for decapsulate, expected in [(True, [(40354, 80, 6, 12, "vxlan", "http")]),
+                                  (False, [(50000, 4789, 17, 12, None, "unknown")])]:
+        rows = pa.Table.from_batches(list(nkclass.read(PROTOCOLS / "vxlan-http.pcap",
+                                                       decapsulate=decapsulate)))
+        apps = clf.classify(rows.combine_chunks().to_batches()[0]).names("app")
+        got = [(r["src_port"], r["dst_port"], r["protocol"], r["packets"], r["tunnel"], app)
+               for r, app in zip(rows.to_pylist(), apps, strict=True)]
+        assert got == expected
+
+
 @pytest.mark.parametrize(
     "name, tunnels",
     [

@@ -214,10 +214,24 @@ def share_seeds() -> None:
 def tunnel_seeds() -> None:
     """Meter seeds of the tunnels no fixture carries IP in: L2TPv2 data
     messages with every optional field, over IPv4 and IPv6, with IPv4 and
-    IPv6 inside, and control and LCP messages that stay outer flows (built
-    with the decapsulation tests' frame helpers)."""
+    IPv6 inside, and control and LCP messages that stay outer flows; L2TPv3
+    Ethernet pseudowires over IP and UDP with cookies of 0, 4 and 8 bytes,
+    and a control message (built with the decapsulation tests' frame
+    helpers)."""
     sys.path.insert(0, str(ROOT))
-    from tests.unit.test_decapsulation import INNER, V6A, V6B, A, B, eth, ipv4, ipv6, l2tp, udp
+    from tests.unit.test_decapsulation import (
+        INNER,
+        V6A,
+        V6B,
+        A,
+        B,
+        eth,
+        ipv4,
+        ipv6,
+        l2tp,
+        l2tpv3,
+        udp,
+    )
     from tests.unit.test_pcap_meter import write_pcap
 
     frames = [
@@ -226,6 +240,17 @@ def tunnel_seeds() -> None:
         eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x57" + ipv6(V6A, V6B, 17, udp(5000, 53, b"q"))))),
         eth(ipv4(A, B, 17, l2tp(b"\x00" * 20, length=True, seq=(0, 0), control=True))),
         eth(ipv6(V6A, V6B, 17, l2tp(b"\xff\x03\xc0\x21\x01\x01\x00\x04", sport=1701))),
+    ]
+    data = write_pcap([(1.0 + i, f) for i, f in enumerate(frames)])
+    for header in METER_HEADERS:
+        write("meter", header + data)
+    inner6 = eth(ipv6(V6A, V6B, 17, udp(5000, 53, b"q")), 0x86DD)
+    frames = [
+        eth(ipv4(A, B, 115, l2tpv3(eth(INNER)))),
+        eth(ipv4(A, B, 115, l2tpv3(eth(INNER, vlans=[(0x8100, 3)]), cookie=b"\x01" * 4))),
+        eth(ipv6(V6A, V6B, 115, l2tpv3(inner6, cookie=b"\x02" * 8))),
+        eth(ipv4(A, B, 17, l2tpv3(eth(INNER), cookie=b"\x03" * 4, udp_ports=(50000, 1701)))),
+        eth(ipv4(A, B, 17, l2tpv3(b"\x00" * 20, udp_ports=(1701, 1701), control=True))),
     ]
     data = write_pcap([(1.0 + i, f) for i, f in enumerate(frames)])
     for header in METER_HEADERS:

@@ -37,6 +37,7 @@ constexpr std::uint16_t kEtherPpp = 0x880b;        // PPTP's enhanced GRE
 constexpr std::uint8_t kProtoIpip = 4;
 constexpr std::uint8_t kProtoIpv6 = 41;
 constexpr std::uint8_t kProtoGre = 47;
+constexpr std::uint8_t kProtoL2tpv3 = 115;
 
 // Decapsulation state threaded through a packet's decoding: whether to
 // look inside tunnels and how deep we are.
@@ -148,12 +149,40 @@ bool l2tp_inner(const std::uint8_t* p, std::size_t len, PacketInfo* out, Decap d
     return ppp_inner(kTunnelL2tp, p, len, off, out, d);
 }
 
+// L2TPv3 data messages (RFC 3931 4.1) whose session id sits at
+// p[session_at]: over IP the message starts with it (session id 0 marks a
+// control message), over UDP after the flags and version (3, T bit clear)
+// and two reserved bytes. A cookie of 0, 4 or 8 bytes and an optional
+// L2-specific sublayer follow, but their lengths are session configuration,
+// never on the wire: so the payload is decoded only when, after 0, 4 or 8
+// bytes (a cookie, or a shorter cookie and the 4-byte default sublayer), it
+// parses as an Ethernet frame carrying IPv4 or IPv6, the first such offset
+// winning. Other pseudowires (PPP, HDLC, Frame Relay) stay outer flows. At a
+// wrong offset, MAC address bytes would have to read as an EtherType and a
+// valid IP header to be taken.
+bool l2tpv3_inner(const std::uint8_t* p, std::size_t len, std::size_t session_at,
+                  PacketInfo* out, Decap d) noexcept {
+    if (session_at + 4 > len || be32(p + session_at) == 0) return false;
+    static constexpr std::size_t kCookieBytes[] = {0, 4, 8};
+    const std::size_t payload = session_at + 4;
+    for (const std::size_t cookie : kCookieBytes) {
+        if (payload + cookie + 14 > len) return false;
+        if (inner_ip(kTunnelL2tpv3, p + payload + cookie, len - payload - cookie, 0, out, d))
+            return true;
+    }
+    return false;
+}
+
 // UDP tunnels by their IANA ports: VXLAN (RFC 7348; 8472 is Linux's old
-// default), Geneve (RFC 8926) and L2TPv2 (1701 on either side: a client's
-// source port may be any).
+// default), Geneve (RFC 8926) and L2TP versions 2 and 3 (1701 on either
+// side: a client's source port may be any).
 bool udp_inner(std::uint16_t sport, std::uint16_t dport, const std::uint8_t* p, std::size_t len,
                PacketInfo* out, Decap d) noexcept {
-    if ((dport == 1701 || sport == 1701) && l2tp_inner(p, len, out, d)) return true;
+    if (dport == 1701 || sport == 1701) {
+        if (l2tp_inner(p, len, out, d)) return true;
+        const bool l2tpv3_data = len >= 4 && (p[0] & 0x80) == 0 && (p[1] & 0x0f) == 3;
+        if (l2tpv3_data && l2tpv3_inner(p, len, 4, out, d)) return true;
+    }
     if (dport == 4789 || dport == 8472 || sport == 4789) {
         if (len < 8 + 14 || (p[0] & 0x08) == 0) return false;
         return inner_ip(kTunnelVxlan, p + 8, len - 8, 0, out, d);
@@ -178,6 +207,7 @@ Decoded decode_l4(std::uint8_t proto, const std::uint8_t* p, std::size_t len, bo
         if (proto == kProtoIpip && inner_ip(kTunnelIpip, p, len, 4, out, d)) return Decoded::kIp;
         if (proto == kProtoIpv6 && inner_ip(kTunnel6in4, p, len, 6, out, d)) return Decoded::kIp;
         if (proto == kProtoGre && gre_inner(p, len, out, d)) return Decoded::kIp;
+        if (proto == kProtoL2tpv3 && l2tpv3_inner(p, len, 0, out, d)) return Decoded::kIp;
         if (proto == kProtoUdp && len >= 8) {
             const std::size_t udp_len = be16(p + 4);
             const std::size_t end = (udp_len >= 8 && udp_len <= len) ? udp_len : len;

@@ -30,7 +30,7 @@ enum class Decoded : std::uint8_t { kIp, kNonIp, kMalformed };
 // nkclass::kTunnelNames.
 inline constexpr std::uint8_t kTunnelNone = 0, kTunnelGre = 1, kTunnelPptp = 2,
                               kTunnelVxlan = 3, kTunnelGeneve = 4, kTunnelIpip = 5,
-                              kTunnel6in4 = 6, kTunnelL2tp = 7;
+                              kTunnel6in4 = 6, kTunnelL2tp = 7, kTunnelL2tpv3 = 8;
 // Tunnels inside tunnels are followed this deep.
 inline constexpr int kMaxTunnelDepth = 4;
 
@@ -54,9 +54,10 @@ struct PacketInfo {
 // outside [frame, frame + caplen). `out` is fully written only for kIp.
 // With `decapsulate`, packets of GRE (PPTP's enhanced GRE included),
 // VXLAN (UDP 4789, 8472), Geneve (UDP 6081), L2TPv2 data messages (UDP
-// 1701), IP-in-IP and IPv6-in-IP whose payload is an IP packet are decoded as that inner packet, with `tunnel`
-// naming the innermost tunnel; a payload that is not IP (PPP control,
-// encrypted PPP) leaves the outer packet as it is.
+// 1701), L2TPv3 Ethernet pseudowires (IP protocol 115, UDP 1701), IP-in-IP
+// and IPv6-in-IP whose payload is an IP packet are decoded as that inner
+// packet, with `tunnel` naming the innermost tunnel; a payload that is not
+// IP (PPP control, encrypted PPP) leaves the outer packet as it is.
 Decoded decode_frame(std::uint32_t link_type, const std::uint8_t* frame, std::size_t caplen,
                      PacketInfo* out, bool decapsulate = false) noexcept;
 

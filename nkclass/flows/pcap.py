@@ -284,14 +284,17 @@ def read_pcap(
     length and ``reader.counters["wire_len_fixed"]`` counts the records.
 
     With ``decapsulate`` (the default) packets of GRE (PPTP's enhanced GRE
-    included), VXLAN, Geneve, L2TPv2 (UDP 1701), IP-in-IP and 6in4 tunnels
-    that carry IP are metered as their inner packets, so the inner flows are
-    classified; the ``tunnel`` column names the tunnel (``gre``, ``pptp``,
-    ``vxlan``, ``geneve``, ``l2tp``, ``ipip``, ``6in4``; null for untunnelled
-    flows). L2TPv3 over IP (protocol 115) is not decapsulated: the lengths
-    of its cookie and sublayer are session configuration, not on the wire. A tunnel
-    packet whose payload is not IP (PPP control, encrypted PPP) stays an
-    outer flow.
+    included), VXLAN, Geneve, L2TPv2 (UDP 1701), L2TPv3 (IP protocol 115 or
+    UDP 1701), IP-in-IP and 6in4 tunnels that carry IP are metered as their
+    inner packets, so the inner flows are classified; the ``tunnel`` column
+    names the tunnel (``gre``, ``pptp``, ``vxlan``, ``geneve``, ``l2tp``,
+    ``l2tpv3``, ``ipip``, ``6in4``; null for untunnelled flows). L2TPv3's
+    cookie and sublayer lengths are session configuration, not on the wire:
+    its Ethernet pseudowires are decoded when the frame after a 0, 4 or
+    8-byte cookie carries IPv4 or IPv6, other pseudowires stay outer flows.
+    A tunnel packet whose payload is not IP (PPP control, encrypted PPP)
+    stays an outer flow; ``decapsulate=False`` keeps every tunnel packet on
+    its outer flow.
 
     Stratum mining: a TCP flow whose first payload segments start a JSON
     object has every in-order segment (not only the payload prefix) read for

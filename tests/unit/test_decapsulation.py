@@ -1,5 +1,6 @@
 """The flow meter's tunnel decapsulation: GRE (PPTP's enhanced GRE included),
-VXLAN, Geneve, L2TPv2, IP-in-IP, 6in4 and PPPoE sessions. Real captures are checked
+VXLAN, Geneve, L2TPv2, L2TPv3 Ethernet pseudowires, IP-in-IP, 6in4 and PPPoE
+sessions. Real captures are checked
 against the conversations an independent dissector (tshark) lists for them
 (tests/data/protocols/EXPECTED.tsv); built frames cover each header option,
 nesting and every truncation."""
@@ -211,6 +212,16 @@ def l2tp(ppp, length=False, seq=None, offset=None, sport=50000, dport=1701, cont
     return udp(sport, dport, head + body)
 
 
+def l2tpv3(frame, cookie=b"", session=0x1234, udp_ports=None, control=False):
+    """An L2TPv3 data message (RFC 3931 4.1) with a cookie: over IP
+    (protocol 115) the session id first, over UDP (``udp_ports``) after the
+    flags and version 3 and two reserved bytes."""
+    body = struct.pack("!I", session) + cookie + frame
+    if udp_ports is None:
+        return body
+    return udp(*udp_ports, bytes([0x80 if control else 0x00, 0x03]) + b"\x00\x00" + body)
+
+
 def flows_of(frames, **kw):
     cols, status, counters = meter_bytes(write_pcap([(1.0 + i, f) for i, f in enumerate(frames)]),
                                          **kw)
@@ -248,6 +259,17 @@ def flows_of(frames, **kw):
                      "l2tp", id="l2tp-from-the-server"),
         pytest.param(ipv6(V6A, V6B, 17, l2tp(b"\x00\x21" + INNER, sport=1701, dport=40000)),
                      "l2tp", id="l2tp-over-ipv6-uncompressed-protocol"),
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(INNER))), "l2tpv3", id="l2tpv3-ip"),
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(INNER), cookie=b"\xc0\x0c\x1e\x01")), "l2tpv3",
+                     id="l2tpv3-ip-cookie-4"),
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(INNER), cookie=b"\x08\x00\x45\x00" * 2)),
+                     "l2tpv3", id="l2tpv3-ip-cookie-8"),
+        pytest.param(ipv6(V6A, V6B, 115, l2tpv3(eth(INNER, vlans=[(0x8100, 7)]), cookie=b"k" * 4)),
+                     "l2tpv3", id="l2tpv3-over-ipv6-vlan"),
+        pytest.param(ipv4(A, B, 17, l2tpv3(eth(INNER), udp_ports=(50000, 1701))), "l2tpv3",
+                     id="l2tpv3-udp"),
+        pytest.param(ipv4(B, A, 17, l2tpv3(eth(INNER), cookie=b"c" * 8, udp_ports=(1701, 1701))),
+                     "l2tpv3", id="l2tpv3-udp-cookie-8-from-the-server"),
         pytest.param(ipv4(A, B, 4, INNER), "ipip", id="ipip"),
         pytest.param(ipv6(V6A, V6B, 4, INNER), "ipip", id="ipv4-in-ipv6"),
         pytest.param(ipv4(A, B, 47, gre(ipv4(A, B, 4, INNER))), "ipip", id="ipip-in-gre"),
@@ -299,6 +321,37 @@ def test_tunnelled_and_plain_packets_of_one_five_tuple_stay_apart():
     assert sorted(TUNNELS[int(t)] for t in cols["tunnel"]) == ["gre", "none"]
 
 
+def test_l2tpv3_carrying_ipv6_yields_the_inner_ipv6_flow():
+    inner6 = eth(ipv6(V6A, V6B, 17, udp(5000, 53, b"q")), 0x86DD)
+    flows, _ = flows_of([eth(ipv4(A, B, 115, l2tpv3(inner6, cookie=b"\x00" * 4)))])
+    assert flows == {(V6A, 5000, V6B, 53, 17): ("l2tpv3", 1)}
+
+
+@pytest.mark.parametrize(
+    "outer",
+    [
+        # Session id 0: a control message over IP.
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(INNER), session=0)), id="ip-control"),
+        # The T bit: a control message over UDP.
+        pytest.param(ipv4(A, B, 17, l2tpv3(eth(INNER), udp_ports=(50000, 1701), control=True)),
+                     id="udp-control"),
+        # A 12-byte cookie (or 8 and a sublayer): no Ethernet frame at 0, 4 or 8.
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(INNER), cookie=b"\xaa" * 12)), id="cookie-12"),
+        # A PPP pseudowire, not Ethernet.
+        pytest.param(ipv4(A, B, 115, l2tpv3(b"\xff\x03\x00\x21" + INNER)), id="ppp-pseudowire"),
+        # Ethernet carrying ARP.
+        pytest.param(ipv4(A, B, 115, l2tpv3(eth(b"\x00" * 28, 0x0806))), id="ethernet-arp"),
+        # Version 3 on another port is not taken for L2TP.
+        pytest.param(ipv4(A, B, 17, l2tpv3(eth(INNER), udp_ports=(50000, 1702))), id="not-1701"),
+    ],
+)
+def test_l2tpv3_control_other_pseudowires_and_unknown_cookies_stay_the_outer_flow(outer):
+    flows, counters = flows_of([eth(outer)])
+    ((key, (tunnel, packets)),) = flows.items()
+    assert (tunnel, packets) == ("none", 1) and key[4] == outer[9]
+    assert counters["malformed"] == 0
+
+
 def test_decapsulate_off_keeps_outer_flows():
     flows, _ = flows_of([eth(ipv4(A, B, 17, vxlan(eth(INNER))))], decapsulate=False)
     assert flows == {(MAPPED + ip4(A), 50000, MAPPED + ip4(B), 4789, 17): ("none", 1)}
@@ -336,6 +389,9 @@ TUNNEL_FRAMES = [
     eth(ipv4(A, B, 41, ipv6(V6A, V6B, 6, tcp(1, 2)))),
     eth(ipv4(A, B, 17, l2tp(b"\xff\x03\x00\x21" + INNER, length=True, seq=(1, 2), offset=2))),
     eth(b"\x11\x00\x00\x01" + struct.pack("!H", len(INNER) + 2) + b"\x00\x21" + INNER, 0x8864),
+    eth(ipv4(A, B, 115, l2tpv3(eth(INNER), cookie=b"\x01" * 8))),
+    eth(ipv4(A, B, 17, l2tpv3(eth(INNER, vlans=[(0x8100, 3)]), cookie=b"\x02" * 4,
+                              udp_ports=(50000, 1701)))),
 ]
 
 

@@ -118,15 +118,15 @@ struct FlowMeterConfig {
     // peak_flow_bytes(payload_bytes) (one flow always fits). The default
     // never binds before max_flows at the default payload_bytes.
     std::size_t max_memory_bytes = std::size_t(2) << 30;
-    // Decode GRE (PPTP's included), VXLAN, Geneve, L2TPv2, IP-in-IP and 6in4
-    // packets as the IP packets they carry (flows keyed and reported by the
+    // Decode GRE (PPTP's included), VXLAN, Geneve, L2TPv2, L2TPv3 (Ethernet
+    // pseudowires), IP-in-IP and 6in4 packets as the IP packets they carry (flows keyed and reported by the
     // inner addresses, FlowColumnsOut::tunnel naming the tunnel).
     bool decapsulate = true;
 };
 
 // Names of FlowColumnsOut::tunnel codes (0 = not tunnelled).
-inline constexpr const char* kTunnelNames[] = {"none",   "gre",  "pptp", "vxlan",
-                                               "geneve", "ipip", "6in4", "l2tp"};
+inline constexpr const char* kTunnelNames[] = {"none", "gre",  "pptp", "vxlan", "geneve",
+                                               "ipip", "6in4", "l2tp", "l2tpv3"};
 
 // Returns nullptr when `cfg` is valid, else a static reason.
 const char* validate(const FlowMeterConfig& cfg) noexcept;

@@ -67,6 +67,7 @@ BINDING_SOURCES = [
     "csrc/bindings/port_table.cpp",
     "csrc/bindings/pair_cache.cpp",
     "csrc/bindings/classifier.cpp",
+    "csrc/bindings/flow_sources.cpp",
     "csrc/bindings/flow_meter.cpp",
     "csrc/bindings/detectors.cpp",
     "csrc/bindings/aggregate.cpp",

@@ -7,7 +7,7 @@
 
 #include <pybind11/stl.h>
 
-#include "common.hpp"
+#include "flow_sources.hpp"
 #include "nkclass/export_capture.hpp"
 #include "nkclass/export_decoder.hpp"
 #include "nkclass/udp_listener.hpp"
@@ -24,14 +24,6 @@ ExportDecoderConfig decoder_config(std::int64_t template_timeout_ms, std::size_t
     cfg.payload_bytes = payload_bytes;
     if (const char* why = validate(cfg)) throw py::value_error(why);
     return cfg;
-}
-
-std::pair<const std::uint8_t*, std::size_t> contiguous(const py::buffer& b, const char* what) {
-    const py::buffer_info info = b.request();
-    if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
-        throw py::value_error(std::string(what) + ": expected a contiguous bytes-like object");
-    return {static_cast<const std::uint8_t*>(info.ptr),
-            static_cast<std::size_t>(info.size * info.itemsize)};
 }
 
 ipv6_net_t exporter_address(const py::bytes& exporter) {
@@ -76,38 +68,24 @@ void decode_many(ExportDecoder& self, const py::buffer& data,
 py::dict drain_records(ExportDecoder& self, std::size_t max_records) {
     const std::size_t k = std::min(max_records, self.ready());
     const auto n = static_cast<py::ssize_t>(k);
-    carray<std::int64_t> ts_start(n), ts_end(n);
-    carray<std::uint8_t> src_ip({n, py::ssize_t(16)}), dst_ip({n, py::ssize_t(16)});
+    RecordArrays record(n);
     carray<std::uint8_t> exporter({n, py::ssize_t(16)});
-    carray<std::uint16_t> src_port(n), dst_port(n);
-    carray<std::uint8_t> protocol(n), tcp_flags(n);
-    carray<std::uint64_t> packets(n), bytes(n);
     carray<std::uint32_t> src_as(n), dst_as(n), sampling_rate(n);
     carray<std::uint8_t> payload(static_cast<py::ssize_t>(self.payload_size(k)));
     carray<std::int64_t> offsets(n + 1);
-    const ExportColumnsOut out{ts_start.mutable_data(), ts_end.mutable_data(),
-                               src_ip.mutable_data(),   dst_ip.mutable_data(),
-                               src_port.mutable_data(), dst_port.mutable_data(),
-                               protocol.mutable_data(), packets.mutable_data(),
-                               bytes.mutable_data(),    tcp_flags.mutable_data(),
-                               src_as.mutable_data(),   dst_as.mutable_data(),
-                               sampling_rate.mutable_data(), exporter.mutable_data(),
-                               payload.mutable_data(),  offsets.mutable_data()};
+    const ExportColumnsOut out{record.out(),
+                               src_as.mutable_data(),
+                               dst_as.mutable_data(),
+                               sampling_rate.mutable_data(),
+                               exporter.mutable_data(),
+                               payload.mutable_data(),
+                               offsets.mutable_data()};
     {
         py::gil_scoped_release nogil;
         self.drain(k, out);
     }
     py::dict cols;
-    cols["ts_start"] = ts_start;
-    cols["ts_end"] = ts_end;
-    cols["src_ip"] = src_ip;
-    cols["dst_ip"] = dst_ip;
-    cols["src_port"] = src_port;
-    cols["dst_port"] = dst_port;
-    cols["protocol"] = protocol;
-    cols["packets"] = packets;
-    cols["bytes"] = bytes;
-    cols["tcp_flags"] = tcp_flags;
+    record.put(cols);
     cols["src_as"] = src_as;
     cols["dst_as"] = dst_as;
     cols["sampling_rate"] = sampling_rate;
@@ -172,24 +150,10 @@ void init_export_decoder(py::module_& m) {
              py::arg("template_timeout_ms") = defaults.template_timeout_ms,
              py::arg("max_templates") = defaults.max_templates,
              py::arg("payload_bytes") = defaults.payload_bytes)
-        .def("feed", [](ExportCapture& self, const py::buffer& chunk) {
-                 const auto [data, n] = contiguous(chunk, "feed");
-                 py::gil_scoped_release nogil;
-                 self.feed(data, n);
-             }, py::arg("buffer"), "Consume the next bytes of the capture file.")
-        .def("finish", [](ExportCapture& self) {
-                 MeterStatus st;
-                 {
-                     py::gil_scoped_release nogil;
-                     st = self.finish();
-                 }
-                 static const char* const kKinds[] = {"ok", "truncated", "corrupt"};
-                 py::dict out;
-                 out["status"] = kKinds[static_cast<int>(st.kind)];
-                 out["offset"] = st.offset;
-                 out["reason"] = st.reason;
-                 return out;
-             }, "End the input; returns {'status', 'offset', 'reason'}.")
+        .def("feed", &feed_bytes<ExportCapture>, py::arg("buffer"),
+             "Consume the next bytes of the capture file.")
+        .def("finish", &finish_status<ExportCapture>,
+             "End the input; returns {'status', 'offset', 'reason'}.")
         .def("drain", [](ExportCapture& self, std::size_t max_records) {
                  return drain_records(self.decoder(), max_records);
              }, py::arg("max_records"))

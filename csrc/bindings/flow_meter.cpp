@@ -4,8 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "common.hpp"
-#include "nkclass/flow_meter.hpp"
+#include "flow_sources.hpp"
 #include "nkclass/stratum_scan.hpp"
 
 namespace nkclass::bind {
@@ -26,36 +25,18 @@ FlowMeterConfig meter_config(std::uint32_t payload_bytes, std::int64_t idle_time
     return cfg;
 }
 
-void feed(FlowMeter& self, const py::buffer& chunk) {
-    const py::buffer_info info = chunk.request();
-    if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
-        throw py::value_error("feed: expected a contiguous bytes-like object");
-    const auto* data = static_cast<const std::uint8_t*>(info.ptr);
-    const std::size_t n = static_cast<std::size_t>(info.size * info.itemsize);
-    py::gil_scoped_release nogil;
-    self.feed(data, n);
-}
-
 py::dict drain(FlowMeter& self, std::size_t max_flows) {
     const std::size_t k = std::min(max_flows, self.ready());
     const auto n = static_cast<py::ssize_t>(k);
-    carray<std::int64_t> ts_start(n), ts_end(n);
-    carray<std::uint8_t> src_ip({n, py::ssize_t(16)}), dst_ip({n, py::ssize_t(16)});
-    carray<std::uint16_t> src_port(n), dst_port(n);
-    carray<std::uint8_t> protocol(n), tcp_flags(n), tunnel(n);
-    carray<std::uint64_t> packets(n), bytes(n), stratum_submits(n);
+    RecordArrays record(n);
+    carray<std::uint8_t> tunnel(n), stratum_algo(n);
+    carray<std::uint64_t> stratum_submits(n);
     carray<double> stratum_difficulty(n);
-    carray<std::uint8_t> stratum_algo(n);
     carray<std::uint8_t> src_payload(static_cast<py::ssize_t>(self.payload_size(k, true)));
     carray<std::uint8_t> dst_payload(static_cast<py::ssize_t>(self.payload_size(k, false)));
     carray<std::int64_t> src_offsets(n + 1), dst_offsets(n + 1);
-    FlowColumnsOut out{ts_start.mutable_data(),   ts_end.mutable_data(),
-                             src_ip.mutable_data(),     dst_ip.mutable_data(),
-                             src_port.mutable_data(),   dst_port.mutable_data(),
-                             protocol.mutable_data(),   packets.mutable_data(),
-                             bytes.mutable_data(),      tcp_flags.mutable_data(),
-                             src_payload.mutable_data(), src_offsets.mutable_data(),
-                             dst_payload.mutable_data(), dst_offsets.mutable_data()};
+    FlowColumnsOut out{record.out(), src_payload.mutable_data(), src_offsets.mutable_data(),
+                       dst_payload.mutable_data(), dst_offsets.mutable_data()};
     out.tunnel = tunnel.mutable_data();
     out.stratum_submits = stratum_submits.mutable_data();
     out.stratum_difficulty = stratum_difficulty.mutable_data();
@@ -65,16 +46,7 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
         self.drain(k, out);
     }
     py::dict cols;
-    cols["ts_start"] = ts_start;
-    cols["ts_end"] = ts_end;
-    cols["src_ip"] = src_ip;
-    cols["dst_ip"] = dst_ip;
-    cols["src_port"] = src_port;
-    cols["dst_port"] = dst_port;
-    cols["protocol"] = protocol;
-    cols["packets"] = packets;
-    cols["bytes"] = bytes;
-    cols["tcp_flags"] = tcp_flags;
+    record.put(cols);
     cols["tunnel"] = tunnel;
     cols["stratum_submits"] = stratum_submits;
     cols["stratum_difficulty"] = stratum_difficulty;
@@ -82,20 +54,6 @@ py::dict drain(FlowMeter& self, std::size_t max_flows) {
     cols["src_payload"] = py::make_tuple(src_payload, src_offsets);
     cols["dst_payload"] = py::make_tuple(dst_payload, dst_offsets);
     return cols;
-}
-
-py::dict finish(FlowMeter& self) {
-    MeterStatus st;
-    {
-        py::gil_scoped_release nogil;
-        st = self.finish();
-    }
-    static const char* const kKinds[] = {"ok", "truncated", "corrupt"};
-    py::dict out;
-    out["status"] = kKinds[static_cast<int>(st.kind)];
-    out["offset"] = st.offset;
-    out["reason"] = st.reason;
-    return out;
 }
 
 py::dict counters(const FlowMeter& self) {
@@ -156,11 +114,11 @@ void init_flow_meter(py::module_& m) {
              py::arg("active_timeout_ms") = 1800000, py::arg("max_flows") = 1000000,
              py::arg("max_memory_bytes") = FlowMeterConfig{}.max_memory_bytes,
              py::arg("decapsulate") = true)
-        .def("feed", &feed, py::arg("buffer"),
+        .def("feed", &feed_bytes<FlowMeter>, py::arg("buffer"),
              "Consume the next bytes of the capture file (any chunk size).")
         .def("drain", &drain, py::arg("max_flows"),
              "Move up to max_flows emitted flows into a dict of numpy columns.")
-        .def("finish", &finish,
+        .def("finish", &finish_status<FlowMeter>,
              "End the input, emit all flows; returns {'status', 'offset', 'reason'}.")
         .def("counters", &counters, "Running totals as a dict of ints.");
     m.def("meter_peak_flow_bytes", &peak_flow_bytes, py::arg("payload_bytes"),

@@ -143,10 +143,12 @@ nk_status nk_meter_drain(nk_meter* meter, const nk_flow_buffers* out, size_t* ro
                         " (dst) bytes; the buffers hold " + std::to_string(out->src_payload_capacity) +
                         " and " + std::to_string(out->dst_payload_capacity));
     if (fit == 0) return NK_OK;
-    nkclass::FlowColumnsOut cols{out->ts_start, out->ts_end, out->src_ip, out->dst_ip,
-                                 out->src_port, out->dst_port, out->protocol, out->packets,
-                                 out->bytes, out->tcp_flags, out->src_payload,
-                                 out->src_payload_offsets, out->dst_payload,
+    nkclass::FlowColumnsOut cols{{out->ts_start, out->ts_end, out->src_ip, out->dst_ip,
+                                  out->src_port, out->dst_port, out->protocol, out->packets,
+                                  out->bytes, out->tcp_flags},
+                                 out->src_payload,
+                                 out->src_payload_offsets,
+                                 out->dst_payload,
                                  out->dst_payload_offsets};
     meter->meter.drain(fit, cols);
     *rows = fit;

@@ -57,31 +57,15 @@ void ExportDecoder::drain(std::size_t k, const ExportColumnsOut& out) noexcept {
     out.src_payload_offsets[0] = 0;
     for (std::size_t j = 0; j < k; ++j) {
         const collect::Record& r = o.rows[o.head + j];
-        out.ts_start[j] = r.ts_start;
-        out.ts_end[j] = r.ts_end;
-        std::memcpy(out.src_ip + 16 * j, r.src.bytes, 16);
-        std::memcpy(out.dst_ip + 16 * j, r.dst.bytes, 16);
+        put_record(out, j, r);
         std::memcpy(out.exporter + 16 * j, r.exporter.bytes, 16);
-        out.src_port[j] = r.src_port;
-        out.dst_port[j] = r.dst_port;
-        out.protocol[j] = r.protocol;
-        out.packets[j] = r.packets;
-        out.bytes[j] = r.bytes;
-        out.tcp_flags[j] = r.tcp_flags;
         out.src_as[j] = r.src_as;
         out.dst_as[j] = r.dst_as;
         out.sampling_rate[j] = r.sampling_rate;
-        if (r.payload_len != 0)
-            std::memcpy(out.src_payload + at, o.payload.data() + r.payload_at, r.payload_len);
-        at += r.payload_len;
-        out.src_payload_offsets[j + 1] = at;
+        put_payload(out.src_payload, out.src_payload_offsets, &at, j,
+                    o.payload.data() + r.payload_at, r.payload_len);
     }
-    o.head += k;
-    if (o.head == o.rows.size()) {
-        o.rows.clear();
-        o.payload.clear();
-        o.head = 0;
-    }
+    pop_drained(o, k);
 }
 
 const ExportCounters& ExportDecoder::counters() const noexcept { return impl_->state.counters; }

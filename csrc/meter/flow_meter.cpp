@@ -180,16 +180,7 @@ void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
         if (offsets[s] != nullptr) offsets[s][0] = 0;
     for (std::size_t j = 0; j < k; ++j) {
         const meter::EmittedFlow& r = e.rows[e.head + j];
-        out.ts_start[j] = r.ts_start;
-        out.ts_end[j] = r.ts_end;
-        std::memcpy(out.src_ip + 16 * j, r.src.bytes, 16);
-        std::memcpy(out.dst_ip + 16 * j, r.dst.bytes, 16);
-        out.src_port[j] = r.src_port;
-        out.dst_port[j] = r.dst_port;
-        out.protocol[j] = r.protocol;
-        out.packets[j] = r.packets;
-        out.bytes[j] = r.bytes;
-        out.tcp_flags[j] = r.tcp_flags;
+        put_record(out, j, r);
         if (out.tunnel != nullptr) out.tunnel[j] = r.tunnel;
         if (out.stratum_submits != nullptr) out.stratum_submits[j] = r.stratum_submits;
         if (out.stratum_difficulty != nullptr)
@@ -199,21 +190,11 @@ void FlowMeter::drain(std::size_t k, const FlowColumnsOut& out) noexcept {
             out.stratum_algo[j] = static_cast<std::uint8_t>(r.stratum_algo);
         for (int s = 0; s < 2; ++s) {
             if (payload[s] == nullptr || offsets[s] == nullptr) continue;
-            if (r.payload_len[s] != 0)
-                std::memcpy(payload[s] + at[s], e.payload.data() + r.payload_at[s],
-                            r.payload_len[s]);
-            at[s] += r.payload_len[s];
-            offsets[s][j + 1] = at[s];
+            put_payload(payload[s], offsets[s], &at[s], j, e.payload.data() + r.payload_at[s],
+                        r.payload_len[s]);
         }
     }
-    e.head += k;
-    // Records are appended at the back and drained from the front; reset once
-    // empty so the queue never outgrows one drain cycle.
-    if (e.head == e.rows.size()) {
-        e.rows.clear();
-        e.payload.clear();
-        e.head = 0;
-    }
+    pop_drained(e, k);
 }
 
 const MeterCounters& FlowMeter::counters() const noexcept { return impl_->counters; }

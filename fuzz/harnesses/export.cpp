@@ -44,9 +44,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::vector<std::uint32_t> src_as(k), dst_as(k), rate(k);
         std::vector<std::uint8_t> payload(dec.payload_size(k));
         const nkclass::ExportColumnsOut out{
-            ts_start.data(), ts_end.data(),  src.data(),    dst.data(),    sport.data(),
-            dport.data(),    proto.data(),   packets.data(), bytes.data(), flags.data(),
-            src_as.data(),   dst_as.data(),  rate.data(),   exp.data(),    payload.data(),
+            {ts_start.data(), ts_end.data(), src.data(), dst.data(), sport.data(), dport.data(),
+             proto.data(), packets.data(), bytes.data(), flags.data()},
+            src_as.data(),
+            dst_as.data(),
+            rate.data(),
+            exp.data(),
+            payload.data(),
             offsets.data()};
         dec.drain(k, out);
         drained += k;

@@ -43,11 +43,13 @@ void drain_into(nkclass::FlowMeter& m, std::size_t at_most, std::uint32_t payloa
         std::vector<std::uint64_t> submits(k);
         std::vector<double> difficulty(k);
         std::vector<std::uint8_t> algo(k);
-        nkclass::FlowColumnsOut out{ts_start.data(), ts_end.data(), src.data(), dst.data(),
-                                          sport.data(),    dport.data(),  protocol.data(),
-                                          packets.data(),  bytes.data(),  flags.data(),
-                                          sp.data(),       so.data(),     dp.data(),
-                                          dof.data()};
+        nkclass::FlowColumnsOut out{{ts_start.data(), ts_end.data(), src.data(), dst.data(),
+                                     sport.data(), dport.data(), protocol.data(), packets.data(),
+                                     bytes.data(), flags.data()},
+                                    sp.data(),
+                                    so.data(),
+                                    dp.data(),
+                                    dof.data()};
         out.stratum_submits = submits.data();
         out.stratum_difficulty = difficulty.data();
         out.stratum_algo = algo.data();

@@ -49,6 +49,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "nkclass/flow_columns.hpp"
 #include "nkclass/types.hpp"
 
 namespace nkclass {
@@ -84,19 +85,10 @@ struct ExportCounters {
     std::uint64_t sflow_non_ip = 0;      // sampled headers that carry no IP packet
 };
 
-// Destination of drain(): k rows each; addresses 16 bytes per row;
-// src_payload_offsets has k + 1 entries from 0 into payload_size(k) bytes.
-struct ExportColumnsOut {
-    std::int64_t* ts_start;
-    std::int64_t* ts_end;
-    std::uint8_t* src_ip;
-    std::uint8_t* dst_ip;
-    std::uint16_t* src_port;
-    std::uint16_t* dst_port;
-    std::uint8_t* protocol;
-    std::uint64_t* packets;
-    std::uint64_t* bytes;
-    std::uint8_t* tcp_flags;
+// Destination of drain(): the record columns of k rows (see
+// nkclass/flow_columns.hpp), then the export fields; src_payload_offsets has
+// k + 1 entries from 0 into payload_size(k) bytes.
+struct ExportColumnsOut : FlowRecordColumnsOut {
     std::uint32_t* src_as;
     std::uint32_t* dst_as;
     std::uint32_t* sampling_rate;

@@ -72,6 +72,7 @@
 #include <memory>
 #include <string>
 
+#include "nkclass/flow_columns.hpp"
 #include "nkclass/types.hpp"
 
 namespace nkclass {
@@ -154,21 +155,11 @@ struct MeterStatus {
     std::string reason;        // empty when kOk
 };
 
-// Destination of drain(): k rows each; addresses as 16 bytes per row;
-// payload offsets have k + 1 entries starting at 0 into a buffer of
-// payload_size(k, side) bytes. A side's payload and offsets may both be
-// null: its payloads are then dropped.
-struct FlowColumnsOut {
-    std::int64_t* ts_start;
-    std::int64_t* ts_end;
-    std::uint8_t* src_ip;
-    std::uint8_t* dst_ip;
-    std::uint16_t* src_port;
-    std::uint16_t* dst_port;
-    std::uint8_t* protocol;
-    std::uint64_t* packets;
-    std::uint64_t* bytes;
-    std::uint8_t* tcp_flags;
+// Destination of drain(): the record columns of k rows (see
+// nkclass/flow_columns.hpp), then the payloads: offsets have k + 1 entries
+// starting at 0 into a buffer of payload_size(k, side) bytes. A side's
+// payload and offsets may both be null: its payloads are then dropped.
+struct FlowColumnsOut : FlowRecordColumnsOut {
     std::uint8_t* src_payload;
     std::int64_t* src_payload_offsets;
     std::uint8_t* dst_payload;

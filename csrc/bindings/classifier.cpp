@@ -23,24 +23,6 @@ std::shared_ptr<const DomainTable> native_payload_domains(const py::handle& obj)
 
 namespace {
 
-// Candidates arrive as an (n, 3) uint8 array [app, activity, rank] plus a
-// uint16 evidence array.
-std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
-                                  const carray<std::uint16_t>& evidence, const char* what) {
-    if (codes.ndim() != 2 || codes.shape(1) != 3)
-        throw py::value_error(std::string(what) + ": expected an (n, 3) uint8 array");
-    const std::size_t n = static_cast<std::size_t>(codes.shape(0));
-    require_length(evidence, n, what);
-    std::vector<Candidate> out(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        out[i].app = codes.data()[3 * i];
-        out[i].activity = codes.data()[3 * i + 1];
-        out[i].rank = codes.data()[3 * i + 2];
-        out[i].evidence = evidence.data()[i];
-    }
-    return out;
-}
-
 // The port and protocol columns, checked: all a pass keyed on neither
 // address reads.
 FlowColumns port_columns(std::size_t n, const carray<std::uint16_t>& src_port,
@@ -109,9 +91,9 @@ void init_classifier(py::module_& m) {
                  spec.paths = native_prefix_table(paths);
                  spec.services = native_prefix_table(services);
                  spec.ports = native_port_table(ports);
-                 spec.port_verdicts = candidates(port_codes, port_evidence, "port verdicts");
+                 spec.port_verdicts = candidates(port_codes, port_evidence, nullptr, "port verdicts");
                  spec.service_verdicts =
-                     candidates(service_codes, service_evidence, "service verdicts");
+                     candidates(service_codes, service_evidence, nullptr, "service verdicts");
                  spec.path_server_activity.assign(
                      path_server_activity.data(),
                      path_server_activity.data() + path_server_activity.size());
@@ -129,10 +111,8 @@ void init_classifier(py::module_& m) {
                      as_codes.has_value() != as_services.has_value())
                      throw py::value_error("as_codes, as_evidence and as_services go together");
                  if (as_codes) {
-                     spec.as_verdicts = candidates(*as_codes, *as_evidence, "AS verdicts");
-                     require_length(*as_services, spec.as_verdicts.size(), "as_services");
-                     for (std::size_t i = 0; i < spec.as_verdicts.size(); ++i)
-                         spec.as_verdicts[i].service = as_services->data()[i];
+                     spec.as_verdicts =
+                         candidates(*as_codes, *as_evidence, &*as_services, "AS verdicts");
                      if (spec.as_verdicts.empty())
                          throw py::value_error("AS verdicts need their entry 0");
                      if (!as_entry_verdict)
@@ -152,12 +132,8 @@ void init_classifier(py::module_& m) {
                  if (dated != nullptr) {
                      spec.dated_prefixes = native_prefix_table(dated_prefixes);
                      spec.dated = dated;
-                     spec.dated_verdicts =
-                         candidates(*dated_codes, *dated_evidence, "dated verdicts");
-                     require_length(*dated_services, spec.dated_verdicts.size(),
-                                    "dated_services");
-                     for (std::size_t i = 0; i < spec.dated_verdicts.size(); ++i)
-                         spec.dated_verdicts[i].service = dated_services->data()[i];
+                     spec.dated_verdicts = candidates(*dated_codes, *dated_evidence,
+                                                      &*dated_services, "dated verdicts");
                  }
                  raise_if_failed(Classifier::validate(spec));
                  return std::make_shared<Classifier>(std::move(spec));

@@ -132,4 +132,59 @@ DnsTunnelThresholds dns_tunnel_thresholds(const py::object& obj) {
     return t;
 }
 
+std::vector<Ipv4Prefix> ipv4_prefixes(const carray<std::uint32_t>& network,
+                                      const carray<std::uint8_t>& length,
+                                      const carray<std::uint32_t>& label) {
+    const std::size_t n = column_length(network, "v4_network");
+    require_length(length, n, "v4_length");
+    require_length(label, n, "v4_label");
+    std::vector<Ipv4Prefix> rows(n);
+    for (std::size_t i = 0; i < n; ++i)
+        rows[i] = {network.data()[i], length.data()[i], label.data()[i]};
+    return rows;
+}
+
+std::vector<Ipv6Prefix> ipv6_prefixes(const carray<std::uint8_t>& network,
+                                      const carray<std::uint8_t>& length,
+                                      const carray<std::uint32_t>& label) {
+    const ipv6_net_t* nets = ipv6_rows(network, "v6_network");
+    const std::size_t n = static_cast<std::size_t>(network.shape(0));
+    require_length(length, n, "v6_length");
+    require_length(label, n, "v6_label");
+    std::vector<Ipv6Prefix> rows(n);
+    for (std::size_t i = 0; i < n; ++i) rows[i] = {nets[i], length.data()[i], label.data()[i]};
+    return rows;
+}
+
+std::vector<PortRule> port_rules(const carray<std::uint8_t>& protocol,
+                                 const carray<std::uint16_t>& first_port,
+                                 const carray<std::uint16_t>& last_port) {
+    const std::size_t n = column_length(protocol, "protocol");
+    require_length(first_port, n, "first_port");
+    require_length(last_port, n, "last_port");
+    std::vector<PortRule> rows(n);
+    for (std::size_t i = 0; i < n; ++i)
+        rows[i] = {protocol.data()[i], first_port.data()[i], last_port.data()[i]};
+    return rows;
+}
+
+std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
+                                  const carray<std::uint16_t>& evidence,
+                                  const carray<std::uint32_t>* services, const char* what) {
+    if (codes.ndim() != 2 || codes.shape(1) != 3)
+        throw py::value_error(std::string(what) + ": expected an (n, 3) uint8 array");
+    const std::size_t n = static_cast<std::size_t>(codes.shape(0));
+    require_length(evidence, n, what);
+    if (services) require_length(*services, n, what);
+    std::vector<Candidate> out(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out[i].app = codes.data()[3 * i];
+        out[i].activity = codes.data()[3 * i + 1];
+        out[i].rank = codes.data()[3 * i + 2];
+        out[i].evidence = evidence.data()[i];
+        if (services) out[i].service = services->data()[i];
+    }
+    return out;
+}
+
 }  // namespace nkclass::bind

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nkclass/classifier.hpp"
 #include "nkclass/types.hpp"
@@ -77,6 +78,27 @@ AddressColumn address_column(const std::optional<carray<std::uint32_t>>& v4,
 // every key, and the values are range-checked (validate_dns_tunnel).
 py::dict dns_tunnel_dict(const DnsTunnelThresholds& t);
 DnsTunnelThresholds dns_tunnel_thresholds(const py::object& d);
+
+// Prefix rows of one family from their (network, length, label) columns,
+// checked for equal lengths (IPv6 networks as (n, 16) uint8 rows).
+std::vector<Ipv4Prefix> ipv4_prefixes(const carray<std::uint32_t>& network,
+                                      const carray<std::uint8_t>& length,
+                                      const carray<std::uint32_t>& label);
+std::vector<Ipv6Prefix> ipv6_prefixes(const carray<std::uint8_t>& network,
+                                      const carray<std::uint8_t>& length,
+                                      const carray<std::uint32_t>& label);
+
+// Port rules from their (protocol, first_port, last_port) columns, checked
+// for equal lengths.
+std::vector<PortRule> port_rules(const carray<std::uint8_t>& protocol,
+                                 const carray<std::uint16_t>& first_port,
+                                 const carray<std::uint16_t>& last_port);
+
+// Verdicts as an (n, 3) uint8 array [app, activity, rank], n uint16
+// evidence bits and, when given, n uint32 service codes (else service 0).
+std::vector<Candidate> candidates(const carray<std::uint8_t>& codes,
+                                  const carray<std::uint16_t>& evidence,
+                                  const carray<std::uint32_t>* services, const char* what);
 
 // An optional column's data (nullptr when absent), its length checked.
 template <typename T>

@@ -17,15 +17,10 @@ struct PyPortTable {
 std::shared_ptr<PyPortTable> make_ports(carray<std::uint8_t> protocol,
                                         carray<std::uint16_t> first_port,
                                         carray<std::uint16_t> last_port, bool last_wins) {
-    const std::size_t n = column_length(protocol, "protocol");
-    require_length(first_port, n, "first_port");
-    require_length(last_port, n, "last_port");
-    std::vector<PortRule> rows(n);
-    for (std::size_t i = 0; i < n; ++i)
-        rows[i] = {protocol.data()[i], first_port.data()[i], last_port.data()[i]};
+    const std::vector<PortRule> rows = port_rules(protocol, first_port, last_port);
     auto out = std::make_shared<PyPortTable>();
     out->table = std::make_shared<PortTable>();
-    raise_if_failed(out->table->build(rows.data(), n,
+    raise_if_failed(out->table->build(rows.data(), rows.size(),
                                       last_wins ? Duplicates::kLastWins : Duplicates::kError));
     out->state = py::make_tuple(protocol, first_port, last_port, last_wins);
     return out;

@@ -23,26 +23,14 @@ std::shared_ptr<PyPrefixTable> make_table(carray<std::uint32_t> v4_network,
                                           carray<std::uint8_t> v6_length,
                                           carray<std::uint32_t> v6_label, bool last_wins,
                                           unsigned first_stride) {
-    const std::size_t n4 = column_length(v4_network, "v4_network");
-    require_length(v4_length, n4, "v4_length");
-    require_length(v4_label, n4, "v4_label");
-    const ipv6_net_t* net6 = ipv6_rows(v6_network, "v6_network");
-    const std::size_t n6 = static_cast<std::size_t>(v6_network.shape(0));
-    require_length(v6_length, n6, "v6_length");
-    require_length(v6_label, n6, "v6_label");
-
-    std::vector<Ipv4Prefix> rows4(n4);
-    std::vector<Ipv6Prefix> rows6(n6);
+    const std::vector<Ipv4Prefix> rows4 = ipv4_prefixes(v4_network, v4_length, v4_label);
+    const std::vector<Ipv6Prefix> rows6 = ipv6_prefixes(v6_network, v6_length, v6_label);
     auto out = std::make_shared<PyPrefixTable>();
     out->table = std::make_shared<PrefixTable>();
     BuildStatus status;
     {
         py::gil_scoped_release nogil;
-        for (std::size_t i = 0; i < n4; ++i)
-            rows4[i] = {v4_network.data()[i], v4_length.data()[i], v4_label.data()[i]};
-        for (std::size_t i = 0; i < n6; ++i)
-            rows6[i] = {net6[i], v6_length.data()[i], v6_label.data()[i]};
-        status = out->table->build(rows4.data(), n4, rows6.data(), n6,
+        status = out->table->build(rows4.data(), rows4.size(), rows6.data(), rows6.size(),
                                    last_wins ? Duplicates::kLastWins : Duplicates::kError,
                                    first_stride);
     }

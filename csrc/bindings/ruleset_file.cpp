@@ -29,51 +29,17 @@ std::vector<T> vector_of(const carray<T>& a) {
     return std::vector<T>(a.data(), a.data() + a.size());
 }
 
-// (network, length, label) arrays of one family, as in PrefixTable's state.
+// The prefix rows of one family from a PrefixTable state tuple.
 std::vector<Ipv4Prefix> ipv4_rows(const py::tuple& state) {
-    const auto net = state[0].cast<carray<std::uint32_t>>();
-    const auto len = state[1].cast<carray<std::uint8_t>>();
-    const auto lab = state[2].cast<carray<std::uint32_t>>();
-    const std::size_t n = static_cast<std::size_t>(net.size());
-    require_length(len, n, "v4_length");
-    require_length(lab, n, "v4_label");
-    std::vector<Ipv4Prefix> rows(n);
-    for (std::size_t i = 0; i < n; ++i) rows[i] = {net.data()[i], len.data()[i], lab.data()[i]};
-    return rows;
+    return ipv4_prefixes(state[0].cast<carray<std::uint32_t>>(),
+                         state[1].cast<carray<std::uint8_t>>(),
+                         state[2].cast<carray<std::uint32_t>>());
 }
 
 std::vector<Ipv6Prefix> ipv6_rows_of(const py::tuple& state) {
-    const auto net = state[3].cast<carray<std::uint8_t>>();
-    const auto len = state[4].cast<carray<std::uint8_t>>();
-    const auto lab = state[5].cast<carray<std::uint32_t>>();
-    const ipv6_net_t* nets = ipv6_rows(net, "v6_network");
-    const std::size_t n = static_cast<std::size_t>(net.shape(0));
-    require_length(len, n, "v6_length");
-    require_length(lab, n, "v6_label");
-    std::vector<Ipv6Prefix> rows(n);
-    for (std::size_t i = 0; i < n; ++i) rows[i] = {nets[i], len.data()[i], lab.data()[i]};
-    return rows;
-}
-
-// Verdicts as the classifier binding takes them: (n, 3) [app, activity,
-// rank] codes, evidence bits and (optionally) service codes.
-std::vector<Candidate> verdicts(const carray<std::uint8_t>& codes,
-                                const carray<std::uint16_t>& evidence,
-                                const carray<std::uint32_t>* services, const char* what) {
-    if (codes.ndim() != 2 || codes.shape(1) != 3)
-        throw py::value_error(std::string(what) + ": expected an (n, 3) uint8 array");
-    const std::size_t n = static_cast<std::size_t>(codes.shape(0));
-    require_length(evidence, n, what);
-    if (services) require_length(*services, n, what);
-    std::vector<Candidate> out(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        out[i].app = codes.data()[3 * i];
-        out[i].activity = codes.data()[3 * i + 1];
-        out[i].rank = codes.data()[3 * i + 2];
-        out[i].evidence = evidence.data()[i];
-        out[i].service = services ? services->data()[i] : 0;
-    }
-    return out;
+    return ipv6_prefixes(state[3].cast<carray<std::uint8_t>>(),
+                         state[4].cast<carray<std::uint8_t>>(),
+                         state[5].cast<carray<std::uint32_t>>());
 }
 
 template <typename T>
@@ -132,19 +98,15 @@ RulesetImage image_from(const py::dict& d) {
     im.service_v4 = ipv4_rows(services);
     im.service_v6 = ipv6_rows_of(services);
     const auto ports = d["ports"].cast<py::tuple>();
-    const auto protocol = ports[0].cast<carray<std::uint8_t>>();
-    const auto first = ports[1].cast<carray<std::uint16_t>>();
-    const auto last = ports[2].cast<carray<std::uint16_t>>();
-    const std::size_t n_ports = static_cast<std::size_t>(protocol.size());
-    require_length(first, n_ports, "first_port");
-    require_length(last, n_ports, "last_port");
-    for (std::size_t i = 0; i < n_ports; ++i)
-        im.port_rules.push_back({protocol.data()[i], first.data()[i], last.data()[i]});
-    im.port_verdicts = verdicts(item<std::uint8_t>(d, "port_codes"),
-                                item<std::uint16_t>(d, "port_evidence"), nullptr, "port verdicts");
-    im.service_verdicts = verdicts(item<std::uint8_t>(d, "service_codes"),
-                                   item<std::uint16_t>(d, "service_evidence"), nullptr,
-                                   "service verdicts");
+    im.port_rules = port_rules(ports[0].cast<carray<std::uint8_t>>(),
+                               ports[1].cast<carray<std::uint16_t>>(),
+                               ports[2].cast<carray<std::uint16_t>>());
+    im.port_verdicts = candidates(item<std::uint8_t>(d, "port_codes"),
+                                  item<std::uint16_t>(d, "port_evidence"), nullptr,
+                                  "port verdicts");
+    im.service_verdicts = candidates(item<std::uint8_t>(d, "service_codes"),
+                                     item<std::uint16_t>(d, "service_evidence"), nullptr,
+                                     "service verdicts");
     im.path_server_activity = vector_of(item<std::uint8_t>(d, "server_activity"));
     im.precedence = vector_of(item<std::uint16_t>(d, "precedence"));
     im.domain_suffixes = d["domain_suffixes"].cast<std::vector<std::string>>();
@@ -171,9 +133,9 @@ RulesetImage image_from(const py::dict& d) {
             throw py::value_error("AS numbers, organisations and verdicts differ in length");
         im.as_org_names = d["as_org_names"].cast<std::vector<std::string>>();
         const auto as_services = item<std::uint32_t>(d, "as_services");
-        im.as_verdicts = verdicts(item<std::uint8_t>(d, "as_codes"),
-                                  item<std::uint16_t>(d, "as_evidence"), &as_services,
-                                  "AS verdicts");
+        im.as_verdicts = candidates(item<std::uint8_t>(d, "as_codes"),
+                                    item<std::uint16_t>(d, "as_evidence"), &as_services,
+                                    "AS verdicts");
     }
     im.dated = d.contains("dated") && d["dated"].cast<bool>();
     if (im.dated) {
@@ -181,9 +143,9 @@ RulesetImage image_from(const py::dict& d) {
         im.dated_v4 = ipv4_rows(rows);
         im.dated_v6 = ipv6_rows_of(rows);
         const auto dated_services = item<std::uint32_t>(d, "dated_services");
-        im.dated_verdicts = verdicts(item<std::uint8_t>(d, "dated_codes"),
-                                     item<std::uint16_t>(d, "dated_evidence"), &dated_services,
-                                     "dated verdicts");
+        im.dated_verdicts = candidates(item<std::uint8_t>(d, "dated_codes"),
+                                       item<std::uint16_t>(d, "dated_evidence"),
+                                       &dated_services, "dated verdicts");
         const auto intervals = d["dated_intervals"].cast<py::tuple>();
         const auto key = intervals[0].cast<carray<std::uint32_t>>();
         const auto start = intervals[1].cast<carray<std::int64_t>>();

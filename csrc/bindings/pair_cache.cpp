@@ -7,17 +7,6 @@
 
 namespace nkclass::bind {
 
-namespace {
-
-void put_words(const AddressWords& w, std::uint8_t* out) {
-    for (int b = 0; b < 8; ++b) {
-        out[b] = static_cast<std::uint8_t>(w.hi >> (56 - 8 * b));
-        out[8 + b] = static_cast<std::uint8_t>(w.lo >> (56 - 8 * b));
-    }
-}
-
-}  // namespace
-
 void init_pair_cache(py::module_& m) {
     py::class_<PairCache, std::shared_ptr<PairCache>>(m, "PairCache")
         .def(py::init([](std::size_t capacity, std::int64_t ttl_ms) {
@@ -45,8 +34,8 @@ void init_pair_cache(py::module_& m) {
                  carray<std::uint8_t> client({n, py::ssize_t(16)}), server({n, py::ssize_t(16)});
                  carray<std::int64_t> at(n);
                  for (std::size_t i = 0; i < rows.size(); ++i) {
-                     put_words(rows[i].key.client, client.mutable_data() + 16 * i);
-                     put_words(rows[i].key.server, server.mutable_data() + 16 * i);
+                     put_address_bytes(rows[i].key.client, client.mutable_data() + 16 * i);
+                     put_address_bytes(rows[i].key.server, server.mutable_data() + 16 * i);
                      at.mutable_data()[i] = rows[i].confirmed_at;
                  }
                  return py::make_tuple(client, server, at);

@@ -48,6 +48,15 @@ inline AddressWords address_words(const AddressColumn& col, std::size_t i) noexc
     return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
 }
 
+// The 16 bytes (network order) of `w` into out[0..15]: the inverse of
+// address_words.
+inline void put_address_bytes(const AddressWords& w, std::uint8_t* out) noexcept {
+    for (int b = 0; b < 8; ++b) {
+        out[b] = static_cast<std::uint8_t>(w.hi >> (56 - 8 * b));
+        out[8 + b] = static_cast<std::uint8_t>(w.lo >> (56 - 8 * b));
+    }
+}
+
 struct PairKey {
     AddressWords client, server;
     bool operator==(const PairKey& o) const noexcept {

@@ -16,13 +16,6 @@ namespace nkclass::bind {
 
 namespace {
 
-void put_words(const AddressWords& w, std::uint8_t* out) {
-    for (int b = 0; b < 8; ++b) {
-        out[b] = static_cast<std::uint8_t>(w.hi >> (56 - 8 * b));
-        out[8 + b] = static_cast<std::uint8_t>(w.lo >> (56 - 8 * b));
-    }
-}
-
 NameKey row_key(const ipv6_net_t* rows, std::size_t i, std::uint16_t port) {
     AddressColumn col;
     col.v6 = rows;
@@ -52,6 +45,22 @@ Rows rows(const carray<std::uint8_t>& address, const carray<std::uint16_t>& port
         if (origin.data()[i] < kOriginDns || origin.data()[i] > kOriginHost)
             throw py::value_error("origin must be 1 (dns), 2 (sni) or 3 (host)");
     return {addr, port.data(), a.data(), b.data(), origin.data(), n};
+}
+
+// Hands checked rows to learn_locked or absorb_locked under the cache's
+// lock with the GIL released; returns how many were taken.
+using TakeLocked = bool (NameCache::*)(const NameKey&, const char*, std::size_t, std::int64_t,
+                                       std::int64_t, std::uint8_t) noexcept;
+
+std::size_t take_rows(NameCache& self, TakeLocked take, const Rows& r,
+                      const std::vector<std::string>& names) {
+    std::size_t taken = 0;
+    py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> lock(self.mutex());
+    for (std::size_t i = 0; i < r.n; ++i)
+        taken += (self.*take)(row_key(r.address, i, r.port[i]), names[i].data(), names[i].size(),
+                              r.a[i], r.b[i], r.origin[i]);
+    return taken;
 }
 
 }  // namespace
@@ -96,7 +105,7 @@ void init_name_cache(py::module_& m) {
                  carray<std::int64_t> first(n), expires(n);
                  py::list names;
                  for (std::size_t i = 0; i < rows.size(); ++i) {
-                     put_words(rows[i].key.address, address.mutable_data() + 16 * i);
+                     put_address_bytes(rows[i].key.address, address.mutable_data() + 16 * i);
                      port.mutable_data()[i] = rows[i].key.port;
                      origin.mutable_data()[i] = rows[i].origin;
                      first.mutable_data()[i] = rows[i].first_seen;
@@ -110,14 +119,8 @@ void init_name_cache(py::module_& m) {
             [](NameCache& self, carray<std::uint8_t> address, carray<std::uint16_t> port,
                const std::vector<std::string>& names, carray<std::int64_t> t,
                carray<std::int64_t> ttl_ms, carray<std::uint8_t> origin) {
-                const Rows r = rows(address, port, names, t, ttl_ms, origin);
-                std::size_t taken = 0;
-                py::gil_scoped_release nogil;
-                std::lock_guard<std::mutex> lock(self.mutex());
-                for (std::size_t i = 0; i < r.n; ++i)
-                    taken += self.learn_locked(row_key(r.address, i, r.port[i]), names[i].data(),
-                                               names[i].size(), r.a[i], r.b[i], r.origin[i]);
-                return taken;
+                return take_rows(self, &NameCache::learn_locked,
+                                 rows(address, port, names, t, ttl_ms, origin), names);
             },
             py::arg("address").noconvert(), py::arg("port").noconvert(), py::arg("names"),
             py::arg("t").noconvert(), py::arg("ttl_ms").noconvert(),
@@ -127,15 +130,8 @@ void init_name_cache(py::module_& m) {
             [](NameCache& self, carray<std::uint8_t> address, carray<std::uint16_t> port,
                const std::vector<std::string>& names, carray<std::int64_t> first_seen,
                carray<std::int64_t> expires, carray<std::uint8_t> origin) {
-                const Rows r = rows(address, port, names, first_seen, expires, origin);
-                std::size_t taken = 0;
-                py::gil_scoped_release nogil;
-                std::lock_guard<std::mutex> lock(self.mutex());
-                for (std::size_t i = 0; i < r.n; ++i)
-                    taken += self.absorb_locked(row_key(r.address, i, r.port[i]),
-                                                names[i].data(), names[i].size(), r.a[i], r.b[i],
-                                                r.origin[i]);
-                return taken;
+                return take_rows(self, &NameCache::absorb_locked,
+                                 rows(address, port, names, first_seen, expires, origin), names);
             },
             py::arg("address").noconvert(), py::arg("port").noconvert(), py::arg("names"),
             py::arg("first_seen").noconvert(), py::arg("expires").noconvert(),

@@ -210,6 +210,15 @@ std::uint32_t NameCache::intern(const std::string& name) {
     return id;
 }
 
+std::uint32_t NameCache::intern_or_refuse(const char* name, std::size_t len) noexcept {
+    try {
+        return intern(std::string(name, len));
+    } catch (...) {
+        ++stats_.refused;
+        return 0;
+    }
+}
+
 void NameCache::release(std::uint32_t id) noexcept {
     NameRec& r = names_[id - 1];
     if (--r.refs != 0) return;
@@ -261,13 +270,8 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
             n.origin = origin;
             ++stats_.refreshed;
         } else if (first_seen >= n.first_seen) {
-            std::uint32_t id;
-            try {
-                id = intern(text.str());
-            } catch (...) {
-                ++stats_.refused;
-                return false;
-            }
+            const std::uint32_t id = intern_or_refuse(text.text, text.len);
+            if (id == 0) return false;
             release(n.name);
             n.name = id;
             n.first_seen = first_seen;
@@ -288,13 +292,8 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
         ++stats_.refused;
         return false;
     }
-    std::uint32_t id;
-    try {
-        id = intern(text.str());
-    } catch (...) {
-        ++stats_.refused;
-        return false;
-    }
+    const std::uint32_t id = intern_or_refuse(text.text, text.len);
+    if (id == 0) return false;
     std::uint32_t e;
     if (!free_nodes_.empty()) {
         e = free_nodes_.back();

@@ -184,6 +184,9 @@ private:
     void unlink(std::uint32_t e) noexcept;
     void link_newest(std::uint32_t e) noexcept;
     std::uint32_t intern(const std::string& name);  // may throw bad_alloc
+    // intern() of name[0..len), or 0 (counted as refused) when memory runs
+    // out.
+    std::uint32_t intern_or_refuse(const char* name, std::size_t len) noexcept;
     void release(std::uint32_t id) noexcept;
     void evict_oldest() noexcept;
 

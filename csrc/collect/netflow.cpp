@@ -1,6 +1,7 @@
 // NetFlow v5, NetFlow v9 and IPFIX datagrams into records (see
 // nkclass/export_decoder.hpp for the contract).
 #include <algorithm>
+#include <optional>
 
 #include "export_internal.hpp"
 #include "nkclass/bytes.hpp"
@@ -135,20 +136,13 @@ std::int64_t ntp_to_unix_ms(std::uint64_t ntp) noexcept {
     return secs * 1000 + std::int64_t(((ntp & 0xFFFFFFFFull) * 1000) >> 32);
 }
 
-// Values of one data record, before they become a Record.
+// The values of one data or options record before they become a Record
+// (unset: not in its template).
 struct Values {
-    std::uint64_t octets = 0, packets = 0, octets_total = 0, packets_total = 0;
-    bool has_octets = false, has_packets = false;
-    std::uint64_t sampling = 0, sampler = 0, pkt_interval = 0, pkt_space = 0;
-    bool has_sampling = false, has_sampler = false, has_interval = false;
-    std::int64_t start = 0, end = 0;
-    bool has_start = false, has_end = false;
-    std::uint32_t first_uptime = 0, last_uptime = 0;
-    bool has_first_uptime = false, has_last_uptime = false;
-    std::int64_t sys_init_ms = 0;
-    bool has_sys_init = false;
-    std::uint32_t start_delta_us = 0, end_delta_us = 0;
-    bool has_start_delta = false, has_end_delta = false;
+    std::optional<std::uint64_t> octets, packets, sampling, sampler, pkt_interval;
+    std::uint64_t octets_total = 0, packets_total = 0, pkt_space = 0;
+    std::optional<std::int64_t> start, end, sys_init_ms;
+    std::optional<std::uint32_t> first_uptime, last_uptime, start_delta_us, end_delta_us;
 };
 
 struct Header {
@@ -352,24 +346,19 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
             for_each_value(t, p, start, [&v](const Field& f, const std::uint8_t* q,
                                              std::size_t len) {
                 switch (f.role) {
-                    case Role::kSamplingInterval:
-                        v.sampling = be_uint(q, len);
-                        v.has_sampling = true;
-                        break;
-                    case Role::kSamplerId: v.sampler = be_uint(q, len); v.has_sampler = true; break;
-                    case Role::kPacketInterval:
-                        v.pkt_interval = be_uint(q, len);
-                        v.has_interval = true;
-                        break;
+                    case Role::kSamplingInterval: v.sampling = be_uint(q, len); break;
+                    case Role::kSamplerId: v.sampler = be_uint(q, len); break;
+                    case Role::kPacketInterval: v.pkt_interval = be_uint(q, len); break;
                     case Role::kPacketSpace: v.pkt_space = be_uint(q, len); break;
                     default: break;
                 }
             });
             std::uint64_t rate = 0;
-            if (v.has_sampling) {
-                rate = v.sampling;
-            } else if (v.has_interval) {
-                rate = v.pkt_interval == 0 ? 0 : (v.pkt_interval + v.pkt_space) / v.pkt_interval;
+            if (v.sampling) {
+                rate = *v.sampling;
+            } else if (v.pkt_interval) {
+                const std::uint64_t interval = *v.pkt_interval;
+                rate = interval == 0 ? 0 : (interval + v.pkt_space) / interval;
             } else {
                 continue;  // options of another kind
             }
@@ -377,7 +366,7 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
                 ++s.counters.sampling_zero;
                 continue;
             }
-            const SamplerKey k{domain_key, v.has_sampler ? v.sampler : 0};
+            const SamplerKey k{domain_key, v.sampler.value_or(0)};
             auto it = s.samplers.find(k);
             if (it != s.samplers.end()) {
                 it->second = std::uint32_t(rate);
@@ -392,8 +381,8 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
                                              std::size_t len) {
             switch (f.role) {
                 case Role::kSkip: break;
-                case Role::kOctets: v.octets = be_uint(q, len); v.has_octets = true; break;
-                case Role::kPackets: v.packets = be_uint(q, len); v.has_packets = true; break;
+                case Role::kOctets: v.octets = be_uint(q, len); break;
+                case Role::kPackets: v.packets = be_uint(q, len); break;
                 case Role::kOctetsTotal: v.octets_total = be_uint(q, len); break;
                 case Role::kPacketsTotal: v.packets_total = be_uint(q, len); break;
                 case Role::kProtocol: o.protocol = q[0]; break;
@@ -406,55 +395,19 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
                 case Role::kDst6: std::memcpy(o.dst.bytes, q, 16); break;
                 case Role::kSrcAs: o.src_as = std::uint32_t(be_uint(q, len)); break;
                 case Role::kDstAs: o.dst_as = std::uint32_t(be_uint(q, len)); break;
-                case Role::kFirstUptime:
-                    v.first_uptime = be32(q);
-                    v.has_first_uptime = true;
-                    break;
-                case Role::kLastUptime:
-                    v.last_uptime = be32(q);
-                    v.has_last_uptime = true;
-                    break;
-                case Role::kStartSec:
-                    v.start = std::int64_t(be32(q)) * 1000;
-                    v.has_start = true;
-                    break;
-                case Role::kEndSec:
-                    v.end = std::int64_t(be32(q)) * 1000;
-                    v.has_end = true;
-                    break;
-                case Role::kStartMs:
-                    v.start = std::int64_t(be_uint(q, 8));
-                    v.has_start = true;
-                    break;
-                case Role::kEndMs:
-                    v.end = std::int64_t(be_uint(q, 8));
-                    v.has_end = true;
-                    break;
-                case Role::kStartNtp:
-                    v.start = ntp_to_unix_ms(be_uint(q, 8));
-                    v.has_start = true;
-                    break;
-                case Role::kEndNtp:
-                    v.end = ntp_to_unix_ms(be_uint(q, 8));
-                    v.has_end = true;
-                    break;
-                case Role::kStartDeltaUs:
-                    v.start_delta_us = be32(q);
-                    v.has_start_delta = true;
-                    break;
-                case Role::kEndDeltaUs:
-                    v.end_delta_us = be32(q);
-                    v.has_end_delta = true;
-                    break;
-                case Role::kSysInitMs:
-                    v.sys_init_ms = std::int64_t(be_uint(q, 8));
-                    v.has_sys_init = true;
-                    break;
-                case Role::kSamplingInterval:
-                    v.sampling = be_uint(q, len);
-                    v.has_sampling = true;
-                    break;
-                case Role::kSamplerId: v.sampler = be_uint(q, len); v.has_sampler = true; break;
+                case Role::kFirstUptime: v.first_uptime = be32(q); break;
+                case Role::kLastUptime: v.last_uptime = be32(q); break;
+                case Role::kStartSec: v.start = std::int64_t(be32(q)) * 1000; break;
+                case Role::kEndSec: v.end = std::int64_t(be32(q)) * 1000; break;
+                case Role::kStartMs: v.start = std::int64_t(be_uint(q, 8)); break;
+                case Role::kEndMs: v.end = std::int64_t(be_uint(q, 8)); break;
+                case Role::kStartNtp: v.start = ntp_to_unix_ms(be_uint(q, 8)); break;
+                case Role::kEndNtp: v.end = ntp_to_unix_ms(be_uint(q, 8)); break;
+                case Role::kStartDeltaUs: v.start_delta_us = be32(q); break;
+                case Role::kEndDeltaUs: v.end_delta_us = be32(q); break;
+                case Role::kSysInitMs: v.sys_init_ms = std::int64_t(be_uint(q, 8)); break;
+                case Role::kSamplingInterval: v.sampling = be_uint(q, len); break;
+                case Role::kSamplerId: v.sampler = be_uint(q, len); break;
                 case Role::kPacketInterval:
                 case Role::kPacketSpace: break;
             }
@@ -464,28 +417,28 @@ bool data_set(DecoderState& s, const Template& t, const std::uint8_t* p, std::si
         // system's init time), then deltas, else the export time.
         auto uptime_ms = [&](std::uint32_t up) -> std::int64_t {
             if (!h.ipfix) return h.export_ms - std::int32_t(h.uptime_ms - up);
-            return v.has_sys_init ? v.sys_init_ms + up : h.export_ms;
+            return v.sys_init_ms ? *v.sys_init_ms + up : h.export_ms;
         };
-        o.ts_start = v.has_start ? v.start
-                     : v.has_first_uptime ? uptime_ms(v.first_uptime)
-                     : v.has_start_delta ? h.export_ms - v.start_delta_us / 1000
-                                         : h.export_ms;
-        o.ts_end = v.has_end ? v.end
-                   : v.has_last_uptime ? uptime_ms(v.last_uptime)
-                   : v.has_end_delta ? h.export_ms - v.end_delta_us / 1000
-                                     : o.ts_start;
+        o.ts_start = v.start ? *v.start
+                     : v.first_uptime ? uptime_ms(*v.first_uptime)
+                     : v.start_delta_us ? h.export_ms - *v.start_delta_us / 1000
+                                        : h.export_ms;
+        o.ts_end = v.end ? *v.end
+                   : v.last_uptime ? uptime_ms(*v.last_uptime)
+                   : v.end_delta_us ? h.export_ms - *v.end_delta_us / 1000
+                                    : o.ts_start;
         std::uint32_t rate = 1;
-        if (v.has_sampling && v.sampling != 0 && v.sampling <= 0xFFFFFFFFull) {
-            rate = std::uint32_t(v.sampling);
+        if (v.sampling && *v.sampling != 0 && *v.sampling <= 0xFFFFFFFFull) {
+            rate = std::uint32_t(*v.sampling);
         } else {
-            if (v.has_sampling) ++s.counters.sampling_zero;
+            if (v.sampling) ++s.counters.sampling_zero;
             const std::uint32_t* found =
-                v.has_sampler ? lookup_rate(s, SamplerKey{domain_key, v.sampler}) : nullptr;
+                v.sampler ? lookup_rate(s, SamplerKey{domain_key, *v.sampler}) : nullptr;
             if (found == nullptr) found = lookup_rate(s, SamplerKey{domain_key, 0});
             if (found != nullptr) rate = *found;
         }
-        const std::uint64_t packets = v.has_packets ? v.packets : v.packets_total;
-        const std::uint64_t octets = v.has_octets ? v.octets : v.octets_total;
+        const std::uint64_t packets = v.packets.value_or(v.packets_total);
+        const std::uint64_t octets = v.octets.value_or(v.octets_total);
         o.packets = packets * rate;
         o.bytes = octets * rate;
         o.sampling_rate = rate;

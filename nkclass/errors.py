@@ -8,6 +8,8 @@ value) so callers can catch them as usual; both also derive from
 
 from __future__ import annotations
 
+import json
+
 
 class NkclassError(Exception):
     """Base class of every error nkclass raises on purpose."""
@@ -65,6 +67,24 @@ class InputError(NkclassError, ValueError):
             else:
                 where = f"{path}: "
         super().__init__(where + message)
+
+
+def load_json(text: str, error: type[RuleError] | type[InputError], path: str) -> object:
+    """``json.loads(text)`` for a file the user gave: invalid JSON raises
+    ``error`` naming ``path`` and the line, and so does JSON nested deeper
+    than the parser recurses.
+
+    >>> load_json('{"a": [1,', RuleError, "x.json")
+    Traceback (most recent call last):
+    ...
+    nkclass.errors.RuleError: x.json:1: invalid JSON: Expecting value
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+    except RecursionError:
+        raise error("invalid JSON: nested too deeply", path) from None
 
 
 class OutputError(NkclassError, OSError):

@@ -41,6 +41,7 @@ import binascii
 import json
 import re
 
+from nkclass.errors import load_json
 from nkclass.lists.dated import Accumulator
 from nkclass.lists.files import DatedListError, ms_text, text_lines, utc_ms
 
@@ -266,12 +267,7 @@ class OnionooReader:
 
     def read(self, name: str, data: bytes, acc: Accumulator) -> None:
         text = "\n".join(text_lines(name, data))
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DatedListError(f"invalid JSON: {exc.msg}", name, exc.lineno) from None
-        except RecursionError:
-            raise DatedListError("JSON nested too deeply", name) from None
+        doc = load_json(text, DatedListError, name)
         if not isinstance(doc, dict) or not isinstance(doc.get("relays"), list):
             raise DatedListError("not an Onionoo details document: no 'relays' list", name, 1)
         published_text = doc.get("relays_published")

@@ -25,7 +25,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from nkclass.errors import RuleError
+from nkclass.errors import RuleError, load_json
 
 PREFIX_FORMATS = ("text", "aws-ip-ranges", "google-ip-ranges", "fastly-public-ip-list")
 
@@ -55,12 +55,7 @@ def prefix_list(text: str, path: str, format: str = "text") -> list[tuple[str, i
             if value:
                 out.append((value, number))
         return out
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RuleError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
-    except RecursionError:
-        raise RuleError("invalid JSON: nested too deeply", path) from None
+    doc = load_json(text, RuleError, path)
     values = list(_JSON_READERS[format](doc, path))
     return _with_lines(text, values, path)
 

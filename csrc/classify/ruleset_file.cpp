@@ -11,6 +11,7 @@
 #include <new>
 #include <utility>
 
+#include "nkclass/bytes.hpp"
 #include "nkclass/dated_table.hpp"
 #include "nkclass/detectors.hpp"
 #include "nkclass/domains.hpp"
@@ -48,16 +49,10 @@ std::uint32_t section_count(bool as_stage, bool dated) noexcept {
     return kBaseSections + (as_stage ? kAsSections : 0) + (dated ? kDatedSections : 0);
 }
 
-std::uint16_t le16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-std::uint32_t le32(const std::uint8_t* p) noexcept {
-    return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
-           (std::uint32_t(p[3]) << 24);
-}
-std::uint64_t le64(const std::uint8_t* p) noexcept {
-    return std::uint64_t(le32(p)) | (std::uint64_t(le32(p + 4)) << 32);
-}
+using bytes::le16;
+using bytes::le32;
+using bytes::le64;
+
 std::int64_t le64_signed(const std::uint8_t* p) noexcept {
     return static_cast<std::int64_t>(le64(p));  // two's complement (C++20, and every C++17 target)
 }

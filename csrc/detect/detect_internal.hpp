@@ -25,13 +25,6 @@ struct Bytes {
     }
 };
 
-inline std::uint16_t le16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
-}
-inline std::uint32_t le32(const std::uint8_t* p) noexcept {
-    return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
-           (std::uint32_t(p[3]) << 24);
-}
 inline bool digit(std::uint8_t c) noexcept { return c >= '0' && c <= '9'; }
 inline bool either_port(std::uint16_t sport, std::uint16_t dport, std::uint16_t port) noexcept {
     return sport == port || dport == port;
@@ -40,6 +33,8 @@ inline bool either_port(std::uint16_t sport, std::uint16_t dport, std::uint16_t 
 using bytes::be16;
 using bytes::be24;
 using bytes::be32;
+using bytes::le16;
+using bytes::le32;
 using bytes::lower;
 
 // Marks `out` as a payload-confirmed detection.

@@ -14,6 +14,7 @@ namespace nkclass::meter {
 namespace {
 
 using bytes::be32;
+using bytes::le32;
 
 constexpr std::uint32_t kPcapMagicMicros = 0xa1b2c3d4;
 constexpr std::uint32_t kPcapMagicNanos = 0xa1b23c4d;
@@ -31,10 +32,6 @@ constexpr std::size_t kBlockMinBytes = 12;  // type, length, trailing length
 constexpr std::uint16_t kOptTsResol = 9;
 constexpr std::uint8_t kDefaultTsResol = 6;
 
-inline std::uint32_t le32(const std::uint8_t* p) noexcept {
-    return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
-           (std::uint32_t(p[3]) << 24);
-}
 inline std::size_t pad4(std::size_t n) noexcept { return (n + 3) & ~std::size_t(3); }
 
 std::string hex32(std::uint32_t v) {

@@ -1,4 +1,5 @@
-// Byte-level helpers shared by the parsers: big-endian field reads and
+// Byte-level helpers shared by the parsers: big- and little-endian field
+// reads and
 // eight-bytes-at-a-time (SWAR) ASCII tests for names.
 //
 // Every read takes a pointer the caller has bounds-checked: `be16(p)`
@@ -20,6 +21,19 @@ inline std::uint32_t be24(const std::uint8_t* p) noexcept {
 inline std::uint32_t be32(const std::uint8_t* p) noexcept {
     return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) |
            (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
+}
+
+// Little-endian field reads (pcap headers of either byte order, the
+// compiled-ruleset format, little-endian protocol fields).
+inline std::uint16_t le16(const std::uint8_t* p) noexcept {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+inline std::uint32_t le32(const std::uint8_t* p) noexcept {
+    return std::uint32_t(p[0]) | (std::uint32_t(p[1]) << 8) | (std::uint32_t(p[2]) << 16) |
+           (std::uint32_t(p[3]) << 24);
+}
+inline std::uint64_t le64(const std::uint8_t* p) noexcept {
+    return std::uint64_t(le32(p)) | (std::uint64_t(le32(p + 4)) << 32);
 }
 
 // Eight bytes in memory order as one word (native byte order).

@@ -226,61 +226,62 @@ public:
         return true;
     }
 
-    bool ipv4_rows(std::size_t index, std::vector<Ipv4Prefix>* out) {
+    // Reads section `index` into one T per item: read(item, row, &value)
+    // decodes an item (section() checked its size) and returns false when
+    // it is bad.
+    template <typename T, typename Read>
+    bool items(std::size_t index, std::vector<T>* out, Read read) {
         const std::uint8_t* p;
         std::size_t n;
         if (!section(index, &p, &n)) return false;
         out->resize(n);
-        for (std::size_t i = 0; i < n; ++i, p += 12) {
-            (*out)[i] = {le32(p), p[8], le32(p + 4)};
-            if (!zero(p, 9, 3, i, kSections[index].tag)) return false;
-        }
+        const std::size_t stride = kSections[index].item_size;
+        for (std::size_t i = 0; i < n; ++i, p += stride)
+            if (!read(p, i, &(*out)[i])) return false;
         return true;
+    }
+
+    bool ipv4_rows(std::size_t index, std::vector<Ipv4Prefix>* out) {
+        return items(index, out, [&](const std::uint8_t* p, std::size_t i, Ipv4Prefix* r) {
+            *r = {le32(p), p[8], le32(p + 4)};
+            return zero(p, 9, 3, i, kSections[index].tag);
+        });
     }
 
     bool ipv6_rows(std::size_t index, std::vector<Ipv6Prefix>* out) {
-        const std::uint8_t* p;
-        std::size_t n;
-        if (!section(index, &p, &n)) return false;
-        out->resize(n);
-        for (std::size_t i = 0; i < n; ++i, p += 24) {
-            Ipv6Prefix& r = (*out)[i];
-            std::memcpy(r.network.bytes, p, 16);
-            r.label = le32(p + 16);
-            r.length = p[20];
-            if (!zero(p, 21, 3, i, kSections[index].tag)) return false;
-        }
-        return true;
+        return items(index, out, [&](const std::uint8_t* p, std::size_t i, Ipv6Prefix* r) {
+            std::memcpy(r->network.bytes, p, 16);
+            r->label = le32(p + 16);
+            r->length = p[20];
+            return zero(p, 21, 3, i, kSections[index].tag);
+        });
     }
 
     bool verdicts(std::size_t index, std::vector<Candidate>* out) {
-        const std::uint8_t* p;
-        std::size_t n;
-        if (!section(index, &p, &n)) return false;
-        out->resize(n);
-        for (std::size_t i = 0; i < n; ++i, p += 12) {
-            Candidate& c = (*out)[i];
-            c.app = p[0];
-            c.activity = p[1];
-            c.rank = p[2];
-            c.evidence = le16(p + 4);
-            c.service = le32(p + 8);
-            if (!zero(p, 3, 1, i, kSections[index].tag) || !zero(p, 6, 2, i, kSections[index].tag))
-                return false;
-        }
-        return true;
+        return items(index, out, [&](const std::uint8_t* p, std::size_t i, Candidate* c) {
+            c->app = p[0];
+            c->activity = p[1];
+            c->rank = p[2];
+            c->evidence = le16(p + 4);
+            c->service = le32(p + 8);
+            return zero(p, 3, 1, i, kSections[index].tag) && zero(p, 6, 2, i, kSections[index].tag);
+        });
     }
 
     // Plain u8 / u16 items.
     template <typename T>
     bool integers(std::size_t index, std::vector<T>* out) {
-        const std::uint8_t* p;
-        std::size_t n;
-        if (!section(index, &p, &n)) return false;
-        out->resize(n);
-        for (std::size_t i = 0; i < n; ++i)
-            (*out)[i] = sizeof(T) == 1 ? T(p[i]) : T(le16(p + 2 * i));
-        return true;
+        return items(index, out, [](const std::uint8_t* p, std::size_t, T* v) {
+            *v = sizeof(T) == 1 ? T(p[0]) : T(le16(p));
+            return true;
+        });
+    }
+
+    bool port_rules(std::size_t index, std::vector<PortRule>* out) {
+        return items(index, out, [&](const std::uint8_t* p, std::size_t i, PortRule* r) {
+            *r = {p[0], le16(p + 2), le16(p + 4)};
+            return zero(p, 1, 1, i, "PORT") && zero(p, 6, 2, i, "PORT");
+        });
     }
 
     // The dated-list sections: prefixes, verdicts, then the intervals, each
@@ -574,18 +575,12 @@ RulesetStatus decode_ruleset(const std::uint8_t* data, std::size_t size,
             !r.ipv4_rows(5, &im.path_v4) || !r.ipv6_rows(6, &im.path_v6) ||
             !r.ipv4_rows(7, &im.service_v4) || !r.ipv6_rows(8, &im.service_v6))
             return status;
+        if (!r.port_rules(9, &im.port_rules) || !r.verdicts(10, &im.port_verdicts) ||
+            !r.verdicts(11, &im.service_verdicts) || !r.integers(12, &im.path_server_activity) ||
+            !r.integers(13, &im.precedence) || !r.texts(14, &im.domain_suffixes))
+            return status;
         const std::uint8_t* p;
         std::size_t n;
-        if (!r.section(9, &p, &n)) return status;
-        im.port_rules.resize(n);
-        for (std::size_t i = 0; i < n; ++i, p += 8) {
-            im.port_rules[i] = {p[0], le16(p + 2), le16(p + 4)};
-            if (!r.zero(p, 1, 1, i, "PORT") || !r.zero(p, 6, 2, i, "PORT")) return status;
-        }
-        if (!r.verdicts(10, &im.port_verdicts) || !r.verdicts(11, &im.service_verdicts) ||
-            !r.integers(12, &im.path_server_activity) || !r.integers(13, &im.precedence) ||
-            !r.texts(14, &im.domain_suffixes))
-            return status;
         if (!r.section(15, &p, &n)) return status;
         im.domain_services.resize(n);
         im.domain_activities.resize(n);

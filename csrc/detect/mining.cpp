@@ -141,6 +141,13 @@ private:
         while (i_ < n_ && (p_[i_] == ' ' || p_[i_] == '\t' || p_[i_] == '\r' || p_[i_] == '\n')) ++i_;
     }
 
+    // Steps over `c` when it comes next.
+    bool take(char c) noexcept {
+        if (i_ >= n_ || p_[i_] != c) return false;
+        ++i_;
+        return true;
+    }
+
     static int hexval(std::uint8_t c) noexcept {
         if (c >= '0' && c <= '9') return c - '0';
         if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -238,7 +245,7 @@ private:
     }
 
     bool number() noexcept {
-        if (i_ < n_ && p_[i_] == '-') ++i_;
+        take('-');
         if (i_ >= n_) return false;
         if (p_[i_] == '0') {
             ++i_;
@@ -247,10 +254,7 @@ private:
         } else {
             return false;
         }
-        if (i_ < n_ && p_[i_] == '.') {
-            ++i_;
-            if (!digits()) return false;
-        }
+        if (take('.') && !digits()) return false;
         if (i_ < n_ && (p_[i_] == 'e' || p_[i_] == 'E')) {
             ++i_;
             if (i_ < n_ && (p_[i_] == '+' || p_[i_] == '-')) ++i_;
@@ -404,10 +408,7 @@ private:
         if (depth > kMaxDepth) return false;
         ++i_;  // '{'
         skip_ws();
-        if (i_ < n_ && p_[i_] == '}') {
-            ++i_;
-            return true;
-        }
+        if (take('}')) return true;
         // Inside an array "result", object members stay "in result".
         const Ctx child_parent = ctx;
         while (true) {
@@ -422,23 +423,13 @@ private:
             if (ctx == Ctx::kParams) line_->params_keys |= bit;
             if (ctx == Ctx::kResultJob) line_->job_keys |= bit;
             skip_ws();
-            if (i_ >= n_ || p_[i_] != ':') return false;
-            ++i_;
+            if (!take(':')) return false;
             skip_ws();
             if (!value(depth, child_parent, key_len < kKeyCap ? key : "", key_len, bit, false))
                 return false;
             skip_ws();
-            if (i_ >= n_) return false;
-            if (p_[i_] == ',') {
-                ++i_;
-                skip_ws();
-                continue;
-            }
-            if (p_[i_] == '}') {
-                ++i_;
-                return true;
-            }
-            return false;
+            if (!take(',')) return take('}');
+            skip_ws();
         }
     }
 
@@ -446,26 +437,14 @@ private:
         if (depth > kMaxDepth) return false;
         ++i_;  // '['
         skip_ws();
-        if (i_ < n_ && p_[i_] == ']') {
-            ++i_;
-            return true;
-        }
+        if (take(']')) return true;
         bool first = true;
         while (true) {
             if (!value(depth, ctx, nullptr, 0, 0, first)) return false;
             first = false;
             skip_ws();
-            if (i_ >= n_) return false;
-            if (p_[i_] == ',') {
-                ++i_;
-                skip_ws();
-                continue;
-            }
-            if (p_[i_] == ']') {
-                ++i_;
-                return true;
-            }
-            return false;
+            if (!take(',')) return take(']');
+            skip_ws();
         }
     }
 };

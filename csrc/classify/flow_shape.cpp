@@ -24,18 +24,6 @@ namespace nkclass {
 
 namespace {
 
-// An address as two 64-bit words of its IPv6 (IPv4-mapped) form, so a
-// uint32 column and a 16-byte column name IPv4 hosts the same way.
-struct AddrWords {
-    std::uint64_t hi, lo;
-};
-
-inline AddrWords address_at(const AddressColumn& col, std::size_t i) noexcept {
-    if (col.v4 != nullptr) return {0, 0x0000ffff00000000ull | col.v4[i]};
-    const u128 v = to_u128(col.v6[i]);
-    return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
-}
-
 inline std::uint64_t fmix(std::uint64_t h) noexcept {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
@@ -63,11 +51,11 @@ struct V4Key {
 };
 
 struct V6Key {
-    AddrWords src{0, 0}, dst{0, 0};
+    AddressWords src, dst;
     std::uint16_t port = 0;
 
     static V6Key at(const FlowColumns& cols, std::size_t i) noexcept {
-        return {address_at(cols.src_ip, i), address_at(cols.dst_ip, i), cols.dst_port[i]};
+        return {address_words(cols.src_ip, i), address_words(cols.dst_ip, i), cols.dst_port[i]};
     }
     std::uint64_t hash() const noexcept {
         std::uint64_t h = fmix(src.lo ^ (std::uint64_t{port} * 0x9e3779b97f4a7c15ull));

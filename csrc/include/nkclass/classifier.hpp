@@ -95,6 +95,30 @@ struct AddressColumn {
     const ipv6_net_t* v6 = nullptr;
 };
 
+// An address as the two 64-bit words of its 16-byte form (network order:
+// `hi` holds bytes 0..7), so a uint32 column and a 16-byte column name an
+// IPv4 host the same way (as ::ffff:a.b.c.d).
+struct AddressWords {
+    std::uint64_t hi = 0, lo = 0;
+    bool operator==(const AddressWords& o) const noexcept { return hi == o.hi && lo == o.lo; }
+};
+
+// Row i of `col` as AddressWords. O(1).
+inline AddressWords address_words(const AddressColumn& col, std::size_t i) noexcept {
+    if (col.v4 != nullptr) return {0, 0x0000ffff00000000ull | col.v4[i]};
+    const u128 v = to_u128(col.v6[i]);
+    return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
+}
+
+// The 16 bytes (network order) of `w` into out[0..15]: the inverse of
+// address_words.
+inline void put_address_bytes(const AddressWords& w, std::uint8_t* out) noexcept {
+    for (int b = 0; b < 8; ++b) {
+        out[b] = static_cast<std::uint8_t>(w.hi >> (56 - 8 * b));
+        out[8 + b] = static_cast<std::uint8_t>(w.lo >> (56 - 8 * b));
+    }
+}
+
 // Variable-length bytes per flow: flow i's bytes are
 // data[offsets[i] .. offsets[i+1]), as an Arrow binary column.
 struct BytesColumn {

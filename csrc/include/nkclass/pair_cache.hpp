@@ -35,28 +35,6 @@
 
 namespace nkclass {
 
-// An address as the two 64-bit words of its 16-byte form (network order:
-// `hi` holds bytes 0..7).
-struct AddressWords {
-    std::uint64_t hi = 0, lo = 0;
-    bool operator==(const AddressWords& o) const noexcept { return hi == o.hi && lo == o.lo; }
-};
-
-inline AddressWords address_words(const AddressColumn& col, std::size_t i) noexcept {
-    if (col.v4 != nullptr) return {0, 0x0000ffff00000000ull | col.v4[i]};
-    const u128 v = to_u128(col.v6[i]);
-    return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
-}
-
-// The 16 bytes (network order) of `w` into out[0..15]: the inverse of
-// address_words.
-inline void put_address_bytes(const AddressWords& w, std::uint8_t* out) noexcept {
-    for (int b = 0; b < 8; ++b) {
-        out[b] = static_cast<std::uint8_t>(w.hi >> (56 - 8 * b));
-        out[8 + b] = static_cast<std::uint8_t>(w.lo >> (56 - 8 * b));
-    }
-}
-
 struct PairKey {
     AddressWords client, server;
     bool operator==(const PairKey& o) const noexcept {

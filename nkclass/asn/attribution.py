@@ -69,8 +69,9 @@ class AsAttribution:
         if len(self.number_keys) == 0:
             return np.zeros(len(numbers), np.uint32)
         numbers = np.asarray(numbers)
-        table = self.number_table
-        out = table[np.minimum(numbers, len(table) - 1)]
+        # clipped: numbers past the dense table read its last entry (0),
+        # and the large ones are looked up below
+        out = np.take(self.number_table, numbers, mode="clip")
         if self.number_keys[-1] >= DENSE_LIMIT:
             big = np.flatnonzero(numbers >= DENSE_LIMIT)
             if len(big):
@@ -163,7 +164,7 @@ def exporter_numbers(source: object, name: str, n: int) -> np.ndarray | None:
             col = col.combine_chunks()
         if not pa.types.is_integer(col.type):
             raise SchemaTypeError(f"column {name!r}: expected integer AS numbers, got {col.type}")
-        arr = col.fill_null(0).to_numpy(zero_copy_only=False)
+        arr = (col.fill_null(0) if col.null_count else col).to_numpy(zero_copy_only=False)
     elif hasattr(source, "columns") and not isinstance(source, dict):  # pandas
         if name not in source.columns:
             return None

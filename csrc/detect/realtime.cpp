@@ -2,6 +2,7 @@
 // MTProto transports), GRE, and the fully-encrypted-traffic guess.
 #include "crypto.hpp"
 #include "detect_internal.hpp"
+#include "nkclass/popcount.hpp"
 
 namespace nkclass::det {
 
@@ -43,8 +44,8 @@ bool plain_mtproto(const std::uint8_t* p, std::size_t n, std::size_t len) noexce
 // Security 2023: random bytes average 4 set bits per byte).
 std::size_t popcount_bytes(const std::uint8_t* p, std::size_t n) noexcept {
     std::size_t bits = 0, i = 0;
-    for (; i + 8 <= n; i += 8) bits += static_cast<std::size_t>(__builtin_popcountll(bytes::load8(p + i)));
-    for (; i < n; ++i) bits += static_cast<std::size_t>(__builtin_popcount(p[i]));
+    for (; i + 8 <= n; i += 8) bits += popcount64(bytes::load8(p + i));
+    for (; i < n; ++i) bits += popcount64(p[i]);
     return bits;
 }
 

@@ -51,8 +51,7 @@ inline constexpr std::uint8_t kDnsTunnelMember = 0x80;
 // Whether a mask written by dns_tunnel_conditions() marks a tunnel.
 inline bool dns_tunnel_passes(std::uint8_t mask, unsigned min_conditions) noexcept {
     return (mask & kDnsTunnelMember) != 0 && (mask & kDnsTunnelContentMask) != 0 &&
-           static_cast<unsigned>(__builtin_popcount(mask & kDnsTunnelConditionMask)) >=
-               min_conditions;
+           popcount64(mask & kDnsTunnelConditionMask) >= min_conditions;
 }
 
 // Writes, for each flow i in [0, cols.n), the condition bits of its zone

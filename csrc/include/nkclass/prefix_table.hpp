@@ -12,23 +12,10 @@
 #include <memory>
 #include <vector>
 
+#include "nkclass/popcount.hpp"
 #include "nkclass/types.hpp"
 
 namespace nkclass {
-
-// Set bits in a 64-bit word. Wheels target baseline x86-64, which lacks the
-// POPCNT instruction, where the builtin becomes a library call: the SWAR
-// count is a dozen register operations instead.
-inline unsigned popcount64(std::uint64_t x) noexcept {
-#if defined(__POPCNT__) || defined(__aarch64__)
-    return static_cast<unsigned>(__builtin_popcountll(x));
-#else
-    x = x - ((x >> 1) & 0x5555555555555555ull);
-    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-    return static_cast<unsigned>((x * 0x0101010101010101ull) >> 56);
-#endif
-}
 
 // A fixed-size array in its own allocation, aligned to 2 MiB and advised to
 // use transparent huge pages when it is large: a table read at random

@@ -294,3 +294,20 @@ def encode_ruleset(image: dict[str, object]) -> bytes: ...
 def load_ruleset(
     data: Buffer,
 ) -> tuple[dict[str, object] | None, str, int, str]: ...
+
+# ---- report groups (csrc/bindings/aggregate.cpp)
+# Groups in column form merged by (bucket, path, activity, extra): sums
+# added, sets (buffer[offsets[g, k]:offsets[g, k + 1]], portable roaring
+# formats) united. Returns (first input row of each merged group, sums
+# (m, 3), sizes (m, 4), offsets (m, 5), buffer); raises BuildError(row,
+# reason) for bounds outside the buffer, a damaged set or a sum past 2^64 - 1.
+def merge_groups(
+    bucket: I64,
+    path: U16,
+    activity: U8,
+    extra: U32,
+    sums: npt.NDArray[np.uint64],
+    sizes: npt.NDArray[np.uint64],
+    offsets: I64,
+    buffer: bytes,
+) -> tuple[U32, npt.NDArray[np.uint64], npt.NDArray[np.uint64], I64, bytes]: ...

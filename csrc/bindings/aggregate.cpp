@@ -3,8 +3,10 @@
 // Report; this file checks shapes and runs the pass with the GIL released.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common.hpp"
 #include "nkclass/aggregate.hpp"
@@ -30,9 +32,67 @@ carray<std::uint64_t> table(std::size_t rows, std::size_t width, Fill fill) {
     return out;
 }
 
+// Checks that `a` is an (n, width) array.
+void require_rows(const py::array& a, std::size_t n, std::size_t width, const char* what) {
+    if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != n ||
+        static_cast<std::size_t>(a.shape(1)) != width)
+        throw py::value_error(std::string(what) + ": expected a (" + std::to_string(n) + ", " +
+                              std::to_string(width) + ") array");
+}
+
+template <typename T>
+carray<T> array_of(std::vector<T>&& values, std::size_t rows, std::size_t width) {
+    carray<T> out(width == 1 ? std::vector<py::ssize_t>{static_cast<py::ssize_t>(rows)}
+                             : std::vector<py::ssize_t>{static_cast<py::ssize_t>(rows),
+                                                        static_cast<py::ssize_t>(width)});
+    std::copy(values.begin(), values.end(), out.mutable_data());
+    return out;
+}
+
 }  // namespace
 
 void init_aggregate(py::module_& m) {
+    m.def(
+        "merge_groups",
+        [](const carray<std::int64_t>& bucket, const carray<std::uint16_t>& path,
+           const carray<std::uint8_t>& activity, const carray<std::uint32_t>& extra,
+           const carray<std::uint64_t>& sums, const carray<std::uint64_t>& sizes,
+           const carray<std::int64_t>& offsets, const py::bytes& buffer) {
+            GroupRows rows;
+            rows.n = column_length(bucket, "bucket");
+            require_length(path, rows.n, "path");
+            require_length(activity, rows.n, "activity");
+            require_length(extra, rows.n, "extra");
+            require_rows(sums, rows.n, 3, "sums");
+            require_rows(sizes, rows.n, 4, "sizes");
+            require_rows(offsets, rows.n, 5, "offsets");
+            rows.bucket = bucket.data();
+            rows.path = path.data();
+            rows.activity = activity.data();
+            rows.extra = extra.data();
+            rows.sums = sums.data();
+            rows.sizes = sizes.data();
+            rows.offsets = offsets.data();
+            rows.buffer = PyBytes_AS_STRING(buffer.ptr());
+            rows.buffer_size = static_cast<std::size_t>(PyBytes_GET_SIZE(buffer.ptr()));
+            MergedGroups merged;
+            BuildStatus status;
+            {
+                py::gil_scoped_release nogil;
+                status = merge_groups(rows, &merged);
+            }
+            raise_if_failed(status);
+            const std::size_t groups = merged.first_row.size();
+            return py::make_tuple(array_of(std::move(merged.first_row), groups, 1),
+                                  array_of(std::move(merged.sums), groups, 3),
+                                  array_of(std::move(merged.sizes), groups, 4),
+                                  array_of(std::move(merged.offsets), groups, 5),
+                                  py::bytes(merged.buffer));
+        },
+        py::arg("bucket").noconvert(), py::arg("path").noconvert(),
+        py::arg("activity").noconvert(), py::arg("extra").noconvert(),
+        py::arg("sums").noconvert(), py::arg("sizes").noconvert(),
+        py::arg("offsets").noconvert(), py::arg("buffer"));
     py::class_<Aggregator>(m, "Aggregator")
         .def(py::init([](const std::string& bucket) {
                  return std::make_unique<Aggregator>(parse_bucket(bucket));

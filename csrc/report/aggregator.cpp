@@ -10,6 +10,7 @@
 #include "nkclass/aggregate.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <new>
 
 #include "../third_party/croaring/roaring.h"
@@ -398,6 +399,163 @@ std::string Aggregator::serialized_set(std::size_t g, int which) const {
         roaring64_bitmap_portable_serialize(set, out.data());
     }
     return out;
+}
+
+
+namespace {
+
+struct Free32 {
+    void operator()(roaring_bitmap_t* b) const noexcept { roaring_bitmap_free(b); }
+};
+struct Free64 {
+    void operator()(roaring64_bitmap_t* b) const noexcept { roaring64_bitmap_free(b); }
+};
+using Bitmap32 = std::unique_ptr<roaring_bitmap_t, Free32>;
+using Bitmap64 = std::unique_ptr<roaring64_bitmap_t, Free64>;
+
+// A serialized set read back for a union: null unless `len` bytes are
+// exactly one valid bitmap (the buffer may come from a pickle, so the
+// reads are bounded and the containers validated before use).
+Bitmap32 read_set32(const char* p, std::size_t len) {
+    if (roaring_bitmap_portable_deserialize_size(p, len) != len) return nullptr;
+    Bitmap32 set(roaring_bitmap_portable_deserialize_safe(p, len));
+    const char* reason = nullptr;
+    if (set && !roaring_bitmap_internal_validate(set.get(), &reason)) set.reset();
+    return set;
+}
+
+Bitmap64 read_set64(const char* p, std::size_t len) {
+    if (roaring64_bitmap_portable_deserialize_size(p, len) != len) return nullptr;
+    Bitmap64 set(roaring64_bitmap_portable_deserialize_safe(p, len));
+    const char* reason = nullptr;
+    if (set && !roaring64_bitmap_internal_validate(set.get(), &reason)) set.reset();
+    return set;
+}
+
+// Appends the union of `rows`' set `k` to `out`; its size in `*size`, or
+// the failing row in `*bad` (returns false).
+bool unite_sets(const GroupRows& in, const std::uint32_t* rows, std::size_t count, int k,
+                std::string* out, std::uint64_t* size, std::size_t* bad) {
+    auto bytes_of = [&](std::uint32_t r, std::size_t* len) {
+        const std::int64_t* o = in.offsets + 5 * std::size_t(r) + k;
+        *len = static_cast<std::size_t>(o[1] - o[0]);
+        return in.buffer + o[0];
+    };
+    std::size_t len;
+    if (k < 2) {
+        std::vector<Bitmap32> sets;
+        std::vector<const roaring_bitmap_t*> views;
+        for (std::size_t j = 0; j < count; ++j) {
+            const char* p = bytes_of(rows[j], &len);
+            sets.push_back(read_set32(p, len));
+            if (!sets.back()) {
+                *bad = rows[j];
+                return false;
+            }
+            views.push_back(sets.back().get());
+        }
+        Bitmap32 all(roaring_bitmap_or_many(views.size(), views.data()));
+        if (!all) throw std::bad_alloc();
+        const std::size_t at = out->size();
+        out->resize(at + roaring_bitmap_portable_size_in_bytes(all.get()));
+        roaring_bitmap_portable_serialize(all.get(), out->data() + at);
+        *size = roaring_bitmap_get_cardinality(all.get());
+    } else {
+        Bitmap64 all;
+        for (std::size_t j = 0; j < count; ++j) {
+            const char* p = bytes_of(rows[j], &len);
+            Bitmap64 set = read_set64(p, len);
+            if (!set) {
+                *bad = rows[j];
+                return false;
+            }
+            if (all)
+                roaring64_bitmap_or_inplace(all.get(), set.get());
+            else
+                all = std::move(set);
+        }
+        const std::size_t at = out->size();
+        out->resize(at + roaring64_bitmap_portable_size_in_bytes(all.get()));
+        roaring64_bitmap_portable_serialize(all.get(), out->data() + at);
+        *size = roaring64_bitmap_get_cardinality(all.get());
+    }
+    return true;
+}
+
+}  // namespace
+
+BuildStatus merge_groups(const GroupRows& in, MergedGroups* out) {
+    const std::size_t n = in.n;
+    if (n > 0xfffffffeu) return BuildStatus::failure(0, "more than 2^32 - 2 groups to merge");
+    const auto buffer_size = static_cast<std::int64_t>(in.buffer_size);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::int64_t* o = in.offsets + 5 * i;
+        if (o[0] < 0 || o[4] > buffer_size)
+            return BuildStatus::failure(i, "set bounds outside the buffer");
+        for (int k = 0; k < 4; ++k)
+            if (o[k + 1] < o[k]) return BuildStatus::failure(i, "set bounds out of order");
+    }
+
+    // Group ids in the order keys first appear; sums added as they come.
+    KeyIndex<GroupKey> index;
+    std::vector<std::uint32_t> group_of(n);
+    out->first_row.clear();
+    out->sums.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+        GroupKey key;
+        key.bucket = in.bucket[i];
+        key.tag = GroupKey::label(in.path[i], in.activity[i], in.extra[i]);
+        const std::uint32_t g = index.id(key);
+        group_of[i] = g;
+        if (g == out->first_row.size()) {
+            out->first_row.push_back(static_cast<std::uint32_t>(i));
+            out->sums.insert(out->sums.end(), 3, 0);
+        }
+        std::uint64_t* s = &out->sums[3 * std::size_t(g)];
+        for (int k = 0; k < 3; ++k)
+            if (!add_into(s + k, in.sums[3 * i + k]))
+                return BuildStatus::failure(i, "a flow, byte or packet sum passes 2^64 - 1");
+    }
+
+    // Rows laid out by group (a counting sort), then each group's sets:
+    // none, one row's bytes as they are, or the union of several.
+    const std::size_t groups = out->first_row.size();
+    std::vector<std::uint32_t> starts(groups + 1, 0), order(n), holders;
+    for (std::size_t i = 0; i < n; ++i) ++starts[group_of[i] + 1];
+    for (std::size_t g = 0; g < groups; ++g) starts[g + 1] += starts[g];
+    {
+        std::vector<std::uint32_t> cursor(starts.begin(), starts.end() - 1);
+        for (std::size_t i = 0; i < n; ++i)
+            order[cursor[group_of[i]]++] = static_cast<std::uint32_t>(i);
+    }
+    out->sizes.assign(4 * groups, 0);
+    out->offsets.assign(5 * groups, 0);
+    out->buffer.clear();
+    std::size_t bad = 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+        std::int64_t* o = &out->offsets[5 * g];
+        o[0] = static_cast<std::int64_t>(out->buffer.size());
+        for (int k = 0; k < 4; ++k) {
+            holders.clear();
+            for (std::uint32_t j = starts[g]; j < starts[g + 1]; ++j) {
+                const std::int64_t* bounds = in.offsets + 5 * std::size_t(order[j]) + k;
+                if (bounds[1] > bounds[0]) holders.push_back(order[j]);
+            }
+            std::uint64_t& size = out->sizes[4 * g + k];
+            if (holders.size() == 1) {
+                const std::int64_t* bounds = in.offsets + 5 * std::size_t(holders[0]) + k;
+                out->buffer.append(in.buffer + bounds[0],
+                                   static_cast<std::size_t>(bounds[1] - bounds[0]));
+                size = in.sizes[4 * std::size_t(holders[0]) + k];
+            } else if (holders.size() > 1 &&
+                       !unite_sets(in, holders.data(), holders.size(), k, &out->buffer, &size,
+                                   &bad)) {
+                return BuildStatus::failure(bad, "a set is not a valid serialized roaring bitmap");
+            }
+            o[k + 1] = static_cast<std::int64_t>(out->buffer.size());
+        }
+    }
+    return BuildStatus::success();
 }
 
 }  // namespace nkclass

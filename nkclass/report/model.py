@@ -12,13 +12,16 @@ touch no watched path (path ``none``) are counted but add no addresses.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyroaring import BitMap, BitMap64
+
+from nkclass import _core
 
 BUCKETS = ("hour", "day", "week", "month")
 METRICS = ("flows", "bytes", "packets", "hosts", "peers")
@@ -234,8 +237,10 @@ class Trend:
 class GroupColumns:
     """Groups as the native pass hands them over: keys, counters, distinct
     counts and the serialized address sets, one row per group. A report
-    keeps them like this until a group is needed as an object, so building
-    and printing a report costs no Python work per group."""
+    keeps them like this until a group is needed as an object, so building,
+    merging, pickling and printing a report cost no Python work per group.
+    The arrays and the buffer are never changed in place (reports share
+    them)."""
 
     starts: np.ndarray  # bucket start, ms
     paths: np.ndarray  # names (object arrays)
@@ -259,6 +264,38 @@ class GroupColumns:
             for g, (key, bounds, size) in enumerate(
                 zip(keys, self.offsets.tolist(), self.sizes.tolist(), strict=True))
         }
+
+    @classmethod
+    def merged(cls, parts: list[GroupColumns]) -> GroupColumns:
+        """The groups of ``parts`` merged by key in one native pass, as
+        adding their group objects would: sums add, address sets unite
+        (exact distinct counts), keys in the order they first appear."""
+        parts = [part for part in parts if len(part)]
+        if len(parts) <= 1:
+            return parts[0] if parts else _no_columns()
+        keys = {name: np.concatenate([getattr(part, name) for part in parts])
+                for name in ("paths", "activities", "extras")}
+        codes = [_label_codes(keys[name], name, dtype) for name, dtype in
+                 (("paths", np.uint16), ("activities", np.uint8), ("extras", np.uint32))]
+        bases = np.cumsum([0] + [len(part.buffer) for part in parts[:-1]]).tolist()
+        starts = np.concatenate([part.starts for part in parts]).astype(np.int64, copy=False)
+        try:
+            first, sums, sizes, offsets, buffer = _core.merge_groups(
+                starts, *codes,
+                np.concatenate([part.sums for part in parts]).astype(np.uint64, copy=False),
+                np.concatenate([part.sizes for part in parts]).astype(np.uint64, copy=False),
+                np.concatenate([part.offsets.astype(np.int64, copy=False) + base
+                                for part, base in zip(parts, bases, strict=True)]),
+                b"".join(bytes(part.buffer) for part in parts))
+        except _core.BuildError as exc:
+            row, reason = exc.args
+            ends = np.cumsum([len(part) for part in parts])
+            k = int(np.searchsorted(ends, row, side="right"))
+            group = row - (int(ends[k - 1]) if k else 0)
+            raise ValueError(f"cannot merge reports: group {group} of the {_ordinal(k + 1)} "
+                             f"report with groups: {reason}") from None
+        return cls(starts[first], keys["paths"][first], keys["activities"][first],
+                   keys["extras"][first], sums, sizes, buffer, offsets)
 
     def table(self, by: str | None, min_flows: int) -> pa.Table:
         keep = self.sums[:, 0] >= min_flows
@@ -318,28 +355,64 @@ class Report:
     def merge_in(self, other: Report, consume: bool = False) -> Report:
         """Add ``other`` into this report. With ``consume`` its groups are
         taken over rather than copied (``other`` must not be used again)."""
-        if (other.bucket, other.by) != (self.bucket, self.by):
-            raise ValueError(
-                f"cannot merge a by-{other.by} {other.bucket} report into a "
-                f"by-{self.by} {self.bucket} report"
-            )
+        return self.merge_all([other], consume)
+
+    def merge_all(self, others: Iterable[Report], consume: bool = False) -> Report:
+        """Add every report of ``others`` into this one, as :meth:`merge_in`
+        of each in turn would. When every report holds its groups in column
+        form (as :func:`~nkclass.report.aggregate` and unpickling give
+        them) the groups merge in one native pass, without a Python object
+        per group; otherwise group by group."""
+        others = list(others)
+        for other in others:
+            if (other.bucket, other.by) != (self.bucket, self.by):
+                raise ValueError(
+                    f"cannot merge a by-{other.by} {other.bucket} report into a "
+                    f"by-{self.by} {self.bucket} report"
+                )
         self._index = None
-        self.note_times(other.first_ms, other.last_ms)
+        columns = [report._column_form() for report in (self, *others)]
+        if all(part is not None for part in columns):
+            self._groups, self._columns = {}, GroupColumns.merged(columns)
+        else:
+            for other in others:
+                self._merge_groups(other, consume)
+        for other in others:
+            self.note_times(other.first_ms, other.last_ms)
+            for kind, rows in other.profiles.items():
+                for key, values in rows.items():
+                    self.add_profile(kind, key, values[0], values[1])
+            for key, (flows, nbytes) in other.upstreams.items():
+                self.add_upstream(key, flows, nbytes)
+        return self
+
+    def _column_form(self) -> GroupColumns | None:
+        """The groups as columns (none: empty ones), or None when they are
+        objects."""
+        if self._columns is not None:
+            return self._columns
+        return None if self._groups else _no_columns()
+
+    def _merge_groups(self, other: Report, consume: bool) -> None:
         for key, group in other.groups.items():
             mine = self.groups.get(key)
             if mine is None:
                 self.groups[key] = group if consume else group.copy()
             else:
                 mine.merge(group)
-        for kind, rows in other.profiles.items():
-            for key, values in rows.items():
-                self.add_profile(kind, key, values[0], values[1])
-        for key, (flows, nbytes) in other.upstreams.items():
-            self.add_upstream(key, flows, nbytes)
-        return self
+
+    @classmethod
+    def combined(cls, reports: Iterable[Report]) -> Report:
+        """``reports[0] + reports[1] + ...`` as a new report (merged in one
+        pass; see :meth:`merge_all`); the reports given are left as they
+        are."""
+        reports = list(reports)
+        if not reports:
+            raise ValueError("Report.combined needs at least one report")
+        return cls(reports[0].bucket, reports[0].by).merge_all(reports)
 
     def __add__(self, other: Report) -> Report:
-        return Report(self.bucket, self.by).merge_in(self).merge_in(other)
+        return Report.combined([self, other])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Report):
@@ -620,6 +693,27 @@ class Report:
         self._columns = columns
         self.__dict__.update({"first_ms": None, "last_ms": None, **state})
         self._index = None
+
+
+def _no_columns() -> GroupColumns:
+    none = np.empty(0, object)
+    return GroupColumns(np.empty(0, np.int64), none, none, none, np.empty((0, 3), np.uint64),
+                        np.empty((0, 4), np.uint64), b"", np.empty((0, 5), np.int64))
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _label_codes(names: np.ndarray, field: str, dtype: type) -> np.ndarray:
+    """Codes of a key column of names (None included), as ``dtype``, for
+    the native merge: equal names get equal codes."""
+    encoded = pc.dictionary_encode(pa.array(names, pa.string()), null_encoding="encode")
+    if len(encoded.dictionary) > np.iinfo(dtype).max + 1:
+        raise ValueError(f"cannot merge reports with more than {np.iinfo(dtype).max + 1} "
+                         f"distinct {field}")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(dtype)
 
 
 def _check_columns(columns: object) -> None:

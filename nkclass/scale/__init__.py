@@ -123,15 +123,13 @@ def file_report(path: str, classifier: Classifier, spec: ReportSpec, format: str
 
 
 def add_reports(*reports: Report) -> Report:
-    """``reports[0] + reports[1] + ...`` (one node of the tree), without a
-    copy of the running total at each step; the reports given are left as
-    they are."""
+    """``reports[0] + reports[1] + ...`` (one node of the tree), merged in
+    one pass (native when the groups are in column form, as partition
+    reports and unpickled ones are); the reports given are left as they
+    are."""
     if len(reports) == 1:
         return reports[0]
-    total = reports[0] + reports[1]
-    for report in reports[2:]:
-        total.merge_in(report)
-    return total
+    return Report.combined(reports)
 
 
 def dumps(report: Report) -> bytes:

@@ -153,4 +153,47 @@ private:
     std::int64_t first_ms_ = -1, last_ms_ = -1;
 };
 
+// Groups in column form, as an Aggregator hands them over (or several
+// such reports' groups one after another): row i has the key (bucket[i],
+// path[i], activity[i], extra[i]) (bucket is any int64, e.g. a bucket start
+// in ms; the label codes must mean the same names in every row), its sums
+// (flows, bytes, packets) at sums[3i..3i+3), its distinct counts
+// |hosts|, |peers|, |hosts /64|, |peers /64| at sizes[4i..4i+4), and its
+// sets at buffer[offsets[5i + k], offsets[5i + k + 1]) for k = 0..3: the
+// 32-bit portable roaring format for hosts and peers, the 64-bit portable
+// format for the /64s, empty when the group has no such set.
+struct GroupRows {
+    std::size_t n = 0;
+    const std::int64_t* bucket = nullptr;
+    const std::uint16_t* path = nullptr;
+    const std::uint8_t* activity = nullptr;
+    const std::uint32_t* extra = nullptr;
+    const std::uint64_t* sums = nullptr;     // (n, 3)
+    const std::uint64_t* sizes = nullptr;    // (n, 4)
+    const std::int64_t* offsets = nullptr;   // (n, 5), into buffer
+    const char* buffer = nullptr;
+    std::size_t buffer_size = 0;
+};
+
+// merge_groups' result: one row per distinct key, in the order the keys
+// first appear in the input, laid out as GroupRows' sums, sizes, offsets
+// and buffer (offsets into `buffer`).
+struct MergedGroups {
+    std::vector<std::uint32_t> first_row;  // the first input row with the group's key
+    std::vector<std::uint64_t> sums;       // (groups, 3)
+    std::vector<std::uint64_t> sizes;      // (groups, 4)
+    std::vector<std::int64_t> offsets;     // (groups, 5)
+    std::string buffer;
+};
+
+// Merges the rows that share a key: sums add, sets unite (CRoaring), and
+// the distinct counts are those of the unions. A set that only one row of
+// its group has is copied as it is, with its count. Fails (status index =
+// the input row) when a row's set bounds leave the buffer or run backwards,
+// when a set to unite is not a valid serialized bitmap of exactly its
+// bytes, or when a sum would pass 2^64 - 1; `out` is then unspecified.
+// O(n + bytes of the sets united); may throw std::bad_alloc. Thread-safe
+// (no shared state).
+BuildStatus merge_groups(const GroupRows& rows, MergedGroups* out);
+
 }  // namespace nkclass

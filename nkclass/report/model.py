@@ -379,12 +379,27 @@ class Report:
                 self._merge_groups(other, consume)
         for other in others:
             self.note_times(other.first_ms, other.last_ms)
-            for kind, rows in other.profiles.items():
-                for key, values in rows.items():
-                    self.add_profile(kind, key, values[0], values[1])
-            for key, (flows, nbytes) in other.upstreams.items():
-                self.add_upstream(key, flows, nbytes)
+            self._add_profiles(other.profiles)
+            self._add_upstreams(other.upstreams)
         return self
+
+    def _add_profiles(self, profiles: dict[str, dict[tuple[str, str], np.ndarray]]) -> None:
+        """Adds another report's profile rows ((2, width) int64 arrays)."""
+        for kind, rows in profiles.items():
+            mine = self.profiles[kind]
+            for key, pair in rows.items():
+                have = mine.get(key)
+                mine[key] = pair.copy() if have is None else have + pair
+
+    def _add_upstreams(self, upstreams: dict[tuple[int, str, int], list[int]]) -> None:
+        mine = self.upstreams
+        for key, (flows, nbytes) in upstreams.items():
+            row = mine.get(key)
+            if row is None:
+                mine[key] = [flows, nbytes]
+            else:
+                row[0] += flows
+                row[1] += nbytes
 
     def _column_form(self) -> GroupColumns | None:
         """The groups as columns (none: empty ones), or None when they are
@@ -532,9 +547,7 @@ class Report:
                 mine.merge(group)
         for (start, path, asn), (flows, nbytes) in self.upstreams.items():
             out.add_upstream((new_start[start], path, asn), flows, nbytes)
-        for kind, rows in self.profiles.items():
-            for key, values in rows.items():
-                out.add_profile(kind, key, values[0], values[1])
+        out._add_profiles(self.profiles)
         return out
 
     def by_organisation(self, organisations: Mapping[str, str]) -> Report:
@@ -554,11 +567,8 @@ class Report:
                 out.groups[key] = group.copy()
             else:
                 mine.merge(group)
-        for key, (flows, nbytes) in self.upstreams.items():
-            out.add_upstream(key, flows, nbytes)
-        for kind, rows in self.profiles.items():
-            for key, values in rows.items():
-                out.add_profile(kind, key, values[0], values[1])
+        out._add_upstreams(self.upstreams)
+        out._add_profiles(self.profiles)
         return out
 
     def span(self) -> tuple[int, int]:

@@ -4,6 +4,7 @@ path (a Group per group, pyroaring unions), in the same run."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -13,21 +14,34 @@ from nkclass.classify import label_batch
 from nkclass.demo.synth import generate
 from nkclass.report import Report, aggregate
 
-MERGE = "add 16 partial reports"
 PARTS = 16
-N_FLOWS = size(4_000_000, 1_000_000)
+# How the flows are spread over the 16 partial reports: consecutive slices
+# of the time-ordered flows (files written in time order: neighbours share
+# only the days at their edges, so most sets are copied), or dealt round
+# robin (files per exporter or router: every part holds every day, so most
+# sets are united).
+LAYOUTS = {"consecutive": size(4_000_000, 1_000_000), "interleaved": size(500_000, 200_000)}
 
 
-@pytest.fixture(scope="module")
-def partials() -> list[Report]:
-    """The day reports of 16 consecutive slices of the demo generator's
-    flows (time-ordered), as workers hand them to the reduction: each in
-    column form, neighbours sharing the days at their edges."""
-    table = pa.Table.from_batches(list(generate(flows=N_FLOWS, seed=7)))
+def family(layout: str) -> str:
+    return f"add 16 partial reports, {layout}"
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def partials(request) -> tuple[str, list[Report]]:
+    """The layout and the day reports of its 16 parts of the demo generator's flows, as
+    workers hand them to the reduction: each in column form."""
+    layout = request.param
+    table = pa.Table.from_batches(list(generate(flows=LAYOUTS[layout], seed=7)))
     clf = Classifier()
-    step = -(-table.num_rows // PARTS)
-    return [aggregate([label_batch(clf, table.slice(k * step, step))], "day")
-            for k in range(PARTS)]
+    if layout == "consecutive":
+        step = -(-table.num_rows // PARTS)
+        pieces = [table.slice(k * step, step) for k in range(PARTS)]
+    else:
+        rows = np.arange(table.num_rows)
+        pieces = [table.take(rows[k::PARTS]) for k in range(PARTS)]
+    reports = [aggregate([label_batch(clf, piece)], "day") for piece in pieces]
+    return layout, reports
 
 
 def as_arrived(report: Report) -> Report:
@@ -54,23 +68,26 @@ def group_object_sum(partials: list[Report]) -> Report:
 
 
 def test_merge_native(benchmark, partials):
-    groups = sum(len(p) for p in partials)
-    total = measure(benchmark, MERGE, "native", groups,
-                    lambda: Report.combined([as_arrived(p) for p in partials]))
+    layout, reports = partials
+    groups = sum(len(p) for p in reports)
+    total = measure(benchmark, family(layout), "native", groups,
+                    lambda: Report.combined([as_arrived(p) for p in reports]))
     assert total._columns is not None
-    benchmark.extra_info["groups_in"] = groups
-    benchmark.extra_info["groups_out"] = len(total)
+    benchmark.extra_info.update(groups_in=groups, groups_out=len(total))
 
 
 def test_merge_group_objects(benchmark, partials):
-    groups = sum(len(p) for p in partials)
-    total = measure(benchmark, MERGE, "group objects", groups,
-                    lambda: group_object_sum(partials), rounds=3)
+    layout, reports = partials
+    groups = sum(len(p) for p in reports)
+    total = measure(benchmark, family(layout), "group objects", groups,
+                    lambda: group_object_sum(reports), rounds=3)
     assert total._columns is None
-    assert total.table().equals(Report.combined(partials).table())
+    assert total.table().equals(Report.combined(reports).table())
 
 
 @pytest.mark.guard
-def test_guard_merge(registry):
-    registry.guard(MERGE, "native", "group objects", 4.0,
-                   f"{PARTS} day reports of {N_FLOWS:,} flows in all; the reduction node's work")
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_guard_merge(registry, layout):
+    registry.guard(family(layout), "native", "group objects", 4.0,
+                   f"{PARTS} day reports of {LAYOUTS[layout]:,} flows in all; a reduction "
+                   "node's work")

@@ -271,6 +271,30 @@ def dns_tunnel_seeds() -> None:
     write("detect", bytes([0]) + struct.pack("!HHH", 40001, 53, len(tcp)) + tcp)
 
 
+def group_merge_seeds() -> None:
+    """Group-merge seeds (layout in fuzz/harnesses/group_merge.cpp): rows
+    sharing keys with valid sets of both widths, some damaged, some raw,
+    and sums that overflow together."""
+    rng = random.Random(9)
+    for _ in range(12):
+        rows = rng.randint(1, 8)
+        data = bytearray([rows - 1])
+        for _ in range(rows):
+            data += bytes([rng.choice([0, 1, 4, 8]), rng.choice([1, 7, 255])])
+            for _ in range(4):
+                mode = rng.choice([0, 1, 2, 2, 2, 3])
+                values = [rng.randrange(1 << 16) for _ in range(rng.randint(0, 20))]
+                data.append(mode)
+                if mode == 1:
+                    data += bytes([8]) + rng.randbytes(8)
+                elif mode >= 2:
+                    data.append(len(values))
+                    data += b"".join(v.to_bytes(2, "big") for v in values)
+                    if mode == 3:
+                        data += bytes([rng.randrange(256), rng.randint(1, 255)])
+        write("group_merge", bytes(data))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, help="the shared fixtures folder")
@@ -288,6 +312,7 @@ def main() -> None:
     share_seeds()
     tunnel_seeds()
     dns_tunnel_seeds()
+    group_merge_seeds()
     for folder in sorted(CORPUS.iterdir()):
         if folder.is_dir() and folder.name != "licenses":
             files = list(folder.iterdir())

@@ -420,7 +420,21 @@ class Report:
     def combined(cls, reports: Iterable[Report]) -> Report:
         """``reports[0] + reports[1] + ...`` as a new report (merged in one
         pass; see :meth:`merge_all`); the reports given are left as they
-        are."""
+        are.
+
+        >>> import nkclass
+        >>> from nkclass.report import aggregate
+        >>> clf = nkclass.Classifier(asn=False)
+        >>> def one_flow(ts_ms):
+        ...     return aggregate(clf.classify({
+        ...         "src_ip": ["175.45.176.9"], "dst_ip": ["8.8.8.8"], "src_port": [40000],
+        ...         "dst_port": [443], "protocol": [6], "ts_start": [ts_ms],
+        ...         "ts_end": [ts_ms + 1000], "packets": [10], "bytes": [1200]}))
+        >>> total = Report.combined([one_flow(1_500_000_000_000), one_flow(1_500_000_000_000),
+        ...                          one_flow(1_600_000_000_000)])
+        >>> len(total), total.total("flows"), total.total("hosts")
+        (2, 3, 1)
+        """
         reports = list(reports)
         if not reports:
             raise ValueError("Report.combined needs at least one report")

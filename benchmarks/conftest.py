@@ -86,11 +86,12 @@ class Registry:
         m = self.measured[(family, impl)]
         return m.items / m.seconds
 
-    def interleaved_ratios(self, family: str, impl: str, baseline: str) -> list[float]:
+    def interleaved_ratios(self, family: str, impl: str, baseline: str,
+                           rounds: int = GUARD_ROUNDS) -> list[float]:
         """Per-round rate ratios impl / baseline, the two run alternately."""
         a, b = self.measured[(family, impl)], self.measured[(family, baseline)]
         ratios = []
-        for r in range(GUARD_ROUNDS):
+        for r in range(rounds):
             order = (a, b) if r % 2 == 0 else (b, a)
             secs = {}
             for m in order:
@@ -101,16 +102,16 @@ class Registry:
         return ratios
 
     def guard(self, family: str, impl: str, baseline: str, at_least: float | None,
-              note: str = ""):
+              note: str = "", n_rounds: int = GUARD_ROUNDS):
         """Assert impl's rate is at least ``at_least`` times the baseline's
         (``None``: report the ratio only, where the baseline does less).
-        The ratio is the median over interleaved rounds when both sides
-        registered a callable, else the ratio of the best times."""
+        The ratio is the median over ``n_rounds`` interleaved rounds when both
+        sides registered a callable, else the ratio of the best times."""
         if (family, impl) not in self.measured or (family, baseline) not in self.measured:
             pytest.skip(f"{family}: {impl} or {baseline} was not measured in this run")
         a, b = self.measured[(family, impl)], self.measured[(family, baseline)]
         if a.fn is not None and b.fn is not None:
-            rounds = self.interleaved_ratios(family, impl, baseline)
+            rounds = self.interleaved_ratios(family, impl, baseline, n_rounds)
             method = f"median of {len(rounds)} interleaved rounds"
         else:
             rounds = [self.rate(family, impl) / self.rate(family, baseline)]

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "nkclass/bytes.hpp"
+#include "nkclass/dns_wire.hpp"
 
 namespace nkclass {
 
@@ -36,15 +37,7 @@ struct Question {
 // name of a query is never compressed: a pointer or reserved label type is
 // refused, as is a name past 255 wire bytes or the end of the bytes.
 bool first_query(const std::uint8_t* p, std::size_t n, bool tcp, Question* q) noexcept {
-    if (p == nullptr) return false;
-    if (tcp) {
-        if (n < 2) return false;
-        const std::size_t msg = be16(p);
-        p += 2;
-        n -= 2;
-        if (msg < n) n = msg;
-    }
-    if (n < 12) return false;
+    if (p == nullptr || !dns_message(tcp, &p, &n) || n < 12) return false;
     const std::uint16_t flags = be16(p + 2);
     if ((flags & 0x8000) != 0 || ((flags >> 11) & 0xf) != 0 || be16(p + 4) != 1) return false;
     std::size_t i = 12, wire = 1;

@@ -5,6 +5,7 @@
 // elsewhere the message must look like a plain recursive query (one
 // question, no records but an optional EDNS one, class IN, a common type).
 #include "detect_internal.hpp"
+#include "nkclass/dns_wire.hpp"
 
 namespace nkclass::det {
 
@@ -72,13 +73,9 @@ bool detect_dns(Bytes b, bool tcp, std::uint16_t sport, std::uint16_t dport,
             hit(out, kAppDnscrypt, kActInfrastructure);
             return true;
         }
-        const std::size_t msg = be16(p);
-        if (msg < 12) return false;
-        p += 2;
-        n -= 2;
-        if (msg < n) n = msg;
+        dns_message(true, &p, &n);  // n >= 14: the prefix is there
     }
-    if (n < 17) return false;  // header + 1-byte root name + type + class
+    if (n < 17) return false;  // header + 1-byte root name + type + class (a shorter length too)
     const std::uint16_t flags = be16(p + 2);
     const std::uint16_t qd = be16(p + 4), an = be16(p + 6), ns = be16(p + 8), ar = be16(p + 10);
     const bool response = flags & 0x8000;

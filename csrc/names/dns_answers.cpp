@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "nkclass/bytes.hpp"
+#include "nkclass/dns_wire.hpp"
 
 namespace nkclass {
 
@@ -136,15 +137,7 @@ bool parse_dns_answers(const std::uint8_t* p, std::size_t len, bool tcp,
     out->n = 0;
     out->qname_len = 0;
     out->qname[0] = '\0';
-    if (p == nullptr) return false;
-    if (tcp) {
-        if (len < 2) return false;
-        const std::size_t msg = be16(p);
-        p += 2;
-        len -= 2;
-        if (msg < len) len = msg;
-    }
-    if (len < 12) return false;
+    if (p == nullptr || !dns_message(tcp, &p, &len) || len < 12) return false;
     const std::uint16_t flags = be16(p + 2);
     if (!(flags & 0x8000) || ((flags >> 11) & 0xf) != 0 || (flags & 0x000f) != 0) return false;
     if (be16(p + 4) != 1) return false;

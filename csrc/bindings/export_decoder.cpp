@@ -154,6 +154,8 @@ void init_export_decoder(py::module_& m) {
              "Consume the next bytes of the capture file.")
         .def("finish", &finish_status<ExportCapture>,
              "End the input; returns {'status', 'offset', 'reason'}.")
+        .def("ready", [](ExportCapture& self) { return self.decoder().ready(); },
+             "Decoded records waiting to be drained.")
         .def("drain", [](ExportCapture& self, std::size_t max_records) {
                  return drain_records(self.decoder(), max_records);
              }, py::arg("max_records"))

@@ -116,6 +116,7 @@ void init_flow_meter(py::module_& m) {
              py::arg("decapsulate") = true)
         .def("feed", &feed_bytes<FlowMeter>, py::arg("buffer"),
              "Consume the next bytes of the capture file (any chunk size).")
+        .def("ready", &FlowMeter::ready, "Emitted flows waiting to be drained.")
         .def("drain", &drain, py::arg("max_flows"),
              "Move up to max_flows emitted flows into a dict of numpy columns.")
         .def("finish", &finish_status<FlowMeter>,

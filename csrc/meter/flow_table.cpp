@@ -422,6 +422,19 @@ void FlowTable::add(const PacketInfo& pkt, const KeyedPacket& k, std::int64_t ts
 }
 
 void FlowTable::flush() {
+    // Every live flow is emitted at once: room for their rows and payloads
+    // is made in one step, not by the doublings (each a copy of all payload
+    // bytes so far into fresh pages) of tens of thousands of appends.
+    std::size_t rows = 0, bytes = 0;
+    for (const List* list : {&closing_, &active_}) {
+        for (std::uint32_t idx = list->head; idx != kNone; idx = flows_[idx].next) {
+            ++rows;
+            for (const SideState& side : flows_[idx].side)
+                if (side.slot != kNone) bytes += side.filled;
+        }
+    }
+    out_.rows.reserve(out_.rows.size() + rows);
+    out_.payload.reserve(out_.payload.size() + bytes);
     while (closing_.head != kNone) emit(closing_.head, false);
     while (active_.head != kNone) emit(active_.head, false);
 }

@@ -27,7 +27,7 @@ from nkclass import _core
 from nkclass.errors import InputError
 from nkclass.flows.reader import Reader
 from nkclass.flows.schema import ADDRESS, ALL_FIELDS, REQUIRED, TIMESTAMP
-from nkclass.flows.source import Source
+from nkclass.flows.source import Source, read_chunks
 from nkclass.flows.stats import ReadStats
 
 #: The schema of every batch read_pcap yields.
@@ -46,7 +46,9 @@ PCAP_SCHEMA = pa.schema(
 _TUNNEL_NAMES = pa.array(_core.TUNNEL_NAMES)
 _STRATUM_ALGO_NAMES = pa.array(_core.STRATUM_ALGO_NAMES)
 
-_CHUNK_BYTES = 8 << 20
+#: Bytes fed to the native parser at a time, read into one reused buffer
+#: (a fresh bytes object per chunk is fresh pages to fault in).
+_CHUNK_BYTES = 1 << 20
 PCAP_MAGICS = (
     b"\xd4\xc3\xb2\xa1",
     b"\xa1\xb2\xc3\xd4",
@@ -110,22 +112,18 @@ class NativeCaptureReader(Reader):
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         native = self._native
-        stream = self.source.stream()
-        while chunk := stream.read(_CHUNK_BYTES):
+        for chunk in read_chunks(self.source.stream(), _CHUNK_BYTES):
             native.feed(chunk)
-            yield from self._drain()
+            # Whole batches only until the input ends: one per chunk would
+            # classify and aggregate many small batches.
+            while native.ready() >= self.batch_size:
+                yield self._columns_to_batch(native.drain(self.batch_size))
         self.status = native.finish()
-        yield from self._drain()
+        while native.ready():
+            yield self._columns_to_batch(native.drain(self.batch_size))
         self.counters = native.counters()
         if self.status["status"] != "ok" and self.errors == "raise":
             raise CaptureError(self.path, self.status["offset"], self.status["reason"])
-
-    def _drain(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            cols = self._native.drain(self.batch_size)
-            if len(cols["packets"]) == 0:
-                return
-            yield self._columns_to_batch(cols)
 
 
 class PcapReader(NativeCaptureReader):

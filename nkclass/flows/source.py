@@ -15,7 +15,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -50,6 +50,15 @@ def read_exactly(stream, n: int) -> bytes:
     return b"".join(parts)
 
 
+def read_chunks(stream, size: int) -> Iterator[memoryview]:
+    """The rest of ``stream`` in pieces of at most ``size`` bytes, each a view
+    of one reused buffer that holds it until the next piece is taken (no
+    fresh allocation, so no fresh pages to fault in, per piece)."""
+    view = memoryview(bytearray(size))
+    while n := stream.readinto(view):
+        yield view[:n]
+
+
 def read_failure(exc: OSError, compression: str | None) -> str:
     """What a failed read says (corrupt compressed data shows up as OSError)."""
     if compression is not None:
@@ -75,6 +84,19 @@ class _Replay:
         out, self._prefix = self._prefix, b""
         rest = self._stream.read(-1 if n < 0 else n - len(out))
         return out + rest if rest else out
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:
+            return readinto(buffer)
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def readable(self) -> bool:
         return True

@@ -705,6 +705,21 @@ def test_batches_respect_batch_size():
     assert sum(b.num_rows for b in batches) == 19
 
 
+def test_flows_expiring_while_reading_come_in_whole_batches(tmp_path):
+    # 3,000 one-packet flows a second apart, each expired by the next packet,
+    # over more than one read chunk: batches are full until the input ends,
+    # not one small batch per chunk.
+    pkts = [(float(i), eth(ipv4(A, B, 17, udp(10000 + i, 53, bytes(400)))))
+            for i in range(3000)]
+    path = tmp_path / "expiring.pcap"
+    path.write_bytes(write_pcap(pkts))
+    assert path.stat().st_size > 1 << 20
+    batches = list(read_pcap(path, batch_size=64, idle_timeout=0.5))
+    assert [b.num_rows for b in batches] == [64] * 46 + [56]
+    ports = [p for b in batches for p in b.column("src_port").to_pylist()]
+    assert ports == list(range(10000, 13000))
+
+
 @pytest.mark.parametrize(
     "kw, name",
     [({"batch_size": 0}, "batch_size"), ({"payload_bytes": 70000}, "payload_bytes"),

@@ -339,6 +339,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
 
     label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
+    std::uint16_t port_rule[kBlock];
     PayloadCandidates payload_found[kBlock];
     label_t peer_as_block[kBlock];
     std::uint8_t peer_is_src[kBlock];
@@ -381,6 +382,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         lookup_block(paths, cols.dst_ip, begin, count, path_dst);
         lookup_block(services, cols.src_ip, begin, count, svc_src);
         lookup_block(services, cols.dst_ip, begin, count, svc_dst);
+        // Port rules in a loop of their own: its independent table reads
+        // overlap, where inside the flow loop each waited on the one before.
+        for (std::size_t k = 0; k < count; ++k)
+            port_rule[k] = ports.rule_for(cols.protocol[begin + k], cols.src_port[begin + k],
+                                          cols.dst_port[begin + k]);
         if (have_payload) payload->inspect_block(cols, begin, count, payload_found, own);
         if (have_dated) {
             lookup_block(*spec_.dated_prefixes, cols.src_ip, begin, count, dated_src);
@@ -438,7 +444,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             const std::uint8_t proto = cols.protocol[i];
             const std::uint16_t sport = cols.src_port[i];
             const std::uint16_t dport = cols.dst_port[i];
-            const std::uint16_t rule = ports.rule_for(proto, sport, dport);
+            const std::uint16_t rule = port_rule[k];
 
             Verdict verdict;
             verdict.offer(service_scored[service < n_services ? service : 0]);

@@ -65,7 +65,7 @@ struct FlowMeter::Impl final : meter::PacketSink {
         if (queued == kQueue) add_oldest();
         Queued& q = queue[(first + queued) % kQueue];
         q.pkt = pkt;
-        q.key = meter::FlowTable::key_of(pkt);
+        meter::FlowTable::key_into(pkt, &q.key);
         q.ts_ms = ts_ms;
         q.bytes = bytes;
         ++queued;
@@ -92,9 +92,10 @@ struct FlowMeter::Impl final : meter::PacketSink {
 
     // Queue depth and the ages (packets since queued) at which the flow and
     // then its links are prefetched; the bucket is prefetched on arrival.
-    static constexpr std::size_t kQueue = 8;
-    static constexpr std::size_t kFlowAt = 4;
-    static constexpr std::size_t kLinksAt = 6;
+    // (At 8, 4 and 6 the links' prefetch still waited on the flow's line.)
+    static constexpr std::size_t kQueue = 16;
+    static constexpr std::size_t kFlowAt = 6;
+    static constexpr std::size_t kLinksAt = 12;
     Queued queue[kQueue];
     std::size_t first = 0;
     std::size_t queued = 0;

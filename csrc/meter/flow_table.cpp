@@ -2,6 +2,7 @@
 #include "flow_table.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 namespace nkclass::meter {
@@ -17,40 +18,64 @@ inline std::uint64_t load64(const std::uint8_t* p) noexcept {
     return v;
 }
 
+// A word loaded from memory as the big-endian number its bytes spell.
+inline std::uint64_t be64(std::uint64_t loaded) noexcept {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return loaded;
+#else
+    return __builtin_bswap64(loaded);
+#endif
+}
+
 inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) noexcept {
     const unsigned __int128 r = static_cast<unsigned __int128>(a ^ 0x9e3779b97f4a7c15ull) *
                                 (b ^ 0xd6e8feb86659fd93ull);
     return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
 }
 
-inline std::uint32_t hash_key(const FlowKey& k) noexcept {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(&k);
-    const std::uint64_t h = mix(mix(load64(p), load64(p + 8)) ^ load64(p + 32),
-                                mix(load64(p + 16), load64(p + 24)));
-    return static_cast<std::uint32_t>(h ^ (h >> 32));
-}
-
 inline bool same_key(const FlowKey& a, const FlowKey& b) noexcept {
     return std::memcmp(&a, &b, sizeof(FlowKey)) == 0;
 }
 
-// Builds the unordered key; *from_lo tells whether the packet's sender is
-// the key's `lo` endpoint.
-inline FlowKey make_key(const PacketInfo& p, bool* from_lo) noexcept {
-    FlowKey k;
-    std::memset(&k, 0, sizeof k);
-    const int c = std::memcmp(p.src.bytes, p.dst.bytes, 16);
-    *from_lo = c < 0 || (c == 0 && p.src_port <= p.dst_port);
-    const ipv6_net_t& lo = *from_lo ? p.src : p.dst;
-    const ipv6_net_t& hi = *from_lo ? p.dst : p.src;
-    std::memcpy(k.lo, lo.bytes, 16);
-    std::memcpy(k.hi, hi.bytes, 16);
-    k.lo_port = *from_lo ? p.src_port : p.dst_port;
-    k.hi_port = *from_lo ? p.dst_port : p.src_port;
-    k.protocol = p.protocol;
-    k.tunnel = p.tunnel;
-    return k;
+static_assert(offsetof(FlowKey, lo_port) == 32 && offsetof(FlowKey, hi_port) == 34 &&
+                  offsetof(FlowKey, protocol) == 36 && offsetof(FlowKey, tunnel) == 37,
+              "key_into writes the ports, protocol and tunnel as the fifth word");
+
+}  // namespace
+
+// Writes the unordered key of a packet and its hash into *k. The hash is
+// taken from the words in registers and each word is stored once, whole:
+// built field by field and read back, the key's words could not be
+// forwarded from the narrower stores, and that wait was the meter's
+// costliest stall.
+void FlowTable::key_into(const PacketInfo& p, KeyedPacket* k) noexcept {
+    // Addresses compared as memcmp orders them, in two big-endian words.
+    const std::uint64_t s0 = load64(p.src.bytes), s1 = load64(p.src.bytes + 8);
+    const std::uint64_t d0 = load64(p.dst.bytes), d1 = load64(p.dst.bytes + 8);
+    const std::uint64_t sh = be64(s0), dh = be64(d0), sl = be64(s1), dl = be64(d1);
+    const bool from_lo = sh != dh ? sh < dh : sl != dl ? sl < dl : p.src_port <= p.dst_port;
+    const std::uint64_t w0 = from_lo ? s0 : d0, w1 = from_lo ? s1 : d1;
+    const std::uint64_t w2 = from_lo ? d0 : s0, w3 = from_lo ? d1 : s1;
+    const std::uint16_t lo_port = from_lo ? p.src_port : p.dst_port;
+    const std::uint16_t hi_port = from_lo ? p.dst_port : p.src_port;
+    std::uint8_t tail[8] = {};  // lo_port, hi_port, protocol, tunnel, padding
+    std::memcpy(tail, &lo_port, 2);
+    std::memcpy(tail + 2, &hi_port, 2);
+    tail[4] = p.protocol;
+    tail[5] = p.tunnel;
+    const std::uint64_t w4 = load64(tail);
+    auto* out = reinterpret_cast<std::uint8_t*>(&k->key);
+    std::memcpy(out, &w0, 8);
+    std::memcpy(out + 8, &w1, 8);
+    std::memcpy(out + 16, &w2, 8);
+    std::memcpy(out + 24, &w3, 8);
+    std::memcpy(out + 32, &w4, 8);
+    const std::uint64_t h = mix(mix(w0, w1) ^ w4, mix(w2, w3));
+    k->hash = static_cast<std::uint32_t>(h ^ (h >> 32));
+    k->from_lo = from_lo;
 }
+
+namespace {
 
 inline bool bit(const std::uint8_t* map, std::uint32_t i) noexcept {
     return (map[i >> 3] >> (i & 7)) & 1;
@@ -327,8 +352,7 @@ void FlowTable::count_stratum(std::uint32_t idx, int side, const PacketInfo& pkt
 
 KeyedPacket FlowTable::key_of(const PacketInfo& pkt) noexcept {
     KeyedPacket k;
-    k.key = make_key(pkt, &k.from_lo);
-    k.hash = hash_key(k.key);
+    key_into(pkt, &k);
     return k;
 }
 

@@ -136,6 +136,7 @@ public:
     FlowTable(const FlowMeterConfig& cfg, MeterCounters* counters);
 
     static KeyedPacket key_of(const PacketInfo& pkt) noexcept;
+    static void key_into(const PacketInfo& pkt, KeyedPacket* k) noexcept;
 
     // Accounts one decoded IP packet seen at `ts_ms` with `wire_bytes`;
     // `k` must be key_of(pkt).

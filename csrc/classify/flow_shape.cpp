@@ -103,7 +103,9 @@ struct Slot<V4Key> {
 
     V4Key stored() const noexcept { return {addrs, port}; }
     bool holds(const V4Key& k) const noexcept { return addrs == k.addrs && port == k.port; }
-    void fill(const V4Key& k, std::uint32_t g) noexcept { addrs = k.addrs, port = k.port, group = g; }
+    void fill(const V4Key& k, std::uint32_t g) noexcept {
+        addrs = k.addrs, port = k.port, group = g;
+    }
 };
 static_assert(sizeof(Slot<V4Key>) == 16);
 

@@ -111,6 +111,7 @@ void resolve_peer_as_block(const PrefixTable* table, const FlowColumns& cols,
         }
         table->lookup_v6(peer, count, out);
     }
+    if (cols.src_as == nullptr && cols.dst_as == nullptr) return;
     for (std::size_t k = 0; k < count; ++k) {
         const std::uint32_t* given = peer_is_src[k] ? cols.src_as : cols.dst_as;
         if (given != nullptr && given[begin + k] != 0) out[k] = given[begin + k];

@@ -20,3 +20,11 @@ inline unsigned popcount64(std::uint64_t x) noexcept {
 }
 
 }  // namespace nkclass
+
+// Hot loops that count bits may carry a second build for the POPCNT
+// instruction, chosen at run time, where the baseline target lacks it.
+#if defined(__x86_64__) && !defined(__POPCNT__) && (defined(__GNUC__) || defined(__clang__))
+#define NKCLASS_POPCNT_DISPATCH 1
+#else
+#define NKCLASS_POPCNT_DISPATCH 0
+#endif

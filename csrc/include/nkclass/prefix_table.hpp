@@ -130,6 +130,12 @@ public:
 private:
     static constexpr std::uint32_t kChunkFlag = 0x80000000u;
     void paint(const Ipv4Prefix& p);
+    template <typename Popcount>
+    void lookup_runs(const ipv4_host_t* addrs, std::size_t n, label_t* out,
+                     Popcount popcount) const noexcept;
+#if NKCLASS_POPCNT_DISPATCH
+    void lookup_runs_popcnt(const ipv4_host_t* addrs, std::size_t n, label_t* out) const noexcept;
+#endif
     std::uint32_t new_chunk(std::uint32_t fill);
     void release() noexcept;
 

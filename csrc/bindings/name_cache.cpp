@@ -153,12 +153,10 @@ void init_name_cache(py::module_& m) {
                 py::list out;
                 std::lock_guard<std::mutex> lock(self.mutex());
                 for (std::size_t i = 0; i < n; ++i) {
-                    NameKey key = row_key(addr, i, port.data()[i]);
-                    std::uint32_t h = self.find_locked(key, NameCache::hash_of(key), t.data()[i]);
-                    if (h == 0 && key.port != 0) {
-                        key.port = 0;
-                        h = self.find_locked(key, NameCache::hash_of(key), t.data()[i]);
-                    }
+                    const NameKey key = row_key(addr, i, port.data()[i]);
+                    const std::uint32_t h = self.lookup_locked(
+                        key.address, key.port, NameCache::hashes_of(key.address, key.port),
+                        t.data()[i]);
                     out.append(h != 0 ? py::object(py::str(self.name_locked(h))) : py::none());
                 }
                 return out;

@@ -129,13 +129,7 @@ void learn_dns_answers(const FlowColumns& cols, std::size_t i, std::int64_t t,
     const bool found =
         parse_dns_answers(cols.dst_payload.at(i), cols.dst_payload.length(i), tcp, &answers) ||
         parse_dns_answers(cols.src_payload.at(i), cols.src_payload.length(i), tcp, &answers);
-    if (!found) return;
-    for (std::size_t a = 0; a < answers.n; ++a) {
-        const u128 v = to_u128(answers.answers[a].address);
-        const NameKey key{{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)}, 0};
-        names->learn_locked(key, answers.qname, answers.qname_len, t,
-                            std::int64_t(answers.answers[a].ttl) * 1000, kOriginDns);
-    }
+    if (found) names->learn_answers_locked(answers, t);
 }
 
 }  // namespace
@@ -373,7 +367,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     }
     ServerName* own = own_names.empty() ? nullptr : own_names.data();
     const DomainTable* domains = spec_.domains.get();
-    std::uint64_t hash_port[kBlock], hash_any[kBlock];
+    NameCache::Hashes name_hashes[kBlock];
     bool hashed[kBlock];
     NameDictionary* dictionary = name_out != nullptr ? name_out->names : nullptr;
 
@@ -416,16 +410,14 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                                              : name_key(cols.dst_ip, i, cols.dst_port[i]);
                 hashed[k] = names->may_hold_locked(key.address);
                 if (!hashed[k]) continue;
-                hash_port[k] = NameCache::hash_of(key);
-                key.port = 0;
-                hash_any[k] = NameCache::hash_of(key);
-                names->prefetch(hash_port[k]);
-                names->prefetch(hash_any[k]);
+                name_hashes[k] = NameCache::hashes_of(key.address, key.port);
+                names->prefetch(name_hashes[k].port);
+                names->prefetch(name_hashes[k].any);
             }
             for (std::size_t k = 0; k < count; ++k) {
                 if (!hashed[k]) continue;
-                names->prefetch_entry(hash_port[k]);
-                names->prefetch_entry(hash_any[k]);
+                names->prefetch_entry(name_hashes[k].port);
+                names->prefetch_entry(name_hashes[k].any);
             }
         }
 
@@ -481,22 +473,12 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             const bool names_itself = own_name != nullptr && (own_name->kind == kNameSni ||
                                                               own_name->kind == kNameHost);
             if (have_names && !names_itself) {
-                const bool src_peer = peer_is_src[k];
-                NameKey key = src_peer ? name_key(cols.src_ip, i, sport)
-                                       : name_key(cols.dst_ip, i, dport);
+                const NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, sport)
+                                                   : name_key(cols.dst_ip, i, dport);
                 std::uint32_t handle = 0;
                 if (names->may_hold_locked(key.address)) {
-                    if (!hashed[k]) {
-                        hash_port[k] = NameCache::hash_of(key);
-                        key.port = 0;
-                        hash_any[k] = NameCache::hash_of(key);
-                        key.port = src_peer ? sport : dport;
-                    }
-                    handle = names->find_locked(key, hash_port[k], ts);
-                    if (handle == 0) {
-                        key.port = 0;
-                        handle = names->find_locked(key, hash_any[k], ts);
-                    }
+                    if (!hashed[k]) name_hashes[k] = NameCache::hashes_of(key.address, key.port);
+                    handle = names->lookup_locked(key.address, key.port, name_hashes[k], ts);
                 }
                 if (handle != 0) {
                     if (domains != nullptr) {

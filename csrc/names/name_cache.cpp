@@ -25,41 +25,37 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
     return out;
 }
 
-// A name as the cache keeps it: lowercased, without a trailing dot, in a
-// buffer of its own (most learns refresh a name already held, so the text
-// is compared before any string is built).
-struct Normalised {
-    char text[kMaxName];
-    std::size_t len = 0;
-
-    // False when `name` is not 1..kMaxName bytes of 0x21..0x7e.
-    bool assign(const char* name, std::size_t n) noexcept {
-        if (n > 0 && name[n - 1] == '.') --n;
-        if (n == 0 || n > kMaxName) return false;
-        len = n;
-        return bytes::copy_name_lower(text, reinterpret_cast<const std::uint8_t*>(name), n);
+// The hash of a name's text, eight bytes at a time.
+std::uint64_t text_hash(const char* p, std::size_t n) noexcept {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) h = (h ^ bytes::load8(p + i)) * 0xff51afd7ed558ccdull, h ^= h >> 29;
+    if (i < n) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p + i, n - i);
+        h = (h ^ w) * 0xff51afd7ed558ccdull, h ^= h >> 29;
     }
-    bool operator==(const std::string& held) const noexcept {
-        return held.size() == len && std::memcmp(held.data(), text, len) == 0;
-    }
-    std::string str() const { return std::string(text, len); }
-};
+    return h;
+}
 
 }  // namespace
+
+bool NameCache::NameText::assign(const char* name, std::size_t n) noexcept {
+    if (n > 0 && name[n - 1] == '.') --n;
+    if (n == 0 || n > kMaxName) return false;
+    len = n;
+    return bytes::copy_name_lower(text, reinterpret_cast<const std::uint8_t*>(name), n);
+}
+
+bool NameCache::NameText::operator==(const std::string& held) const noexcept {
+    return held.size() == len && std::memcmp(held.data(), text, len) == 0;
+}
 
 NameCache::NameCache(std::size_t capacity, std::int64_t grace_ms)
     : capacity_(capacity), grace_ms_(grace_ms) {
     if (capacity == 0 || capacity > kMaxCapacity)
         throw std::invalid_argument("name cache capacity must be 1 .. 2**28");
     if (grace_ms < 0) throw std::invalid_argument("name cache grace must not be negative");
-}
-
-std::uint64_t NameCache::hash_of(const NameKey& k) noexcept {
-    std::uint64_t h = k.address.lo * 0x9e3779b97f4a7c15ull;
-    h ^= (k.address.hi + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
-    h ^= (h >> 31) ^ (std::uint64_t(k.port) * 0x94d049bb133111ebull);
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
 }
 
 std::size_t NameCache::size() const noexcept {
@@ -81,9 +77,10 @@ void NameCache::clear() noexcept {
     free_nodes_.clear();
     oldest_ = newest_ = kNil;
     used_ = 0;
-    name_ids_.clear();
     names_.clear();
+    name_index_.clear();
     free_names_.clear();
+    retired_ = 0;
     newest_time_ = INT64_MIN;
 }
 
@@ -93,7 +90,7 @@ std::vector<NameCache::Entry> NameCache::entries() const {
     out.reserve(used_);
     for (std::uint32_t e = oldest_; e != kNil; e = nodes_[e].next) {
         const Node& n = nodes_[e];
-        out.push_back({n.key, n.origin, *names_[n.name - 1].text, n.first_seen, n.expires});
+        out.push_back({n.key, n.origin, names_[n.name - 1].text, n.first_seen, n.expires});
     }
     return out;
 }
@@ -103,28 +100,9 @@ void NameCache::merge_from(const NameCache& other) noexcept {
     std::scoped_lock lock(mutex_, other.mutex_);
     for (std::uint32_t e = other.oldest_; e != kNil; e = other.nodes_[e].next) {
         const Node& n = other.nodes_[e];
-        const std::string& name = *other.names_[n.name - 1].text;
+        const std::string& name = other.names_[n.name - 1].text;
         absorb_locked(n.key, name.data(), name.size(), n.first_seen, n.expires, n.origin);
     }
-}
-
-std::size_t NameCache::find_slot(const NameKey& key, std::uint64_t hash) const noexcept {
-    if (slots_.empty()) return std::size_t(-1);
-    const std::uint32_t h32 = static_cast<std::uint32_t>(hash);
-    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
-        const Slot& s = slots_[i];
-        if (s.entry == 0) return std::size_t(-1);
-        if (s.hash == h32 && nodes_[s.entry - 1].key == key) return i;
-    }
-}
-
-std::uint32_t NameCache::find_locked(const NameKey& key, std::uint64_t hash,
-                                     std::int64_t t) const noexcept {
-    const std::size_t i = find_slot(key, hash);
-    if (i == std::size_t(-1)) return 0;
-    const std::uint32_t e = slots_[i].entry;
-    const Node& n = nodes_[e - 1];
-    return (n.first_seen <= t && t <= n.expires) ? e : 0;
 }
 
 void NameCache::erase_slot(std::size_t i) noexcept {
@@ -183,20 +161,47 @@ void NameCache::link_newest(std::uint32_t e) noexcept {
     newest_ = e;
 }
 
-std::uint32_t NameCache::intern(const std::string& name) {
-    auto found = name_ids_.find(name);
-    if (found != name_ids_.end()) {
-        ++names_[found->second - 1].refs;
-        return found->second;
+std::uint32_t NameCache::find_name(const NameText& text, std::uint64_t hash) const noexcept {
+    if (name_index_.empty()) return 0;
+    const std::size_t mask = name_index_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const std::uint32_t id = name_index_[i];
+        if (id == 0) return 0;
+        const NameRec& r = names_[id - 1];
+        if (r.hash == hash && text == r.text) return id;
     }
-    // Room first, so nothing can fail once the name is in the index (and
-    // release() never allocates: the free list has a slot for every id).
+}
+
+void NameCache::index_name(std::uint32_t id) noexcept {
+    const std::size_t mask = name_index_.size() - 1;
+    std::size_t i = names_[id - 1].hash & mask;
+    while (name_index_[i] != 0) i = (i + 1) & mask;
+    name_index_[i] = id;
+}
+
+void NameCache::grow_name_index() {
+    std::vector<std::uint32_t> fresh(std::max<std::size_t>(64, name_index_.size() * 2), 0);
+    name_index_.swap(fresh);
+    for (std::size_t id = 1; id <= names_.size(); ++id)
+        if (!names_[id - 1].text.empty()) index_name(static_cast<std::uint32_t>(id));
+}
+
+std::uint32_t NameCache::intern(const NameText& text) {
+    const std::uint64_t hash = text_hash(text.text, text.len);
+    if (const std::uint32_t id = find_name(text, hash)) {
+        if (names_[id - 1].refs++ == 0) --retired_;
+        return id;
+    }
+    // Room first, so nothing can fail once the name is built (and freeing
+    // never allocates: the free list has a slot for every id).
     if (free_names_.empty() && names_.size() == names_.capacity()) {
         const std::size_t grown = std::max<std::size_t>(16, names_.capacity() * 2);
         names_.reserve(grown);
         free_names_.reserve(grown);
     }
-    auto it = name_ids_.emplace(name, 0).first;
+    const std::size_t interned = names_.size() - free_names_.size();
+    if ((interned + 1) * 2 > name_index_.size()) grow_name_index();
+    std::string owned(text.text, text.len);
     std::uint32_t id;
     if (!free_names_.empty()) {
         id = free_names_.back();
@@ -205,27 +210,40 @@ std::uint32_t NameCache::intern(const std::string& name) {
         names_.emplace_back();
         id = static_cast<std::uint32_t>(names_.size());
     }
-    it->second = id;
-    names_[id - 1] = NameRec{&it->first, 1, 0, DomainMatch{}};
+    names_[id - 1] = NameRec{std::move(owned), hash, 1, 0, DomainMatch{}};
+    index_name(id);
     return id;
 }
 
-std::uint32_t NameCache::intern_or_refuse(const char* name, std::size_t len) noexcept {
-    try {
-        return intern(std::string(name, len));
-    } catch (...) {
-        ++stats_.refused;
-        return 0;
+std::uint32_t NameCache::take_name(const NameText& text, std::uint32_t* held) noexcept {
+    if (*held == 0) {
+        try {
+            *held = intern(text);
+        } catch (...) {
+            ++stats_.refused;
+            return 0;
+        }
     }
+    ++names_[*held - 1].refs;  // never from 0: *held keeps one
+    return *held;
 }
 
 void NameCache::release(std::uint32_t id) noexcept {
-    NameRec& r = names_[id - 1];
-    if (--r.refs != 0) return;
-    const std::string* text = r.text;
-    r = NameRec{};
-    free_names_.push_back(id);  // within the capacity reserved in intern()
-    name_ids_.erase(*text);
+    if (--names_[id - 1].refs != 0) return;
+    if (++retired_ > std::max(kMinRetired, used_)) free_retired_names();
+}
+
+void NameCache::free_retired_names() noexcept {
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+        NameRec& r = names_[i];
+        if (r.text.empty() || r.refs != 0) continue;
+        r = NameRec{};
+        free_names_.push_back(static_cast<std::uint32_t>(i + 1));  // within the capacity reserved
+    }
+    std::fill(name_index_.begin(), name_index_.end(), 0u);
+    for (std::size_t id = 1; id <= names_.size(); ++id)
+        if (!names_[id - 1].text.empty()) index_name(static_cast<std::uint32_t>(id));
+    retired_ = 0;
 }
 
 void NameCache::evict_oldest() noexcept {
@@ -240,21 +258,55 @@ void NameCache::evict_oldest() noexcept {
     --used_;
 }
 
+std::int64_t NameCache::expiry(std::int64_t t, std::int64_t ttl_ms) const noexcept {
+    return saturating_add(saturating_add(t, ttl_ms), grace_ms_);
+}
+
 bool NameCache::learn_locked(const NameKey& key, const char* name, std::size_t len,
                              std::int64_t t, std::int64_t ttl_ms, std::uint8_t origin) noexcept {
     if (ttl_ms < 0) {
         ++stats_.refused;
         return false;
     }
-    return absorb_locked(key, name, len, t, saturating_add(saturating_add(t, ttl_ms), grace_ms_),
-                         origin);
+    return absorb_locked(key, name, len, t, expiry(t, ttl_ms), origin);
+}
+
+std::size_t NameCache::learn_answers_locked(const DnsAnswers& answers, std::int64_t t) noexcept {
+    NameText text;
+    if (!text.assign(answers.qname, answers.qname_len)) {
+        stats_.refused += answers.n;
+        return 0;
+    }
+    std::uint32_t held = 0;
+    std::size_t taken = 0;
+    for (std::size_t a = 0; a < answers.n; ++a) {
+        const u128 v = to_u128(answers.answers[a].address);
+        const NameKey key{{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)}, 0};
+        const std::int64_t ttl_ms = std::int64_t(answers.answers[a].ttl) * 1000;
+        taken += absorb_text(key, text, &held, t, expiry(t, ttl_ms), kOriginDns);
+    }
+    if (held != 0) release(held);
+    return taken;
 }
 
 bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t len,
                               std::int64_t first_seen, std::int64_t expires,
                               std::uint8_t origin) noexcept {
-    Normalised text;
-    if (first_seen > expires || !text.assign(name, len)) {
+    NameText text;
+    if (!text.assign(name, len)) {
+        ++stats_.refused;
+        return false;
+    }
+    std::uint32_t held = 0;
+    const bool taken = absorb_text(key, text, &held, first_seen, expires, origin);
+    if (held != 0) release(held);
+    return taken;
+}
+
+bool NameCache::absorb_text(const NameKey& key, const NameText& text, std::uint32_t* held,
+                            std::int64_t first_seen, std::int64_t expires,
+                            std::uint8_t origin) noexcept {
+    if (first_seen > expires) {
         ++stats_.refused;
         return false;
     }
@@ -264,13 +316,13 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
     if (at != std::size_t(-1)) {
         const std::uint32_t e = slots_[at].entry - 1;
         Node& n = nodes_[e];
-        if (text == *names_[n.name - 1].text) {
+        if (text == names_[n.name - 1].text) {
             n.first_seen = std::min(n.first_seen, first_seen);
             n.expires = std::max(n.expires, expires);
             n.origin = origin;
             ++stats_.refreshed;
         } else if (first_seen >= n.first_seen) {
-            const std::uint32_t id = intern_or_refuse(text.text, text.len);
+            const std::uint32_t id = take_name(text, held);
             if (id == 0) return false;
             release(n.name);
             n.name = id;
@@ -292,7 +344,7 @@ bool NameCache::absorb_locked(const NameKey& key, const char* name, std::size_t 
         ++stats_.refused;
         return false;
     }
-    const std::uint32_t id = intern_or_refuse(text.text, text.len);
+    const std::uint32_t id = take_name(text, held);
     if (id == 0) return false;
     std::uint32_t e;
     if (!free_nodes_.empty()) {
@@ -334,7 +386,7 @@ DomainMatch NameCache::match_locked(std::uint32_t handle, std::uint64_t tag,
                                     const DomainTable& domains) noexcept {
     NameRec& r = names_[nodes_[handle - 1].name - 1];
     if (r.tag != tag) {
-        r.match = domains.lookup(r.text->data(), r.text->size());
+        r.match = domains.lookup(r.text.data(), r.text.size());
         r.tag = tag;
     }
     return r.match;

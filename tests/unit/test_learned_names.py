@@ -289,6 +289,24 @@ def test_a_damaged_or_foreign_state_is_refused_with_the_file(tmp_path):
         NameCache.__new__(NameCache).__setstate__({**state, "entries": reversed_interval})
 
 
+def test_one_name_replaced_thousands_of_times_stays_right():
+    """An address that answers for ever new names (a CDN's): the names it
+    drops are kept for reuse and freed in bulk past a few thousand; the
+    cache answers the newest name throughout."""
+    names = NameCache(capacity=2, grace=0.0)
+    fresh = [f"host{i}.cdn.example" for i in range(9_000)]
+    for i, name in enumerate(fresh):
+        names.learn(["192.0.2.1"], [name], at=[T0 + i], ttl=10)
+        if i % 4 == 0:  # a second key shares some of the names
+            names.learn(["192.0.2.2"], [name], at=[T0 + i], ttl=10)
+        if i % 997 == 0:
+            assert names.lookup(["192.0.2.1"], at=[T0 + i]) == [name]
+    last = T0 + len(fresh) - 1
+    assert names.lookup(["192.0.2.1", "192.0.2.2"], at=[last, last]) == [fresh[-1], fresh[-4]]
+    assert names.entries().column("name").to_pylist() == [fresh[-4], fresh[-1]]
+    assert names.stats["replaced"] == len(fresh) - 1 + len(fresh[::4]) - 1
+
+
 # ---------------------------------------------------------------- in the classifier
 
 
@@ -334,6 +352,20 @@ def test_a_dns_answer_names_later_flows_to_its_address_in_the_same_batch(clf):
     assert table.column("learned_name").to_pylist() == [None, None, "www.youtube.com",
                                                          "www.youtube.com"]
     assert len(names) == 1
+
+
+def test_a_response_with_more_answers_than_room_keeps_the_last_ones(clf):
+    """Answers are learned in order under one interned name; with room for
+    two, the third evicts the first within the same response."""
+    names = NameCache(capacity=2, grace=0.0)
+    servers = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    rows = [dns_flow("cdn.example", [Record("cdn.example", 1, s) for s in servers], T0)]
+    rows += [(WATCHED, s, 443, 6, T0 + 1, None, None) for s in servers]
+    r = clf.classify(batch(rows), names=names, server_names=True)
+    assert r.to_arrow().column("learned_name").to_pylist() == [None, None, "cdn.example",
+                                                               "cdn.example"]
+    assert names.entries().column("name").to_pylist() == ["cdn.example", "cdn.example"]
+    assert names.stats["learned"] == 3 and names.stats["evicted"] == 1
 
 
 def test_names_carry_across_batches_and_expire(clf):

@@ -19,7 +19,12 @@
 // Memory is bounded: at most `capacity` entries; learning a new key when
 // full evicts the least recently learned entry (counted as "expired" when
 // its interval had ended before the newest time learned so far, else as
-// "evicted"). Names are interned and freed with their last entry.
+// "evicted"). Names are interned. A name whose last entry went stays
+// interned (with its domain match) until more such names have gathered
+// than there are entries (at least kMinRetired), and then all of them are
+// freed: an address that answers for many names (a CDN's) changes name
+// with every answer, and each change is then a lookup instead of a free
+// and an allocation.
 //
 // Thread-safety: the public methods that do not end in _locked lock the
 // cache's mutex; the classifier's pass holds mutex() around a whole batch
@@ -34,6 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "nkclass/detectors.hpp"  // kMaxName
+#include "nkclass/dns_answers.hpp"
 #include "nkclass/domains.hpp"
 #include "nkclass/pair_cache.hpp"
 
@@ -102,16 +109,29 @@ public:
     bool absorb_locked(const NameKey& key, const char* name, std::size_t len,
                        std::int64_t first_seen, std::int64_t expires,
                        std::uint8_t origin) noexcept;
+    // Learns the answers of one DNS response at t: each address (any port)
+    // -> the question's name, for the answer's TTL. The name is checked and
+    // interned once. Returns how many were taken.
+    std::size_t learn_answers_locked(const DnsAnswers& answers, std::int64_t t) noexcept;
     bool learn(const NameKey& key, const char* name, std::size_t len, std::int64_t t,
                std::int64_t ttl_ms, std::uint8_t origin) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         return learn_locked(key, name, len, t, ttl_ms, origin);
     }
 
-    // The hash lookups use; find_locked(key, hash_of(key), t) after
-    // prefetch(hash_of(key)) and then prefetch_entry(hash_of(key)) hides
-    // the memory latency of a batch.
-    static std::uint64_t hash_of(const NameKey& key) noexcept;
+    // The hashes of (address, port) and (address, any port) that
+    // lookup_locked uses; prefetch(h) and, some time later,
+    // prefetch_entry(h) for both hide the memory latency of a batch.
+    struct Hashes {
+        std::uint64_t port, any;
+    };
+    static Hashes hashes_of(const AddressWords& address, std::uint16_t port) noexcept {
+        const std::uint64_t base = address_hash(address);
+        return {finish_hash(base, port), finish_hash(base, 0)};
+    }
+    static std::uint64_t hash_of(const NameKey& key) noexcept {
+        return finish_hash(address_hash(key.address), key.port);
+    }
     void prefetch(std::uint64_t hash) const noexcept {
         if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
     }
@@ -124,7 +144,22 @@ public:
     }
     // A handle (>= 1) on the entry live for `key` at t, or 0. Handles stay
     // valid until the next learn or absorb.
-    std::uint32_t find_locked(const NameKey& key, std::uint64_t hash, std::int64_t t) const noexcept;
+    std::uint32_t find_locked(const NameKey& key, std::uint64_t hash, std::int64_t t) const noexcept {
+        const std::size_t i = find_slot(key, hash);
+        if (i == std::size_t(-1)) return 0;
+        const std::uint32_t e = slots_[i].entry;
+        const Node& n = nodes_[e - 1];
+        return (n.first_seen <= t && t <= n.expires) ? e : 0;
+    }
+    // The entry live at t for (address, port), else for (address, any
+    // port): what names a flow to that server. `hashes` is
+    // hashes_of(address, port).
+    std::uint32_t lookup_locked(const AddressWords& address, std::uint16_t port,
+                                const Hashes& hashes, std::int64_t t) const noexcept {
+        std::uint32_t handle = port != 0 ? find_locked({address, port}, hashes.port, t) : 0;
+        if (handle == 0) handle = find_locked({address, 0}, hashes.any, t);
+        return handle;
+    }
     // False when no entry has this address (on any port), so both probes
     // of a lookup can be skipped; true may be a false positive. Most flows'
     // peers have no learned name, and this test is one bit in a summary
@@ -135,7 +170,7 @@ public:
         return (filter_[bit >> 6] >> (bit & 63)) & 1u;
     }
     const std::string& name_locked(std::uint32_t handle) const noexcept {
-        return *names_[nodes_[handle - 1].name - 1].text;
+        return names_[nodes_[handle - 1].name - 1].text;
     }
     std::uint8_t origin_locked(std::uint32_t handle) const noexcept {
         return nodes_[handle - 1].origin;
@@ -161,13 +196,40 @@ private:
         std::int64_t first_seen = 0, expires = 0;
     };
     struct NameRec {
-        const std::string* text = nullptr;
+        std::string text;  // empty: a free id
+        std::uint64_t hash = 0;
         std::uint32_t refs = 0;
         std::uint64_t tag = 0;
         DomainMatch match;
     };
+    // A name as the cache keeps it: lowercased, without a trailing dot, in
+    // a buffer of its own (most learns refresh a name already held, so the
+    // text is compared before any string is built).
+    struct NameText {
+        char text[kMaxName];
+        std::size_t len = 0;
+        bool assign(const char* name, std::size_t n) noexcept;  // false: not a name
+        bool operator==(const std::string& held) const noexcept;
+    };
 
-    std::size_t find_slot(const NameKey& key, std::uint64_t hash) const noexcept;  // or npos
+    static std::uint64_t address_hash(const AddressWords& a) noexcept {
+        const std::uint64_t h = a.lo * 0x9e3779b97f4a7c15ull;
+        return h ^ ((a.hi + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull);
+    }
+    static std::uint64_t finish_hash(std::uint64_t h, std::uint16_t port) noexcept {
+        h ^= (h >> 31) ^ (std::uint64_t(port) * 0x94d049bb133111ebull);
+        h *= 0xff51afd7ed558ccdull;
+        return h ^ (h >> 33);
+    }
+    std::size_t find_slot(const NameKey& key, std::uint64_t hash) const noexcept {  // or npos
+        if (slots_.empty()) return std::size_t(-1);
+        const std::uint32_t h32 = static_cast<std::uint32_t>(hash);
+        for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (s.entry == 0) return std::size_t(-1);
+            if (s.hash == h32 && nodes_[s.entry - 1].key == key) return i;
+        }
+    }
     // The address summary: kFilterBitsPerSlot bits per index slot, a bit
     // set for each address learned. Evictions leave their bits (a stale bit
     // costs a probe, never a wrong answer); growing the index rebuilds it.
@@ -183,12 +245,21 @@ private:
     bool grow_slots() noexcept;
     void unlink(std::uint32_t e) noexcept;
     void link_newest(std::uint32_t e) noexcept;
-    std::uint32_t intern(const std::string& name);  // may throw bad_alloc
-    // intern() of name[0..len), or 0 (counted as refused) when memory runs
-    // out.
-    std::uint32_t intern_or_refuse(const char* name, std::size_t len) noexcept;
+    std::int64_t expiry(std::int64_t t, std::int64_t ttl_ms) const noexcept;
+    bool absorb_text(const NameKey& key, const NameText& text, std::uint32_t* held,
+                     std::int64_t first_seen, std::int64_t expires, std::uint8_t origin) noexcept;
+    // The id of `text` with one more reference, interned on first use into
+    // *held (which keeps a reference of its own until the caller releases
+    // it), or 0 (counted as refused) when memory runs out.
+    std::uint32_t take_name(const NameText& text, std::uint32_t* held) noexcept;
+    std::uint32_t intern(const NameText& text);  // may throw bad_alloc
+    std::uint32_t find_name(const NameText& text, std::uint64_t hash) const noexcept;  // or 0
+    void index_name(std::uint32_t id) noexcept;  // within the room grow_name_index() made
+    void grow_name_index();                      // may throw bad_alloc
     void release(std::uint32_t id) noexcept;
+    void free_retired_names() noexcept;  // every name without an entry
     void evict_oldest() noexcept;
+    static constexpr std::size_t kMinRetired = 4096;
 
     std::size_t capacity_;
     std::int64_t grace_ms_;
@@ -201,9 +272,12 @@ private:
     std::vector<std::uint32_t> free_nodes_;
     std::uint32_t oldest_ = kNil, newest_ = kNil;
     std::size_t used_ = 0;
-    std::unordered_map<std::string, std::uint32_t> name_ids_;
     std::vector<NameRec> names_;
+    // Open addressing over the interned names' ids (0 = empty), by their
+    // text's hash; at most half full.
+    std::vector<std::uint32_t> name_index_;
     std::vector<std::uint32_t> free_names_;
+    std::size_t retired_ = 0;  // interned names without an entry
     std::int64_t newest_time_ = INT64_MIN;
     Stats stats_;
 };

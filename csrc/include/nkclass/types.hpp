@@ -30,9 +30,14 @@ inline constexpr label_t kMaxLabel = 0x7fffffffu;
 using u128 = unsigned __int128;
 
 inline u128 to_u128(const ipv6_net_t& a) noexcept {
-    u128 v = 0;
-    for (int i = 0; i < 16; ++i) v = (v << 8) | a.bytes[i];
-    return v;
+    std::uint64_t hi, lo;  // big-endian halves
+    std::memcpy(&hi, a.bytes, 8);
+    std::memcpy(&lo, a.bytes + 8, 8);
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+    hi = __builtin_bswap64(hi);
+    lo = __builtin_bswap64(lo);
+#endif
+    return (u128(hi) << 64) | lo;
 }
 
 inline ipv6_net_t from_u128(u128 v) noexcept {

@@ -337,6 +337,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     std::uint16_t port_rule[kBlock];
     PayloadCandidates payload_found[kBlock];
     label_t peer_as_block[kBlock];
+    std::uint16_t as_code[kBlock];
     std::uint8_t peer_is_src[kBlock];
     const bool have_as = !as_scored_.empty();
     const PrefixTable* as_table = spec_.as_table.get();
@@ -394,10 +395,15 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         }
         if (have_as) {
             resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
-            // The loop reads each peer entry's verdict: a table of one entry
-            // per AS, too large to stay cached beside the flow columns.
-            for (std::size_t k = 0; k < count; ++k)
-                if (peer_as_block[k] < n_entries) __builtin_prefetch(&entry_verdict[peer_as_block[k]]);
+            // Each peer entry's verdict, read in a loop of its own: a table
+            // of one entry per AS, too large to stay cached beside the flow
+            // columns, whose independent reads overlap here.
+            for (std::size_t k = 0; k < count; ++k) {
+                const label_t peer_as = peer_as_block[k];
+                as_code[k] = peer_as < n_entries ? entry_verdict[peer_as] : 0;
+            }
+            if (out.peer_as != nullptr)
+                std::copy(peer_as_block, peer_as_block + count, out.peer_as + begin);
         }
         if (have_names) {
             // Hash the keys of the peers the cache may hold and fetch their
@@ -460,14 +466,12 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             }
             if (have_as) {
                 // The peer's AS: the unwatched side, else the responder.
-                const label_t peer_as = peer_as_block[k];
-                const std::uint16_t code = peer_as < n_entries ? entry_verdict[peer_as] : 0;
+                const std::uint16_t code = as_code[k];
                 verdict.offer(as_scored[code]);
                 if (service == 0 && as_verdicts[code].service != 0) {
                     service = as_verdicts[code].service;
                     service_rank = as_verdicts[code].rank;
                 }
-                if (out.peer_as != nullptr) out.peer_as[i] = peer_as;
             }
             const ServerName* own_name = own != nullptr ? &own[k] : nullptr;
             const bool names_itself = own_name != nullptr && (own_name->kind == kNameSni ||

@@ -405,11 +405,13 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             if (out.peer_as != nullptr)
                 std::copy(peer_as_block, peer_as_block + count, out.peer_as + begin);
         }
-        if (have_names) {
+        if (have_names) std::fill(hashed, hashed + count, false);
+        if (have_names && !names->cached_locked()) {
             // Hash the keys of the peers the cache may hold and fetch their
             // slots before the loop needs them: each probe into a large
             // cache is a likely miss. (A peer learned within this block is
-            // hashed when the loop reaches it.)
+            // hashed when the loop reaches it, as are all in a cache small
+            // enough to stay cached.)
             for (std::size_t k = 0; k < count; ++k) {
                 const std::size_t i = begin + k;
                 NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, cols.src_port[i])

@@ -466,6 +466,26 @@ def test_many_threads_share_one_cache(clf):
     assert len(names) == 8
 
 
+def test_a_cache_too_large_to_stay_cached_names_flows_the_same(clf):
+    """Past a few thousand entries the classifier fetches the cache's slots
+    ahead of each block of flows; a flow to a peer learned earlier in the
+    same block is still named."""
+    n = 6_000
+    servers = [str(ipaddress.IPv4Address(0xC6336400 + i)) for i in range(n)]
+    names = NameCache(grace=0.0)
+    names.learn(servers, [f"s{i}.example" for i in range(n)], at=[T0] * n, ttl=60)
+    rng = random.Random(5)
+    picks = [rng.randrange(n) for _ in range(3_000)]
+    rows = [(WATCHED, servers[i], 443, 6, T0 + 1, None, None) for i in picks]
+    late = "203.0.113.77"  # learned within the batch, then looked up
+    rows[700:702] = [dns_flow("late.example", [Record("late.example", 1, late)], T0 + 1),
+                     (WATCHED, late, 443, 6, T0 + 2, None, None)]
+    r = clf.classify(batch(rows), names=names, server_names=True)
+    expected = [f"s{i}.example" for i in picks]
+    expected[700:702] = [None, "late.example"]
+    assert r.to_arrow().column("learned_name").to_pylist() == expected
+
+
 SERVERS = ["198.51.100.1", "198.51.100.2", "203.0.113.3", "2001:db8::5", "192.0.2.7"]
 SNI_NAMES = ["www.netflix.com", "a.example", "pool.supportxmr.com"]
 

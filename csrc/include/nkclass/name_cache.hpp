@@ -142,6 +142,12 @@ public:
         const std::uint32_t e = slots_[hash & mask_].entry;
         if (e != 0) __builtin_prefetch(&nodes_[e - 1]);
     }
+    // True while the index and entries are small enough to stay in the
+    // second-level cache beside a batch's columns, where prefetching them
+    // costs more than it hides.
+    bool cached_locked() const noexcept {
+        return slots_.size() * sizeof(Slot) + nodes_.size() * sizeof(Node) <= (std::size_t{1} << 17);
+    }
     // A handle (>= 1) on the entry live for `key` at t, or 0. Handles stay
     // valid until the next learn or absorb.
     std::uint32_t find_locked(const NameKey& key, std::uint64_t hash, std::int64_t t) const noexcept {

@@ -382,16 +382,6 @@ bool NameCache::absorb_text(const NameKey& key, const NameText& text, std::uint3
     return true;
 }
 
-DomainMatch NameCache::match_locked(std::uint32_t handle, std::uint64_t tag,
-                                    const DomainTable& domains) noexcept {
-    NameRec& r = names_[nodes_[handle - 1].name - 1];
-    if (r.tag != tag) {
-        r.match = domains.lookup(r.text.data(), r.text.size());
-        r.tag = tag;
-    }
-    return r.match;
-}
-
 std::uint32_t NameDictionary::code(const char* name, std::size_t len) noexcept {
     try {
         auto [it, added] = index_.try_emplace(std::string(name, len), 0);

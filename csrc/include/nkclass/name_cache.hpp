@@ -185,7 +185,14 @@ public:
     // `tag` (one tag per classifier, so a cache shared by classifiers stays
     // correct).
     DomainMatch match_locked(std::uint32_t handle, std::uint64_t tag,
-                             const DomainTable& domains) noexcept;
+                             const DomainTable& domains) noexcept {
+        NameRec& r = names_[nodes_[handle - 1].name - 1];
+        if (r.tag != tag) {
+            r.match = domains.lookup(r.text.data(), r.text.size());
+            r.tag = tag;
+        }
+        return r.match;
+    }
     std::size_t size_locked() const noexcept { return used_; }
 
 private:

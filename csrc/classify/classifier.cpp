@@ -89,34 +89,75 @@ void lookup_block(const PrefixTable& table, const AddressColumn& col, std::size_
     }
 }
 
-// AS entry ids of each flow's peer in a block: the caller's nonzero id
-// where given, else the table's answer for the peer address (0 without a
-// table). Only the peer is looked up: it is the side the verdict reads, and
-// the AS table is large, so each lookup is a likely cache miss.
-void resolve_peer_as_block(const PrefixTable* table, const FlowColumns& cols,
-                           const std::uint8_t* peer_is_src, std::size_t begin,
-                           std::size_t count, label_t* out) noexcept {
-    if (table == nullptr) {
-        std::fill(out, out + count, kNoLabel);
-    } else if (cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr) {
-        ipv4_host_t peer[kBlock];
-        for (std::size_t k = 0; k < count; ++k)
-            peer[k] = peer_is_src[k] ? cols.src_ip.v4[begin + k] : cols.dst_ip.v4[begin + k];
-        table->lookup_v4(peer, count, out);
-    } else {
-        ipv6_net_t peer[kBlock];
-        for (std::size_t k = 0; k < count; ++k) {
-            const AddressColumn& col = peer_is_src[k] ? cols.src_ip : cols.dst_ip;
-            peer[k] = col.v4 != nullptr ? map_ipv4(col.v4[begin + k]) : col.v6[begin + k];
-        }
-        table->lookup_v6(peer, count, out);
-    }
-    if (cols.src_as == nullptr && cols.dst_as == nullptr) return;
-    for (std::size_t k = 0; k < count; ++k) {
-        const std::uint32_t* given = peer_is_src[k] ? cols.src_as : cols.dst_as;
-        if (given != nullptr && given[begin + k] != 0) out[k] = given[begin + k];
-    }
+// The peer of each flow: the unwatched side, else the responder
+// (destination).
+inline bool peer_is_source(label_t path_src, label_t path_dst) noexcept {
+    return path_src == kNoLabel && path_dst != kNoLabel;
 }
+
+// Flows taken a chunk at a time ahead of the flow loop when the AS stage is
+// on: their watched paths, and their peers' AS entry ids in one long
+// pipelined lookup (per 512-flow block, the lookups of a table too large to
+// stay cached ran at half their standalone rate).
+struct PeerChunk {
+    std::size_t flows = 0;  // a multiple of kBlock
+    std::vector<label_t> path_src, path_dst, peer_as;
+    std::vector<ipv4_host_t> peer4;
+    std::vector<ipv6_net_t> peer6;
+
+    // 16 blocks (4 and 64 measured the same), else one when memory
+    // is short; false when not even that can be had.
+    bool allocate(bool v4) noexcept {
+        for (const std::size_t want : {16 * kBlock, kBlock}) {
+            try {
+                path_src.resize(want), path_dst.resize(want), peer_as.resize(want);
+                v4 ? peer4.resize(want) : peer6.resize(want);
+                flows = want;
+                return true;
+            } catch (const std::bad_alloc&) {
+                path_src = path_dst = peer_as = {};
+                peer4 = {};
+                peer6 = {};
+            }
+        }
+        return false;
+    }
+
+    // Flows [begin, begin + count), count <= flows. AS ids: the caller's
+    // nonzero id where given, else the table's answer for the peer address
+    // (0 without a table). Only the peer is looked up: it is the side the
+    // verdict reads.
+    void fill(const PrefixTable& paths, const PrefixTable* table, const FlowColumns& cols,
+              std::size_t begin, std::size_t count) noexcept {
+        for (std::size_t b = 0; b < count; b += kBlock) {
+            const std::size_t c = std::min(kBlock, count - b);
+            lookup_block(paths, cols.src_ip, begin + b, c, path_src.data() + b);
+            lookup_block(paths, cols.dst_ip, begin + b, c, path_dst.data() + b);
+        }
+        label_t* out = peer_as.data();
+        if (table == nullptr) {
+            std::fill(out, out + count, kNoLabel);
+        } else if (!peer4.empty()) {
+            for (std::size_t k = 0; k < count; ++k)
+                peer4[k] = peer_is_source(path_src[k], path_dst[k]) ? cols.src_ip.v4[begin + k]
+                                                                    : cols.dst_ip.v4[begin + k];
+            table->lookup_v4(peer4.data(), count, out);
+        } else {
+            for (std::size_t k = 0; k < count; ++k) {
+                const AddressColumn& col =
+                    peer_is_source(path_src[k], path_dst[k]) ? cols.src_ip : cols.dst_ip;
+                peer6[k] = col.v4 != nullptr ? map_ipv4(col.v4[begin + k]) : col.v6[begin + k];
+            }
+            table->lookup_v6(peer6.data(), count, out);
+        }
+        if (cols.src_as == nullptr && cols.dst_as == nullptr) return;
+        for (std::size_t k = 0; k < count; ++k) {
+            const std::uint32_t* given =
+                peer_is_source(path_src[k], path_dst[k]) ? cols.src_as : cols.dst_as;
+            if (given != nullptr && given[begin + k] != 0) out[k] = given[begin + k];
+        }
+    }
+};
 
 std::atomic<std::uint64_t> next_tag{1};
 
@@ -333,13 +374,18 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const unsigned shape_needed = spec_.shape_min_conditions;
     const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
 
-    label_t path_src[kBlock], path_dst[kBlock], svc_src[kBlock], svc_dst[kBlock];
+    label_t path_src_block[kBlock], path_dst_block[kBlock], svc_src[kBlock], svc_dst[kBlock];
     std::uint16_t port_rule[kBlock];
     PayloadCandidates payload_found[kBlock];
-    label_t peer_as_block[kBlock];
     std::uint16_t as_code[kBlock];
     std::uint8_t peer_is_src[kBlock];
-    const bool have_as = !as_scored_.empty();
+    // With the AS stage on, paths and peers' AS ids come a chunk at a time
+    // (should not even one block's buffers be had, the verdicts go without
+    // AS evidence, and the peer AS column stays 0).
+    PeerChunk chunk;
+    const bool have_as = !as_scored_.empty() &&
+                         chunk.allocate(cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr);
+    if (!have_as && out.peer_as != nullptr) std::fill(out.peer_as, out.peer_as + cols.n, 0u);
     const PrefixTable* as_table = spec_.as_table.get();
     const ScoredCandidate* as_scored = as_scored_.data();
     const Candidate* as_verdicts = spec_.as_verdicts.data();
@@ -374,8 +420,20 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
         const std::size_t count = std::min(kBlock, cols.n - begin);
-        lookup_block(paths, cols.src_ip, begin, count, path_src);
-        lookup_block(paths, cols.dst_ip, begin, count, path_dst);
+        const label_t* path_src = path_src_block;
+        const label_t* path_dst = path_dst_block;
+        const label_t* peer_as_block = nullptr;
+        if (have_as) {
+            const std::size_t at = begin % chunk.flows;
+            if (at == 0)
+                chunk.fill(paths, as_table, cols, begin, std::min(chunk.flows, cols.n - begin));
+            path_src = chunk.path_src.data() + at;
+            path_dst = chunk.path_dst.data() + at;
+            peer_as_block = chunk.peer_as.data() + at;
+        } else {
+            lookup_block(paths, cols.src_ip, begin, count, path_src_block);
+            lookup_block(paths, cols.dst_ip, begin, count, path_dst_block);
+        }
         lookup_block(services, cols.src_ip, begin, count, svc_src);
         lookup_block(services, cols.dst_ip, begin, count, svc_dst);
         // Port rules in a loop of their own: its independent table reads
@@ -391,10 +449,9 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
         if (have_as || have_names) {
             // The peer: the unwatched side, else the responder (destination).
             for (std::size_t k = 0; k < count; ++k)
-                peer_is_src[k] = path_src[k] == kNoLabel && path_dst[k] != kNoLabel;
+                peer_is_src[k] = peer_is_source(path_src[k], path_dst[k]);
         }
         if (have_as) {
-            resolve_peer_as_block(as_table, cols, peer_is_src, begin, count, peer_as_block);
             // Each peer entry's verdict, read in a loop of its own: a table
             // of one entry per AS, too large to stay cached beside the flow
             // columns, whose independent reads overlap here.

@@ -95,6 +95,19 @@ inline bool peer_is_source(label_t path_src, label_t path_dst) noexcept {
     return path_src == kNoLabel && path_dst != kNoLabel;
 }
 
+// The name-cache key of flow i's peer: the source's address and port when
+// `src_peer`, else the destination's. Both are built and one kept, without
+// a branch: which side is the peer varies flow to flow.
+inline NameKey peer_name_key(const FlowColumns& cols, std::size_t i, bool src_peer) noexcept {
+    const NameKey s = name_key(cols.src_ip, i, cols.src_port[i]);
+    const NameKey d = name_key(cols.dst_ip, i, cols.dst_port[i]);
+    NameKey key;
+    key.address.hi = src_peer ? s.address.hi : d.address.hi;
+    key.address.lo = src_peer ? s.address.lo : d.address.lo;
+    key.port = src_peer ? s.port : d.port;
+    return key;
+}
+
 // Flows taken a chunk at a time ahead of the flow loop when the AS stage is
 // on: their watched paths, and their peers' AS entry ids in one long
 // pipelined lookup (per 512-flow block, the lookups of a table too large to
@@ -138,9 +151,15 @@ struct PeerChunk {
         if (table == nullptr) {
             std::fill(out, out + count, kNoLabel);
         } else if (!peer4.empty()) {
-            for (std::size_t k = 0; k < count; ++k)
-                peer4[k] = peer_is_source(path_src[k], path_dst[k]) ? cols.src_ip.v4[begin + k]
-                                                                    : cols.dst_ip.v4[begin + k];
+            // Both sides read, one kept: which is the peer is a coin toss
+            // where watched hosts are clients and servers alike, and a
+            // branch on it mispredicts half the time.
+            const ipv4_host_t* src = cols.src_ip.v4 + begin;
+            const ipv4_host_t* dst = cols.dst_ip.v4 + begin;
+            for (std::size_t k = 0; k < count; ++k) {
+                const ipv4_host_t s = src[k], d = dst[k];
+                peer4[k] = peer_is_source(path_src[k], path_dst[k]) ? s : d;
+            }
             table->lookup_v4(peer4.data(), count, out);
         } else {
             for (std::size_t k = 0; k < count; ++k) {
@@ -151,10 +170,17 @@ struct PeerChunk {
             table->lookup_v6(peer6.data(), count, out);
         }
         if (cols.src_as == nullptr && cols.dst_as == nullptr) return;
-        for (std::size_t k = 0; k < count; ++k) {
-            const std::uint32_t* given =
-                peer_is_source(path_src[k], path_dst[k]) ? cols.src_as : cols.dst_as;
-            if (given != nullptr && given[begin + k] != 0) out[k] = given[begin + k];
+        // The same without branches: a missing column reads as zeros.
+        static const std::uint32_t kNone[kBlock] = {};
+        for (std::size_t b = 0; b < count; b += kBlock) {
+            const std::size_t c = std::min(kBlock, count - b);
+            const std::uint32_t* src = cols.src_as ? cols.src_as + begin + b : kNone;
+            const std::uint32_t* dst = cols.dst_as ? cols.dst_as + begin + b : kNone;
+            for (std::size_t k = 0; k < c; ++k) {
+                const std::uint32_t s = src[k], d = dst[k];
+                const std::uint32_t given = peer_is_source(path_src[b + k], path_dst[b + k]) ? s : d;
+                out[b + k] = given != 0 ? given : out[b + k];
+            }
         }
     }
 };
@@ -471,8 +497,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             // enough to stay cached.)
             for (std::size_t k = 0; k < count; ++k) {
                 const std::size_t i = begin + k;
-                NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, cols.src_port[i])
-                                             : name_key(cols.dst_ip, i, cols.dst_port[i]);
+                const NameKey key = peer_name_key(cols, i, peer_is_src[k]);
                 hashed[k] = names->may_hold_locked(key.address);
                 if (!hashed[k]) continue;
                 name_hashes[k] = NameCache::hashes_of(key.address, key.port);
@@ -527,17 +552,18 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 // The peer's AS: the unwatched side, else the responder.
                 const std::uint16_t code = as_code[k];
                 verdict.offer(as_scored[code]);
-                if (service == 0 && as_verdicts[code].service != 0) {
-                    service = as_verdicts[code].service;
-                    service_rank = as_verdicts[code].rank;
-                }
+                // An AS names the service only where nothing else did
+                // (selected, not branched on: it varies flow to flow).
+                const Candidate& c = as_verdicts[code];
+                const bool take = service == 0 && c.service != 0;
+                service = take ? c.service : service;
+                service_rank = take ? c.rank : service_rank;
             }
             const ServerName* own_name = own != nullptr ? &own[k] : nullptr;
             const bool names_itself = own_name != nullptr && (own_name->kind == kNameSni ||
                                                               own_name->kind == kNameHost);
             if (have_names && !names_itself) {
-                const NameKey key = peer_is_src[k] ? name_key(cols.src_ip, i, sport)
-                                                   : name_key(cols.dst_ip, i, dport);
+                const NameKey key = peer_name_key(cols, i, peer_is_src[k]);
                 std::uint32_t handle = 0;
                 if (names->may_hold_locked(key.address)) {
                     if (!hashed[k]) name_hashes[k] = NameCache::hashes_of(key.address, key.port);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import pickle
 from pathlib import Path
 
@@ -108,6 +109,34 @@ def test_the_peer_is_the_unwatched_side(clf):
              "dst_port": np.array([50000]), "protocol": np.array([6])}
     got = row(clf.classify(batch))
     assert got["service"] == "netflix" and got["peer_org"] == "AS-SSI"
+
+
+@pytest.mark.parametrize("given", ["both", "src_as", "dst_as", "none"])
+def test_peer_as_across_chunks_takes_the_exporter_number_of_the_peer_side(given):
+    """20,000 flows (past the chunk the AS stage looks ahead by), the
+    watched host on either side at random: the peer's AS, which names the
+    service, is the exporter's number on the peer's side where nonzero, else
+    the table's."""
+    db = AsDatabase.from_prefixes(["198.51.100.0/24"], [16509])  # aws
+    clf = nkclass.Classifier(asn=db)
+    rng = np.random.default_rng(11)
+    n = 20_000
+    outside = (0xC6336400 + rng.integers(0, 256, n)).astype(np.uint32)
+    watched = np.full(n, int(ipaddress.IPv4Address(KP)), np.uint32)
+    peer_is_src = rng.random(n) < 0.5
+    numbers = {side: rng.choice(np.array([0, 0, 32934, 2906], np.uint32), n)  # -, -, meta, netflix
+               for side in ("src_as", "dst_as")}
+    batch = {"src_ip": np.where(peer_is_src, outside, watched),
+             "dst_ip": np.where(peer_is_src, watched, outside),
+             "src_port": np.full(n, 50000, np.uint16), "dst_port": np.full(n, 50000, np.uint16),
+             "protocol": np.full(n, 6, np.uint8)}
+    batch.update({side: numbers[side] for side in numbers if given in (side, "both")})
+    none = np.zeros(n, np.uint32)
+    peer_given = np.where(peer_is_src, batch.get("src_as", none), batch.get("dst_as", none))
+    expected = np.select([peer_given == 32934, peer_given == 2906], ["meta", "netflix"], "aws")
+    result = clf.classify(batch)
+    assert result.names("service") == expected.tolist()
+    assert result.peer_as.tolist() == np.where(peer_given != 0, peer_given, 16509).tolist()
 
 
 def test_sni_beats_the_as(clf):

@@ -1,7 +1,8 @@
 // The learned-name cache (see name_cache.hpp): an open-addressing hash
 // index (linear probing, backward-shift deletion, at most half full) over
 // a slab of entries kept in an intrusive list from least to most recently
-// learned, and a pool of interned names.
+// learned, and a pool of interned names (indexed the same way, by the
+// text's hash; names without an entry are kept for reuse and freed in bulk).
 #include "nkclass/name_cache.hpp"
 
 #include <algorithm>

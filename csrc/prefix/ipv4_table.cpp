@@ -185,7 +185,9 @@ bool Ipv4Table::compress_level0() {
 // flight: the block of lookup i + 2K is prefetched, the run of lookup i + K
 // is located and prefetched, and lookup i is finished. (Keeping the first
 // run's value in the block, to spare most lookups the second read, measured
-// slower: the choice of read cost more than the read.)
+// slower: the choice of read cost more than the read. So did a direct /16
+// level in front of the blocks: its 256 KiB were evicted by the blocks and
+// runs streaming through the cache, 2.7 -> 8.8 ns a lookup.)
 template <typename Popcount>
 __attribute__((always_inline)) inline void Ipv4Table::lookup_runs(
     const ipv4_host_t* addrs, std::size_t n, label_t* out, Popcount popcount) const noexcept {

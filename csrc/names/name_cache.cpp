@@ -183,6 +183,11 @@ void NameCache::index_name(std::uint32_t id) noexcept {
 void NameCache::grow_name_index() {
     std::vector<std::uint32_t> fresh(std::max<std::size_t>(64, name_index_.size() * 2), 0);
     name_index_.swap(fresh);
+    index_all_names();
+}
+
+void NameCache::index_all_names() noexcept {
+    std::fill(name_index_.begin(), name_index_.end(), 0u);
     for (std::size_t id = 1; id <= names_.size(); ++id)
         if (!names_[id - 1].text.empty()) index_name(static_cast<std::uint32_t>(id));
 }
@@ -241,9 +246,7 @@ void NameCache::free_retired_names() noexcept {
         r = NameRec{};
         free_names_.push_back(static_cast<std::uint32_t>(i + 1));  // within the capacity reserved
     }
-    std::fill(name_index_.begin(), name_index_.end(), 0u);
-    for (std::size_t id = 1; id <= names_.size(); ++id)
-        if (!names_[id - 1].text.empty()) index_name(static_cast<std::uint32_t>(id));
+    index_all_names();
     retired_ = 0;
 }
 

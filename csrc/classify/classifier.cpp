@@ -245,6 +245,11 @@ BuildStatus Classifier::validate(const ClassifierSpec& spec) {
         return BuildStatus::failure(i, "service verdict names an unknown activity or rank");
     if (std::size_t i = check(spec.as_verdicts); i != spec.as_verdicts.size())
         return BuildStatus::failure(i, "AS verdict names an unknown activity or rank");
+    if (!spec.as_verdicts.empty()) {
+        const Candidate& none = spec.as_verdicts[0];
+        if (none.app != 0 || none.activity != 0 || none.evidence != 0 || none.service != 0)
+            return BuildStatus::failure(0, "AS verdict 0 must be empty: it is the verdict of no opinion");
+    }
     for (std::size_t i = 0; i < spec.as_entry_verdict.size(); ++i)
         if (spec.as_entry_verdict[i] >= spec.as_verdicts.size())
             return BuildStatus::failure(i, "AS entry names an unknown verdict");
@@ -404,6 +409,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     std::uint16_t port_rule[kBlock];
     PayloadCandidates payload_found[kBlock];
     std::uint16_t as_code[kBlock];
+    bool as_sparse = false;  // under an eighth of the block's peers have an AS verdict
     std::uint8_t peer_is_src[kBlock];
     // With the AS stage on, paths and peers' AS ids come a chunk at a time
     // (should not even one block's buffers be had, the verdicts go without
@@ -481,10 +487,13 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             // Each peer entry's verdict, read in a loop of its own: a table
             // of one entry per AS, too large to stay cached beside the flow
             // columns, whose independent reads overlap here.
+            std::size_t with_verdict = 0;
             for (std::size_t k = 0; k < count; ++k) {
                 const label_t peer_as = peer_as_block[k];
                 as_code[k] = peer_as < n_entries ? entry_verdict[peer_as] : 0;
+                with_verdict += as_code[k] != 0;
             }
+            as_sparse = with_verdict * 8 < count;
             if (out.peer_as != nullptr)
                 std::copy(peer_as_block, peer_as_block + count, out.peer_as + begin);
         }
@@ -548,8 +557,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 if (hits == 0 && (side == kSideNone || side == kSideBoth))
                     dated->for_each_at(dated_src[k], ts, offer_dated);
             }
-            if (have_as) {
-                // The peer's AS: the unwatched side, else the responder.
+            // The peer's AS: the unwatched side, else the responder. Where
+            // few of a block's peers have an AS verdict (most addresses do
+            // not), the flows without one skip it on a branch that seldom
+            // mispredicts; elsewhere it is offered without a branch.
+            if (have_as && (!as_sparse || as_code[k] != 0)) {
                 const std::uint16_t code = as_code[k];
                 verdict.offer(as_scored[code]);
                 // An AS names the service only where nothing else did

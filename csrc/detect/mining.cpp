@@ -182,52 +182,51 @@ private:
             std::uint8_t c = p_[i_++];
             char out;
             if (c == '"') break;
-            if (c < 0x20) return false;
-            if (c == '\\') {
-                if (i_ >= n_) return false;
-                const std::uint8_t e = p_[i_++];
-                switch (e) {
-                    case '"': out = '"'; break;
-                    case '\\': out = '\\'; break;
-                    case '/': out = '/'; break;
-                    case 'b': out = '\b'; break;
-                    case 'f': out = '\f'; break;
-                    case 'n': out = '\n'; break;
-                    case 'r': out = '\r'; break;
-                    case 't': out = '\t'; break;
-                    case 'u': {
-                        if (i_ + 4 > n_) return false;
-                        unsigned v = 0;
-                        for (int j = 0; j < 4; ++j) {
-                            const int h = hexval(p_[i_ + j]);
-                            if (h < 0) return false;
-                            v = (v << 4) | unsigned(h);
-                        }
-                        i_ += 4;
-                        // A surrogate pair decodes to one character, as
-                        // JSON decoders do.
-                        if (v >= 0xd800 && v <= 0xdbff && i_ + 6 <= n_ && p_[i_] == '\\' &&
-                            p_[i_ + 1] == 'u') {
-                            unsigned w = 0;
-                            bool hex = true;
-                            for (int j = 0; j < 4; ++j) {
-                                const int h = hexval(p_[i_ + 2 + j]);
-                                if (h < 0) hex = false;
-                                w = (w << 4) | unsigned(h < 0 ? 0 : h);
-                            }
-                            if (!hex) return false;
-                            if (w >= 0xdc00 && w <= 0xdfff) i_ += 6;
-                        }
-                        if (v < 0x80) {
-                            out = static_cast<char>(v);
-                        } else {
-                            out = '?';
-                            is_ascii = false;
-                        }
-                        break;
+            // skip_plain stops only at a quote, a backslash or a control byte.
+            if (c != '\\') return false;
+            if (i_ >= n_) return false;
+            const std::uint8_t e = p_[i_++];
+            switch (e) {
+                case '"': out = '"'; break;
+                case '\\': out = '\\'; break;
+                case '/': out = '/'; break;
+                case 'b': out = '\b'; break;
+                case 'f': out = '\f'; break;
+                case 'n': out = '\n'; break;
+                case 'r': out = '\r'; break;
+                case 't': out = '\t'; break;
+                case 'u': {
+                    if (i_ + 4 > n_) return false;
+                    unsigned v = 0;
+                    for (int j = 0; j < 4; ++j) {
+                        const int h = hexval(p_[i_ + j]);
+                        if (h < 0) return false;
+                        v = (v << 4) | unsigned(h);
                     }
-                    default: return false;
+                    i_ += 4;
+                    // A surrogate pair decodes to one character, as
+                    // JSON decoders do.
+                    if (v >= 0xd800 && v <= 0xdbff && i_ + 6 <= n_ && p_[i_] == '\\' &&
+                        p_[i_ + 1] == 'u') {
+                        unsigned w = 0;
+                        bool hex = true;
+                        for (int j = 0; j < 4; ++j) {
+                            const int h = hexval(p_[i_ + 2 + j]);
+                            if (h < 0) hex = false;
+                            w = (w << 4) | unsigned(h < 0 ? 0 : h);
+                        }
+                        if (!hex) return false;
+                        if (w >= 0xdc00 && w <= 0xdfff) i_ += 6;
+                    }
+                    if (v < 0x80) {
+                        out = static_cast<char>(v);
+                    } else {
+                        out = '?';
+                        is_ascii = false;
+                    }
+                    break;
                 }
+                default: return false;
             }
             if (buf != nullptr && k + 1 < cap) buf[k] = out;
             ++k;

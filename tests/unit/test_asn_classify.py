@@ -139,6 +139,61 @@ def test_peer_as_across_chunks_takes_the_exporter_number_of_the_peer_side(given)
     assert result.peer_as.tolist() == np.where(peer_given != 0, peer_given, 16509).tolist()
 
 
+def test_as_verdicts_hold_in_blocks_where_they_are_rare_and_where_they_are_common():
+    """Blocks of 512 flows whose peers have an AS verdict none, rarely, often
+    or always (the flow loop offers the verdict on a branch where it is rare):
+    every flow is labelled as the same flow classified alone."""
+    db = AsDatabase.from_prefixes(["198.51.100.0/24", "203.0.113.0/24"], [16509, 64500])
+    clf = nkclass.Classifier(asn=db)
+    rng = np.random.default_rng(5)
+    in_aws = np.concatenate([rng.random(512) < share for share in (0, 0.01, 0.1, 0.5, 0.9, 1)])
+    in_aws = np.concatenate([in_aws, rng.random(3000) < 0.05])
+    n = len(in_aws)
+    dst = np.where(in_aws, 0xC6336400, 0xCB007100).astype(np.uint32) + rng.integers(0, 256, n)
+    columns = ("service", "activity", "confidence", "evidence", "peer_as")
+
+    def batch(addresses):
+        return {"src_ip": np.full(len(addresses), int(ipaddress.IPv4Address(KP)), np.uint32),
+                "dst_ip": addresses.astype(np.uint32),
+                "src_port": np.full(len(addresses), 50000, np.uint16),
+                "dst_port": np.full(len(addresses), 443, np.uint16),
+                "protocol": np.full(len(addresses), 6, np.uint8)}
+
+    alone = {inside: row(clf.classify(batch(np.array([0xC6336407 if inside else 0xCB007107]))))
+             for inside in (True, False)}
+    assert alone[True]["service"] == "aws" and alone[False]["service"] != "aws"
+    got = clf.classify(batch(dst)).to_arrow().select(list(columns)).to_pylist()
+    expected = [{k: alone[bool(inside)][k] for k in columns} for inside in in_aws]
+    assert got == expected
+
+
+@pytest.mark.parametrize("field", ["activity", "evidence", "service"])
+def test_a_native_as_stage_whose_verdict_0_has_an_opinion_is_refused(field):
+    """Verdict 0 is what peers without an AS rule get: the flow loop may skip
+    it, so it must say nothing."""
+    from nkclass import _core
+
+    u1, u2, u4 = np.uint8, np.uint16, np.uint32
+
+    def table():
+        return _core.PrefixTable(np.array([], u4), np.array([], u1), np.array([], u4),
+                                 np.zeros((0, 16), u1), np.array([], u1), np.array([], u4))
+
+    codes, evidence, services = np.zeros((2, 3), u1), np.array([0, 256], u2), np.zeros(2, u4)
+    codes[1, 1] = codes[0, 1] = _core.ACTIVITY_NAMES.index("vps_hosting")
+    codes[1, 2] = _core.RANKS["asn"]
+    if field != "activity":
+        codes[0, 1] = 0
+        (evidence if field == "evidence" else services)[0] = 1
+    ports = _core.PortTable(np.array([], u1), np.array([], u2), np.array([], u2))
+    with pytest.raises(_core.BuildError, match="AS verdict 0 must be empty"):
+        _core.Classifier(table(), table(), ports, np.zeros((1, 3), u1), np.zeros(1, u2),
+                         np.zeros((1, 3), u1), np.zeros(1, u2), np.zeros(1, u1),
+                         np.arange(len(_core.ACTIVITY_NAMES), dtype=u2), as_table=table(),
+                         as_codes=codes, as_evidence=evidence, as_services=services,
+                         as_entry_verdict=np.array([0, 1], u2))
+
+
 def test_sni_beats_the_as(clf):
     from tests.reference.sni_ref import build_client_hello
 

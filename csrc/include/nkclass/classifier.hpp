@@ -296,7 +296,7 @@ struct ClassifierSpec {
     // the ids (FlowColumns::src_as / dst_as).
     std::shared_ptr<const PrefixTable> as_table;
     std::vector<std::uint16_t> as_entry_verdict;  // index = AS entry id -> as_verdicts index
-    std::vector<Candidate> as_verdicts;  // index = verdict code (entry 0 unused)
+    std::vector<Candidate> as_verdicts;  // index = verdict code (0: no opinion, must be empty)
     // Dated lists (optional; see dated_table.hpp): `dated_prefixes` maps an
     // address to a key (label k = key k - 1), `dated` holds each key's
     // validity intervals and their verdict codes, `dated_verdicts[code]`

@@ -497,8 +497,9 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             if (out.peer_as != nullptr)
                 std::copy(peer_as_block, peer_as_block + count, out.peer_as + begin);
         }
-        if (have_names) std::fill(hashed, hashed + count, false);
-        if (have_names && !names->cached_locked()) {
+        if (have_names && names->cached_locked()) {
+            std::fill(hashed, hashed + count, false);
+        } else if (have_names) {
             // Hash the keys of the peers the cache may hold and fetch their
             // slots before the loop needs them: each probe into a large
             // cache is a likely miss. (A peer learned within this block is

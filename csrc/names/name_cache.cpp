@@ -187,7 +187,6 @@ void NameCache::grow_name_index() {
 }
 
 void NameCache::index_all_names() noexcept {
-    std::fill(name_index_.begin(), name_index_.end(), 0u);
     for (std::size_t id = 1; id <= names_.size(); ++id)
         if (!names_[id - 1].text.empty()) index_name(static_cast<std::uint32_t>(id));
 }
@@ -246,6 +245,7 @@ void NameCache::free_retired_names() noexcept {
         r = NameRec{};
         free_names_.push_back(static_cast<std::uint32_t>(i + 1));  // within the capacity reserved
     }
+    std::fill(name_index_.begin(), name_index_.end(), 0u);
     index_all_names();
     retired_ = 0;
 }

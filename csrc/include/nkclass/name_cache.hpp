@@ -269,7 +269,7 @@ private:
     std::uint32_t find_name(const NameText& text, std::uint64_t hash) const noexcept;  // or 0
     void index_name(std::uint32_t id) noexcept;  // within the room grow_name_index() made
     void grow_name_index();                      // may throw bad_alloc
-    void index_all_names() noexcept;             // within the index's room
+    void index_all_names() noexcept;             // into an emptied index, within its room
     void release(std::uint32_t id) noexcept;
     void free_retired_names() noexcept;  // every name without an entry
     void evict_oldest() noexcept;

@@ -6,10 +6,14 @@
 // records each watched flow's group, lays the addresses out group by group
 // (a counting sort) and hands each group's run to roaring's bulk insert in
 // one call: no per-flow bitmap call, no large hash set or sort (roaring
-// dedups; sorting the runs first measured no faster).
+// dedups; sorting the runs first measured no faster). Before that, a small
+// direct-mapped table of the (group, IPv4 address) pairs already added
+// drops most repeats: the demo's batches hold about 5 flows per distinct
+// pair, and each repeat would cost roaring a container search.
 #include "nkclass/aggregate.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <new>
 
@@ -151,11 +155,27 @@ struct Aggregator::Index {
     // Scratch reused across batches.
     std::vector<std::uint32_t> gid;
     std::vector<std::uint64_t> sums, profile_sums, upstream_sums;
-    std::vector<std::uint32_t> watched;        // rows of flows on a watched path
-    std::vector<std::uint32_t> v4[2];          // hosts, peers: IPv4 value per watched row
-    std::vector<std::uint8_t> is_v4[2];
+    // hosts, peers: the (group, IPv4 value) pairs to add, repeats mostly
+    // dropped by `added`; sized to the largest batch, filled from 0
+    std::vector<std::uint32_t> pair_group[2], pair_value[2];
     std::vector<WidePair> v6[2];               // (group, /64)
-    std::vector<std::uint32_t> starts, cursor, order, laid;  // counting sort by group
+    std::vector<std::uint32_t> starts, laid;   // counting sort by group
+    // Pairs known to be in their group's set (direct-mapped: a collision
+    // forgets one, which only costs roaring a repeated add). Cleared when
+    // a batch fails, whose pairs never reach the sets.
+    static constexpr unsigned kAddedBits = 13;
+    std::vector<std::uint64_t> added[2];
+    void forget_added() {
+        for (auto& a : added) a.assign(std::size_t{1} << kAddedBits, kNoPair);
+    }
+    static constexpr std::uint64_t kNoPair = ~std::uint64_t{0};  // group ids stay below 2^32 - 1
+    // The hour of the last flow, with its bucket, hour of day and weekday:
+    // time-ordered input stays within one hour for thousands of flows.
+    struct Hour {
+        std::int64_t start = std::numeric_limits<std::int64_t>::min();  // ms; min: none yet
+        std::int64_t bucket = 0;
+        std::uint32_t hour = 0, weekday = 0;
+    } hour;
     // The groups met lately, by (path, activity, extra): time-ordered
     // input meets the same few dozen groups for hours, and this L1-sized
     // table spares most lookups in the full index.
@@ -198,7 +218,9 @@ std::int64_t bucket_index(std::int64_t ts_ms, Bucket bucket) noexcept {
     return 0;
 }
 
-Aggregator::Aggregator(Bucket bucket) : bucket_(bucket), index_(std::make_unique<Index>()) {}
+Aggregator::Aggregator(Bucket bucket) : bucket_(bucket), index_(std::make_unique<Index>()) {
+    index_->forget_added();
+}
 
 Aggregator::~Aggregator() {
     for (GroupRecord& g : groups_) delete g.sets;
@@ -214,24 +236,35 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
     ix.sums.assign(3 * groups0, 0);
     ix.profile_sums.assign(kP * profiles0, 0);
     ix.upstream_sums.assign(2 * upstreams0, 0);
-    ix.watched.clear();
+    std::size_t pairs[2] = {0, 0};
     for (int w = 0; w < 2; ++w) {
-        ix.v4[w].clear();
-        ix.is_v4[w].clear();
+        if (ix.pair_group[w].size() < n) {
+            ix.pair_group[w].resize(n);
+            ix.pair_value[w].resize(n);
+        }
         ix.v6[w].clear();
     }
     const bool upstreams = b.src_as != nullptr && b.dst_as != nullptr;
     bool ok = true;
     std::int64_t first = b.ts_start[0], last = b.ts_start[0];
+    Index::Hour& at = ix.hour;
 
     for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t ts = b.ts_start[i];
+        const std::int64_t ts = b.ts_start[i];  // >= 0 (the callers check)
         first = std::min(first, ts);
         last = std::max(last, ts);
+        if (static_cast<std::uint64_t>(ts) - static_cast<std::uint64_t>(at.start) >=
+            std::uint64_t{kMsPerHour}) {
+            // every bucket starts on the hour, so the hour's bucket is the flow's
+            at.start = ts - ts % kMsPerHour;
+            at.bucket = bucket_index(ts, bucket_);
+            at.hour = static_cast<std::uint32_t>((ts / kMsPerHour) % 24);
+            at.weekday = static_cast<std::uint32_t>((ts / kMsPerDay + 3) % 7);  // Monday = 0
+        }
         const std::uint16_t path = b.path[i];
         const std::uint8_t activity = b.activity[i];
         GroupKey key;
-        key.bucket = bucket_index(ts, bucket_);
+        key.bucket = at.bucket;
         key.tag = GroupKey::label(path, activity, b.extra ? b.extra[i] : 0);
         Index::Recent& seen = ix.recent[mix(key.tag) & (Index::kRecent - 1)];
         if (seen.gid == ~0u || !(seen.key == key)) {
@@ -252,27 +285,31 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
         ok &= add_into(s, 1) & add_into(s + 1, nbytes) & add_into(s + 2, npackets);
 
         std::uint64_t* prof = &ix.profile_sums[kP * ix.group_profile[g]];
-        const auto hour = static_cast<std::size_t>((ts / kMsPerHour) % 24);
-        const auto weekday = static_cast<std::size_t>((ts / kMsPerDay + 3) % 7);  // Monday = 0
-        ok &= add_into(prof + Profile::kHourFlows + hour, 1) &
-              add_into(prof + Profile::kHourBytes + hour, nbytes) &
-              add_into(prof + Profile::kWeekdayFlows + weekday, 1) &
-              add_into(prof + Profile::kWeekdayBytes + weekday, nbytes);
+        ok &= add_into(prof + Profile::kHourFlows + at.hour, 1) &
+              add_into(prof + Profile::kHourBytes + at.hour, nbytes) &
+              add_into(prof + Profile::kWeekdayFlows + at.weekday, 1) &
+              add_into(prof + Profile::kWeekdayBytes + at.weekday, nbytes);
 
         const std::uint8_t side = b.side[i];
         if (side == kSideNone) continue;
         const bool dst_host = side == kSideDst;
-        const AddressColumn& host_col = dst_host ? b.dst_ip : b.src_ip;
-        const AddressColumn& peer_col = dst_host ? b.src_ip : b.dst_ip;
-        ix.watched.push_back(static_cast<std::uint32_t>(i));
-        const AddressColumn* cols[2] = {&host_col, &peer_col};
+        const AddressColumn* cols[2] = {dst_host ? &b.dst_ip : &b.src_ip,
+                                        dst_host ? &b.src_ip : &b.dst_ip};
         for (int w = 0; w < 2; ++w) {
             std::uint32_t v4 = 0;
             std::uint64_t v6;
-            const bool is_v4 = address_of(*cols[w], i, &v4, &v6);
-            ix.v4[w].push_back(v4);
-            ix.is_v4[w].push_back(is_v4);
-            if (!is_v4) ix.v6[w].push_back({g, v6});
+            if (!address_of(*cols[w], i, &v4, &v6)) {
+                ix.v6[w].push_back({g, v6});
+                continue;
+            }
+            const std::uint64_t pair = std::uint64_t{g} << 32 | v4;
+            std::uint64_t& known =
+                ix.added[w][(pair * 0x9e3779b97f4a7c15ull) >> (64 - Index::kAddedBits)];
+            // written either way, kept only when new: no branch to mispredict
+            ix.pair_group[w][pairs[w]] = g;
+            ix.pair_value[w][pairs[w]] = v4;
+            pairs[w] += known != pair;
+            known = pair;
         }
         if (upstreams) {
             const UpstreamKey ukey{key.bucket, dst_host ? b.dst_as[i] : b.src_as[i], path};
@@ -309,6 +346,7 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
         ix.group_profile.resize(groups0);
         for (Index::Recent& r : ix.recent) r.gid = ~0u;  // may name the groups undone
         for (Index::RecentUpstream& r : ix.recent_upstream) r.uid = ~0u;
+        ix.forget_added();  // this batch's pairs were never added
         ix.profiles.truncate(profiles0);
         ix.upstreams.truncate(upstreams0);
         return BuildStatus::failure(0, "a flow, byte or packet sum passes 2^64 - 1");
@@ -333,33 +371,44 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
         upstreams_[u].flows += ix.upstream_sums[2 * u];
         upstreams_[u].bytes += ix.upstream_sums[2 * u + 1];
     }
+    first_ms_ = first_ms_ < 0 ? first : std::min(first_ms_, first);
+    last_ms_ = std::max(last_ms_, last);
 
+    try {
+        add_to_sets(pairs);
+    } catch (...) {
+        ix.forget_added();  // some of the pairs may not have reached their sets
+        throw;
+    }
+    return BuildStatus::success();
+}
+
+void Aggregator::add_to_sets(const std::size_t pairs[2]) {
+    Index& ix = *index_;
     auto sets_of = [&](std::uint32_t g) -> Sets& {
         if (groups_[g].sets == nullptr) groups_[g].sets = new Sets();
         return *groups_[g].sets;
     };
-    // Watched rows laid out by group, once for hosts and peers alike.
-    const std::size_t n_groups = groups_.size(), n_watched = ix.watched.size();
-    ix.starts.assign(n_groups + 1, 0);
-    for (std::uint32_t row : ix.watched) ++ix.starts[ix.gid[row] + 1];
-    for (std::size_t g = 0; g < n_groups; ++g) ix.starts[g + 1] += ix.starts[g];
-    ix.order.resize(n_watched);  // watched index, by group
-    ix.cursor.assign(ix.starts.begin(), ix.starts.end() - 1);
-    for (std::uint32_t w = 0; w < n_watched; ++w)
-        ix.order[ix.cursor[ix.gid[ix.watched[w]]]++] = w;
-    const std::uint32_t* order = ix.order.data();
+    const std::size_t n_groups = groups_.size();
     for (int which = 0; which < 2; ++which) {
-        ix.laid.resize(n_watched);
-        for (std::size_t g = 0; g < n_groups; ++g) {
-            std::uint32_t* run = ix.laid.data();
-            std::size_t k = 0;
-            for (std::uint32_t j = ix.starts[g]; j < ix.starts[g + 1]; ++j)
-                if (ix.is_v4[which][order[j]]) run[k++] = ix.v4[which][order[j]];
-            if (k == 0) continue;
+        // The pairs' values laid out by group (a counting sort), each
+        // group's run added in one call.
+        const std::uint32_t* group = ix.pair_group[which].data();
+        const std::uint32_t* value = ix.pair_value[which].data();
+        const std::size_t count = pairs[which];
+        ix.starts.assign(n_groups + 1, 0);
+        for (std::size_t j = 0; j < count; ++j) ++ix.starts[group[j] + 1];
+        for (std::size_t g = 0; g < n_groups; ++g) ix.starts[g + 1] += ix.starts[g];
+        ix.laid.resize(count);
+        for (std::size_t j = 0; j < count; ++j) ix.laid[ix.starts[group[j]]++] = value[j];
+        // starts[g] now ends group g's run, which begins where g - 1's ends
+        for (std::size_t g = 0, begin = 0; g < n_groups; begin = ix.starts[g++]) {
+            const std::size_t end = ix.starts[g];
+            if (end == begin) continue;
             roaring_bitmap_t*& set = sets_of(static_cast<std::uint32_t>(g)).v4[which];
             if (set == nullptr) set = roaring_bitmap_create();
             if (set == nullptr) throw std::bad_alloc();
-            roaring_bitmap_add_many(set, k, run);
+            roaring_bitmap_add_many(set, end - begin, ix.laid.data() + begin);
         }
         std::vector<WidePair>& wide = ix.v6[which];
         std::sort(wide.begin(), wide.end());
@@ -371,9 +420,6 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
             roaring64_bitmap_add(set, p.value);
         }
     }
-    first_ms_ = first_ms_ < 0 ? first : std::min(first_ms_, first);
-    last_ms_ = std::max(last_ms_, last);
-    return BuildStatus::success();
 }
 
 std::uint64_t Aggregator::set_size(std::size_t g, int which) const noexcept {

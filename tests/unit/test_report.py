@@ -368,6 +368,89 @@ def test_a_sum_past_2_64_is_an_error_and_changes_nothing():
     assert native.groups()[4][0].tolist() == [4, 4, 0]
 
 
+def native_distinct_counts(native) -> dict:
+    """{(bucket, path, activity): (hosts, peers)} of a native aggregation."""
+    buckets, path, activity, _, _, _ = native.groups()
+    sizes = native.all_sets()[2]
+    return {(int(b), int(p), int(a)): (int(s[0]), int(s[1]))
+            for b, p, a, s in zip(buckets, path, activity, sizes, strict=True)}
+
+
+def reference_distinct_counts(batches) -> dict:
+    """The same by Python sets over the flows of every batch given."""
+    hosts: dict = {}
+    peers: dict = {}
+    for ts, path, activity, side, src, dst in batches:
+        for t, p, a, s, x, y in zip(ts.tolist(), path.tolist(), activity.tolist(),
+                                    side.tolist(), src.tolist(), dst.tolist(), strict=True):
+            key = (t // DAY, p, a)
+            hosts.setdefault(key, set())
+            peers.setdefault(key, set())
+            if s:
+                host, peer = (y, x) if s == 2 else (x, y)
+                hosts[key].add(host)
+                peers[key].add(peer)
+    return {k: (len(hosts[k]), len(peers[k])) for k in hosts}
+
+
+def native_batch(rng, n: int, hosts: int, peers: int, days: int) -> tuple:
+    """Flows with few distinct hosts and peers (so pairs repeat, within a
+    batch and across batches), in time order."""
+    ts = np.sort(rng.integers(0, days * DAY, n)).astype(np.int64) + T2019
+    side = rng.integers(0, 3, n).astype(np.uint8)
+    host = (0xAF2DB000 + rng.integers(0, hosts, n)).astype(np.uint32)
+    peer = rng.integers(0, peers, n).astype(np.uint32) * np.uint32(65_599)
+    src = np.where(side == 2, peer, host).astype(np.uint32)
+    dst = np.where(side == 2, host, peer).astype(np.uint32)
+    return (ts, rng.integers(0, 3, n).astype(np.uint16), rng.integers(0, 4, n).astype(np.uint8),
+            side, src, dst)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 400), min_size=1, max_size=5),
+       st.integers(1, 300), st.integers(1, 3000), st.integers(-1, 4))
+def test_native_distinct_hosts_and_peers_match_python_sets(seed, sizes, hosts, peers, failing):
+    """Distinct hosts and peers per group, as Python sets count them, over
+    batches whose (group, address) pairs repeat within and across batches;
+    a batch refused for a sum past 2^64 adds none of its addresses, and a
+    later batch with the same addresses adds them all."""
+    rng = np.random.default_rng(seed)
+    native = _core.Aggregator("day")
+    added = []
+    for k, n in enumerate(sizes):
+        batch = native_batch(rng, n, hosts, peers, days=3)
+        ts, path, activity, side, src, dst = batch
+        if k == failing:
+            too_big = np.zeros(n, np.uint64)
+            too_big[-1] = 2**64 - 1
+            native.add(ts, path, activity, side, src_v4=src, dst_v4=dst,
+                       bytes=np.ones(n, np.uint64))
+            added.append(batch)
+            with pytest.raises(ValueError, match="2\\^64"):
+                native.add(ts, path, activity, side, src_v4=src, dst_v4=dst, bytes=too_big)
+            # new pairs, refused: their last flow is in a group of the batch added
+            batch = native_batch(rng, n, hosts, peers, days=3)
+            refused = [np.concatenate([a, b[-1:]]) for a, b in zip(batch, added[-1], strict=True)]
+            with pytest.raises(ValueError, match="2\\^64"):
+                native.add(*refused[:4], src_v4=refused[4], dst_v4=refused[5],
+                           bytes=np.concatenate([np.zeros(n, np.uint64), too_big[-1:]]))
+            ts, path, activity, side, src, dst = batch
+        native.add(ts, path, activity, side, src_v4=src, dst_v4=dst)
+        added.append(batch)
+    assert native_distinct_counts(native) == reference_distinct_counts(added)
+
+
+def test_native_distinct_counts_hold_past_the_repeat_filter():
+    """A batch with far more distinct (group, address) pairs than the
+    native pass remembers as added (2^13 a side) still counts every one."""
+    rng = np.random.default_rng(11)
+    native = _core.Aggregator("day")
+    batches = [native_batch(rng, 150_000, 4000, 200_000, days=2) for _ in range(2)]
+    for ts, path, activity, side, src, dst in batches:
+        native.add(ts, path, activity, side, src_v4=src, dst_v4=dst)
+    assert native_distinct_counts(native) == reference_distinct_counts(batches)
+
+
 @given(st.integers(1, 2999), st.sampled_from([None, "app", "service"]))
 @settings(max_examples=25, deadline=None)
 def test_streamed_batches_equal_one_batch(split, by):

@@ -143,6 +143,9 @@ private:
         std::uint64_t sums[3] = {0, 0, 0};
         Sets* sets = nullptr;  // created on the first address
     };
+    // The batch's address pairs into the groups' sets (add()'s last step).
+    void add_to_sets(const std::size_t pairs[2]);
+
     Bucket bucket_;
     std::vector<GroupRecord> groups_;
     std::vector<ProfileKey> profile_keys_;

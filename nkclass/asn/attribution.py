@@ -14,6 +14,7 @@ import numpy as np
 
 from nkclass.asn.database import AsDatabase
 from nkclass.errors import SchemaTypeError
+from nkclass.flows.convert import one_array
 from nkclass.labels import ACTIVITY_CODES, EVIDENCE, RANKS
 from nkclass.rules.model import Ruleset
 
@@ -159,9 +160,7 @@ def exporter_numbers(source: object, name: str, n: int) -> np.ndarray | None:
     if isinstance(source, pa.Table | pa.RecordBatch):
         if name not in source.schema.names:
             return None
-        col = source.column(name)
-        if isinstance(col, pa.ChunkedArray):
-            col = col.combine_chunks()
+        col = one_array(source.column(name))
         if not pa.types.is_integer(col.type):
             raise SchemaTypeError(f"column {name!r}: expected integer AS numbers, got {col.type}")
         arr = (col.fill_null(0) if col.null_count else col).to_numpy(zero_copy_only=False)

@@ -18,6 +18,7 @@ import pyarrow as pa
 from nkclass import _columns
 from nkclass.addresses import address_rows, parse_addresses
 from nkclass.errors import SchemaTypeError, SchemaValueError, describe
+from nkclass.flows.convert import one_array
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "src_port", "dst_port", "protocol")
 PAYLOAD_COLUMNS = ("src_payload", "dst_payload")
@@ -124,10 +125,7 @@ class _Columns:
                 f"missing column {name!r}; a flow batch needs {', '.join(REQUIRED_COLUMNS)} "
                 f"(missing: {', '.join(missing)})"
             )
-        value = self._get(name)
-        if isinstance(value, pa.ChunkedArray):
-            value = value.combine_chunks() if value.num_chunks != 1 else value.chunk(0)
-        return value
+        return one_array(self._get(name))
 
 
 def _same_length(name: str, arr: np.ndarray, n: int) -> None:

@@ -416,7 +416,7 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
     canonical batch: addresses as text or 16-byte binary, times as
     timestamps or integer ms, every value range-checked. Other columns
     (labels of classified output, ...) follow as they are."""
-    cols = {name: _combined(table.column(name)) for name in table.column_names}
+    cols = {name: one_array(table.column(name)) for name in table.column_names}
     out: dict[str, pa.Array] = {}
     for name in ("ts_start", "ts_end"):
         if name in cols:
@@ -499,7 +499,9 @@ def optional_unsigned(arr: pa.Array, column: str, dtype: pa.DataType) -> pa.Arra
     return pc.if_else(valid, filled, pa.scalar(None, dtype))
 
 
-def _combined(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+def one_array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: a chunked column of one chunk without a
+    copy (pyarrow's combine_chunks copies even then)."""
     if isinstance(col, pa.ChunkedArray):
         return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     return col

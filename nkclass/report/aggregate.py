@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from nkclass import _core
 from nkclass.classify import Classified
 from nkclass.errors import SchemaValueError
+from nkclass.flows.convert import one_array
 from nkclass.labels import ACTIVITIES, APPS, SIDES
 from nkclass.report.model import BUCKETS, GroupColumns, Report, bucket_start_ms
 from nkclass.report.select import FlowFilter
@@ -250,8 +251,7 @@ def _as_table(source: object) -> pa.Table:
 def _column(table: pa.Table, name: str) -> pa.Array:
     if name not in table.column_names:
         raise SchemaValueError(f"aggregation needs column {name!r}")
-    col = table.column(name)
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return one_array(table.column(name))
 
 
 def _codes(table: pa.Table, name: str, nulls: bool = False) -> tuple[np.ndarray, list[str]]:
@@ -280,7 +280,7 @@ def _times(table: pa.Table) -> np.ndarray:
         )
     if col.null_count:
         raise SchemaValueError("column 'ts_start' has missing times")
-    ts = col.to_numpy(zero_copy_only=False).astype(np.int64)
+    ts = col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     if ts.size and ts.min() < 0:
         raise SchemaValueError("column 'ts_start': times before 1970 are not supported")
     return ts
@@ -289,23 +289,29 @@ def _times(table: pa.Table) -> np.ndarray:
 def _counter(table: pa.Table, name: str, n: int) -> np.ndarray:
     if name not in table.column_names:
         return np.zeros(n, np.uint64)
+    return _nonnegative(table, name).astype(np.uint64, copy=False)
+
+
+def _nonnegative(table: pa.Table, name: str) -> np.ndarray:
+    """A column of non-negative integers (nulls as 0) in its own dtype."""
     col = _column(table, name)
     if col.null_count:
         col = pc.fill_null(col, 0)
     values = col.to_numpy(zero_copy_only=False)
-    if values.dtype.kind not in "iu" or (values.size and values.min() < 0):
+    if values.dtype.kind != "u" and (
+            values.dtype.kind != "i" or (values.size and values.min() < 0)):
         raise SchemaValueError(f"column {name!r}: expected non-negative integers")
-    return values.astype(np.uint64, copy=False)
+    return values
 
 
 def _as_column(table: pa.Table, name: str, n: int) -> np.ndarray | None:
     """An AS number column as uint32 (nulls as 0), or None when absent."""
     if name not in table.column_names:
         return None
-    values = _counter(table, name, n)
-    if values.size and int(values.max()) > 0xFFFFFFFF:
+    values = _nonnegative(table, name)
+    if values.dtype.itemsize > 4 and values.size and int(values.max()) > 0xFFFFFFFF:
         raise SchemaValueError(f"column {name!r}: AS numbers are 32-bit, got {int(values.max())}")
-    return values.astype(np.uint32)
+    return values.astype(np.uint32, copy=False)
 
 
 def _as_numbers(

@@ -193,30 +193,41 @@ struct ScratchLease {
     ScratchLease& operator=(const ScratchLease&) = delete;
 };
 
-// lo <= num / den <= hi for den > 0, exactly.
-inline bool ratio_in(u128 num, u128 den, u128 lo, u128 hi) noexcept {
+// lo <= num / den <= hi for den > 0, exactly (in T, which must hold the
+// products).
+template <typename T>
+inline bool ratio_in(T num, T den, T lo, T hi) noexcept {
     return lo * den <= num && num <= hi * den;
 }
 
-std::uint16_t score(const Group& g) noexcept {
-    const u128 F = g.flows, P = g.packets, B = g.bytes;
-    const u128 D = g.last_end > g.first_start
-                       ? static_cast<u128>(static_cast<std::uint64_t>(g.last_end) -
-                                           static_cast<std::uint64_t>(g.first_start))
-                       : 0;
-    const u128 per_minute = P * 60000;  // packets per minute = per_minute / D
+// The group's conditions, computed in T: u128 always holds the products;
+// uint64_t does when packets, bytes and duration are below 2^40, as they
+// are in practice (the largest product is then packets * 60000 < 2^56).
+template <typename T>
+std::uint16_t score_in(const Group& g, std::uint64_t duration) noexcept {
+    const T F = g.flows, P = g.packets, B = g.bytes, D = duration;
+    const T per_minute = P * 60000;  // packets per minute = per_minute / D
     std::uint16_t m = 0;
-    if (ratio_in(B, P, 35, 80) || ratio_in(B, P, 105, 110)) m |= 1u << 0;
-    if (!ratio_in(P, F, 5, 40)) m |= 1u << 1;
-    if (D != 0 && (ratio_in(per_minute, D, 2, 8) || ratio_in(per_minute, D, 40, 5300)))
+    if (ratio_in<T>(B, P, 35, 80) || ratio_in<T>(B, P, 105, 110)) m |= 1u << 0;
+    if (!ratio_in<T>(P, F, 5, 40)) m |= 1u << 1;
+    if (D != 0 && (ratio_in<T>(per_minute, D, 2, 8) || ratio_in<T>(per_minute, D, 40, 5300)))
         m |= 1u << 2;
     if (D > 300000) m |= 1u << 3;
-    if (u128(g.ack_psh) * 10 > F * 9) m |= 1u << 4;
-    if (u128(g.syn) * 20 < F) m |= 1u << 5;
-    if (u128(g.rst) * 100 < F) m |= 1u << 6;
-    if (u128(g.fin) * 20 < F) m |= 1u << 7;
-    if (u128(g.sport_above) * 10 > F * 9) m |= 1u << 8;
+    if (T(g.ack_psh) * 10 > F * 9) m |= 1u << 4;
+    if (T(g.syn) * 20 < F) m |= 1u << 5;
+    if (T(g.rst) * 100 < F) m |= 1u << 6;
+    if (T(g.fin) * 20 < F) m |= 1u << 7;
+    if (T(g.sport_above) * 10 > F * 9) m |= 1u << 8;
     return m;
+}
+
+std::uint16_t score(const Group& g) noexcept {
+    const std::uint64_t duration =
+        g.last_end > g.first_start
+            ? static_cast<std::uint64_t>(g.last_end) - static_cast<std::uint64_t>(g.first_start)
+            : 0;
+    if (((g.packets | g.bytes | duration) >> 40) == 0) return score_in<std::uint64_t>(g, duration);
+    return score_in<u128>(g, duration);
 }
 
 // Empties a table of `capacity` slots (a power of two).

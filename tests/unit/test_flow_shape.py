@@ -225,8 +225,13 @@ ADDRS = ["10.0.0.1", "10.0.0.2", "192.0.2.1", "2001:db8::1"]
 
 
 @st.composite
-def flow_groups(draw):
+def flow_groups(draw, big: bool = False):
+    """Flows in a few groups; with ``big``, packets, bytes and durations
+    about 2^40 (where the native score moves from 64-bit to 128-bit
+    products) or far past it."""
     n = draw(st.integers(1, 40))
+    top = draw(st.sampled_from([2**40, 2**48, 2**56]))
+    huge = st.integers(0, top) | st.integers(top // 2 - 2**20, top // 2 + 2**20)
     rows = []
     for _ in range(n):
         start = draw(st.integers(0, 20_000_000))
@@ -237,16 +242,16 @@ def flow_groups(draw):
             "dst_port": draw(st.sampled_from([22, 3333, 40000])),
             "protocol": draw(st.sampled_from([6, 6, 6, 17])),
             "ts_start": start,
-            "ts_end": start + draw(st.integers(-1000, 8_000_000)),
-            "packets": draw(st.integers(0, 6000)),
-            "bytes": draw(st.integers(0, 700_000)),
+            "ts_end": start + draw(huge if big else st.integers(-1000, 8_000_000)),
+            "packets": draw(huge if big else st.integers(0, 6000)),
+            "bytes": draw(huge if big else st.integers(0, 700_000)),
             "tcp_flags": draw(st.sampled_from([0x18, 0x18, 0x10, 0x1A, 0x19, 0x1B, 0x04, 0x00])),
         })
     return rows, draw(st.integers(1, 4))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(flow_groups())
+@given(flow_groups() | flow_groups(big=True))
 def test_native_score_matches_the_reference(case):
     rows, min_flows = case
     b = {k: [r[k] for r in rows] for k in rows[0]}

@@ -1,18 +1,19 @@
 // The aggregation pass (see aggregate.hpp).
 //
-// Why addresses are laid out by group before they reach a bitmap: a
-// watched network has few hosts and they meet the same peers again and
-// again, so a batch repeats each (group, address) pair many times. The pass
-// records each watched flow's group, lays the addresses out group by group
-// (a counting sort) and hands each group's run to roaring's bulk insert in
-// one call: no per-flow bitmap call, no large hash set or sort (roaring
-// dedups; sorting the runs first measured no faster). Before that, a small
+// Why addresses are laid out by group before they reach a set: a watched
+// network has few hosts and they meet the same peers again and again, so a
+// batch repeats each (group, address) pair many times. A small
 // direct-mapped table of the (group, IPv4 address) pairs already added
-// drops most repeats: the demo's batches hold about 5 flows per distinct
-// pair, and each repeat would cost roaring a container search.
+// drops most repeats first (the demo's batches hold about 5 flows per
+// distinct pair). The pass then lays the remaining addresses out group by
+// group (a counting sort) and hands each group's run to its set in one
+// call: no per-flow set call and no large hash set. A set is a sorted
+// vector while small (see V4Set) and a roaring bitmap past that; both hand
+// over roaring's portable format.
 #include "nkclass/aggregate.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <new>
@@ -145,6 +146,114 @@ inline bool add_into(std::uint64_t* to, std::uint64_t v) noexcept {
     return !__builtin_add_overflow(*to, v, to);
 }
 
+// A set of IPv4 values: a sorted vector while it holds at most kSmallSet,
+// a roaring bitmap past that. Peers spread over the address space, one or
+// two to a 2^16 block, and roaring spends a container (two allocations) on
+// each such block: on the demo's day groups that was 1.1M containers to
+// build, serialize and free for 1.2M peers.
+class V4Set {
+public:
+    static constexpr std::size_t kSmallSet = 8192;
+
+    V4Set() = default;
+    V4Set(const V4Set&) = delete;
+    V4Set& operator=(const V4Set&) = delete;
+    ~V4Set() {
+        if (big_ != nullptr) roaring_bitmap_free(big_);
+    }
+
+    // Adds run[0, k) (which it may reorder).
+    void add(std::uint32_t* run, std::size_t k) {
+        if (big_ != nullptr) {
+            roaring_bitmap_add_many(big_, k, run);
+            return;
+        }
+        std::sort(run, run + k);
+        k = static_cast<std::size_t>(std::unique(run, run + k) - run);
+        if (small_.empty()) {
+            small_.assign(run, run + k);
+        } else {
+            std::vector<std::uint32_t> merged;
+            merged.reserve(small_.size() + k);
+            std::set_union(small_.begin(), small_.end(), run, run + k,
+                           std::back_inserter(merged));
+            small_.swap(merged);
+        }
+        if (small_.size() <= kArrayMax ||
+            (small_.size() <= kSmallSet && largest_block() <= kArrayMax))
+            return;
+        big_ = roaring_bitmap_create();
+        if (big_ == nullptr) throw std::bad_alloc();
+        roaring_bitmap_add_many(big_, small_.size(), small_.data());  // sorted: appends
+        std::vector<std::uint32_t>().swap(small_);
+    }
+
+    bool empty() const noexcept { return big_ == nullptr && small_.empty(); }
+    std::uint64_t size() const noexcept {
+        return big_ != nullptr ? roaring_bitmap_get_cardinality(big_) : small_.size();
+    }
+
+    // The 32-bit portable roaring format, as roaring_bitmap_portable_serialize
+    // writes it. A small set's blocks hold at most kArrayMax values each, so
+    // all are array containers: cookie 12346 (no run containers) and the
+    // count, (key, cardinality - 1) per block, each block's byte offset, then
+    // each block's low 16 bits; all little-endian.
+    std::string serialized() const {
+        std::string out;
+        if (big_ != nullptr) {
+            out.resize(roaring_bitmap_portable_size_in_bytes(big_));
+            roaring_bitmap_portable_serialize(big_, out.data());
+            return out;
+        }
+        std::size_t blocks = 0;
+        for_each_block([&](std::size_t, std::size_t) { ++blocks; });
+        out.resize(8 + 8 * blocks + 2 * small_.size());
+        auto* o = reinterpret_cast<unsigned char*>(out.data());
+        auto put = [&o](std::uint32_t v, int bytes) {
+            for (int b = 0; b < bytes; ++b) *o++ = static_cast<unsigned char>(v >> (8 * b));
+        };
+        put(12346, 4);
+        put(static_cast<std::uint32_t>(blocks), 4);
+        for_each_block([&](std::size_t begin, std::size_t end) {  // descriptive header
+            put(small_[begin] >> 16, 2);
+            put(static_cast<std::uint32_t>(end - begin - 1), 2);
+        });
+        auto at = static_cast<std::uint32_t>(8 + 8 * blocks);
+        for_each_block([&](std::size_t begin, std::size_t end) {  // offsets
+            put(at, 4);
+            at += static_cast<std::uint32_t>(2 * (end - begin));
+        });
+        for (std::uint32_t v : small_) put(v & 0xffffu, 2);
+        return out;
+    }
+
+private:
+    // The most values of one 2^16 block that roaring keeps as an array.
+    static constexpr std::size_t kArrayMax = 4096;
+
+    // Calls f(begin, end) for the indices of each 2^16 block's values.
+    template <typename F>
+    void for_each_block(F f) const {
+        for (std::size_t begin = 0, end; begin < small_.size(); begin = end) {
+            for (end = begin + 1;
+                 end < small_.size() && (small_[end] >> 16) == (small_[begin] >> 16);)
+                ++end;
+            f(begin, end);
+        }
+    }
+
+    std::size_t largest_block() const {
+        std::size_t largest = 0;
+        for_each_block([&](std::size_t begin, std::size_t end) {
+            largest = std::max(largest, end - begin);
+        });
+        return largest;
+    }
+
+    std::vector<std::uint32_t> small_;
+    roaring_bitmap_t* big_ = nullptr;
+};
+
 }  // namespace
 
 struct Aggregator::Index {
@@ -193,11 +302,9 @@ struct Aggregator::Index {
 };
 
 struct Aggregator::Sets {
-    roaring_bitmap_t* v4[2] = {nullptr, nullptr};      // hosts, peers
+    V4Set v4[2];                                       // hosts, peers
     roaring64_bitmap_t* v6[2] = {nullptr, nullptr};    // hosts, peers (/64)
     ~Sets() {
-        for (auto* b : v4)
-            if (b) roaring_bitmap_free(b);
         for (auto* b : v6)
             if (b) roaring64_bitmap_free(b);
     }
@@ -405,10 +512,8 @@ void Aggregator::add_to_sets(const std::size_t pairs[2]) {
         for (std::size_t g = 0, begin = 0; g < n_groups; begin = ix.starts[g++]) {
             const std::size_t end = ix.starts[g];
             if (end == begin) continue;
-            roaring_bitmap_t*& set = sets_of(static_cast<std::uint32_t>(g)).v4[which];
-            if (set == nullptr) set = roaring_bitmap_create();
-            if (set == nullptr) throw std::bad_alloc();
-            roaring_bitmap_add_many(set, end - begin, ix.laid.data() + begin);
+            sets_of(static_cast<std::uint32_t>(g)).v4[which].add(ix.laid.data() + begin,
+                                                                  end - begin);
         }
         std::vector<WidePair>& wide = ix.v6[which];
         std::sort(wide.begin(), wide.end());
@@ -425,7 +530,7 @@ void Aggregator::add_to_sets(const std::size_t pairs[2]) {
 std::uint64_t Aggregator::set_size(std::size_t g, int which) const noexcept {
     const Sets* sets = groups_[g].sets;
     if (sets == nullptr || which < 0 || which > 3) return 0;
-    if (which < 2) return sets->v4[which] ? roaring_bitmap_get_cardinality(sets->v4[which]) : 0;
+    if (which < 2) return sets->v4[which].size();
     return sets->v6[which - 2] ? roaring64_bitmap_get_cardinality(sets->v6[which - 2]) : 0;
 }
 
@@ -434,10 +539,8 @@ std::string Aggregator::serialized_set(std::size_t g, int which) const {
     if (sets == nullptr || which < 0 || which > 3) return {};
     std::string out;
     if (which < 2) {
-        const roaring_bitmap_t* set = sets->v4[which];
-        if (set == nullptr) return {};
-        out.resize(roaring_bitmap_portable_size_in_bytes(set));
-        roaring_bitmap_portable_serialize(set, out.data());
+        if (sets->v4[which].empty()) return {};
+        out = sets->v4[which].serialized();
     } else {
         const roaring64_bitmap_t* set = sets->v6[which - 2];
         if (set == nullptr) return {};

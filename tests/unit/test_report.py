@@ -440,6 +440,30 @@ def test_native_distinct_hosts_and_peers_match_python_sets(seed, sizes, hosts, p
     assert native_distinct_counts(native) == reference_distinct_counts(added)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12_000), st.sampled_from([1, 3, 300, 65_536]),
+       st.integers(1, 4))
+def test_native_address_sets_serialize_as_roaring_does(seed, count, blocks, batches):
+    """Each group's IPv4 set, small (kept sorted) or past 8192 values or
+    4096 in one 2^16 block (kept as a bitmap), serializes to the bytes
+    roaring writes for the same set, over batches that add to it."""
+    pyroaring = pytest.importorskip("pyroaring")
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(0, 65_536 - blocks + 1))
+    peers = ((first + rng.integers(0, blocks, count)) << 16 | rng.integers(0, 65_536, count))
+    peers = peers.astype(np.uint32)
+    native = _core.Aggregator("day")
+    for part in np.array_split(peers, batches):
+        n = len(part)
+        native.add(np.full(n, T2019, np.int64), np.ones(n, np.uint16), np.zeros(n, np.uint8),
+                   np.ones(n, np.uint8), src_v4=np.full(n, 0xAF2DB001, np.uint32), dst_v4=part)
+    buffer, offsets, sizes = native.all_sets()
+    got = bytes(buffer[offsets[0, 1]:offsets[0, 2]])
+    want = pyroaring.BitMap(sorted(set(peers.tolist())), optimize=False)
+    assert got == want.serialize()
+    assert int(sizes[0, 1]) == len(want)
+
+
 def test_native_distinct_counts_hold_past_the_repeat_filter():
     """A batch with far more distinct (group, address) pairs than the
     native pass remembers as added (2^13 a side) still counts every one."""

@@ -43,6 +43,19 @@ def narrow_ipv4(const uint8_t[:, ::1] rows, uint32_t[::1] out):
     return all_v4
 
 
+def take_clipped(const uint32_t[::1] table, const uint32_t[::1] index, uint32_t[::1] out):
+    """out[i] = table[min(index[i], len(table) - 1)]: numpy's take with
+    mode="clip" without widening the indices to 64 bits first."""
+    cdef Py_ssize_t n = index.shape[0], i
+    cdef uint32_t last
+    if table.shape[0] == 0 or out.shape[0] != n:
+        raise ValueError("take_clipped: an empty table or an output of another length")
+    last = <uint32_t>(table.shape[0] - 1)
+    with nogil:
+        for i in range(n):
+            out[i] = table[index[i] if index[i] < last else last]
+
+
 def parse_addresses(const uint8_t[::1] data, const int64_t[::1] offsets,
                     uint32_t[::1] v4_out, uint8_t[:, ::1] v6_out, uint8_t[::1] family_out):
     """Parse n = len(offsets) - 1 address texts.

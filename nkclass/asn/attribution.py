@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nkclass import _columns
 from nkclass.asn.database import AsDatabase
 from nkclass.errors import SchemaTypeError
 from nkclass.flows.convert import one_array
@@ -69,10 +70,14 @@ class AsAttribution:
         """Entry ids (uint32; 0 = none) for an exporter's AS numbers."""
         if len(self.number_keys) == 0:
             return np.zeros(len(numbers), np.uint32)
-        numbers = np.asarray(numbers)
+        numbers = np.ascontiguousarray(numbers)
+        if numbers.dtype != np.uint32:
+            raise TypeError(f"AS numbers must be uint32 (as exporter_numbers gives), "
+                            f"got {numbers.dtype}")
         # clipped: numbers past the dense table read its last entry (0),
         # and the large ones are looked up below
-        out = np.take(self.number_table, numbers, mode="clip")
+        out = np.empty(len(numbers), np.uint32)
+        _columns.take_clipped(self.number_table, numbers, out)
         if self.number_keys[-1] >= DENSE_LIMIT:
             big = np.flatnonzero(numbers >= DENSE_LIMIT)
             if len(big):
@@ -181,7 +186,8 @@ def exporter_numbers(source: object, name: str, n: int) -> np.ndarray | None:
             f"column {name!r}: expected {n} integer AS numbers, got dtype {arr.dtype} "
             f"with shape {arr.shape}"
         )
-    if len(arr) and (arr.min() < 0 or arr.max() > 2**32 - 1):
+    fits = arr.dtype.kind == "u" and arr.dtype.itemsize <= 4
+    if len(arr) and not fits and (arr.min() < 0 or arr.max() > 2**32 - 1):
         from nkclass.errors import SchemaValueError
 
         row = int(np.flatnonzero((arr < 0) | (arr > 2**32 - 1))[0])

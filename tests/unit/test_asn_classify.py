@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nkclass
 from nkclass.asn import AsDatabase
@@ -357,3 +359,16 @@ def test_peer_org_is_a_dictionary_of_distinct_names():
     assert len(set(out.peer_org_names)) == len(out.peer_org_names)
     frame = out.to_pandas()
     assert list(frame["peer_org"].astype(str)) == ["Google LLC", "Google LLC", "Other Org"]
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=50),
+       st.lists(st.integers(0, 2**32 - 1), max_size=200))
+def test_take_clipped_is_numpys_clipped_take(table, index):
+    """The native gather behind exporter AS numbers reads as numpy's
+    ``take(mode="clip")`` does, for indices inside and far past the table."""
+    from nkclass import _columns
+
+    table, index = np.array(table, np.uint32), np.array(index, np.uint32)
+    out = np.empty(len(index), np.uint32)
+    _columns.take_clipped(table, index, out)
+    assert out.tolist() == np.take(table, index.astype(np.int64), mode="clip").tolist()

@@ -270,7 +270,7 @@ struct Aggregator::Index {
     std::vector<WidePair> v6[2];               // (group, /64)
     std::vector<std::uint32_t> starts, laid;   // counting sort by group
     // Pairs known to be in their group's set (direct-mapped: a collision
-    // forgets one, which only costs roaring a repeated add). Cleared when
+    // forgets one, which only costs its set a repeated add). Cleared when
     // a batch fails, whose pairs never reach the sets.
     static constexpr unsigned kAddedBits = 13;
     std::vector<std::uint64_t> added[2];

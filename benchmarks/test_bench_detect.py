@@ -259,6 +259,8 @@ def test_quic_initial_decryption(benchmark):
 @pytest.mark.guard
 def test_guard_detectors(registry):
     # Target: 1.5x Hyperscan. Hyperscan here scans one joined buffer for
-    # literals, without per-flow calls, parsing or names.
-    registry.guard(FAMILY, "nkclass", "hyperscan", 0.8, "target 1.5x")
+    # literals, without per-flow calls, parsing or names. Quiet runs read
+    # 0.88-0.93x; runs with disturbed rounds (spreads down to 0.57x) gave
+    # medians of 0.77x and 0.79x over five rounds: fifteen steady the median.
+    registry.guard(FAMILY, "nkclass", "hyperscan", 0.8, "target 1.5x", n_rounds=15)
     registry.guard(FAMILY, "nkclass", "pyahocorasick", 5.0)

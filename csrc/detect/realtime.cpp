@@ -4,6 +4,10 @@
 #include "detect_internal.hpp"
 #include "nkclass/popcount.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace nkclass::det {
 
 namespace {
@@ -40,30 +44,94 @@ bool plain_mtproto(const std::uint8_t* p, std::size_t n, std::size_t len) noexce
     return id_hi != 0 && (id_lo & 3) == 0 && le32(p + 16) + 20 == len;
 }
 
-// Bits set per byte (the fully-encrypted test of Wu et al., USENIX
-// Security 2023: random bytes average 4 set bits per byte).
-std::size_t popcount_bytes(const std::uint8_t* p, std::size_t n) noexcept {
-    std::size_t bits = 0, i = 0;
-    for (; i + 8 <= n; i += 8) bits += popcount64(bytes::load8(p + i));
-    for (; i < n; ++i) bits += popcount64(p[i]);
-    return bits;
-}
-
 bool printable(std::uint8_t c) noexcept { return c >= 0x20 && c <= 0x7e; }
 
-// True when some 21 consecutive bytes are all printable. Every such run
-// covers one of the positions 20, 41, 62, ...: only those are probed, and
-// the run through a printable probe is measured (on random bytes about one
-// probe in three, a byte or two each way).
-bool printable_run_over_20(const std::uint8_t* p, std::size_t n) noexcept {
-    for (std::size_t k = 20; k < n; k += 21) {
-        if (!printable(p[k])) continue;
-        std::size_t lo = k, hi = k;
-        while (lo > 0 && printable(p[lo - 1])) --lo;
-        while (hi + 1 < n && printable(p[hi + 1])) ++hi;
-        if (hi - lo >= 20) return true;
+// What the fully-encrypted test (Wu et al., USENIX Security 2023) sums
+// over a first payload: set bits (random bytes average 4 per byte),
+// printable bytes (0x20..0x7e), and whether some run of them is longer
+// than 20.
+struct ByteStats {
+    std::size_t bits = 0, printable = 0;
+    bool long_run = false;
+};
+
+// One pass, sixteen bytes a step on SSE2 (every x86-64 has it): a per-byte
+// popcount and a printable mask per step, the run carried across steps; a
+// byte a step elsewhere and under sixteen bytes.
+ByteStats byte_stats(const std::uint8_t* p, std::size_t n) noexcept {
+    constexpr unsigned kLongRun = 21;
+    ByteStats out;
+    std::size_t i = 0;
+    unsigned run = 0;  // printable bytes ending at p[i - 1]
+#if defined(__SSE2__)
+    const __m128i m1 = _mm_set1_epi8(0x55), m2 = _mm_set1_epi8(0x33), m4 = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7e);
+    const __m128i zero = _mm_setzero_si128(), every = _mm_set1_epi8(-1);
+    __m128i bits = zero, print = zero;    // two 64-bit lane sums each
+    __m128i bits8 = zero, print8 = zero;  // per-byte sums, added in before they can wrap
+    unsigned pending = 0;
+    bool long_run = false;
+    const auto flush = [&] {
+        bits = _mm_add_epi64(bits, _mm_sad_epu8(bits8, zero));
+        print = _mm_add_epi64(print, _mm_sad_epu8(print8, zero));
+        bits8 = print8 = zero;
+        pending = 0;
+    };
+    // One step over the bytes of `v` that `keep` selects, the last `fresh`.
+    const auto step = [&](const __m128i v, const __m128i keep, unsigned fresh) {
+        // Per-byte popcount, SWAR within each byte (the 16-bit shifts carry
+        // bits across bytes only where the masks then clear them).
+        const __m128i kept = _mm_and_si128(v, keep);
+        __m128i x = _mm_sub_epi8(kept, _mm_and_si128(_mm_srli_epi16(kept, 1), m1));
+        x = _mm_add_epi8(_mm_and_si128(x, m2), _mm_and_si128(_mm_srli_epi16(x, 2), m2));
+        bits8 = _mm_add_epi8(bits8, _mm_and_si128(_mm_add_epi8(x, _mm_srli_epi16(x, 4)), m4));
+        // Printable: unsigned lo <= v <= hi, as v == max(v, lo) == min(v, hi);
+        // a printable byte is -1 here.
+        const __m128i in = _mm_and_si128(
+            keep, _mm_and_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, lo), v),
+                                _mm_cmpeq_epi8(_mm_min_epu8(v, hi), v)));
+        print8 = _mm_sub_epi8(print8, in);
+        if (++pending == 31) flush();  // 31 x 8 bits < 256
+        // Bit k: the k-th new byte printable.
+        const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(in)) >> (16 - fresh);
+        const unsigned all = (1u << fresh) - 1;
+        // A run of 16 bytes or fewer fits in one step; a longer one ends in
+        // some step's first bytes, continuing the run carried in. The bit
+        // past `fresh` and bit 15 stop the counts at a full step.
+        const unsigned first = static_cast<unsigned>(__builtin_ctz(~mask | (all + 1)));
+        const unsigned last =
+            static_cast<unsigned>(__builtin_clz(((~mask & 0xffffu) << 16) | 0x8000u));
+        long_run |= run + first >= kLongRun;
+        run = mask == all ? run + fresh : last;
+    };
+    for (; i + 16 <= n; i += 16)
+        step(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), every, 16);
+    if (n >= 16 && i < n) {
+        // The final sixteen bytes, keeping those not yet counted: no byte
+        // is left for the scalar tail.
+        alignas(16) static constexpr std::uint8_t kKeepLast[32] = {
+            0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        const unsigned fresh = static_cast<unsigned>(n - i);
+        step(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16)),
+             _mm_loadu_si128(reinterpret_cast<const __m128i*>(kKeepLast + fresh)), fresh);
+        i = n;
     }
-    return false;
+    flush();
+    out.bits = static_cast<std::size_t>(_mm_cvtsi128_si64(bits)) +
+               static_cast<std::size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(bits, bits)));
+    out.printable = static_cast<std::size_t>(_mm_cvtsi128_si64(print)) +
+                    static_cast<std::size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(print, print)));
+    out.long_run = long_run;
+#endif
+    for (; i < n; ++i) {
+        const bool in = printable(p[i]);
+        out.bits += popcount64(p[i]);
+        out.printable += in ? 1 : 0;
+        run = in ? run + 1 : 0;
+        out.long_run |= run >= kLongRun;
+    }
+    return out;
 }
 
 // True when the bytes pass none of the exemptions the GFW applies before
@@ -75,11 +143,9 @@ bool fully_encrypted(const std::uint8_t* p, std::size_t n) noexcept {
     bool first6 = true;
     for (std::size_t i = 0; i < 6; ++i) first6 &= printable(p[i]);
     if (first6) return false;
-    const std::size_t bits = popcount_bytes(p, n);
-    if (bits * 10 <= n * 34 || bits * 10 >= n * 46) return false;
-    std::size_t count = 0;  // no branch per byte: random bytes would mispredict
-    for (std::size_t i = 0; i < n; ++i) count += printable(p[i]) ? 1 : 0;
-    return count * 2 <= n && !printable_run_over_20(p, n);
+    const ByteStats stats = byte_stats(p, n);
+    return stats.bits * 10 > n * 34 && stats.bits * 10 < n * 46 && stats.printable * 2 <= n &&
+           !stats.long_run;
 }
 
 }  // namespace

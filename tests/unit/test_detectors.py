@@ -742,3 +742,22 @@ def test_real_capture_flows_get_the_expected_category(pcap):
         if not CATEGORY_OK[row["category"]](got):
             wrong.append((key, row["category"], got["app"], got["activity"]))
     assert not wrong
+
+
+MINER_AGENTS = ["cpuminer", "cgminer", "bfgminer", "sgminer", "ccminer", "xmrig", "xmr-stak",
+                "rhminer", "ethminer", "nheqminer"]
+agent_pieces = st.one_of(
+    st.sampled_from(MINER_AGENTS + ["miner", "xmr", "Mozilla/5.0", "X11", "mminer", "xxmrig"]),
+    st.text(st.sampled_from("mMxXinerINER/.-_ 0123456789"), max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(agent_pieces, max_size=8), upper=st.lists(st.booleans(), max_size=64))
+def test_http_miner_agents_match_a_plain_substring_search(pieces, upper):
+    agent = "".join(pieces)
+    # Any letter may come in either case: the headers are read case-insensitively.
+    agent = "".join(c.upper() if i < len(upper) and upper[i] else c for i, c in enumerate(agent))
+    request = f"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: {agent}\r\n\r\n".encode()
+    expected = "mining" if any(m in agent.strip().lower() for m in MINER_AGENTS) else "unknown"
+    assert inspect(TCP, 50000, 80, request)["activity"] == expected

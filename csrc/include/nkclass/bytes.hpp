@@ -54,6 +54,24 @@ inline std::uint64_t lower8(std::uint64_t x) noexcept {
     return x | ((ge_a & ~gt_z & ~x & kHighs) >> 2);
 }
 
+// 0x80 in each byte of `x` that equals `c`, 0 in the others (exact: no
+// borrow reaches a neighbouring byte).
+inline std::uint64_t eq_bytes8(std::uint64_t x, std::uint8_t c) noexcept {
+    const std::uint64_t y = x ^ (kOnes * c);
+    return ~(((y & ~kHighs) + ~kHighs) | y) & kHighs;
+}
+
+// The memory index (0..7) of the byte that the lowest set bit of `mask`
+// (nonzero) flags; clearing that bit (mask &= mask - 1) moves to the next.
+inline unsigned lowest_flagged_byte(std::uint64_t mask) noexcept {
+    const unsigned k = static_cast<unsigned>(__builtin_ctzll(mask)) / 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return 7 - k;
+#else
+    return k;
+#endif
+}
+
 // True when some byte of `x` equals `c`.
 inline bool has_byte8(std::uint64_t x, std::uint8_t c) noexcept {
     const std::uint64_t y = x ^ (kOnes * c);

@@ -412,11 +412,23 @@ private:
         const Ctx child_parent = ctx;
         while (true) {
             if (i_ >= n_ || p_[i_] != '"') return false;
-            char key[kKeyCap];
+            // A key without escapes (all keys in practice) is its own bytes:
+            // compared in place, not decoded into a copy. A non-ASCII one
+            // cannot equal a known key either way.
+            char decoded[kKeyCap];
+            const char* key = decoded;
             std::size_t key_len = 0;
-            bool ascii = true;
-            if (!string(key, kKeyCap, &key_len, &ascii)) return false;
-            if (key_len >= kKeyCap || !ascii) key_len = kKeyCap;  // never a known key
+            const std::size_t plain_end = skip_plain(p_, i_ + 1, n_);
+            if (plain_end < n_ && p_[plain_end] == '"') {
+                key = reinterpret_cast<const char*>(p_ + i_ + 1);
+                key_len = plain_end - (i_ + 1);
+                i_ = plain_end + 1;
+            } else {
+                bool ascii = true;
+                if (!string(decoded, kKeyCap, &key_len, &ascii)) return false;
+                if (!ascii) key_len = kKeyCap;
+            }
+            if (key_len >= kKeyCap) key_len = kKeyCap;  // never a known key
             std::uint16_t bit = 0;
             if (key_len < kKeyCap) bit = key_bit(key, key_len);
             if (ctx == Ctx::kParams) line_->params_keys |= bit;

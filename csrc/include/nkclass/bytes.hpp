@@ -72,6 +72,16 @@ inline unsigned lowest_flagged_byte(std::uint64_t mask) noexcept {
 #endif
 }
 
+// The memory index (0..7) of the last byte flagged (0x80) in `mask`
+// (nonzero).
+inline unsigned last_flagged_byte(std::uint64_t mask) noexcept {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return 7 - static_cast<unsigned>(__builtin_ctzll(mask)) / 8;
+#else
+    return static_cast<unsigned>(63 - __builtin_clzll(mask)) / 8;
+#endif
+}
+
 // True when some byte of `x` equals `c`.
 inline bool has_byte8(std::uint64_t x, std::uint8_t c) noexcept {
     const std::uint64_t y = x ^ (kOnes * c);

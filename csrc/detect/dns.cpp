@@ -43,8 +43,7 @@ std::size_t parse_name(const std::uint8_t* p, std::size_t n, std::size_t i, char
         total += l + 1;
         if (total > 255) return 0;
         const std::uint8_t* label = p + i + 1;
-        ok = ok && out + l + 1 <= kMaxName + 1 && bytes::copy_name_lower(name + out, label, l) &&
-             std::memchr(label, '.', l) == nullptr;
+        ok = ok && out + l + 1 <= kMaxName + 1 && bytes::copy_label_lower(name + out, label, l);
         if (ok) {
             out += l;
             name[out++] = '.';

@@ -69,16 +69,12 @@ bool miner_agent(const std::uint8_t* p, std::size_t n) noexcept {
     return false;
 }
 
-// Searches for a literal that starts with '\n': memchr jumps line to line.
+// Searches for a literal that starts with '\n', jumping line to line.
 template <std::size_t K>
 bool contains_line_ci(const std::uint8_t* p, std::size_t n, const char (&lit)[K]) noexcept {
     static_assert(K > 1);
-    const std::uint8_t* end = p + n;
-    while (const void* nl = std::memchr(p, lit[0], static_cast<std::size_t>(end - p))) {
-        const auto* q = static_cast<const std::uint8_t*>(nl);
-        if (starts_ci(q, static_cast<std::size_t>(end - q), lit)) return true;
-        p = q + 1;
-    }
+    for (std::size_t q = bytes::find(p, 0, n, lit[0]); q < n; q = bytes::find(p, q + 1, n, lit[0]))
+        if (starts_ci(p + q, n - q, lit)) return true;
     return false;
 }
 
@@ -141,8 +137,7 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
         } else if (std::memcmp(b.p + t + 1, "HTTP/1.", 7) != 0) {
             return false;
         }
-        const void* nl = std::memchr(b.p + t, '\n', b.n - t);
-        line_end = nl ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(nl) - b.p) : b.n;
+        line_end = bytes::find(b.p, t, b.n, '\n');
     }
     const bool connect = mlen == 8 && b.starts("CONNECT ", 8);
     if (connect) {
@@ -166,15 +161,14 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
     std::size_t i = line_end + 1;
     std::size_t body = b.n;
     while (i < b.n) {
-        const void* nl = std::memchr(b.p + i, '\n', b.n - i);
-        const std::size_t e = nl ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(nl) - b.p) : b.n;
+        const std::size_t e = bytes::find(b.p, i, b.n, '\n');
         const std::uint8_t* line = b.p + i;
         std::size_t n = e - i;
         if (n == 0 || (n == 1 && line[0] == '\r')) {
             body = e + 1;
             break;
         }
-        if (!nl) break;  // incomplete header line
+        if (e == b.n) break;  // incomplete header line
         const char first = lower(static_cast<char>(line[0]));
         if (first != 'h' && first != 'u' && first != 'x') {
             // Not a header this detector reads.

@@ -561,10 +561,7 @@ void scan_stratum(const std::uint8_t* p, std::size_t len, StratumMatch* out) noe
     if (i >= len || p[i] != '{') return;
     std::size_t start = 0;
     while (start < len) {
-        const void* nl = std::memchr(p + start, '\n', len - start);
-        const std::size_t end = nl ? static_cast<std::size_t>(
-                                         static_cast<const std::uint8_t*>(nl) - p)
-                                   : len;
+        const std::size_t end = bytes::find(p, start, len, '\n');
         std::size_t s = start;
         while (s < end && (p[s] == ' ' || p[s] == '\t' || p[s] == '\r')) ++s;
         if (s < end && p[s] == '{') {

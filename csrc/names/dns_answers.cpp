@@ -54,8 +54,7 @@ std::size_t read_name(const std::uint8_t* p, std::size_t n, std::size_t pos, Nam
         wire += l + 1u;
         if (wire > 255) return 0;
         const std::uint8_t* label = p + i + 1;
-        if (ok && w + l + 1 <= kMaxName + 1 && bytes::copy_name_lower(out->text + w, label, l) &&
-            std::memchr(label, '.', l) == nullptr) {
+        if (ok && w + l + 1 <= kMaxName + 1 && bytes::copy_label_lower(out->text + w, label, l)) {
             w += l;
             out->text[w++] = '.';
         } else {

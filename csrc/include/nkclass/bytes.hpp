@@ -10,6 +10,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace nkclass::bytes {
 
 inline std::uint16_t be16(const std::uint8_t* p) noexcept {
@@ -98,23 +102,59 @@ inline bool any_unprintable8(std::uint64_t x) noexcept {
 
 inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
+// The index of the first `c` in p[from, n), or n. Sixteen bytes a step on
+// SSE2, the last step overlapping the one before (so no byte loop): a
+// line of a text protocol costs a step or two, without the call and the
+// length dispatch of memchr, which these short searches are dominated by.
+inline std::size_t find(const std::uint8_t* p, std::size_t from, std::size_t n,
+                        std::uint8_t c) noexcept {
+    if (from >= n) return n;
+#if defined(__SSE2__)
+    if (n >= 16) {
+        const __m128i needle = _mm_set1_epi8(static_cast<char>(c));
+        const auto at = [&](std::size_t i) {
+            return static_cast<unsigned>(_mm_movemask_epi8(
+                _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), needle)));
+        };
+        std::size_t i = from;
+        for (; i + 16 <= n; i += 16)
+            if (const unsigned m = at(i)) return i + static_cast<unsigned>(__builtin_ctz(m));
+        if (i < n) {
+            // The last sixteen bytes, shifted so that bit 0 is p[i].
+            if (const unsigned m = at(n - 16) >> (16 - (n - i)))
+                return i + static_cast<unsigned>(__builtin_ctz(m));
+        }
+        return n;
+    }
+#endif
+    const void* hit = std::memchr(p + from, c, n - from);
+    return hit ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - p) : n;
+}
+
 // Copies n bytes of a host name to `dst` lowercased, or returns false when
-// a byte is outside [0x21, 0x7e] (then `dst` holds an unspecified prefix).
-// Writes exactly n bytes; reads exactly n.
-inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n) noexcept {
+// a byte is outside [0x21, 0x7e], or is a dot where `no_dot` (one DNS
+// label, whose dots would change the name's labels once dotted). Then
+// `dst` holds an unspecified prefix. Writes exactly n bytes; reads exactly n.
+inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n,
+                            bool no_dot = false) noexcept {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const std::uint64_t w = load8(src + i);
-        if (any_unprintable8(w)) return false;
+        if (any_unprintable8(w) || (no_dot && has_byte8(w, '.'))) return false;
         const std::uint64_t l = lower8(w);
         std::memcpy(dst + i, &l, 8);
     }
     for (; i < n; ++i) {
         const std::uint8_t c = src[i];
-        if (c < 0x21 || c > 0x7e) return false;
+        if (c < 0x21 || c > 0x7e || (no_dot && c == '.')) return false;
         dst[i] = lower(static_cast<char>(c));
     }
     return true;
+}
+
+// One DNS label: copy_name_lower refusing dots as well.
+inline bool copy_label_lower(char* dst, const std::uint8_t* src, std::size_t n) noexcept {
+    return copy_name_lower(dst, src, n, true);
 }
 
 }  // namespace nkclass::bytes

@@ -223,9 +223,9 @@ bool detect_rtp(Bytes b, Detection* out) noexcept {
     const std::uint8_t* ssrc = b.p + 8;
     const std::size_t lim = b.n < 1500 + 12 ? b.n : 1500 + 12;
     for (std::size_t j = header; j + 12 <= lim; ++j) {
-        const void* at = memmem(b.p + j + 8, lim - j - 8, ssrc, 4);
-        if (at == nullptr) return false;
-        const std::size_t k = static_cast<std::size_t>(static_cast<const std::uint8_t*>(at) - b.p) - 8;
+        const std::size_t at = bytes::find_bytes(b.p, j + 8, lim, ssrc, 4);
+        if (at == lim) return false;
+        const std::size_t k = at - 8;
         const std::uint16_t step = static_cast<std::uint16_t>(be16(b.p + k + 2) - seq);
         if ((b[k] >> 6) == 2 && (b[k + 1] & 0x7f) == pt && step >= 1 && step <= 4) {
             hit(out, kAppRtp, 0);

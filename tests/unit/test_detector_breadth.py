@@ -214,3 +214,49 @@ def test_encrypted_guess_matches_the_published_exemptions(src, dst):
         assert got != "unknown"  # shadowsocks, unless a real protocol matched first
     else:
         assert got != "shadowsocks"
+
+
+def ref_rtp_stream(data: bytes) -> bool:
+    """RTP confirmed by a later packet of the same stream in the joined
+    datagrams: the first packet's SSRC again, 8 bytes into a version-2
+    header of the same payload type whose sequence number is 1-4 ahead."""
+    if len(data) < 12 or data[0] >> 6 != 2:
+        return False
+    pt = data[1] & 0x7F
+    header = 12 + 4 * (data[0] & 0x0F)
+    if len(data) < header + 12:
+        return False
+    seq, ssrc = int.from_bytes(data[2:4], "big"), data[8:12]
+    lim = min(len(data), 1500 + 12)
+    at = data.find(ssrc, header + 8, lim)
+    while at >= 0:
+        k = at - 8
+        step = (int.from_bytes(data[k + 2:k + 4], "big") - seq) & 0xFFFF
+        if data[k] >> 6 == 2 and data[k + 1] & 0x7F == pt and 1 <= step <= 4:
+            return True
+        at = data.find(ssrc, at + 1, lim)
+    return False
+
+
+# Few distinct byte values, so that partial SSRC matches are common.
+rtp_noise = st.binary(max_size=40).map(lambda b: bytes(0x80 | (c & 0x3) for c in b))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pt=st.integers(0, 71) | st.integers(77, 127),
+    seq=st.integers(0, 0xFFFF),
+    ssrc=st.binary(min_size=4, max_size=4).map(lambda b: bytes(0x80 | (c & 0x3) for c in b)),
+    later=st.lists(st.tuples(rtp_noise, st.integers(0, 6), st.booleans(), st.integers(0, 4)),
+                   max_size=6),
+)
+def test_rtp_confirmation_matches_a_search_of_the_joined_datagrams(pt, seq, ssrc, later):
+    first = bytes([0x80, pt]) + seq.to_bytes(2, "big") + b"\0\0\0\0" + ssrc + b"\x11" * 12
+    data = first
+    for noise, step, same_pt, wrong in later:
+        nxt = bytes([0x80, pt if same_pt else (pt + 1) % 72])
+        # A later packet of another stream differs in one SSRC byte (or none).
+        other = bytes(c ^ (1 if i == wrong else 0) for i, c in enumerate(ssrc))
+        data += noise + nxt + ((seq + step) & 0xFFFF).to_bytes(2, "big") + b"\0\0\0\0" + other
+    got = inspect(UDP, 40000, 40002, data)["app"]
+    assert (got == "rtp") == ref_rtp_stream(data)

@@ -131,6 +131,19 @@ inline std::size_t find(const std::uint8_t* p, std::size_t from, std::size_t n,
     return hit ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - p) : n;
 }
 
+// The index of the first occurrence of needle[0, k) (k >= 1) in p[from, n),
+// or n: candidates by their first byte (find), then a compare. For short
+// needles in short buffers, where memmem's setup outweighs its search.
+inline std::size_t find_bytes(const std::uint8_t* p, std::size_t from, std::size_t n,
+                              const std::uint8_t* needle, std::size_t k) noexcept {
+    if (k > n) return n;
+    const std::size_t last = n - k + 1;  // candidates start before this
+    for (std::size_t at = find(p, from, last, needle[0]); at < last;
+         at = find(p, at + 1, last, needle[0]))
+        if (std::memcmp(p + at + 1, needle + 1, k - 1) == 0) return at;
+    return n;
+}
+
 // Copies n bytes of a host name to `dst` lowercased, or returns false when
 // a byte is outside [0x21, 0x7e], or is a dot where `no_dot` (one DNS
 // label, whose dots would change the name's labels once dotted). Then

@@ -7,6 +7,7 @@
 // the *value* of the top-level "method" key and the key sets of specific
 // nested objects, with escapes decoded and duplicate keys resolved the way
 // JSON decoders do (last one wins).
+#include <iterator>
 #include <string_view>
 
 #include "detect_internal.hpp"
@@ -36,6 +37,15 @@ constexpr KeyName kKeys[] = {
     {"job_id", 6, kKJobId}, {"target", 6, kKTarget}, {"nonce", 5, kKNonce},
     {"result", 6, kKResult}, {"seed_hash", 9, kKSeedHash}, {"algo", 4, kKAlgo},
 };
+
+// key_bit compares one candidate: no two keys share first letter and length.
+constexpr bool keys_distinct() {
+    for (std::size_t i = 0; i < std::size(kKeys); ++i)
+        for (std::size_t j = i + 1; j < std::size(kKeys); ++j)
+            if (kKeys[i].n == kKeys[j].n && kKeys[i].s[0] == kKeys[j].s[0]) return false;
+    return true;
+}
+static_assert(keys_distinct(), "two stratum keys share first letter and length");
 
 // Where a value sits, as far as the rules care.
 enum class Ctx : std::uint8_t {
@@ -137,8 +147,12 @@ private:
     std::size_t i_ = 0;
     Line* line_ = nullptr;
 
+    // Whitespace is all at or below ' ': one compare decides the usual
+    // case, a token next.
     void skip_ws() noexcept {
-        while (i_ < n_ && (p_[i_] == ' ' || p_[i_] == '\t' || p_[i_] == '\r' || p_[i_] == '\n')) ++i_;
+        while (i_ < n_ && p_[i_] <= ' ' &&
+               (p_[i_] == ' ' || p_[i_] == '\t' || p_[i_] == '\r' || p_[i_] == '\n'))
+            ++i_;
     }
 
     // Steps over `c` when it comes next.
@@ -268,9 +282,11 @@ private:
         return true;
     }
 
+    // The known keys differ in (first letter, length): one candidate each.
     static std::uint16_t key_bit(const char* key, std::size_t len) noexcept {
+        if (len == 0) return 0;
         for (const KeyName& k : kKeys)
-            if (k.n == len && std::memcmp(k.s, key, len) == 0) return k.bit;
+            if (k.n == len && k.s[0] == key[0]) return std::memcmp(k.s, key, len) == 0 ? k.bit : 0;
         return 0;
     }
 

@@ -747,7 +747,7 @@ def test_real_capture_flows_get_the_expected_category(pcap):
 MINER_AGENTS = ["cpuminer", "cgminer", "bfgminer", "sgminer", "ccminer", "xmrig", "xmr-stak",
                 "rhminer", "ethminer", "nheqminer"]
 agent_pieces = st.one_of(
-    st.sampled_from(MINER_AGENTS + ["miner", "xmr", "Mozilla/5.0", "X11", "mminer", "xxmrig"]),
+    st.sampled_from([*MINER_AGENTS, "miner", "xmr", "Mozilla/5.0", "X11", "mminer", "xxmrig"]),
     st.text(st.sampled_from("mMxXinerINER/.-_ 0123456789"), max_size=12),
 )
 

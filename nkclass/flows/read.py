@@ -21,6 +21,7 @@ import pyarrow as pa
 from nkclass.flows.export import ExportCaptureReader
 from nkclass.flows.formats import FORMATS, detect_format, reader_class
 from nkclass.flows.pcap import PcapReader
+from nkclass.flows.readahead import ReadAhead
 from nkclass.flows.reader import Reader, check_errors_mode
 from nkclass.flows.source import Source, expand_inputs
 from nkclass.flows.stats import ReadStats
@@ -39,12 +40,15 @@ class FlowReader:
         errors: str = "raise",
         pcap_options: dict | None = None,
         format_option: str = "format=",
+        readahead: int = 1,
     ) -> None:
         check_errors_mode(errors)
         if format is not None:
             reader_class(format)  # refuses unknown names now
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int of at least 1, got {batch_size!r}")
+        if isinstance(readahead, bool) or not isinstance(readahead, int) or readahead < 0:
+            raise ValueError(f"readahead must be an int of at least 0, got {readahead!r}")
         self.sources: list[Source] = expand_inputs(paths)
         self.format = format
         self.batch_size = batch_size
@@ -52,7 +56,9 @@ class FlowReader:
         self.pcap_options = pcap_options or {}
         self.format_option = format_option
         self.stats = ReadStats()
-        self._batches = self._run()
+        batches = self._run()
+        self._batches: Iterator[pa.RecordBatch] = (
+            ReadAhead(batches, readahead) if readahead else batches)
 
     def __iter__(self) -> FlowReader:
         return self
@@ -104,6 +110,7 @@ def read(
     format: str | None = None,
     batch_size: int = 65536,
     errors: str = "raise",
+    readahead: int = 1,
     **pcap_options,
 ) -> FlowReader:
     """Stream flow batches (pyarrow RecordBatches in the canonical schema)
@@ -117,7 +124,9 @@ def read(
     (payload_bytes, idle_timeout, active_timeout, max_flows, max_memory,
     decapsulate: see :func:`nkclass.flows.pcap.read_pcap`) or, with
     ``format="netflow"``, to the export decoder (template_timeout,
-    max_templates, payload_bytes).
+    max_templates, payload_bytes). ``readahead`` batches are read ahead
+    on a background thread (0: none), so that decoding overlaps the
+    caller's work on the current batch.
 
     >>> reader = read("tests/data/flows/zeek-conn.log")
     >>> sum(batch.num_rows for batch in reader), reader.stats.records
@@ -125,7 +134,7 @@ def read(
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    return FlowReader(paths, format, batch_size, errors, pcap_options)
+    return FlowReader(paths, format, batch_size, errors, pcap_options, readahead=readahead)
 
 
 __all__ = ["FORMATS", "FlowReader", "read"]

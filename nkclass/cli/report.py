@@ -220,11 +220,11 @@ def run_report(args: argparse.Namespace) -> int:
     elif args.output_format == "csv":
         print(render_csv(report, args.min_flows), end="")
     else:
-        if not report.groups:
+        if not len(report):
             print("no flows matched the filters" if chosen is not None else "no flows read")
         else:
             print(render_summary(report, [w.name for w in ruleset.watched]))
-        if args.rows != 0 and report.groups:
+        if args.rows != 0 and len(report):
             print()
             print(render_table(report, args.min_flows, limit=args.rows))
     if args.plots:

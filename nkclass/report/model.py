@@ -12,7 +12,7 @@ touch no watched path (path ``none``) are counted but add no addresses.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -273,29 +273,39 @@ class GroupColumns:
         parts = [part for part in parts if len(part)]
         if len(parts) <= 1:
             return parts[0] if parts else _no_columns()
-        keys = {name: np.concatenate([getattr(part, name) for part in parts])
-                for name in ("paths", "activities", "extras")}
-        codes = [_label_codes(keys[name], name, dtype) for name, dtype in
-                 (("paths", np.uint16), ("activities", np.uint8), ("extras", np.uint32))]
         bases = np.cumsum([0] + [len(part.buffer) for part in parts[:-1]]).tolist()
-        starts = np.concatenate([part.starts for part in parts]).astype(np.int64, copy=False)
         try:
-            first, sums, sizes, offsets, buffer = _core.merge_groups(
-                starts, *codes,
-                np.concatenate([part.sums for part in parts]).astype(np.uint64, copy=False),
-                np.concatenate([part.sizes for part in parts]).astype(np.uint64, copy=False),
+            return _merge_rows(
+                np.concatenate([part.starts for part in parts]),
+                *(np.concatenate([getattr(part, name) for part in parts])
+                  for name in ("paths", "activities", "extras", "sums", "sizes")),
                 np.concatenate([part.offsets.astype(np.int64, copy=False) + base
                                 for part, base in zip(parts, bases, strict=True)]),
                 b"".join(bytes(part.buffer) for part in parts))
-        except _core.BuildError as exc:
-            row, reason = exc.args
+        except _MergeError as exc:
             ends = np.cumsum([len(part) for part in parts])
-            k = int(np.searchsorted(ends, row, side="right"))
-            group = row - (int(ends[k - 1]) if k else 0)
+            k = int(np.searchsorted(ends, exc.row, side="right"))
+            group = exc.row - (int(ends[k - 1]) if k else 0)
             raise ValueError(f"cannot merge reports: group {group} of the {_ordinal(k + 1)} "
-                             f"report with groups: {reason}") from None
-        return cls(starts[first], keys["paths"][first], keys["activities"][first],
-                   keys["extras"][first], sums, sizes, buffer, offsets)
+                             f"report with groups: {exc.reason}") from None
+
+    def rolled_up(self, fields: Sequence[str], rows: np.ndarray | None = None) -> GroupColumns:
+        """The groups (``rows``, a boolean mask: only those) merged over
+        every bucket and every key field not in ``fields`` (of "path",
+        "activity", "extra") in one native pass: sums add, address sets
+        unite. The dropped fields read None, the bucket 0."""
+        picked = slice(None) if rows is None else rows
+        n = len(self.starts[picked])
+        kept = {name: getattr(self, name)[picked] if field in fields else np.full(n, None, object)
+                for field, name in (("path", "paths"), ("activity", "activities"),
+                                    ("extra", "extras"))}
+        try:
+            return _merge_rows(np.zeros(n, np.int64), kept["paths"], kept["activities"],
+                               kept["extras"], self.sums[picked], self.sizes[picked],
+                               self.offsets[picked], bytes(self.buffer))
+        except _MergeError as exc:
+            group = int(np.flatnonzero(rows)[exc.row]) if rows is not None else exc.row
+            raise ValueError(f"cannot roll up the report: group {group}: {exc.reason}") from None
 
     def table(self, by: str | None, min_flows: int) -> pa.Table:
         keep = self.sums[:, 0] >= min_flows
@@ -472,6 +482,48 @@ class Report:
     # -------------------------------------------------------------- reading
     def __len__(self) -> int:
         return len(self._columns) if self._columns is not None else len(self._groups)
+
+    def rolled_up(self, fields: Sequence[str], watched_only: bool = False) -> dict[tuple, Group]:
+        """The groups merged over every bucket by the key ``fields`` kept
+        (of "path", "activity" and "extra": the app, service or org),
+        exactly: counts add up and address sets unite. Keyed by the kept
+        values in the order given; ``watched_only`` leaves out the flows on
+        no watched path. A report in column form is rolled up natively and
+        stays in column form.
+
+        >>> import nkclass
+        >>> from nkclass.report import aggregate
+        >>> clf = nkclass.Classifier(asn=False)
+        >>> report = aggregate(clf.classify({
+        ...     "src_ip": ["175.45.176.9", "175.45.176.9", "10.0.0.1"],
+        ...     "dst_ip": ["8.8.8.8", "8.8.4.4", "8.8.8.8"], "src_port": [40000] * 3,
+        ...     "dst_port": [443] * 3, "protocol": [6] * 3,
+        ...     "ts_start": [0, 90_000_000, 0]}))
+        >>> kp = report.rolled_up(["path"])[("kp_range",)]
+        >>> kp.flows, kp.distinct("hosts"), kp.distinct("peers")
+        (2, 1, 2)
+        """
+        positions = {"path": 1, "activity": 2, "extra": 3}
+        unknown = set(fields) - set(positions)
+        if unknown:
+            raise ValueError(f"cannot roll up by {', '.join(sorted(unknown))}; use path, "
+                             "activity and extra")
+        where = [positions[field] for field in fields]
+        if self._columns is not None:
+            rows = self._columns.paths != "none" if watched_only else None
+            groups = self._columns.rolled_up(fields, rows).groups()
+            return {tuple(key[k] for k in where): group for key, group in groups.items()}
+        out: dict[tuple, Group] = {}
+        for key, group in self._groups.items():
+            if watched_only and key[1] == "none":
+                continue
+            kept = tuple(key[k] for k in where)
+            mine = out.get(kept)
+            if mine is None:
+                out[kept] = group.copy()
+            else:
+                mine.merge(group)
+        return out
 
     def table(self, min_flows: int = 0) -> pa.Table:
         """One row per group: bucket (start, UTC), path, activity, [app or
@@ -717,6 +769,32 @@ class Report:
         self._columns = columns
         self.__dict__.update({"first_ms": None, "last_ms": None, **state})
         self._index = None
+
+
+class _MergeError(Exception):
+    def __init__(self, row: int, reason: str) -> None:
+        super().__init__(row, reason)
+        self.row, self.reason = row, reason
+
+
+def _merge_rows(starts: np.ndarray, paths: np.ndarray, activities: np.ndarray,
+                extras: np.ndarray, sums: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
+                buffer: bytes) -> GroupColumns:
+    """Rows of groups (their sets in ``buffer``) merged by key natively:
+    keys in the order they first appear. A damaged set is a _MergeError
+    naming its row."""
+    codes = [_label_codes(names, field, dtype) for names, field, dtype in
+             ((paths, "paths", np.uint16), (activities, "activities", np.uint8),
+              (extras, "extras", np.uint32))]
+    starts = starts.astype(np.int64, copy=False)
+    try:
+        first, sums, sizes, offsets, buffer = _core.merge_groups(
+            starts, *codes, sums.astype(np.uint64, copy=False),
+            sizes.astype(np.uint64, copy=False), offsets.astype(np.int64, copy=False), buffer)
+    except _core.BuildError as exc:
+        raise _MergeError(*exc.args) from None
+    return GroupColumns(starts[first], paths[first], activities[first], extras[first], sums,
+                        sizes, buffer, offsets)
 
 
 def _no_columns() -> GroupColumns:

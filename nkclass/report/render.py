@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from nkclass.report.model import MS_PER_DAY, Group, Report, Trend, sum_metric
+from nkclass.report.model import MS_PER_DAY, Group, Report, Trend
 
 
 def human_bytes(n: float) -> str:
@@ -135,18 +135,17 @@ def render_summary(
     """A short summary: the period covered, totals per path and the top
     activities on the watched paths (``watched`` names the ruleset's paths,
     so that a report in which none of them appears can say so)."""
-    if not report.groups:
+    if not len(report):
         return "no flows"
-    by_path: dict[str, list[Group]] = {}
-    by_activity: dict[str, list[Group]] = {}
+    # Rolled up natively (exact unions of the address sets), not group by group.
+    by_path = {path: g for (path,), g in report.rolled_up(["path"]).items()}
     activities_of: dict[str, dict[str, int]] = {}
-    for (_, path, activity, _), g in report.groups.items():
-        by_path.setdefault(path, []).append(g)
-        counts = activities_of.setdefault(path, {})
-        counts[activity] = counts.get(activity, 0) + g.flows
-        if path != "none":
-            by_activity.setdefault(activity, []).append(g)
-    flows = {path: sum_metric(groups, "flows") for path, groups in by_path.items()}
+    pairs = report.table().group_by(["path", "activity"]).aggregate([("flows", "sum")])
+    for path, activity, n in zip(*(pairs.column(c).to_pylist() for c in
+                                   ("path", "activity", "flows_sum")), strict=True):
+        activities_of.setdefault(path, {})[activity] = n
+    by_activity = {a: g for (a,), g in report.rolled_up(["activity"], watched_only=True).items()}
+    flows = {path: g.flows for path, g in by_path.items()}
     everything = sum(flows.values())
     on_watched = everything - flows.get("none", 0)
     lines = [f"{everything:,} flows {_period(report)}".rstrip()]
@@ -157,23 +156,21 @@ def render_summary(
     lines.append(f"{on_watched:,} flows ({on_watched / everything:.1%}) touched a watched path")
     lines.append("")
 
-    def stats(groups: list[Group], n: int, whole: int, addresses: bool = True) -> list[str]:
+    def stats(g: Group, whole: int, addresses: bool = True) -> list[str]:
         # flows on no watched path keep no address sets: their hosts/peers are not known
         return [
-            f"{n:,}",
-            f"{n / whole:6.1%}" if whole else "-",
-            human_bytes(sum_metric(groups, "bytes")),
-            f"{sum_metric(groups, 'hosts'):,}" if addresses else "-",
-            f"{sum_metric(groups, 'peers'):,}" if addresses else "-",
+            f"{g.flows:,}",
+            f"{g.flows / whole:6.1%}" if whole else "-",
+            human_bytes(g.bytes),
+            f"{g.distinct('hosts'):,}" if addresses else "-",
+            f"{g.distinct('peers'):,}" if addresses else "-",
         ]
 
     order = sorted(flows, key=lambda p: (p == "none", -flows[p], p))
     rows = []
     for path in order:
         busiest = max(activities_of[path].items(), key=lambda kv: (kv[1], kv[0]))[0]
-        rows.append(
-            [path, *stats(by_path[path], flows[path], everything, path != "none"), busiest]
-        )
+        rows.append([path, *stats(by_path[path], everything, path != "none"), busiest])
     lines.append(
         aligned(
             ["path", "flows", "share", "bytes", "hosts", "peers", "top activity"],
@@ -181,18 +178,13 @@ def render_summary(
             [False, True, True, True, True, True, False],
         )
     )
-    ranked = sorted(
-        by_activity, key=lambda a: (-sum_metric(by_activity[a], "flows"), a)
-    )
+    ranked = sorted(by_activity, key=lambda a: (-by_activity[a].flows, a))
     shown = ranked[:top_activities]
     lines += ["", "top activities on the watched paths:"]
     lines.append(
         aligned(
             ["activity", "flows", "share", "bytes", "hosts", "peers"],
-            [
-                [a, *stats(by_activity[a], sum_metric(by_activity[a], "flows"), on_watched)]
-                for a in shown
-            ],
+            [[a, *stats(by_activity[a], on_watched)] for a in shown],
             [False, True, True, True, True, True],
         )
     )

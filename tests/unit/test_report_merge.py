@@ -9,6 +9,7 @@ import itertools
 import pickle
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -313,3 +314,66 @@ def test_reports_pickled_with_group_objects_still_load_and_merge():
     assert "groups" in state and "columns" not in state
     back = pickle.loads(pickle.dumps(objects))
     assert_same(back + part, reference_sum([part, part]))
+
+
+# ------------------------------------------------------------ roll-ups
+ROLL_UPS = (["path"], ["activity"], ["path", "activity"], ["activity", "path"], ["extra"], [])
+
+
+def reference_roll_up(report: Report, fields: list[str], watched_only: bool) -> dict:
+    """Group objects merged one by one (Group.merge, pyroaring unions)."""
+    position = {"path": 1, "activity": 2, "extra": 3}
+    out: dict = {}
+    for key, group in as_objects(report).groups.items():
+        if watched_only and key[1] == "none":
+            continue
+        kept = tuple(key[position[f]] for f in fields)
+        if kept in out:
+            out[kept].merge(group)
+        else:
+            out[kept] = group.copy()
+    return out
+
+
+@given(st.sampled_from([None, "service"]).flatmap(column_reports),
+       st.sampled_from(ROLL_UPS), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_native_roll_up_equals_merging_the_group_objects(report, fields, watched_only):
+    want = reference_roll_up(report, fields, watched_only)
+    got = report.rolled_up(fields, watched_only)
+    assert report._columns is not None  # rolled up natively, left in column form
+    assert got == want
+    assert as_objects(report).rolled_up(fields, watched_only) == want
+
+
+@given(aggregated_reports("service", "day"), st.sampled_from(ROLL_UPS))
+@settings(max_examples=20, deadline=None)
+def test_roll_up_of_an_aggregated_report_counts_distinct_addresses_exactly(report, fields):
+    got = report.rolled_up(fields)
+    assert got == reference_roll_up(report, fields, False)
+    if fields == ["path"]:
+        table = report.table()
+        for (path,), group in got.items():
+            rows = table.filter(pc.equal(table.column("path"), path))
+            assert group.flows == sum(rows.column("flows").to_pylist())
+
+
+def test_a_damaged_set_is_refused_by_a_roll_up_naming_its_group():
+    good = BitMap([1, 2, 3]).serialize()
+    bad = bytearray(good)
+    bad[-2:] = b"\x00\x00"
+    columns = GroupColumns.merged([one_group([good, b"", b"", b""])])
+    both = GroupColumns(
+        np.array([T2019, T2019 + DAY], np.int64), names(["kp_range"] * 2),
+        names(["mining"] * 2), names([None] * 2), np.ones((2, 3), np.uint64),
+        np.zeros((2, 4), np.uint64), columns.buffer + bytes(bad),
+        np.array([[0, len(good)] + [len(good)] * 3,
+                  [len(good), 2 * len(good)] + [2 * len(good)] * 3], np.int64))
+    with pytest.raises(ValueError, match="cannot roll up the report: group 1: a set is not a "
+                                         "valid serialized"):
+        column_report(both).rolled_up(["path"])
+
+
+def test_roll_up_refuses_an_unknown_field():
+    with pytest.raises(ValueError, match="cannot roll up by bucket"):
+        column_report(one_group([b""] * 4)).rolled_up(["bucket"])

@@ -603,7 +603,11 @@ bool unite_sets(const GroupRows& in, const std::uint32_t* rows, std::size_t coun
             }
             views.push_back(sets.back().get());
         }
-        Bitmap32 all(roaring_bitmap_or_many(views.size(), views.data()));
+        // Pairwise through a heap, smallest first: roaring_bitmap_or_many
+        // walks the whole growing result for every set, which made rolling
+        // up a report's day groups quadratic (43k small peer sets: 2 s).
+        Bitmap32 all(roaring_bitmap_or_many_heap(static_cast<std::uint32_t>(views.size()),
+                                                 views.data()));
         if (!all) throw std::bad_alloc();
         const std::size_t at = out->size();
         out->resize(at + roaring_bitmap_portable_size_in_bytes(all.get()));

@@ -377,3 +377,34 @@ def test_a_damaged_set_is_refused_by_a_roll_up_naming_its_group():
 def test_roll_up_refuses_an_unknown_field():
     with pytest.raises(ValueError, match="cannot roll up by bucket"):
         column_report(one_group([b""] * 4)).rolled_up(["bucket"])
+
+
+def many_groups(sets: list[BitMap]) -> Report:
+    """One path's groups on consecutive days, each with its peer set."""
+    blobs = [s.serialize() for s in sets]
+    bounds = np.cumsum([0, *map(len, blobs)])
+    n = len(sets)
+    offsets = np.stack([bounds[:-1], bounds[:-1], bounds[1:], bounds[1:], bounds[1:]], axis=1)
+    return column_report(GroupColumns(
+        T2019 + DAY * np.arange(n, dtype=np.int64), names(["kp_range"] * n),
+        names(["mining"] * n), names([None] * n), np.ones((n, 3), np.uint64),
+        np.array([[0, len(s), 0, 0] for s in sets], np.uint64).reshape(-1, 4),
+        b"".join(blobs), offsets.astype(np.int64)))
+
+
+@pytest.mark.parametrize("kind", ["many small sets", "many dense sets"])
+def test_rolling_up_many_groups_unites_their_sets_exactly(kind):
+    # Past 16 sets the native union gathers the values (few in all) or
+    # unites pairwise (millions of values): both must equal the plain union.
+    rng = np.random.default_rng(11)
+    if kind == "many small sets":
+        sets = [BitMap(rng.integers(0, 2**32, rng.integers(0, 60)).tolist()) for _ in range(300)]
+    else:
+        sets = [BitMap(range(start, start + 300_000))
+                for start in rng.integers(0, 2**32 - 300_000, 18).tolist()]
+        sets[3].run_optimize()
+    report = many_groups(sets)
+    (group,) = report.rolled_up(["path"]).values()
+    assert group.peers == BitMap.union(*sets)
+    assert group.distinct("peers") == len(BitMap.union(*sets))
+    assert report.rolled_up(["path"]) == reference_roll_up(report, ["path"], False)

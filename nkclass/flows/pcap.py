@@ -89,6 +89,12 @@ class NativeCaptureReader(Reader):
     meter, or the export decoder): file bytes in, drained columns out, its
     counters and how the input ended kept for ``stats``."""
 
+    # The meter hands on most flows in whole batches when the capture ends,
+    # so a reader thread has little to overlap; and the batches it builds
+    # come from fresh memory each time (the thread's allocator arena gives
+    # freed pages back): pcap to report measured 2.3M against 2.9M packets/s.
+    reads_ahead = False
+
     def __init__(self, source: Source, batch_size: int, errors: str) -> None:
         super().__init__(source, batch_size, errors)
         self.counters: dict[str, int] = {}

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
+from nkclass.errors import InputError
 from nkclass.flows.export import ExportCaptureReader
 from nkclass.flows.formats import FORMATS, detect_format, reader_class
 from nkclass.flows.pcap import PcapReader
@@ -56,20 +57,38 @@ class FlowReader:
         self.pcap_options = pcap_options or {}
         self.format_option = format_option
         self.stats = ReadStats()
-        batches = self._run()
-        self._batches: Iterator[pa.RecordBatch] = (
-            ReadAhead(batches, readahead) if readahead else batches)
+        self.readahead = readahead
+        self._batches: Iterator[pa.RecordBatch] | None = None  # from the first next()
 
     def __iter__(self) -> FlowReader:
         return self
 
     def __next__(self) -> pa.RecordBatch:
+        if self._batches is None:
+            batches = self._run()
+            self._batches = (ReadAhead(batches, self.readahead)
+                             if self.readahead and self._first_reads_ahead() else batches)
         return next(self._batches)
+
+    def _first_reads_ahead(self) -> bool:
+        """Whether the first input's format reads ahead (see
+        Reader.reads_ahead); an unknown format is left to the reading to
+        refuse."""
+        for source in self.sources:
+            if self.format is None and not source.head:
+                continue
+            try:
+                fmt = self.format or detect_format(source, self.format_option)
+            except (InputError, OSError):
+                return False
+            return reader_class(fmt).reads_ahead
+        return False
 
     def close(self) -> None:
         """Stop reading and release the inputs (also part-way, and those
         only sniffed so far)."""
-        self._batches.close()
+        if self._batches is not None:
+            self._batches.close()
         for source in self.sources:
             source.close()
 

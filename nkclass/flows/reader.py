@@ -138,6 +138,9 @@ class Reader:
     extensions: ClassVar[tuple[str, ...]] = ()
     #: How a bad record's position is given: "line" or "row".
     unit: ClassVar[str] = "line"
+    #: Whether nkclass.read reads this format's next batch on a background
+    #: thread while the caller works on the current one (see readahead).
+    reads_ahead: ClassVar[bool] = True
 
     def __init__(self, source: Source, batch_size: int = 65536, errors: str = "raise") -> None:
         check_errors_mode(errors)

@@ -156,3 +156,23 @@ def test_closing_a_reader_part_way_closes_its_inputs(tmp_path):
     reader.close()
     assert reader._batches._thread is None
     assert all(source._raw is None for source in reader.sources)
+
+
+def test_captures_are_read_on_the_callers_thread_and_flow_logs_ahead():
+    # The meter hands on a capture's flows in whole batches at its end: a
+    # reader thread would have nothing to overlap (see Reader.reads_ahead).
+    capture = nkclass.read(Path(__file__).parent.parent / "data" / "export" / "ipfix.pcap",
+                           format="netflow")
+    assert sum(batch.num_rows for batch in capture) > 0
+    assert not isinstance(capture._batches, ReadAhead)
+    log = nkclass.read(FLOWS / "zeek-conn.log")
+    next(log)
+    assert isinstance(log._batches, ReadAhead)
+    log.close()
+
+
+def test_an_unreadable_first_input_is_refused_by_the_reading(tmp_path):
+    path = tmp_path / "flows.bin"
+    path.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(InputError, match="cannot tell the format"):
+        next(nkclass.read(path))

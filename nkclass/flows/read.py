@@ -122,6 +122,7 @@ class FlowReader:
                 yield from reader
             finally:
                 self.stats.merge(reader.stats)
+                source.close()  # read or failed: released now, not when collected
 
 
 def read(

@@ -202,8 +202,11 @@ class Source:
             if stream is not raw:
                 self._decompressed = stream
             head = read_exactly(stream, HEAD_BYTES)
-        except OSError as exc:
-            raise InputError(read_failure(exc, self.compression), self.name) from None
+        except BaseException as exc:
+            self.close()  # a failed open holds no file: asking again opens afresh
+            if isinstance(exc, OSError):
+                raise InputError(read_failure(exc, self.compression), self.name) from None
+            raise
         self._head = head
         self._stream = _Replay(head, stream)
 

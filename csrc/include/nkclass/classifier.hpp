@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "nkclass/port_table.hpp"
+#include "nkclass/prefetch.hpp"
 #include "nkclass/prefix_table.hpp"
 #include "nkclass/types.hpp"
 
@@ -137,7 +138,7 @@ struct BytesColumn {
         if (!data) return;
         const std::uint8_t* p = data + offsets[i];
         const std::size_t n = std::min<std::size_t>(length(i), bytes);
-        for (std::size_t k = 0; k < n; k += 64) __builtin_prefetch(p + k);
+        for (std::size_t k = 0; k < n; k += 64) prefetch_line(p + k);
     }
 };
 

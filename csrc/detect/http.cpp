@@ -22,13 +22,27 @@ constexpr Lit kMinerAgents[] = {{"cpuminer", 8}, {"cgminer", 7},  {"bfgminer", 8
                                 {"ccminer", 7},  {"xmrig", 5},    {"xmr-stak", 8}, {"rhminer", 7},
                                 {"ethminer", 8}, {"nheqminer", 9}};
 
+// Word compares where eight bytes can be read, the last word overlapping
+// the one before: no byte loop for the header names every line is tried on.
 template <std::size_t K>
 bool starts_ci(const std::uint8_t* p, std::size_t n, const char (&lit)[K]) noexcept {
     constexpr std::size_t k = K - 1;
     if (n < k) return false;
-    for (std::size_t i = 0; i < k; ++i)
-        if (lower(static_cast<char>(p[i])) != lit[i]) return false;
-    return true;
+    if constexpr (k >= 8) {
+        for (std::size_t i = 0; i + 8 < k; i += 8)
+            if (bytes::lower8(bytes::load8(p + i)) != bytes::load8(lit + i)) return false;
+        return bytes::lower8(bytes::load8(p + k - 8)) == bytes::load8(lit + k - 8);
+    } else {
+        if (n >= 8) {
+            std::uint64_t want = 0, mask = 0;
+            std::memcpy(&want, lit, k);
+            std::memset(&mask, 0xff, k);
+            return ((bytes::lower8(bytes::load8(p)) ^ want) & mask) == 0;
+        }
+        for (std::size_t i = 0; i < k; ++i)
+            if (lower(static_cast<char>(p[i])) != lit[i]) return false;
+        return true;
+    }
 }
 
 bool starts_ci(const std::uint8_t* p, std::size_t n, const Lit& lit) noexcept {
@@ -125,9 +139,7 @@ bool detect_http(Bytes b, bool client, Detection* out) noexcept {
     if (!(first == '/' || first == '*' || (first >= 'a' && first <= 'z') ||
           (first >= 'A' && first <= 'Z') || (first >= '0' && first <= '9') || first == '['))
         return false;
-    std::size_t t = mlen;
-    while (t + 8 <= b.n && !bytes::any_unprintable8(bytes::load8(b.p + t))) t += 8;
-    while (t < b.n && b[t] > 0x20 && b[t] < 0x7f) ++t;
+    const std::size_t t = bytes::printable_end(b.p, mlen, b.n);
     const std::uint8_t* target = b.p + mlen;
     const std::size_t target_len = t - mlen;
     std::size_t line_end = b.n;

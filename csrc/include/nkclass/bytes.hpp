@@ -100,6 +100,15 @@ inline bool any_unprintable8(std::uint64_t x) noexcept {
     return (below | above) != 0;
 }
 
+// 0x80 in each byte of `x` outside [0x21, 0x7e], 0 in the others (exact:
+// the sums stay within each byte's low seven bits).
+inline std::uint64_t unprintable8(std::uint64_t x) noexcept {
+    const std::uint64_t low7 = x & ~kHighs;
+    const std::uint64_t below = ~(low7 + kOnes * (0x80 - 0x21)) & ~x & kHighs;
+    const std::uint64_t above = (low7 + kOnes) | x;
+    return (below | above) & kHighs;
+}
+
 inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
 // The index of the first `c` in p[from, n), or n. Sixteen bytes a step on
@@ -131,6 +140,24 @@ inline std::size_t find(const std::uint8_t* p, std::size_t from, std::size_t n,
     return hit ? static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - p) : n;
 }
 
+// The index of the first byte of p[from, n) outside [0x21, 0x7e], or n:
+// a word a step, the last one overlapping the one before.
+inline std::size_t printable_end(const std::uint8_t* p, std::size_t from, std::size_t n) noexcept {
+    if (from >= n) return n;
+    if (n - from >= 8) {
+        std::size_t i = from;
+        for (; i + 8 <= n; i += 8)
+            if (const std::uint64_t m = unprintable8(load8(p + i))) return i + lowest_flagged_byte(m);
+        if (i == n) return n;
+        const std::uint64_t m = unprintable8(load8(p + n - 8));
+        // Flags of bytes already passed (before i) are set in no byte: the
+        // first flag is at or after i.
+        return m ? n - 8 + lowest_flagged_byte(m) : n;
+    }
+    while (from < n && p[from] > 0x20 && p[from] < 0x7f) ++from;
+    return from;
+}
+
 // The index of the first occurrence of needle[0, k) (k >= 1) in p[from, n),
 // or n: candidates by their first byte (find), then a compare. For short
 // needles in short buffers, where memmem's setup outweighs its search.
@@ -150,14 +177,35 @@ inline std::size_t find_bytes(const std::uint8_t* p, std::size_t from, std::size
 // `dst` holds an unspecified prefix. Writes exactly n bytes; reads exactly n.
 inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n,
                             bool no_dot = false) noexcept {
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const std::uint64_t w = load8(src + i);
+    const auto copy_word = [&](std::uint64_t w, char* to) {
         if (any_unprintable8(w) || (no_dot && has_byte8(w, '.'))) return false;
         const std::uint64_t l = lower8(w);
-        std::memcpy(dst + i, &l, 8);
+        std::memcpy(to, &l, 8);
+        return true;
+    };
+    if (n >= 8) {
+        // Whole words, the last one overlapping the one before: no byte
+        // loop, whose exit a name's random length mispredicts.
+        std::size_t i = 0;
+        for (; i + 8 < n; i += 8)
+            if (!copy_word(load8(src + i), dst + i)) return false;
+        return copy_word(load8(src + n - 8), dst + n - 8);
     }
-    for (; i < n; ++i) {
+    if (n >= 4) {
+        // Two four-byte halves, overlapping when n < 8, tested as one word.
+        std::uint32_t head, tail;
+        std::memcpy(&head, src, 4);
+        std::memcpy(&tail, src + n - 4, 4);
+        const std::uint64_t w = (std::uint64_t(tail) << 32) | head;
+        if (any_unprintable8(w) || (no_dot && has_byte8(w, '.'))) return false;
+        const std::uint64_t l = lower8(w);
+        head = static_cast<std::uint32_t>(l);
+        tail = static_cast<std::uint32_t>(l >> 32);
+        std::memcpy(dst + n - 4, &tail, 4);
+        std::memcpy(dst, &head, 4);
+        return true;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t c = src[i];
         if (c < 0x21 || c > 0x7e || (no_dot && c == '.')) return false;
         dst[i] = lower(static_cast<char>(c));

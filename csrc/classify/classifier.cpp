@@ -209,12 +209,12 @@ void PayloadInspector::inspect_block(const FlowColumns& cols, std::size_t begin,
     // line of each side 8 flows ahead 0.98x, the first two or three 1.05-1.10x,
     // 4 or 16 flows ahead no better. (Sorting a block by payload kind to
     // steady the dispatch branches was slower.)
-    constexpr std::size_t kAhead = 8, kFetch = 192;
+    constexpr std::size_t kAhead = 8, kLines = 3;
     for (std::size_t k = 0; k < count; ++k) {
         const std::size_t i = begin + k;
         if (k + kAhead < count) {
-            cols.src_payload.prefetch(i + kAhead, kFetch);
-            cols.dst_payload.prefetch(i + kAhead, kFetch);
+            cols.src_payload.prefetch<kLines>(i + kAhead);
+            cols.dst_payload.prefetch<kLines>(i + kAhead);
         }
         if (names != nullptr) {
             out[k].n = static_cast<std::uint8_t>(inspect_named(

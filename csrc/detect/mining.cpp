@@ -134,10 +134,14 @@ inline std::size_t skip_plain(const std::uint8_t* p, std::size_t i, std::size_t 
 
 // True when no byte of [p, p + n) is 0x80 or above.
 inline bool plain_ascii(const std::uint8_t* p, std::size_t n) noexcept {
-    std::size_t i = 0;
     std::uint64_t high = 0;
-    for (; i + 8 <= n; i += 8) high |= bytes::load8(p + i);
-    for (; i < n; ++i) high |= p[i];
+    if (n >= 8) {
+        // Words, the last one overlapping: no byte loop to mispredict.
+        for (std::size_t i = 0; i + 8 < n; i += 8) high |= bytes::load8(p + i);
+        high |= bytes::load8(p + n - 8);
+    } else {
+        for (std::size_t i = 0; i < n; ++i) high |= p[i];
+    }
     return (high & bytes::kHighs) == 0;
 }
 

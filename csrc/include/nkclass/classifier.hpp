@@ -133,12 +133,15 @@ struct BytesColumn {
     std::size_t length(std::size_t i) const noexcept {
         return data ? static_cast<std::size_t>(offsets[i + 1] - offsets[i]) : 0;
     }
-    // Asks the cache for the first `bytes` of flow i (at most its length).
-    void prefetch(std::size_t i, std::size_t bytes) const noexcept {
+    // Asks the cache for the `Lines` cache lines from flow i's first byte,
+    // whatever its length: a prefetch never faults, the bytes past a short
+    // payload are the next flows', and a loop bound by the length would
+    // mispredict its exit.
+    template <std::size_t Lines>
+    void prefetch(std::size_t i) const noexcept {
         if (!data) return;
         const std::uint8_t* p = data + offsets[i];
-        const std::size_t n = std::min<std::size_t>(length(i), bytes);
-        for (std::size_t k = 0; k < n; k += 64) prefetch_line(p + k);
+        for (std::size_t k = 0; k < Lines; ++k) prefetch_line(p + 64 * k);
     }
 };
 

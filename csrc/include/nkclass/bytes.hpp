@@ -126,6 +126,11 @@ inline std::size_t find(const std::uint8_t* p, std::size_t from, std::size_t n,
                 _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), needle)));
         };
         std::size_t i = from;
+        // Thirty-two bytes a branch: most text lines end within the first
+        // step, so the loop's exit is predictable.
+        for (; i + 32 <= n; i += 32)
+            if (const std::uint64_t m = at(i) | (std::uint64_t{at(i + 16)} << 16))
+                return i + static_cast<unsigned>(__builtin_ctzll(m));
         for (; i + 16 <= n; i += 16)
             if (const unsigned m = at(i)) return i + static_cast<unsigned>(__builtin_ctz(m));
         if (i < n) {

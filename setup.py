@@ -84,7 +84,7 @@ CORE_DEPENDS = CORE_SOURCES + HEADERS
 
 SANITIZE = os.environ.get("NKCLASS_SANITIZE") == "1"
 # No -march=native: wheels must run on any x86-64 / aarch64 machine.
-COMMON_FLAGS = ["-O3", "-g", "-fvisibility=hidden", "-Wall", "-Wextra"]
+COMMON_FLAGS = ["-O3", "-g0", "-fvisibility=hidden", "-Wall", "-Wextra"]
 LINK_FLAGS = []
 if SANITIZE:
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]

@@ -260,3 +260,25 @@ def test_rtp_confirmation_matches_a_search_of_the_joined_datagrams(pt, seq, ssrc
         data += noise + nxt + ((seq + step) & 0xFFFF).to_bytes(2, "big") + b"\0\0\0\0" + other
     got = inspect(UDP, 40000, 40002, data)["app"]
     assert (got == "rtp") == ref_rtp_stream(data)
+
+
+# -- word-at-a-time name and token scans, at every length around their word sizes --
+
+@pytest.mark.parametrize("length", range(1, 41))
+def test_host_names_and_targets_of_every_length_are_read_whole(length):
+    # Names and request targets are copied and scanned eight (or four)
+    # bytes at a time with an overlapping last word: each length lands the
+    # name's end at a different place in its words.
+    name = ("AbCdEfGhIj-" * 4)[:length]
+    target = "/" + ("x" * 40)[: length - 1]
+    request = f"GET {target} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: x\r\n\r\n".encode()
+    got = inspect(TCP, 50123, 80, request)
+    assert (got["app"], got["server_name"]) == ("http", name.lower())
+
+
+@pytest.mark.parametrize("at", range(0, 24))
+def test_an_unprintable_byte_anywhere_in_a_host_name_refuses_the_name(at):
+    name = bytearray(b"abcdefghijklmnopqrstuvwx")
+    name[at] = 0x01
+    request = b"GET / HTTP/1.1\r\nHost: " + bytes(name) + b"\r\n\r\n"
+    assert inspect(TCP, 50123, 80, request)["server_name"] is None

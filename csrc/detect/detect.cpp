@@ -290,7 +290,7 @@ std::size_t DetectorInspector::inspect_detail(std::uint8_t protocol, std::uint16
     out[k++] = c;
     bool named = false;
     if (det->name_len != 0 && domains_ && k < cap) {
-        const DomainMatch m = domains_->lookup(det->name, det->name_len);
+        const DomainMatch m = domains_->lookup_padded(det->name, det->name_len);
         if (m.service != 0) {
             Candidate n;
             n.activity = m.activity;

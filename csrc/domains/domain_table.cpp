@@ -88,11 +88,11 @@ std::size_t label_start(const unsigned char* p, std::size_t end) noexcept {
 // A name copied into a buffer with 8 bytes of slack, so labels can be
 // read a word at a time without reading outside the caller's bytes.
 struct Padded {
-    unsigned char bytes[kMaxName + 8];
+    unsigned char bytes[kMaxName + DomainTable::kLookupSlack];
     std::size_t len;
     Padded(const char* s, std::size_t n) noexcept : len(n) {
         std::memcpy(bytes, s, n);
-        std::memset(bytes + n, 0, 8);
+        std::memset(bytes + n, 0, DomainTable::kLookupSlack);
     }
 };
 
@@ -189,14 +189,26 @@ DomainMatch DomainTable::lookup(const char* name, std::size_t len) const noexcep
     if (len > 0 && name[len - 1] == '.') --len;
     if (len == 0 || len > kMaxName) return {};
     const Padded p(name, len);
+    return match(p.bytes, len);
+}
+
+DomainMatch DomainTable::lookup_padded(const char* name, std::size_t len) const noexcept {
+    if (n_rows_ == 0 || name == nullptr) return {};
+    if (len > 0 && name[len - 1] == '.') --len;
+    if (len == 0 || len > kMaxName) return {};
+    return match(reinterpret_cast<const unsigned char*>(name), len);
+}
+
+// The walk itself, over a name with kLookupSlack readable bytes past `len`.
+DomainMatch DomainTable::match(const unsigned char* name, std::size_t len) const noexcept {
     const Slot* slots = slots_.data();
     const char* text = text_.data();
     const Slot* best = nullptr;
     std::uint64_t h = kSeed;
     std::size_t end = len;
     while (true) {
-        const std::size_t start = label_start(p.bytes, end);
-        h = extend(h, label_hash(p.bytes + start, end - start));
+        const std::size_t start = label_start(name, end);
+        h = extend(h, label_hash(name + start, end - start));
         const std::size_t slen = len - start;
         bool deeper = false;
         for (std::uint64_t pos = h & mask_; slots[pos].hash != 0; pos = (pos + 1) & mask_) {
@@ -204,7 +216,7 @@ DomainMatch DomainTable::lookup(const char* name, std::size_t len) const noexcep
             if (s.hash != h) continue;
             if (s.kind & kInterior) deeper = true;
             if ((s.kind & kRule) && s.length == slen &&
-                equal_lower(p.bytes + start, text + s.offset, slen)) {
+                equal_lower(name + start, text + s.offset, slen)) {
                 best = &s;
                 break;
             }

@@ -10,6 +10,7 @@ import random
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -282,3 +283,29 @@ def test_an_unprintable_byte_anywhere_in_a_host_name_refuses_the_name(at):
     name[at] = 0x01
     request = b"GET / HTTP/1.1\r\nHost: " + bytes(name) + b"\r\n\r\n"
     assert inspect(TCP, 50123, 80, request)["server_name"] is None
+
+
+RULE_SUFFIXES = ["example.com", "b.example.com", "minexmr.com", "x.y", "ab"]
+LABELS = ["a", "b", "ab", "x", "y", "example", "Example", "com", "minexmr", "q" * 20, "r" * 63]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(LABELS), min_size=1, max_size=12))
+def test_names_matched_in_place_get_the_domain_tables_answer(labels):
+    # The detectors match a name where it was written (lookup_padded, reading
+    # words past its end); DomainTable.lookup copies it first. Up to the
+    # 253-byte limit, each name must get the same answer both ways.
+    name = ".".join(labels)
+    if len(name) > 253:
+        name = name[len(name) - 253:].lstrip(".")
+    services = np.arange(1, len(RULE_SUFFIXES) + 1, dtype=np.uint32)
+    activities = np.zeros(len(RULE_SUFFIXES), np.uint8)
+    table = _core.DomainTable(RULE_SUFFIXES, services, activities)
+    inspector = _core.PayloadInspector(RULE_SUFFIXES, services, activities)
+    request = f"GET / HTTP/1.1\r\nHost: {name}\r\n\r\n".encode()
+    src = np.frombuffer(request, np.uint8)
+    offsets = np.array([0, len(request)], np.int64)
+    _, _, service = inspector.inspect_batch(
+        np.array([TCP], np.uint8), np.array([50123], np.uint16), np.array([80], np.uint16),
+        src, offsets, np.zeros(0, np.uint8), np.zeros(2, np.int64))
+    assert service[0] == table.lookup([name])[0][0]

@@ -32,6 +32,7 @@
 #include <memory>
 
 #include "nkclass/classifier.hpp"
+#include "nkclass/domains.hpp"
 
 namespace nkclass {
 
@@ -58,7 +59,9 @@ struct Detection {
     std::uint8_t name_len = 0;
     std::uint8_t agent_len = 0;
     std::uint8_t alpn_len = 0;
-    char name[kMaxName + 1];    // name_len bytes then NUL, lowercase
+    // name_len bytes then NUL, lowercase; the slack past the longest name
+    // lets the domain lookup read it in place (DomainTable::lookup_padded).
+    char name[kMaxName + DomainTable::kLookupSlack];
     char agent[kMaxAgent + 1];  // miner software / User-Agent: agent_len bytes then NUL
     char alpn[kMaxAlpn + 1];    // first ALPN protocol of a TLS or QUIC ClientHello
 

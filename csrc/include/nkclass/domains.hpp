@@ -43,6 +43,13 @@ public:
     // The longest matching suffix's row data, or {0, 0}.
     DomainMatch lookup(const char* name, std::size_t len) const noexcept;
 
+    // The same for a name followed by at least kLookupSlack readable bytes
+    // (any values), which labels are read through a word at a time. lookup()
+    // copies the name into such a buffer; the detectors' names already sit
+    // in one, and the copy's stores stalled the loads right after them.
+    static constexpr std::size_t kLookupSlack = 8;
+    DomainMatch lookup_padded(const char* name, std::size_t len) const noexcept;
+
     std::size_t size() const noexcept { return n_rows_; }
 
 private:
@@ -55,6 +62,7 @@ private:
         std::uint8_t kind = 0;     // bit 0: a rule; bit 1: a longer rule ends with it
     };
     static void add_interior(std::vector<Slot>& slots, std::uint64_t h) noexcept;
+    DomainMatch match(const unsigned char* name, std::size_t len) const noexcept;
     std::vector<Slot> slots_;
     std::string text_;  // the normalised suffixes, back to back
     std::uint64_t mask_ = 0;

@@ -182,8 +182,11 @@ inline std::size_t find_bytes(const std::uint8_t* p, std::size_t from, std::size
 // `dst` holds an unspecified prefix. Writes exactly n bytes; reads exactly n.
 inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n,
                             bool no_dot = false) noexcept {
+    const auto refused = [no_dot](std::uint64_t w) {
+        return any_unprintable8(w) || (no_dot && has_byte8(w, '.'));
+    };
     const auto copy_word = [&](std::uint64_t w, char* to) {
-        if (any_unprintable8(w) || (no_dot && has_byte8(w, '.'))) return false;
+        if (refused(w)) return false;
         const std::uint64_t l = lower8(w);
         std::memcpy(to, &l, 8);
         return true;
@@ -202,7 +205,7 @@ inline bool copy_name_lower(char* dst, const std::uint8_t* src, std::size_t n,
         std::memcpy(&head, src, 4);
         std::memcpy(&tail, src + n - 4, 4);
         const std::uint64_t w = (std::uint64_t(tail) << 32) | head;
-        if (any_unprintable8(w) || (no_dot && has_byte8(w, '.'))) return false;
+        if (refused(w)) return false;
         const std::uint64_t l = lower8(w);
         head = static_cast<std::uint32_t>(l);
         tail = static_cast<std::uint32_t>(l >> 32);

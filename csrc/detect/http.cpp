@@ -34,9 +34,8 @@ bool starts_ci(const std::uint8_t* p, std::size_t n, const char (&lit)[K]) noexc
         return bytes::lower8(bytes::load8(p + k - 8)) == bytes::load8(lit + k - 8);
     } else {
         if (n >= 8) {
-            std::uint64_t want = 0, mask = 0;
-            std::memcpy(&want, lit, k);
-            std::memset(&mask, 0xff, k);
+            constexpr std::uint64_t mask = bytes::first_bytes_mask(k);
+            const std::uint64_t want = bytes::word_of(lit, k);
             return ((bytes::lower8(bytes::load8(p)) ^ want) & mask) == 0;
         }
         for (std::size_t i = 0; i < k; ++i)

@@ -47,6 +47,28 @@ inline std::uint64_t load8(const void* p) noexcept {
     return w;
 }
 
+// The first k (at most 8) bytes of `s` as load8 reads them from memory, the
+// others zero. Shifts rather than a memcpy into a word: GCC built such a
+// word from a literal with narrow stores to the stack and read it back
+// whole, a load that waits for the stores to retire.
+constexpr std::uint64_t word_of(const char* s, std::size_t k) noexcept {
+    std::uint64_t w = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto c = std::uint64_t(static_cast<unsigned char>(s[i]));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w |= c << (56 - 8 * i);
+#else
+        w |= c << (8 * i);
+#endif
+    }
+    return w;
+}
+
+// A word whose first k (at most 8) bytes in memory order are 0xff.
+constexpr std::uint64_t first_bytes_mask(std::size_t k) noexcept {
+    return word_of("\xff\xff\xff\xff\xff\xff\xff\xff", k);
+}
+
 inline constexpr std::uint64_t kOnes = 0x0101010101010101ull;
 inline constexpr std::uint64_t kHighs = 0x8080808080808080ull;
 

@@ -5,18 +5,14 @@
 #include <cstddef>
 #include <cstring>
 
+#include "nkclass/bytes.hpp"
+
 namespace nkclass::meter {
 
 namespace {
 
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::size_t kInitialIndexSize = 1024;
-
-inline std::uint64_t load64(const std::uint8_t* p) noexcept {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
 
 // A word loaded from memory as the big-endian number its bytes spell.
 inline std::uint64_t be64(std::uint64_t loaded) noexcept {
@@ -50,8 +46,8 @@ static_assert(offsetof(FlowKey, lo_port) == 32 && offsetof(FlowKey, hi_port) == 
 // costliest stall.
 void FlowTable::key_into(const PacketInfo& p, KeyedPacket* k) noexcept {
     // Addresses compared as memcmp orders them, in two big-endian words.
-    const std::uint64_t s0 = load64(p.src.bytes), s1 = load64(p.src.bytes + 8);
-    const std::uint64_t d0 = load64(p.dst.bytes), d1 = load64(p.dst.bytes + 8);
+    const std::uint64_t s0 = bytes::load8(p.src.bytes), s1 = bytes::load8(p.src.bytes + 8);
+    const std::uint64_t d0 = bytes::load8(p.dst.bytes), d1 = bytes::load8(p.dst.bytes + 8);
     const std::uint64_t sh = be64(s0), dh = be64(d0), sl = be64(s1), dl = be64(d1);
     const bool from_lo = sh != dh ? sh < dh : sl != dl ? sl < dl : p.src_port <= p.dst_port;
     const std::uint64_t w0 = from_lo ? s0 : d0, w1 = from_lo ? s1 : d1;
@@ -63,7 +59,7 @@ void FlowTable::key_into(const PacketInfo& p, KeyedPacket* k) noexcept {
     std::memcpy(tail + 2, &hi_port, 2);
     tail[4] = p.protocol;
     tail[5] = p.tunnel;
-    const std::uint64_t w4 = load64(tail);
+    const std::uint64_t w4 = bytes::load8(tail);
     auto* out = reinterpret_cast<std::uint8_t*>(&k->key);
     std::memcpy(out, &w0, 8);
     std::memcpy(out + 8, &w1, 8);

@@ -184,18 +184,23 @@ BuildStatus DomainTable::build(const std::vector<std::string>& suffixes,
     return BuildStatus::success();
 }
 
-DomainMatch DomainTable::lookup(const char* name, std::size_t len) const noexcept {
-    if (n_rows_ == 0 || name == nullptr) return {};
+// The name's length without a trailing dot, or 0 when nothing can match it.
+std::size_t DomainTable::matchable_length(const char* name, std::size_t len) const noexcept {
+    if (n_rows_ == 0 || name == nullptr) return 0;
     if (len > 0 && name[len - 1] == '.') --len;
-    if (len == 0 || len > kMaxName) return {};
+    return len <= kMaxName ? len : 0;
+}
+
+DomainMatch DomainTable::lookup(const char* name, std::size_t len) const noexcept {
+    len = matchable_length(name, len);
+    if (len == 0) return {};
     const Padded p(name, len);
     return match(p.bytes, len);
 }
 
 DomainMatch DomainTable::lookup_padded(const char* name, std::size_t len) const noexcept {
-    if (n_rows_ == 0 || name == nullptr) return {};
-    if (len > 0 && name[len - 1] == '.') --len;
-    if (len == 0 || len > kMaxName) return {};
+    len = matchable_length(name, len);
+    if (len == 0) return {};
     return match(reinterpret_cast<const unsigned char*>(name), len);
 }
 

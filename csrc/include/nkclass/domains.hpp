@@ -62,6 +62,7 @@ private:
         std::uint8_t kind = 0;     // bit 0: a rule; bit 1: a longer rule ends with it
     };
     static void add_interior(std::vector<Slot>& slots, std::uint64_t h) noexcept;
+    std::size_t matchable_length(const char* name, std::size_t len) const noexcept;
     DomainMatch match(const unsigned char* name, std::size_t len) const noexcept;
     std::vector<Slot> slots_;
     std::string text_;  // the normalised suffixes, back to back

@@ -28,56 +28,45 @@ namespace {
 
 constexpr std::size_t kBlock = 512;
 
-// Picks the winning app and activity among the candidates offered. An
-// activity candidate's strength is one integer, rank above precedence, so
-// "better" and "equally good" are plain comparisons the compiler turns into
-// conditional moves: flows arrive in random order, so branches on them
-// would mispredict.
+// Picks the winning app and activity among the candidates offered. A
+// candidate is two words (see ScoredCandidate) whose top bits order them,
+// so "better" and "equally good" are plain comparisons the compiler turns
+// into conditional moves: flows arrive in random order, so branches on
+// them would mispredict. An equally good candidate adds its evidence.
 class Verdict {
 public:
-    void offer_activity(std::uint32_t score, std::uint8_t activity, std::uint16_t evidence) noexcept {
-        const bool better = score > activity_score_;
-        const bool same = score == activity_score_;
-        activity_evidence_ = better ? evidence
-                                    : static_cast<std::uint16_t>(same ? (activity_evidence_ | evidence)
-                                                                      : activity_evidence_);
-        activity_ = better ? activity : activity_;
-        activity_score_ = better ? score : activity_score_;
-    }
-
-    void offer_app(std::uint8_t rank, std::uint8_t app, std::uint16_t evidence) noexcept {
-        const bool better = app != 0 && rank > app_rank_;
-        const bool same = app != 0 && rank == app_rank_ && app == app_;
-        app_evidence_ = better ? evidence
-                               : static_cast<std::uint16_t>(same ? (app_evidence_ | evidence)
-                                                                 : app_evidence_);
-        app_ = better ? app : app_;
-        app_rank_ = better ? rank : app_rank_;
-    }
-
     void offer(const ScoredCandidate& c) noexcept {
-        offer_activity(c.score, c.activity, c.activity_evidence);
-        offer_app(c.app_rank, c.app, c.app_evidence);
+        activity_ = keep(activity_, c.activity, /*tie=*/24);  // the same score
+        app_ = keep(app_, c.app, /*tie=*/16);                 // the same rank and app
     }
 
-    std::uint8_t app() const noexcept { return app_; }
-    std::uint8_t activity() const noexcept { return activity_; }
+    std::uint8_t app() const noexcept { return static_cast<std::uint8_t>(app_ >> 16); }
+    std::uint8_t activity() const noexcept { return static_cast<std::uint8_t>(activity_ >> 16); }
     std::uint8_t activity_rank() const noexcept {
-        return static_cast<std::uint8_t>(activity_score_ >> 16);
+        return static_cast<std::uint8_t>(activity_ >> 40);
     }
     std::uint16_t evidence() const noexcept {
-        return static_cast<std::uint16_t>(app_evidence_ | activity_evidence_);
+        return static_cast<std::uint16_t>(app_ | activity_);
     }
     std::uint8_t confidence() const noexcept {
         static constexpr std::uint8_t kByRank[] = {kConfNone, kConfLow, kConfMedium, kConfMedium,
                                                    kConfHigh};
-        return kByRank[activity_score_ >> 16];
+        return kByRank[activity_ >> 40];
     }
 
 private:
-    std::uint32_t activity_score_ = 0;
-    std::uint8_t activity_ = 0, app_ = 0, app_rank_ = 0;
-    std::uint16_t app_evidence_ = 0, activity_evidence_ = 0;
+    // The better of the held word and an offered one by their bits from 24
+    // up (the strength); on a tie of the bits from `tie` up, the held one
+    // with both evidences. An empty offer (0) never wins and adds nothing.
+    template <typename Word>
+    static Word keep(Word held, Word offered, unsigned tie) noexcept {
+        const bool better = (offered >> 24) > (held >> 24);
+        const bool same = (offered >> tie) == (held >> tie);
+        return better ? offered : same ? (held | (offered & 0xffffu)) : held;
+    }
+
+    std::uint64_t activity_ = 0;
+    std::uint32_t app_ = 0;
 };
 
 void lookup_block(const PrefixTable& table, const AddressColumn& col, std::size_t begin,
@@ -321,15 +310,11 @@ ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
     ScoredCandidate s;
     if (c.rank == kRankNone) return s;
     if (c.activity != 0 && c.activity < spec_.precedence.size()) {
-        s.score = (std::uint32_t(c.rank) << 16) | (0xffffu - spec_.precedence[c.activity]);
-        s.activity = c.activity;
-        s.activity_evidence = c.evidence;
+        const std::uint64_t score =
+            (std::uint64_t{c.rank} << 16) | (0xffffu - spec_.precedence[c.activity]);
+        s.activity = score << 24 | std::uint64_t{c.activity} << 16 | c.evidence;
     }
-    if (c.app != 0) {
-        s.app = c.app;
-        s.app_rank = c.rank;
-        s.app_evidence = c.evidence;
-    }
+    if (c.app != 0) s.app = std::uint32_t{c.rank} << 24 | std::uint32_t{c.app} << 16 | c.evidence;
     return s;
 }
 
@@ -448,6 +433,9 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     }
     ServerName* own = own_names.empty() ? nullptr : own_names.data();
     const DomainTable* domains = spec_.domains.get();
+    // Only the dated lists and learned names read the flows' start times:
+    // the other stages do not load them.
+    const bool need_time = (have_dated || have_names) && cols.ts_start != nullptr;
     NameCache::Hashes name_hashes[kBlock];
     bool hashed[kBlock];
     NameDictionary* dictionary = name_out != nullptr ? name_out->names : nullptr;
@@ -536,14 +524,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 side == kSideSrc ? svc_dst[k] : side == kSideDst ? svc_src[k] : either;
             std::uint8_t service_rank = service != 0 ? kRankNamed : kRankNone;
 
-            const std::uint8_t proto = cols.protocol[i];
-            const std::uint16_t sport = cols.src_port[i];
-            const std::uint16_t dport = cols.dst_port[i];
             const std::uint16_t rule = port_rule[k];
 
             Verdict verdict;
             verdict.offer(service_scored[service < n_services ? service : 0]);
-            const std::int64_t ts = cols.ts_start != nullptr ? cols.ts_start[i] : 0;
+            const std::int64_t ts = need_time ? cols.ts_start[i] : 0;
             if (have_dated) {
                 // An entry valid at the flow's start: a named list, more
                 // specific than a static network, so ">=" lets its service win.
@@ -652,11 +637,14 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             if (have_names) {
                 // What this flow teaches later ones.
+                const std::uint16_t dport = cols.dst_port[i];
                 if (names_itself)
                     names->learn_locked(name_key(cols.dst_ip, i, dport), own_name->text,
                                         own_name->len, ts, 0,
                                         own_name->kind == kNameSni ? kOriginSni : kOriginHost);
-                if (have_payload && (sport == 53 || dport == 53) && (proto == 6 || proto == 17))
+                const std::uint8_t proto = cols.protocol[i];
+                if (have_payload && (cols.src_port[i] == 53 || dport == 53) &&
+                    (proto == 6 || proto == 17))
                     learn_dns_answers(cols, i, ts, names);
             }
             if (dictionary != nullptr && own_name != nullptr && own_name->len != 0) {

@@ -247,7 +247,13 @@ void Ipv4Table::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) co
         // always reading three levels, measured 4x slower on a 5,000-prefix
         // table: the extra dependent loads cost more than the rare
         // mispredicted descent.)
-        for (std::size_t i = 0; i < n; ++i) out[i] = lookup_one(addrs[i]);
+        // The members in locals: `out` has their type, so the compiler
+        // would otherwise read them again after every store.
+        const std::uint32_t* level0 = level0_.data();
+        const std::uint32_t* chunks = chunks_.data();
+        const unsigned shift0 = shift0_;
+        for (std::size_t i = 0; i < n; ++i)
+            out[i] = descend(level0[addrs[i] >> shift0], chunks, addrs[i], static_cast<int>(shift0) - 8);
         return;
     }
 #if NKCLASS_POPCNT_DISPATCH

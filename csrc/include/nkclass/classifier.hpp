@@ -76,16 +76,15 @@ struct Candidate {
     std::uint32_t service = 0;
 };
 
-// A candidate prepared for the hot loop. `score` orders activity
-// candidates: the rank in bits 16 and up, then 0xffff minus the activity's
-// precedence; 0 means "no activity".
+// A candidate prepared for the hot loop, as two words compared whole:
+// - `activity`: the score in bits 24 and up (the rank in its bits 16 and
+//   up, then 0xffff minus the activity's precedence; 0 means "no
+//   activity"), the activity in bits 16-23, the evidence in bits 0-15;
+// - `app`: the rank in bits 24-31, the app in bits 16-23, the evidence in
+//   bits 0-15 (all 0 when the candidate names no app).
 struct ScoredCandidate {
-    std::uint32_t score = 0;
-    std::uint8_t activity = 0;
-    std::uint16_t activity_evidence = 0;
-    std::uint8_t app = 0;
-    std::uint8_t app_rank = 0;
-    std::uint16_t app_evidence = 0;
+    std::uint64_t activity = 0;
+    std::uint32_t app = 0;
 };
 
 // Column pointers for one batch. Addresses are either all IPv4 (host-order

@@ -115,13 +115,7 @@ public:
             if (!(e & kChunkFlag)) return e;
             return chunks_[(std::size_t(e & ~kChunkFlag) << 8) | (a & 0xffu)];
         }
-        e = level0_[a >> shift0_];
-        int shift = static_cast<int>(shift0_) - 8;
-        while (e & kChunkFlag) {
-            e = chunks_[(std::size_t(e & ~kChunkFlag) << 8) | ((a >> shift) & 0xffu)];
-            shift -= 8;
-        }
-        return e;
+        return descend(level0_[a >> shift0_], chunks_.data(), a, static_cast<int>(shift0_) - 8);
     }
 
     unsigned first_stride() const noexcept { return 32 - shift0_; }
@@ -129,6 +123,16 @@ public:
 
 private:
     static constexpr std::uint32_t kChunkFlag = 0x80000000u;
+    // From first-level entry `e` of `a` down the chunks below it, the next
+    // one indexed by the byte of `a` at bit `shift`.
+    static label_t descend(std::uint32_t e, const std::uint32_t* chunks, ipv4_host_t a,
+                           int shift) noexcept {
+        while (e & kChunkFlag) {
+            e = chunks[(std::size_t(e & ~kChunkFlag) << 8) | ((a >> shift) & 0xffu)];
+            shift -= 8;
+        }
+        return e;
+    }
     void paint(const Ipv4Prefix& p);
     template <typename Popcount>
     void lookup_runs(const ipv4_host_t* addrs, std::size_t n, label_t* out,

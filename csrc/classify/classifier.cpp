@@ -519,9 +519,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 static_cast<std::uint8_t>((ps ? kSideSrc : 0) | (pd ? kSideDst : 0));
             // The peer is the endpoint outside the watched network; with
             // both or neither watched, the server (destination) is the peer.
-            const label_t either = svc_dst[k] ? svc_dst[k] : svc_src[k];
-            label_t service =
-                side == kSideSrc ? svc_dst[k] : side == kSideDst ? svc_src[k] : either;
+            // With both or neither side watched, the destination's service
+            // unless it has none.
+            const label_t sd = svc_dst[k];
+            const bool from_src = side == kSideDst || (side != kSideSrc && sd == 0);
+            label_t service = from_src ? svc_src[k] : sd;
             std::uint8_t service_rank = service != 0 ? kRankNamed : kRankNone;
 
             const std::uint16_t rule = port_rule[k];
@@ -559,9 +561,14 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 service = take ? c.service : service;
                 service_rank = take ? c.rank : service_rank;
             }
-            const ServerName* own_name = own != nullptr ? &own[k] : nullptr;
-            const bool names_itself = own_name != nullptr && (own_name->kind == kNameSni ||
-                                                              own_name->kind == kNameHost);
+            // (Branched on, not selected: `own` is the same for the whole
+            // pass, and a selection would read the name's kind every flow.)
+            const ServerName* own_name = nullptr;
+            bool names_itself = false;
+            if (own != nullptr) {
+                own_name = &own[k];
+                names_itself = own_name->kind == kNameSni || own_name->kind == kNameHost;
+            }
             if (have_names && !names_itself) {
                 const NameKey key = peer_name_key(cols, i, peer_is_src[k]);
                 std::uint32_t handle = 0;

@@ -518,9 +518,8 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             const std::uint8_t side =
                 static_cast<std::uint8_t>((ps ? kSideSrc : 0) | (pd ? kSideDst : 0));
             // The peer is the endpoint outside the watched network; with
-            // both or neither watched, the server (destination) is the peer.
-            // With both or neither side watched, the destination's service
-            // unless it has none.
+            // both or neither watched, the server (destination) is the peer,
+            // unless it has no service and the source has one.
             const label_t sd = svc_dst[k];
             const bool from_src = side == kSideDst || (side != kSideSrc && sd == 0);
             label_t service = from_src ? svc_src[k] : sd;

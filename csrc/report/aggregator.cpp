@@ -262,7 +262,6 @@ struct Aggregator::Index {
     KeyIndex<UpstreamKey> upstreams;
     std::vector<std::uint32_t> group_profile;  // group id -> profile id
     // Scratch reused across batches.
-    std::vector<std::uint32_t> gid;
     std::vector<std::uint64_t> sums, profile_sums, upstream_sums;
     // hosts, peers: the (group, IPv4 value) pairs to add, repeats mostly
     // dropped by `added`; sized to the largest batch, filled from 0
@@ -339,7 +338,6 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
     Index& ix = *index_;
     const std::size_t groups0 = groups_.size(), profiles0 = profile_keys_.size(),
                       upstreams0 = upstream_keys_.size();
-    ix.gid.resize(n);
     ix.sums.assign(3 * groups0, 0);
     ix.profile_sums.assign(kP * profiles0, 0);
     ix.upstream_sums.assign(2 * upstreams0, 0);
@@ -385,7 +383,6 @@ BuildStatus Aggregator::add(const AggregateBatch& b) {
             }
         }
         const std::uint32_t g = seen.gid;
-        ix.gid[i] = g;
         const std::uint64_t nbytes = b.bytes ? b.bytes[i] : 0;
         const std::uint64_t npackets = b.packets ? b.packets[i] : 0;
         std::uint64_t* s = &ix.sums[3 * g];

@@ -8,8 +8,6 @@
 // the Python reference agree on every boundary.
 #include "nkclass/flow_shape.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
@@ -19,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "nkclass/huge_pages.hpp"
 #include "nkclass/types.hpp"
 
 namespace nkclass {
@@ -126,14 +125,9 @@ struct HugeArray {
 
     void reserve(std::size_t n) {
         if (data != nullptr && n <= capacity) return;
-        constexpr std::size_t kPage = 2u << 20;
-        const std::size_t bytes = std::max<std::size_t>(1, (n * sizeof(T) + kPage - 1) / kPage) *
-                                  kPage;
-        T* fresh = static_cast<T*>(std::aligned_alloc(kPage, bytes));
-        if (fresh == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-        madvise(fresh, bytes, MADV_HUGEPAGE);
-#endif
+        const std::size_t bytes =
+            std::max<std::size_t>(1, (n * sizeof(T) + kHugePage - 1) / kHugePage) * kHugePage;
+        T* fresh = static_cast<T*>(allocate_huge(bytes));
         std::free(data);
         data = fresh;
         capacity = bytes / sizeof(T);

@@ -80,10 +80,11 @@ inline bool bit(const std::uint8_t* map, std::uint32_t i) noexcept {
 }  // namespace
 
 PayloadPool::PayloadPool(std::uint32_t capacity)
-    : capacity_(capacity), stride_(payload_buffer_bytes(capacity)), block_shift_(0) {
-    while (block_shift_ < 16 && (std::size_t(2) << block_shift_) * stride_ <= kBlockBytes)
-        ++block_shift_;
-}
+    : capacity_(capacity),
+      stride_(payload_buffer_bytes(capacity)),
+      // (no payload kept: stride 0, and no slot is ever taken)
+      per_block_(std::clamp<std::size_t>(kHugePage / std::max<std::size_t>(stride_, 1), 1,
+                                         (std::size_t{1} << kSlotBits) - 1)) {}
 
 std::uint32_t PayloadPool::acquire() {
     std::uint32_t slot;
@@ -91,9 +92,12 @@ std::uint32_t PayloadPool::acquire() {
         slot = free_.back();
         free_.pop_back();
     } else {
-        if ((used_ & ((1u << block_shift_) - 1)) == 0)
-            blocks_.emplace_back(new std::uint8_t[stride_ << block_shift_]);
-        slot = used_++;
+        if (blocks_.empty() || block_used_ == per_block_) {
+            if (blocks_.size() >= (std::size_t{1} << (32 - kSlotBits))) throw std::bad_alloc();
+            blocks_.emplace_back(allocate_huge(per_block_ * stride_));
+            block_used_ = 0;
+        }
+        slot = static_cast<std::uint32_t>((blocks_.size() - 1) << kSlotBits | block_used_++);
     }
     ++in_use_;
     std::memset(bitmap(slot), 0, stride_ - capacity_);
@@ -122,7 +126,7 @@ void FlowTable::index_insert(std::uint32_t idx) {
 }
 
 void FlowTable::grow_index() {
-    std::vector<Bucket> old(index_.size() * 2, Bucket{0, kNone});
+    std::vector<Bucket, HugePageAllocator<Bucket>> old(index_.size() * 2, Bucket{0, kNone});
     old.swap(index_);
     mask_ = index_.size() - 1;
     for (const Bucket& b : old) {

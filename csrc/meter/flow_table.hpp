@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "nkclass/huge_pages.hpp"
 #include "nkclass/stratum_scan.hpp"
 
 #include "nkclass/flow_meter.hpp"
@@ -73,8 +75,10 @@ static_assert(sizeof(std::pair<const std::uint32_t, StratumFlow>) + 3 * sizeof(v
 // Fixed-size payload buffers with a fill bitmap each, in blocks so that
 // slots never move. Bytes below SideState::filled are complete whatever
 // their bits say; the bitmap marks early (out-of-order) bytes past it.
-// Blocks are small (about kBlockBytes) so that the memory allocated stays
-// within one block of the slots in use at the high-water mark.
+// A block is one huge page (see huge_pages.hpp: a capture of 100k flows
+// fills hundreds of MiB of slots at random), so the memory allocated stays
+// within 2 MiB of the slots in use at the high-water mark. A slot id is its
+// block << kSlotBits | its place in the block.
 class PayloadPool {
 public:
     explicit PayloadPool(std::uint32_t capacity);
@@ -84,8 +88,8 @@ public:
         --in_use_;
     }
     std::uint8_t* data(std::uint32_t slot) noexcept {
-        return blocks_[slot >> block_shift_].get() +
-               std::size_t(slot & ((1u << block_shift_) - 1)) * stride_;
+        return static_cast<std::uint8_t*>(blocks_[slot >> kSlotBits].get()) +
+               std::size_t(slot & ((1u << kSlotBits) - 1)) * stride_;
     }
     std::uint8_t* bitmap(std::uint32_t slot) noexcept { return data(slot) + capacity_; }
     std::uint32_t capacity() const noexcept { return capacity_; }
@@ -93,13 +97,16 @@ public:
     std::size_t in_use() const noexcept { return in_use_; }
 
 private:
-    static constexpr std::size_t kBlockBytes = 64 << 10;
+    static constexpr unsigned kSlotBits = 16;
+    struct Free {
+        void operator()(void* p) const noexcept { std::free(p); }
+    };
     std::uint32_t capacity_;
-    std::size_t stride_;  // capacity_ data bytes + bitmap bytes
-    unsigned block_shift_;  // log2 of the slots per block
-    std::uint32_t used_ = 0;  // slots ever handed out
+    std::size_t stride_;         // capacity_ data bytes + bitmap bytes
+    std::size_t per_block_;      // slots in a block
+    std::size_t block_used_ = 0;  // slots of the last block ever handed out
     std::size_t in_use_ = 0;
-    std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
+    std::vector<std::unique_ptr<void, Free>> blocks_;
     std::vector<std::uint32_t> free_;
 };
 
@@ -118,8 +125,8 @@ struct EmittedFlow {
 };
 
 struct EmittedFlows {
-    std::vector<EmittedFlow> rows;
-    std::vector<std::uint8_t> payload;
+    std::vector<EmittedFlow, HugePageAllocator<EmittedFlow>> rows;
+    std::vector<std::uint8_t, HugePageAllocator<std::uint8_t>> payload;
     std::size_t head = 0;  // rows before head were drained
 };
 
@@ -203,10 +210,10 @@ private:
 
     FlowMeterConfig cfg_;
     MeterCounters* counters_;
-    std::vector<Flow> flows_;
+    std::vector<Flow, HugePageAllocator<Flow>> flows_;
     std::vector<std::uint32_t> free_flows_;
     std::size_t live_ = 0;
-    std::vector<Bucket> index_;  // power-of-two size, at most half full
+    std::vector<Bucket, HugePageAllocator<Bucket>> index_;  // power-of-two size, at most half full
     std::size_t mask_ = 0;
     List active_;   // open flows, least recently seen first
     List closing_;  // closed TCP flows waiting out kCloseGraceMs, oldest first

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.conftest import measure, size
 from nkclass import Classifier, read
+from nkclass.cli.classify import BATCH_SIZE
 from nkclass.demo.synth import generate
 from nkclass.report import Report, aggregate
 
@@ -79,16 +80,16 @@ def test_aggregate_pandas(benchmark, synthetic):
 
 
 def report_end_to_end(path, clf, stages: dict) -> Report:
-    """Read, classify and aggregate streaming, as `nkclass report` does; the
-    stage shares come from timing the read and classify steps (the rest is
-    aggregation; "read" is the wait for the next batch, which is read ahead
-    on a background thread)."""
+    """Read, classify and aggregate streaming, as `nkclass report` does (in
+    its batches of --batch-size flows); the stage shares come from timing
+    the read and classify steps (the rest is aggregation; "read" is the wait
+    for the next batch, which is read ahead on a background thread)."""
 
     spent = {"read": 0.0, "classify": 0.0}
 
     def classified():
         t = time.perf_counter()
-        for batch in read(path, batch_size=1 << 20):
+        for batch in read(path, batch_size=BATCH_SIZE):
             t1 = time.perf_counter()
             result = clf.classify(batch)
             t2 = time.perf_counter()

@@ -17,6 +17,9 @@ from nkclass.flows.write import STDOUT, WRITE_FORMATS, FlowWriter, output_format
 from nkclass.names import DnsLogReader, NameCache, is_dns_log
 from nkclass.rules import load_rules
 
+#: Flows per batch the commands read and classify at a time (--batch-size).
+BATCH_SIZE = 262144
+
 OUTPUT_COLUMNS = (
     "ts_start",
     "ts_end",
@@ -95,7 +98,7 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip and count malformed records instead of stopping",
     )
-    parser.add_argument("--batch-size", type=positive, default=262144, metavar="N")
+    parser.add_argument("--batch-size", type=positive, default=BATCH_SIZE, metavar="N")
     add_asn_options(parser)
     add_names_options(parser)
 

@@ -256,7 +256,7 @@ void FlowTable::emit(std::uint32_t idx, bool evicted) {
         r.payload_len[s] = side.slot == kNone ? 0 : side.filled;
         if (side.slot != kNone) {
             const std::uint8_t* d = pool_.data(side.slot);
-            out_.payload.insert(out_.payload.end(), d, d + side.filled);
+            out_.payload.append(d, side.filled);
             pool_.release(side.slot);
             side.slot = kNone;
         }

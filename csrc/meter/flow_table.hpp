@@ -126,7 +126,7 @@ struct EmittedFlow {
 
 struct EmittedFlows {
     std::vector<EmittedFlow, HugePageAllocator<EmittedFlow>> rows;
-    std::vector<std::uint8_t, HugePageAllocator<std::uint8_t>> payload;
+    HugeByteBuffer payload;
     std::size_t head = 0;  // rows before head were drained
 };
 

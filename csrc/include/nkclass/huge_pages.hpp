@@ -11,8 +11,11 @@
 // to it and marked; smaller ones are plain.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #if defined(__linux__)
@@ -63,6 +66,39 @@ struct HugePageAllocator {
     bool operator!=(const HugePageAllocator<U>&) const noexcept {
         return false;
     }
+};
+
+// A growing byte buffer on huge pages: a std::vector<std::uint8_t> that
+// appends in one memcpy (a vector with an allocator of its own copies byte
+// by byte, which cost more than the page faults it saved).
+class HugeByteBuffer {
+public:
+    HugeByteBuffer() = default;
+    ~HugeByteBuffer() { std::free(data_); }
+    HugeByteBuffer(const HugeByteBuffer&) = delete;
+    HugeByteBuffer& operator=(const HugeByteBuffer&) = delete;
+
+    const std::uint8_t* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    void clear() noexcept { size_ = 0; }
+
+    void reserve(std::size_t n) {
+        if (n <= capacity_) return;
+        auto* fresh = static_cast<std::uint8_t*>(allocate_huge(n));
+        if (size_ != 0) std::memcpy(fresh, data_, size_);
+        std::free(data_);
+        data_ = fresh;
+        capacity_ = n;
+    }
+    void append(const std::uint8_t* p, std::size_t n) {
+        if (n > capacity_ - size_) reserve(std::max(size_ + n, 2 * capacity_));
+        if (n != 0) std::memcpy(data_ + size_, p, n);
+        size_ += n;
+    }
+
+private:
+    std::uint8_t* data_ = nullptr;
+    std::size_t size_ = 0, capacity_ = 0;
 };
 
 }  // namespace nkclass

@@ -406,10 +406,13 @@ class Accumulator:
             report.add_profile("hour", key, counters[row, 0:24], counters[row, 24:48])
             report.add_profile("weekday", key, counters[row, 48:55], counters[row, 55:62])
         u_bucket, u_path, u_asn, u_sums = native.upstreams()
-        u_starts = bucket_start_ms(u_bucket, self.bucket).tolist()
-        for u, (start, pc_, asn) in enumerate(zip(u_starts, u_path.tolist(), u_asn.tolist(),
-                                                 strict=True)):
-            report.add_upstream((start, paths[pc_], asn), int(u_sums[u, 0]), int(u_sums[u, 1]))
+        # the native keys are distinct, and the report is new: no adding up
+        report.upstreams = {
+            (start, paths[pc_], asn): [flows, nbytes]
+            for start, pc_, asn, flows, nbytes in zip(
+                bucket_start_ms(u_bucket, self.bucket).tolist(), u_path.tolist(), u_asn.tolist(),
+                u_sums[:, 0].tolist(), u_sums[:, 1].tolist(), strict=True)
+        }
         return report
 
 

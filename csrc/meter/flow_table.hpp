@@ -76,7 +76,7 @@ static_assert(sizeof(std::pair<const std::uint32_t, StratumFlow>) + 3 * sizeof(v
 // slots never move. Bytes below SideState::filled are complete whatever
 // their bits say; the bitmap marks early (out-of-order) bytes past it.
 // A block is one huge page (see huge_pages.hpp: a capture of 100k flows
-// fills hundreds of MiB of slots at random), so the memory allocated stays
+// fills over 100 MiB of slots at random), so the memory allocated stays
 // within 2 MiB of the slots in use at the high-water mark. A slot id is its
 // block << kSlotBits | its place in the block.
 class PayloadPool {

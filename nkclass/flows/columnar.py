@@ -7,6 +7,7 @@ number, or skipped and counted.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -68,8 +69,9 @@ class ColumnarReader(Reader):
         except OSError as exc:
             raise InputError(f"invalid {self.format} file: {exc}", self.path) from None
 
+    @abstractmethod
     def _raw_batches(self) -> Iterator[pa.RecordBatch]:
-        raise NotImplementedError
+        """The file's batches as stored, before conforming."""
 
 
 def _conform_rows(rows: Rows) -> pa.RecordBatch:

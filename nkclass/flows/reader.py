@@ -11,6 +11,7 @@ chunk parses in all, and every good record around it is kept.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar, Protocol
 
@@ -124,7 +125,7 @@ def parse_bisecting(
     return out
 
 
-class Reader:
+class Reader(ABC):
     """Iterator of canonical RecordBatches (at most ``batch_size`` rows)
     from one :class:`~nkclass.flows.source.Source`.
 
@@ -190,5 +191,6 @@ class Reader:
         finally:
             self.source.close()
 
+    @abstractmethod
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        raise NotImplementedError
+        """The input's batches in the canonical schema, any size."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -170,11 +171,14 @@ class TextReader(Reader):
     def _blocks(self, blocks: Iterator[Block]) -> Iterator[Block]:
         return blocks
 
+    @abstractmethod
     def _table(self, block: Block, typed: bool) -> pa.Table:
-        raise NotImplementedError
+        """One block's records as a table (with the format's types when
+        ``typed``, else as text)."""
 
+    @abstractmethod
     def _convert(self, table: pa.Table) -> pa.RecordBatch:
-        raise NotImplementedError
+        """A block's table in the canonical schema."""
 
     def _parse_typed(self, block: Block) -> pa.RecordBatch:
         return self._convert(self._table(block, True))

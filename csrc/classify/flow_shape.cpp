@@ -125,8 +125,7 @@ struct HugeArray {
 
     void reserve(std::size_t n) {
         if (data != nullptr && n <= capacity) return;
-        const std::size_t bytes =
-            std::max<std::size_t>(1, (n * sizeof(T) + kHugePage - 1) / kHugePage) * kHugePage;
+        const std::size_t bytes = huge_page_bytes(std::max<std::size_t>(1, n * sizeof(T)));
         T* fresh = static_cast<T*>(allocate_huge(bytes));
         std::free(data);
         data = fresh;
@@ -275,14 +274,15 @@ std::size_t group_and_score(const FlowColumns& cols, std::uint32_t min_flows, st
     // records fill sequentially); the second adds the flow into its
     // group's record, which on a big batch is a cache miss that the first
     // pass's group ids let it fetch early.
-    // Each key is hashed once, kAhead flows early, and its hash kept in a
-    // ring until its turn (hashing it again there cost 6% of the stage).
+    // Each TCP key is hashed once, kAhead flows early, and its hash kept in
+    // a ring until its turn (hashing it again there cost 6% of the stage);
+    // other flows' entries are stale and never read.
     constexpr std::size_t kAhead = 32;
     std::uint64_t ahead[kAhead];
     for (std::size_t i = 0; i < std::min(kAhead, n); ++i) ahead[i] = Key::at(cols, i).hash();
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint64_t hash = ahead[i % kAhead];
-        if (i + kAhead < n) {
+        if (i + kAhead < n && cols.protocol[i + kAhead] == 6) {
             const std::uint64_t next = Key::at(cols, i + kAhead).hash();
             ahead[i % kAhead] = next;
             __builtin_prefetch(&slots[next & slot_mask]);

@@ -26,6 +26,11 @@ namespace nkclass {
 
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
+// `bytes` rounded up to whole huge pages.
+inline constexpr std::size_t huge_page_bytes(std::size_t bytes) noexcept {
+    return (bytes + kHugePage - 1) / kHugePage * kHugePage;
+}
+
 // `bytes` (rounded up to whole huge pages when at least one), freed with
 // std::free. Throws std::bad_alloc.
 inline void* allocate_huge(std::size_t bytes) {
@@ -34,7 +39,7 @@ inline void* allocate_huge(std::size_t bytes) {
         if (p == nullptr) throw std::bad_alloc();
         return p;
     }
-    const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    const std::size_t rounded = huge_page_bytes(bytes);
     void* p = std::aligned_alloc(kHugePage, rounded);
     if (p == nullptr) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE)

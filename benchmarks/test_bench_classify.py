@@ -252,5 +252,11 @@ def test_classify_numpy_uint32(benchmark, setup):
 
 @pytest.mark.guard
 def test_guard_classify_arrow(registry):
+    # The narrowing is one pass over the 16-byte rows: medians 0.88-0.92x
+    # over 8-25 interleaved rounds at 3M and 10M flows here. A CI run
+    # failed at 0.75x on five rounds (0.94, 1.01, 0.75, 0.64, 0.74): the
+    # machine's disturbed phases last longer than a round. Fifteen rounds
+    # steady the median, as for the detectors' guard; the threshold stays.
     registry.guard(ARROW, "arrow", "uint32", 0.8,
-                   "target 0.8x: IPv4-mapped rows are narrowed to uint32 before the native pass")
+                   "target 0.8x: IPv4-mapped rows are narrowed to uint32 before the native pass",
+                   n_rounds=15)

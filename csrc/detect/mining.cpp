@@ -50,6 +50,14 @@ constexpr bool keys_distinct() {
 }
 static_assert(keys_distinct(), "two stratum keys share a key_bit slot");
 
+// key_bit compares two overlapping words: 4 to 12 bytes.
+constexpr bool keys_word_sized() {
+    for (const KeyName& k : kKeys)
+        if (k.n < 4 || k.n > 12) return false;
+    return true;
+}
+static_assert(keys_word_sized(), "a stratum key too short or long for key_bit's compare");
+
 // The index in kKeys of the key of each (length, first letter's low five
 // bits), or -1.
 constexpr std::array<std::int8_t, kKeyCap * 32> kKeySlots = [] {
@@ -168,9 +176,11 @@ private:
     // Whitespace is all at or below ' ': one compare decides the usual
     // case, a token next.
     void skip_ws() noexcept {
-        while (i_ < n_ && p_[i_] <= ' ' &&
-               (p_[i_] == ' ' || p_[i_] == '\t' || p_[i_] == '\r' || p_[i_] == '\n'))
-            ++i_;
+        std::size_t i = i_;
+        while (i < n_ && p_[i] <= ' ' &&
+               (p_[i] == ' ' || p_[i] == '\t' || p_[i] == '\r' || p_[i] == '\n'))
+            ++i;
+        i_ = i;
     }
 
     // Steps over `c` when it comes next.
@@ -189,8 +199,10 @@ private:
 
     // Parses a string at p_[i_] == '"'; decodes into `buf` (capacity `cap`,
     // NUL-terminated, may be null). Sets *len to the full decoded length and
-    // *ascii to whether every character was ASCII.
-    bool string(char* buf, std::size_t cap, std::size_t* len, bool* ascii) noexcept {
+    // *ascii to whether every character was ASCII. Never inlined: its eight
+    // call sites each took a copy, 9 KiB of code for string_value alone.
+    bool string(char* buf, std::size_t cap, std::size_t* len,
+                                          bool* ascii) noexcept {
         ++i_;  // opening quote
         std::size_t k = 0;
         bool is_ascii = true;
@@ -307,8 +319,15 @@ private:
         if (len == 0 || len >= kKeyCap) return 0;
         const int slot = kKeySlots[len * 32 + (static_cast<unsigned char>(key[0]) & 31)];
         if (slot < 0) return 0;
+        // Every key is 4 to 12 bytes long (asserted above): two overlapping
+        // words cover it, where a variable-length memcmp was a library call.
         const KeyName& k = kKeys[slot];
-        return k.s[0] == key[0] && std::memcmp(k.s, key, len) == 0 ? k.bit : 0;
+        std::uint32_t a0, a1, b0, b1;
+        std::memcpy(&a0, key, 4), std::memcpy(&a1, key + len - 4, 4);
+        std::memcpy(&b0, k.s, 4), std::memcpy(&b1, k.s + len - 4, 4);
+        const bool equal = len <= 8 ? (a0 == b0 && a1 == b1)
+                                    : (bytes::load8(key) == bytes::load8(k.s) && a1 == b1);
+        return equal ? k.bit : 0;
     }
 
     // Records a string value found in context `ctx` under key `key_bit`

@@ -199,10 +199,8 @@ private:
 
     // Parses a string at p_[i_] == '"'; decodes into `buf` (capacity `cap`,
     // NUL-terminated, may be null). Sets *len to the full decoded length and
-    // *ascii to whether every character was ASCII. Never inlined: its eight
-    // call sites each took a copy, 9 KiB of code for string_value alone.
-    bool string(char* buf, std::size_t cap, std::size_t* len,
-                                          bool* ascii) noexcept {
+    // *ascii to whether every character was ASCII.
+    bool string(char* buf, std::size_t cap, std::size_t* len, bool* ascii) noexcept {
         ++i_;  // opening quote
         std::size_t k = 0;
         bool is_ascii = true;

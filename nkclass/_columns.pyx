@@ -133,7 +133,9 @@ def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
     reason) pairs: reason 1 when a line nests deeper than ``max_depth``,
     2 when it does not close every bracket and string it opens (so it is
     not one JSON value; a parser would carry its nesting into the next
-    lines). Strings are skipped, escapes honoured.
+    lines), 3 when something follows its first closed object or array (a
+    parser would read ``{...}{...}``, two records run together, as two
+    rows of one line). Strings are skipped, escapes honoured.
 
     With those lines blanked, every line returns to depth 0, so no text made
     of whole lines makes a parser recurse deeper than max_depth.
@@ -145,6 +147,7 @@ def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
     cdef int reason = 0
     cdef bint in_string = False
     cdef bint escaped = False
+    cdef bint closed = False  # the line's first object or array has closed
     cdef uint8_t c
     found = []
     while i <= n:
@@ -155,12 +158,16 @@ def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
                     if reason == 0 and (depth != 0 or in_string):
                         reason = 2
                     i += 1
+                    closed = False
                     if reason:
                         break
                     line_start = i
                     continue
                 if reason:
                     pass
+                elif closed:
+                    if c != 32 and c != 9 and c != 13:  # not space, tab or CR
+                        reason = 3
                 elif in_string:
                     if escaped:
                         escaped = False
@@ -178,6 +185,8 @@ def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
                     depth -= 1
                     if depth < 0:
                         reason = 2
+                    elif depth == 0:
+                        closed = True
                 i += 1
         if reason:
             found.append((line_start, reason))
@@ -185,6 +194,7 @@ def unsafe_json_lines(const uint8_t[::1] data, int max_depth):
             depth = 0
             in_string = False
             escaped = False
+            closed = False
             line_start = i
     return found
 

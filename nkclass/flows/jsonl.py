@@ -62,6 +62,7 @@ MAX_DEPTH = 64
 UNSAFE_REASONS = {
     1: f"nested deeper than {MAX_DEPTH} levels",
     2: "not one JSON value: brackets or quotes left open or closed too often",
+    3: "more than one JSON value on the line",
 }
 _JSON_BLOCK = 1 << 26  # one pyarrow block per line block: types inferred once
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nkclass
@@ -105,6 +105,9 @@ CASES = {
     "json brackets left open across lines": (
         ".json", with_line(ZEEK_JSON, 1, b"[\n" * 20_000), 2,
         "not one JSON value", 20_000),
+    "pmacct two records run together on one line": (
+        ".jsonl", with_line(PMACCT, 1, PMACCT[1].rstrip(b"\n") + b" " + PMACCT[2]), 2,
+        "more than one JSON value on the line", 1),
     "goflow2 bytes of 2**64": (
         ".jsonl", with_line(GOFLOW2, 1, GOFLOW2[1].replace(b'"bytes":143',
                                                            b'"bytes":18446744073709551616')),
@@ -261,6 +264,9 @@ NO_SUMMARY = b"".join(NFDUMP[: NFDUMP.index(b"Summary\n")]) if b"Summary\n" in N
     edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 4),
                              st.binary(min_size=0, max_size=6)), min_size=1, max_size=4),
 )
+# A deleted newline that ran two records together: read as two rows of one line.
+@example(name="pmacct-monero.jsonl",
+         edits=[(0, 1, b""), (0, 4, b""), (170136, 2, b"\x00" * 6), (131073, 1, b"")])
 def test_mangled_text_input_is_read_or_refused_and_every_line_is_counted(tmp_path_factory, name,
                                                                          edits):
     """Random byte edits of data lines: the reader raises nothing but

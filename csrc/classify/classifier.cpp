@@ -70,6 +70,51 @@ private:
     std::uint32_t app_ = 0;
 };
 
+// The verdict of the offers every flow gets (its service's, its watched
+// server's, its port rule's), kept per distinct combination: a batch holds
+// few (the services, paths and port rules its flows meet), and a hit is a
+// hash, a compare and a copy where the three offers are some sixty
+// instructions. Direct-mapped; a slot taken by a colliding combination is
+// computed again. One per pass, so threads share nothing.
+class StaticVerdicts {
+public:
+    // The combination as one word: the service in bits 33-62 (so no key is
+    // all ones, the empty slot), the path in 17-32, the port rule in 1-16,
+    // bit 0 set where the payload identified a protocol.
+    static bool fits(std::size_t n_services, std::size_t n_paths) noexcept {
+        return n_services <= (std::size_t{1} << 30) && n_paths <= (std::size_t{1} << 16);
+    }
+    static std::uint64_t key(std::size_t service, std::size_t path, std::size_t rule,
+                             bool identified) noexcept {
+        return std::uint64_t{service} << 33 | std::uint64_t{path} << 17 |
+               std::uint64_t{rule} << 1 | std::uint64_t{identified};
+    }
+
+    // Slots for a batch of `flows`: enough that a batch's few combinations
+    // seldom collide, few enough that a small batch does not pay for
+    // clearing them.
+    explicit StaticVerdicts(std::size_t flows)
+        : bits_(flows >= 16384 ? 12 : flows >= 1024 ? 9 : 6), slots_(std::size_t{1} << bits_) {}
+
+    template <typename Compute>
+    Verdict get(std::uint64_t key, Compute&& compute) noexcept {
+        Slot& s = slots_[(key * 0x9e3779b97f4a7c15u) >> (64 - bits_)];
+        if (s.key != key) {
+            s.key = key;
+            s.verdict = compute();
+        }
+        return s.verdict;
+    }
+
+private:
+    struct Slot {
+        std::uint64_t key = ~std::uint64_t{0};
+        Verdict verdict;
+    };
+    unsigned bits_;
+    std::vector<Slot> slots_;
+};
+
 void lookup_block(const PrefixTable& table, const AddressColumn& col, std::size_t begin,
                   std::size_t count, label_t* out) noexcept {
     if (col.v4 != nullptr) {
@@ -104,7 +149,7 @@ inline NameKey peer_name_key(const FlowColumns& cols, std::size_t i, bool src_pe
 // stay cached ran at half their standalone rate).
 struct PeerChunk {
     std::size_t flows = 0;  // a multiple of kBlock
-    std::vector<label_t> path_src, path_dst, peer_as;
+    std::vector<label_t> path_src, path_dst, svc_src, svc_dst, peer_as;
     std::vector<ipv4_host_t> peer4;
     std::vector<ipv6_net_t> peer6;
 
@@ -114,11 +159,12 @@ struct PeerChunk {
         for (const std::size_t want : {16 * kBlock, kBlock}) {
             try {
                 path_src.resize(want), path_dst.resize(want), peer_as.resize(want);
+                svc_src.resize(want), svc_dst.resize(want);
                 v4 ? peer4.resize(want) : peer6.resize(want);
                 flows = want;
                 return true;
             } catch (const std::bad_alloc&) {
-                path_src = path_dst = peer_as = {};
+                path_src = path_dst = svc_src = svc_dst = peer_as = {};
                 peer4 = {};
                 peer6 = {};
             }
@@ -126,16 +172,24 @@ struct PeerChunk {
         return false;
     }
 
-    // Flows [begin, begin + count), count <= flows. AS ids: the caller's
-    // nonzero id where given, else the table's answer for the peer address
-    // (0 without a table). Only the peer is looked up: it is the side the
-    // verdict reads.
-    void fill(const PrefixTable& paths, const PrefixTable* table, const FlowColumns& cols,
-              std::size_t begin, std::size_t count) noexcept {
-        for (std::size_t b = 0; b < count; b += kBlock) {
-            const std::size_t c = std::min(kBlock, count - b);
-            lookup_block(paths, cols.src_ip, begin + b, c, path_src.data() + b);
-            lookup_block(paths, cols.dst_ip, begin + b, c, path_dst.data() + b);
+    // Flows [begin, begin + count), count <= flows: paths and services
+    // (from `joint` where given), and AS ids: the caller's nonzero id where
+    // given, else the table's answer for the peer address (0 without a
+    // table). Only the peer is looked up: it is the side the verdict reads.
+    void fill(const PrefixTable& paths, const PrefixTable& services, const Ipv4JointTable* joint,
+              const PrefixTable* table, const FlowColumns& cols, std::size_t begin,
+              std::size_t count) noexcept {
+        if (joint != nullptr) {
+            joint->lookup(cols.src_ip.v4 + begin, count, path_src.data(), svc_src.data());
+            joint->lookup(cols.dst_ip.v4 + begin, count, path_dst.data(), svc_dst.data());
+        } else {
+            for (std::size_t b = 0; b < count; b += kBlock) {
+                const std::size_t c = std::min(kBlock, count - b);
+                lookup_block(paths, cols.src_ip, begin + b, c, path_src.data() + b);
+                lookup_block(paths, cols.dst_ip, begin + b, c, path_dst.data() + b);
+                lookup_block(services, cols.src_ip, begin + b, c, svc_src.data() + b);
+                lookup_block(services, cols.dst_ip, begin + b, c, svc_dst.data() + b);
+            }
         }
         label_t* out = peer_as.data();
         if (table == nullptr) {
@@ -300,6 +354,15 @@ Classifier::Classifier(ClassifierSpec spec)
     cached.rank = kRankNamed;
     cached.evidence = kEvPairCache;
     cache_scored_ = scored(cached);
+    if (spec_.paths && spec_.services) {
+        try {
+            auto joint = std::make_shared<Ipv4JointTable>();
+            if (joint->build(spec_.paths->ipv4(), spec_.services->ipv4()).ok)
+                paths_services_ = std::move(joint);
+        } catch (const std::bad_alloc&) {
+            // the tables are looked up apart (see paths_services_)
+        }
+    }
     Candidate tunnel;
     tunnel.activity = kActDnsTunnel;
     tunnel.rank = kRankNamed;
@@ -351,25 +414,33 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, Pair
     auto with_names = [&] {
         if (names != nullptr) names_lock = std::unique_lock<std::mutex>(names->mutex());
     };
-    // One instantiation per stage set, so the plain pass (no shape columns,
-    // no cache) runs the same loop as before these stages existed.
-    if (cache != nullptr) {
+    // One instantiation per stage set, so the plain pass (paths, services
+    // and ports alone: flow records without payload, times or AS numbers)
+    // runs a loop without the other stages' tests.
+    const bool plain = shape_mask == nullptr && cache == nullptr && tunnel_mask == nullptr &&
+                       names == nullptr && name_out == nullptr && as_scored_.empty() &&
+                       (spec_.payload == nullptr ||
+                        (cols.src_payload.data == nullptr && cols.dst_payload.data == nullptr)) &&
+                       (spec_.dated == nullptr || cols.ts_start == nullptr);
+    if (plain) {
+        run<false, false, false>(cols, out, nullptr, nullptr, nullptr, nullptr, nullptr);
+    } else if (cache != nullptr) {
         std::lock_guard<std::mutex> lock(cache->mutex());
         with_names();
         if (shape_mask != nullptr)
-            run<true, true>(cols, out, shape_mask, tunnel_mask, cache, names, name_out);
+            run<true, true, true>(cols, out, shape_mask, tunnel_mask, cache, names, name_out);
         else
-            run<false, true>(cols, out, nullptr, tunnel_mask, cache, names, name_out);
+            run<false, true, true>(cols, out, nullptr, tunnel_mask, cache, names, name_out);
     } else if (shape_mask != nullptr) {
         with_names();
-        run<true, false>(cols, out, shape_mask, tunnel_mask, nullptr, names, name_out);
+        run<true, false, true>(cols, out, shape_mask, tunnel_mask, nullptr, names, name_out);
     } else {
         with_names();
-        run<false, false>(cols, out, nullptr, tunnel_mask, nullptr, names, name_out);
+        run<false, false, true>(cols, out, nullptr, tunnel_mask, nullptr, names, name_out);
     }
 }
 
-template <bool kShape, bool kCache>
+template <bool kShape, bool kCache, bool kStages>
 void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                      const std::uint16_t* shape_mask, const std::uint8_t* tunnel_mask,
                      PairCache* cache, NameCache* names,
@@ -389,11 +460,13 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const std::size_t n_paths = server_scored_.size();
     const PayloadInspector* payload = spec_.payload.get();
     const bool have_payload =
-        payload != nullptr && (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
+        kStages && payload != nullptr &&
+        (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
     const unsigned shape_needed = spec_.shape_min_conditions;
     const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
 
-    label_t path_src_block[kBlock], path_dst_block[kBlock], svc_src[kBlock], svc_dst[kBlock];
+    label_t path_src_block[kBlock], path_dst_block[kBlock], svc_src_block[kBlock],
+        svc_dst_block[kBlock];
     std::uint16_t port_rule[kBlock];
     PayloadCandidates payload_found[kBlock];
     std::uint16_t as_code[kBlock];
@@ -403,7 +476,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // (should not even one block's buffers be had, the verdicts go without
     // AS evidence, and the peer AS column stays 0).
     PeerChunk chunk;
-    const bool have_as = !as_scored_.empty() &&
+    const bool have_as = kStages && !as_scored_.empty() &&
                          chunk.allocate(cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr);
     if (!have_as && out.peer_as != nullptr) std::fill(out.peer_as, out.peer_as + cols.n, 0u);
     const PrefixTable* as_table = spec_.as_table.get();
@@ -414,7 +487,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
     // Dated lists need the flows' start times.
     const DatedIntervals* dated = spec_.dated.get();
-    const bool have_dated = dated != nullptr && cols.ts_start != nullptr;
+    const bool have_dated = kStages && dated != nullptr && cols.ts_start != nullptr;
     label_t dated_src[kBlock], dated_dst[kBlock];
     const Candidate* dated_verdicts = spec_.dated_verdicts.data();
     const ScoredCandidate* dated_scored = dated_scored_.data();
@@ -423,7 +496,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // leave flows that carry one to it) go to a buffer allocated once per
     // pass; should that fail, names are neither learned from payload nor
     // written out, but stored names are still used.
-    const bool have_names = names != nullptr;
+    const bool have_names = kStages && names != nullptr;
     std::vector<ServerName> own_names;
     if ((have_names || name_out != nullptr) && have_payload) {
         try {
@@ -432,33 +505,54 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             own_names.clear();
         }
     }
-    ServerName* own = own_names.empty() ? nullptr : own_names.data();
+    ServerName* own = kStages && !own_names.empty() ? own_names.data() : nullptr;
     const DomainTable* domains = spec_.domains.get();
     // Only the dated lists and learned names read the flows' start times:
     // the other stages do not load them.
     const bool need_time = (have_dated || have_names) && cols.ts_start != nullptr;
     NameCache::Hashes name_hashes[kBlock];
     bool hashed[kBlock];
-    NameDictionary* dictionary = name_out != nullptr ? name_out->names : nullptr;
+    NameDictionary* dictionary = kStages && name_out != nullptr ? name_out->names : nullptr;
+
+    const Ipv4JointTable* joint =
+        cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr ? paths_services_.get() : nullptr;
+    // Stages that may offer between the service and the watched server.
+    const bool offers_between = have_dated || have_as || have_names;
+    std::unique_ptr<StaticVerdicts> memo;
+    if (StaticVerdicts::fits(n_services, n_paths) && cols.n != 0) {
+        try {
+            memo = std::make_unique<StaticVerdicts>(cols.n);
+        } catch (const std::bad_alloc&) {
+            memo.reset();  // every flow takes the three offers
+        }
+    }
 
     for (std::size_t begin = 0; begin < cols.n; begin += kBlock) {
         const std::size_t count = std::min(kBlock, cols.n - begin);
         const label_t* path_src = path_src_block;
         const label_t* path_dst = path_dst_block;
+        const label_t* svc_src = svc_src_block;
+        const label_t* svc_dst = svc_dst_block;
         const label_t* peer_as_block = nullptr;
         if (have_as) {
             const std::size_t at = begin % chunk.flows;
             if (at == 0)
-                chunk.fill(paths, as_table, cols, begin, std::min(chunk.flows, cols.n - begin));
+                chunk.fill(paths, services, joint, as_table, cols, begin,
+                           std::min(chunk.flows, cols.n - begin));
             path_src = chunk.path_src.data() + at;
             path_dst = chunk.path_dst.data() + at;
+            svc_src = chunk.svc_src.data() + at;
+            svc_dst = chunk.svc_dst.data() + at;
             peer_as_block = chunk.peer_as.data() + at;
+        } else if (joint != nullptr) {
+            joint->lookup(cols.src_ip.v4 + begin, count, path_src_block, svc_src_block);
+            joint->lookup(cols.dst_ip.v4 + begin, count, path_dst_block, svc_dst_block);
         } else {
             lookup_block(paths, cols.src_ip, begin, count, path_src_block);
             lookup_block(paths, cols.dst_ip, begin, count, path_dst_block);
+            lookup_block(services, cols.src_ip, begin, count, svc_src_block);
+            lookup_block(services, cols.dst_ip, begin, count, svc_dst_block);
         }
-        lookup_block(services, cols.src_ip, begin, count, svc_src);
-        lookup_block(services, cols.dst_ip, begin, count, svc_dst);
         // Port rules in a loop of their own: its independent table reads
         // overlap, where inside the flow loop each waited on the one before.
         for (std::size_t k = 0; k < count; ++k)
@@ -516,25 +610,33 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             const std::size_t i = begin + k;
             const label_t ps = path_src[k];
             const label_t pd = path_dst[k];
-            const std::uint8_t side =
-                static_cast<std::uint8_t>((ps ? kSideSrc : 0) | (pd ? kSideDst : 0));
+            // Built arithmetically: GCC branches on the two tests otherwise.
+            static_assert(kSideSrc == 1 && kSideDst == 2, "side bits");
+            const std::uint8_t side = static_cast<std::uint8_t>((ps != 0) | (pd != 0) << 1);
             // The peer is the endpoint outside the watched network; with
             // both or neither watched, the server (destination) is the peer,
             // unless it has no service and the source has one.
             const label_t sd = svc_dst[k];
-            const bool from_src = side == kSideDst || (side != kSideSrc && sd == 0);
+            const bool from_src = (side == kSideDst) | ((side != kSideSrc) & (sd == 0));
             label_t service = from_src ? svc_src[k] : sd;
             std::uint8_t service_rank = service != 0 ? kRankNamed : kRankNone;
 
             const std::uint16_t rule = port_rule[k];
 
+            // The service is offered first; where the stages between it
+            // and the watched server and port offer nothing (all of them in
+            // a pass without dated lists, AS numbers or learned names), the
+            // three offers' verdict comes from the memo instead.
+            const std::size_t service_code = service < n_services ? service : 0;
             Verdict verdict;
-            verdict.offer(service_scored[service < n_services ? service : 0]);
+            if (offers_between) verdict.offer(service_scored[service_code]);
+            bool offered_between = false;
             const std::int64_t ts = need_time ? cols.ts_start[i] : 0;
             if (have_dated) {
                 // An entry valid at the flow's start: a named list, more
                 // specific than a static network, so ">=" lets its service win.
                 auto offer_dated = [&](std::uint16_t code) {
+                    offered_between = true;
                     verdict.offer(dated_scored[code]);
                     const Candidate& c = dated_verdicts[code];
                     if (c.service != 0 && c.rank >= service_rank) {
@@ -553,6 +655,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             // mispredicts; elsewhere it is offered without a branch.
             if (have_as && (!as_sparse || as_code[k] != 0)) {
                 const std::uint16_t code = as_code[k];
+                offered_between |= code != 0;  // verdict 0 is the empty one
                 verdict.offer(as_scored[code]);
                 // An AS names the service only where nothing else did
                 // (selected, not branched on: it varies flow to flow).
@@ -585,6 +688,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                             c.rank = kRankNamed;
                             c.evidence = kEvDnsLearned;
                             c.service = m.service;
+                            offered_between = true;
                             verdict.offer(scored(c));
                             if (c.rank >= service_rank) {
                                 service = c.service;
@@ -598,7 +702,6 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     }
                 }
             }
-            verdict.offer(server_scored[pd < n_paths ? pd : 0]);
             // Weak mining guesses (pool ports, flow shape) never override a
             // protocol the payload identified as something other than
             // mining: TLS to a named service, HTTP that is not getwork/GBT,
@@ -610,7 +713,24 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                 identified = found.n != 0 && found.c[0].rank == kRankPayload &&
                              found.c[0].app != 0 && found.c[0].app != kAppStratum;
             }
-            verdict.offer((identified ? port_identified_scored : port_scored)[rule < n_ports ? rule : 0]);
+            const std::size_t path_code = pd < n_paths ? pd : 0;
+            const std::size_t rule_code = rule < n_ports ? rule : 0;
+            const ScoredCandidate& port_offer =
+                (identified ? port_identified_scored : port_scored)[rule_code];
+            if (memo != nullptr && !offered_between) {
+                verdict = memo->get(
+                    StaticVerdicts::key(service_code, path_code, rule_code, identified), [&] {
+                        Verdict v;
+                        v.offer(service_scored[service_code]);
+                        v.offer(server_scored[path_code]);
+                        v.offer(port_offer);
+                        return v;
+                    });
+            } else {
+                if (!offers_between) verdict.offer(service_scored[service_code]);
+                verdict.offer(server_scored[path_code]);
+                verdict.offer(port_offer);
+            }
             if (have_payload) {
                 const PayloadCandidates& found = payload_found[k];
                 for (std::size_t c = 0; c < found.n; ++c) {
@@ -632,7 +752,8 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     verdict.offer(shape_scored_);
             }
             // Constant per batch, so the branch predicts.
-            if (tunnel_mask != nullptr && dns_tunnel_passes(tunnel_mask[i], tunnel_needed))
+            if (kStages && tunnel_mask != nullptr &&
+                dns_tunnel_passes(tunnel_mask[i], tunnel_needed))
                 verdict.offer(tunnel_scored_);
             if constexpr (kCache) {
                 const PairKey key = pair_key(cols.src_ip, cols.dst_ip, i);

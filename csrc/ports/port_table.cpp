@@ -8,7 +8,7 @@
 
 namespace nkclass {
 
-PortTable::PortTable() : tcp_(65536, 0), udp_(65536, 0) {}
+PortTable::PortTable() : by_port_(2 * kUdp, 0) {}
 
 namespace {
 
@@ -41,16 +41,16 @@ BuildStatus PortTable::build(const PortRule* rows, std::size_t n, Duplicates dup
     // equally wide rules the later row paints last and wins.
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return width(a) > width(b); });
-    std::fill(tcp_.begin(), tcp_.end(), 0);
-    std::fill(udp_.begin(), udp_.end(), 0);
+    std::fill(by_port_.begin(), by_port_.end(), 0);
     by_protocol_.fill(0);
     for (std::size_t k = 0; k < n; ++k) {
         const PortRule& r = norm[order[k]];
         const auto id = static_cast<std::uint16_t>(order[k] + 1);
         if (r.protocol == 0 || r.protocol == kProtoTcp)
-            std::fill(tcp_.begin() + r.first_port, tcp_.begin() + r.last_port + 1, id);
+            std::fill(by_port_.begin() + r.first_port, by_port_.begin() + r.last_port + 1, id);
         if (r.protocol == 0 || r.protocol == kProtoUdp)
-            std::fill(udp_.begin() + r.first_port, udp_.begin() + r.last_port + 1, id);
+            std::fill(by_port_.begin() + kUdp + r.first_port,
+                      by_port_.begin() + kUdp + r.last_port + 1, id);
         if (!is_transport(r.protocol)) by_protocol_[r.protocol] = id;
     }
     return BuildStatus::success();

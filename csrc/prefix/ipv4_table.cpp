@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "nkclass/prefix_table.hpp"
@@ -180,6 +181,38 @@ bool Ipv4Table::compress_level0() {
     return true;
 }
 
+std::vector<Ipv4Step> Ipv4Table::steps() const {
+    std::vector<Ipv4Step> out;
+    auto emit = [&out](std::uint64_t first, label_t label) {
+        if (out.empty() || out.back().label != label)
+            out.push_back({static_cast<ipv4_host_t>(first), label});
+    };
+    // Entry `e` covering the 2^span addresses from `first`: its label, or
+    // the 256 entries of its chunk.
+    auto walk = [&](auto&& self, std::uint32_t e, std::uint64_t first, unsigned span) -> void {
+        if (!(e & kChunkFlag)) return emit(first, e);
+        const std::uint32_t* chunk = chunks_.data() + (std::size_t(e & ~kChunkFlag) << 8);
+        for (std::uint64_t b = 0; b < 256; ++b)
+            self(self, chunk[b], first + (b << (span - 8)), span - 8);
+    };
+    if (!blocks_.empty()) {
+        // Each run starts where its block's change bitmap has a bit; a
+        // /24 with a chunk is a run of its own.
+        for (std::size_t k = 0; k < blocks_.size(); ++k) {
+            std::uint64_t changes = blocks_[k].changes;
+            for (std::uint32_t run = blocks_[k].first_run; changes != 0; ++run) {
+                const unsigned j = static_cast<unsigned>(__builtin_ctzll(changes));
+                changes &= changes - 1;
+                walk(walk, runs_[run], std::uint64_t((k << 6) | j) << 8, 8);
+            }
+        }
+    } else {
+        for (std::size_t j = 0; j < level0_.size(); ++j)
+            walk(walk, level0_[j], std::uint64_t(j) << shift0_, shift0_);
+    }
+    return out;
+}
+
 // Compressed DIR-24: two dependent reads per lookup (block, then run), each
 // likely a last-level-cache hit. A software pipeline keeps many lookups in
 // flight: the block of lookup i + 2K is prefetched, the run of lookup i + K
@@ -261,6 +294,62 @@ void Ipv4Table::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* out) co
     if (has_popcnt) return lookup_runs_popcnt(addrs, n, out);
 #endif
     lookup_runs(addrs, n, out, [](std::uint64_t x) { return popcount64(x); });
+}
+
+BuildStatus Ipv4JointTable::build(const Ipv4Table& first, const Ipv4Table& second) try {
+    const std::vector<Ipv4Step> a = first.steps(), b = second.steps();
+    first_.assign(1, kNoLabel);
+    second_.assign(1, kNoLabel);
+    std::unordered_map<std::uint64_t, label_t> ids;
+    std::vector<Ipv4Prefix> rows;
+    constexpr std::uint64_t kEnd = std::uint64_t(1) << 32;
+    auto next_first = [kEnd](const std::vector<Ipv4Step>& s, std::size_t i) {
+        return i + 1 < s.size() ? std::uint64_t(s[i + 1].first) : kEnd;
+    };
+    std::size_t i = 0, j = 0;  // the steps holding `at`
+    for (std::uint64_t at = 0; at < kEnd;) {
+        const std::uint64_t end = std::min(next_first(a, i), next_first(b, j));
+        if (a[i].label != kNoLabel || b[j].label != kNoLabel) {
+            const std::uint64_t pair = std::uint64_t(a[i].label) << 32 | b[j].label;
+            auto [it, fresh] = ids.emplace(pair, static_cast<label_t>(first_.size()));
+            if (fresh) {
+                if (first_.size() > kMaxLabel)
+                    return BuildStatus::failure(0, "too many label pairs for one table");
+                first_.push_back(a[i].label);
+                second_.push_back(b[j].label);
+            }
+            // [at, end) as the fewest aligned prefixes.
+            for (std::uint64_t lo = at; lo < end;) {
+                unsigned bits = lo == 0 ? 32 : static_cast<unsigned>(__builtin_ctzll(lo));
+                while ((std::uint64_t(1) << bits) > end - lo) --bits;
+                rows.push_back({static_cast<ipv4_host_t>(lo), static_cast<std::uint8_t>(32 - bits),
+                                it->second});
+                lo += std::uint64_t(1) << bits;
+            }
+        }
+        at = end;
+        if (next_first(a, i) == at) ++i;
+        if (next_first(b, j) == at) ++j;
+    }
+    return ids_.build(rows.data(), rows.size(), Duplicates::kError);
+} catch (const std::bad_alloc&) {
+    return BuildStatus::failure(0, "out of memory for the joint IPv4 table");
+}
+
+void Ipv4JointTable::lookup(const ipv4_host_t* addrs, std::size_t n, label_t* first_out,
+                            label_t* second_out) const noexcept {
+    constexpr std::size_t kStep = 512;
+    label_t ids[kStep];
+    const label_t* first = first_.data();
+    const label_t* second = second_.data();
+    for (std::size_t b = 0; b < n; b += kStep) {
+        const std::size_t count = std::min(kStep, n - b);
+        ids_.lookup(addrs + b, count, ids);
+        for (std::size_t k = 0; k < count; ++k) {
+            first_out[b + k] = first[ids[k]];
+            second_out[b + k] = second[ids[k]];
+        }
+    }
 }
 
 }  // namespace nkclass

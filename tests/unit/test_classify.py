@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nkclass import Classifier, SchemaTypeError, SchemaValueError, load_rules
@@ -266,6 +266,67 @@ def test_default_rules_match_reference(default_clf, rows):
             labels(result, i)["activity"],
             labels(result, i)["path"],
         ) == (expected.app, expected.activity, expected.path), row
+
+
+def prefix_sets():
+    """Watched paths and named networks with random IPv4 prefixes, many of
+    them nested in or overlapping the other kind, and long ones (/25-/32)
+    that the tables keep in chunks below their first level."""
+    def prefix(base: int | None, lengths):
+        return st.tuples(st.integers(0, 2**32 - 1), lengths).map(
+            lambda t: ipaddress.IPv4Network(((base or t[0]), t[1]), strict=False))
+
+    anywhere = prefix(None, st.integers(8, 32))
+    near_kp = prefix(0xAF2DB000, st.integers(16, 32))  # inside or around 175.45.176.0/22
+    nested = st.integers(0, 1023).flatmap(
+        lambda d: prefix(0xAF2DB000 + d, st.integers(23, 32)))
+    one = st.one_of(anywhere, near_kp, nested)
+    return st.tuples(st.lists(one, min_size=1, max_size=4, unique=True),
+                     st.lists(st.lists(one, min_size=1, max_size=8, unique=True),
+                              min_size=1, max_size=4))
+
+
+def edge_addresses(nets):
+    """Each network's first and last address and their outside neighbours."""
+    out = []
+    for net in nets:
+        first, last = int(net.network_address), int(net.broadcast_address)
+        out += [first, last, (first - 1) % 2**32, (last + 1) % 2**32]
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(prefix_sets(), st.data())
+def test_ipv4_ends_get_the_paths_and_services_of_the_reference(nets, data):
+    """uint32 address columns take one lookup per end for the path and the
+    service together (a table built from both): both labels must be those
+    of two separate longest-prefix matches, with the AS stage off and on."""
+    watched, networks = nets
+    # A prefix may be listed once in a ruleset.
+    seen = set(watched)
+    networks = [[n for n in ns if n not in seen and not seen.add(n)] for ns in networks]
+    networks = [ns for ns in networks if ns]
+    text = "".join(f'[[watched]]\nname = "w{i}"\nprefixes = ["{n}"]\n'
+                   for i, n in enumerate(watched))
+    text += "".join(f'[[network]]\nservice = "s{i}"\ncategory = "tor"\nprefixes = {[str(n) for n in ns]}\n'.replace("'", '"')
+                    for i, ns in enumerate(networks))
+    rules = rules_from_text(text, defaults=False)
+    ref = ReferenceClassifier(rules)
+    edges = edge_addresses([*watched, *(n for ns in networks for n in ns)])
+    address = st.one_of(st.sampled_from(edges), st.integers(0, 2**32 - 1))
+    n = data.draw(st.integers(1, 60))
+    src = np.array(data.draw(st.lists(address, min_size=n, max_size=n)), np.uint32)
+    dst = np.array(data.draw(st.lists(address, min_size=n, max_size=n)), np.uint32)
+    flows = {"src_ip": src, "dst_ip": dst, "src_port": np.full(n, 40000, np.uint16),
+             "dst_port": np.full(n, 40000, np.uint16), "protocol": np.full(n, 6, np.uint8)}
+    for asn in (False, None):
+        got = Classifier(rules, asn=asn).classify(flows)
+        for i in range(n):
+            expected = ref.classify(str(ipaddress.IPv4Address(int(src[i]))),
+                                    str(ipaddress.IPv4Address(int(dst[i]))), 40000, 40000, 6)
+            assert (got.names("path")[i], got.names("side")[i]) == (expected.path, expected.side)
+            if asn is False or expected.service != "none":
+                assert got.names("service")[i] == expected.service, (i, asn)
 
 
 @pytest.fixture(scope="module")

@@ -366,7 +366,9 @@ public:
     ScoredCandidate scored(const Candidate& c) const noexcept;
 
 private:
-    template <bool kShape, bool kCache>
+    // kStages false: the plain pass (no payload, dated lists, AS stage,
+    // learned names, DNS tunnel scores or name columns), without their tests.
+    template <bool kShape, bool kCache, bool kStages>
     void run(const FlowColumns& cols, const LabelColumns& out, const std::uint16_t* shape_mask,
              const std::uint8_t* tunnel_mask, PairCache* cache, NameCache* names,
              const NameColumns* name_out) const noexcept;
@@ -382,6 +384,9 @@ private:
     std::vector<ScoredCandidate> as_scored_;       // by AS verdict code
     std::vector<ScoredCandidate> dated_scored_;    // by dated verdict code
     std::uint64_t tag_;                            // this classifier's id in name caches
+    // Paths and services of IPv4 ends in one lookup (null when it could not
+    // be built: the two tables are then looked up apart).
+    std::shared_ptr<const Ipv4JointTable> paths_services_;
 };
 
 }  // namespace nkclass

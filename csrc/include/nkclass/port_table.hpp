@@ -41,18 +41,26 @@ public:
 
     // The rule for a flow: the destination (server) port's rule if any,
     // else the source port's, for TCP and UDP; the protocol's rule otherwise.
+    // Every table is read and the answer selected, not branched on: the
+    // protocol and whether the server port has a rule vary flow to flow.
     std::uint16_t rule_for(std::uint8_t protocol, std::uint16_t src_port,
                            std::uint16_t dst_port) const noexcept {
-        const std::uint16_t* ports =
-            protocol == kProtoTcp ? tcp_.data() : protocol == kProtoUdp ? udp_.data() : nullptr;
-        if (ports == nullptr) return by_protocol_[protocol];
-        const std::uint16_t r = ports[dst_port];
-        return r ? r : ports[src_port];
+        // (Masks and an offset: GCC turns the plain conditionals into
+        // branches.)
+        const bool udp = protocol == kProtoUdp;
+        const std::uint16_t* ports = by_port_.data() + std::size_t{udp} * kUdp;
+        const std::uint16_t by_dst = ports[dst_port], by_src = ports[src_port];
+        const auto no_dst = static_cast<std::uint16_t>(-std::uint16_t{by_dst == 0});
+        const auto by_port = static_cast<std::uint16_t>(by_dst | (by_src & no_dst));
+        const bool transport_protocol = udp || protocol == kProtoTcp;
+        const auto transport = static_cast<std::uint16_t>(-std::uint16_t{transport_protocol});
+        return static_cast<std::uint16_t>((by_port & transport) |
+                                          (by_protocol_[protocol] & ~transport));
     }
 
 private:
-    std::vector<std::uint16_t> tcp_;  // 65536 entries
-    std::vector<std::uint16_t> udp_;  // 65536 entries
+    static constexpr std::size_t kUdp = 65536;  // where UDP's ports start in by_port_
+    std::vector<std::uint16_t> by_port_;        // TCP's 65536 ports, then UDP's
     std::array<std::uint16_t, 256> by_protocol_{};
 };
 

@@ -76,6 +76,13 @@ struct Ipv6Prefix {
     label_t label;
 };
 
+// Where an IPv4 table's answer changes: from `first` on (up to the next
+// step's first) every address gets `label`.
+struct Ipv4Step {
+    ipv4_host_t first;
+    label_t label;
+};
+
 // IPv4 multibit trie. Small tables: a first level of 2^16 entries (256 KiB,
 // cache-resident), then 8-bit chunks; at most 3 reads per lookup. Large
 // tables: DIR-24-8 with the 2^24-entry first level compressed as in Poptrie
@@ -118,6 +125,10 @@ public:
         return descend(level0_[a >> shift0_], chunks_.data(), a, static_cast<int>(shift0_) - 8);
     }
 
+    // The table as a step function over the address space, in address
+    // order, starting at 0.0.0.0, no two neighbours with the same label.
+    std::vector<Ipv4Step> steps() const;
+
     unsigned first_stride() const noexcept { return 32 - shift0_; }
     std::size_t memory_bytes() const noexcept;
 
@@ -156,6 +167,28 @@ private:
     HugePageArray<std::uint32_t> runs_;    // the value of each run, in address order
     std::vector<std::uint32_t> chunks_;
     unsigned shift0_ = 16;
+};
+
+// Two IPv4 tables answered by one lookup: the address space is cut where
+// either table's answer changes, each distinct pair of answers gets an id,
+// and one table of ids answers both. The classifier asks its path and
+// service tables about both ends of every flow: one lookup per end instead
+// of two.
+class Ipv4JointTable {
+public:
+    // Fails (leaving no table to use) when out of memory.
+    BuildStatus build(const Ipv4Table& first, const Ipv4Table& second);
+
+    // first_out[i], second_out[i] = the two tables' labels for addrs[i].
+    void lookup(const ipv4_host_t* addrs, std::size_t n, label_t* first_out,
+                label_t* second_out) const noexcept;
+
+    std::size_t pair_count() const noexcept { return first_.size(); }
+
+private:
+    Ipv4Table ids_;                // label = pair id (0: neither table has one)
+    std::vector<label_t> first_;   // by pair id
+    std::vector<label_t> second_;  // by pair id
 };
 
 // IPv6 table: the prefixes are flattened into disjoint address intervals

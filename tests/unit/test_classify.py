@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import pickle
 import threading
 
@@ -308,8 +309,8 @@ def test_ipv4_ends_get_the_paths_and_services_of_the_reference(nets, data):
     networks = [ns for ns in networks if ns]
     text = "".join(f'[[watched]]\nname = "w{i}"\nprefixes = ["{n}"]\n'
                    for i, n in enumerate(watched))
-    text += "".join(f'[[network]]\nservice = "s{i}"\ncategory = "tor"\nprefixes = {[str(n) for n in ns]}\n'.replace("'", '"')
-                    for i, ns in enumerate(networks))
+    text += "".join(f'[[network]]\nservice = "s{i}"\ncategory = "tor"\nprefixes = '
+                    + json.dumps([str(n) for n in ns]) + "\n" for i, ns in enumerate(networks))
     rules = rules_from_text(text, defaults=False)
     ref = ReferenceClassifier(rules)
     edges = edge_addresses([*watched, *(n for ns in networks for n in ns)])

@@ -414,33 +414,35 @@ void Classifier::classify(const FlowColumns& cols, const LabelColumns& out, Pair
     auto with_names = [&] {
         if (names != nullptr) names_lock = std::unique_lock<std::mutex>(names->mutex());
     };
-    // One instantiation per stage set, so the plain pass (paths, services
-    // and ports alone: flow records without payload, times or AS numbers)
-    // runs a loop without the other stages' tests.
+    // One instantiation per stage set, so the pass over flow records
+    // without payload or times (paths, services and ports, with or without
+    // the AS stage) runs a loop without the other stages' tests.
     const bool plain = shape_mask == nullptr && cache == nullptr && tunnel_mask == nullptr &&
-                       names == nullptr && name_out == nullptr && as_scored_.empty() &&
+                       names == nullptr && name_out == nullptr &&
                        (spec_.payload == nullptr ||
                         (cols.src_payload.data == nullptr && cols.dst_payload.data == nullptr)) &&
                        (spec_.dated == nullptr || cols.ts_start == nullptr);
-    if (plain) {
-        run<false, false, false>(cols, out, nullptr, nullptr, nullptr, nullptr, nullptr);
+    if (plain && as_scored_.empty()) {
+        run<false, false, kStagesNone>(cols, out, nullptr, nullptr, nullptr, nullptr, nullptr);
+    } else if (plain) {
+        run<false, false, kStageAs>(cols, out, nullptr, nullptr, nullptr, nullptr, nullptr);
     } else if (cache != nullptr) {
         std::lock_guard<std::mutex> lock(cache->mutex());
         with_names();
         if (shape_mask != nullptr)
-            run<true, true, true>(cols, out, shape_mask, tunnel_mask, cache, names, name_out);
+            run<true, true, kStagesAll>(cols, out, shape_mask, tunnel_mask, cache, names, name_out);
         else
-            run<false, true, true>(cols, out, nullptr, tunnel_mask, cache, names, name_out);
+            run<false, true, kStagesAll>(cols, out, nullptr, tunnel_mask, cache, names, name_out);
     } else if (shape_mask != nullptr) {
         with_names();
-        run<true, false, true>(cols, out, shape_mask, tunnel_mask, nullptr, names, name_out);
+        run<true, false, kStagesAll>(cols, out, shape_mask, tunnel_mask, nullptr, names, name_out);
     } else {
         with_names();
-        run<false, false, true>(cols, out, nullptr, tunnel_mask, nullptr, names, name_out);
+        run<false, false, kStagesAll>(cols, out, nullptr, tunnel_mask, nullptr, names, name_out);
     }
 }
 
-template <bool kShape, bool kCache, bool kStages>
+template <bool kShape, bool kCache, unsigned kStages>
 void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                      const std::uint16_t* shape_mask, const std::uint8_t* tunnel_mask,
                      PairCache* cache, NameCache* names,
@@ -460,7 +462,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const std::size_t n_paths = server_scored_.size();
     const PayloadInspector* payload = spec_.payload.get();
     const bool have_payload =
-        kStages && payload != nullptr &&
+        (kStages & kStagesOther) && payload != nullptr &&
         (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
     const unsigned shape_needed = spec_.shape_min_conditions;
     const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
@@ -476,7 +478,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // (should not even one block's buffers be had, the verdicts go without
     // AS evidence, and the peer AS column stays 0).
     PeerChunk chunk;
-    const bool have_as = kStages && !as_scored_.empty() &&
+    const bool have_as = (kStages & kStageAs) && !as_scored_.empty() &&
                          chunk.allocate(cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr);
     if (!have_as && out.peer_as != nullptr) std::fill(out.peer_as, out.peer_as + cols.n, 0u);
     const PrefixTable* as_table = spec_.as_table.get();
@@ -487,7 +489,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
     // Dated lists need the flows' start times.
     const DatedIntervals* dated = spec_.dated.get();
-    const bool have_dated = kStages && dated != nullptr && cols.ts_start != nullptr;
+    const bool have_dated = (kStages & kStagesOther) && dated != nullptr && cols.ts_start != nullptr;
     label_t dated_src[kBlock], dated_dst[kBlock];
     const Candidate* dated_verdicts = spec_.dated_verdicts.data();
     const ScoredCandidate* dated_scored = dated_scored_.data();
@@ -496,7 +498,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // leave flows that carry one to it) go to a buffer allocated once per
     // pass; should that fail, names are neither learned from payload nor
     // written out, but stored names are still used.
-    const bool have_names = kStages && names != nullptr;
+    const bool have_names = (kStages & kStagesOther) && names != nullptr;
     std::vector<ServerName> own_names;
     if ((have_names || name_out != nullptr) && have_payload) {
         try {
@@ -505,19 +507,17 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             own_names.clear();
         }
     }
-    ServerName* own = kStages && !own_names.empty() ? own_names.data() : nullptr;
+    ServerName* own = (kStages & kStagesOther) && !own_names.empty() ? own_names.data() : nullptr;
     const DomainTable* domains = spec_.domains.get();
     // Only the dated lists and learned names read the flows' start times:
     // the other stages do not load them.
     const bool need_time = (have_dated || have_names) && cols.ts_start != nullptr;
     NameCache::Hashes name_hashes[kBlock];
     bool hashed[kBlock];
-    NameDictionary* dictionary = kStages && name_out != nullptr ? name_out->names : nullptr;
+    NameDictionary* dictionary = (kStages & kStagesOther) && name_out != nullptr ? name_out->names : nullptr;
 
     const Ipv4JointTable* joint =
         cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr ? paths_services_.get() : nullptr;
-    // Stages that may offer between the service and the watched server.
-    const bool offers_between = have_dated || have_as || have_names;
     std::unique_ptr<StaticVerdicts> memo;
     if (StaticVerdicts::fits(n_services, n_paths) && cols.n != 0) {
         try {
@@ -623,21 +623,25 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
             const std::uint16_t rule = port_rule[k];
 
-            // The service is offered first; where the stages between it
-            // and the watched server and port offer nothing (all of them in
-            // a pass without dated lists, AS numbers or learned names), the
-            // three offers' verdict comes from the memo instead.
+            // The service is offered first, but only once a stage between
+            // it and the watched server offers something: where none does
+            // (every flow of a pass without dated lists, AS numbers or
+            // learned names; most flows of one with them), the three
+            // offers' verdict comes from the memo instead.
             const std::size_t service_code = service < n_services ? service : 0;
             Verdict verdict;
-            if (offers_between) verdict.offer(service_scored[service_code]);
             bool offered_between = false;
+            auto offer_between = [&](const ScoredCandidate& c) {
+                if (!offered_between) verdict.offer(service_scored[service_code]);
+                offered_between = true;
+                verdict.offer(c);
+            };
             const std::int64_t ts = need_time ? cols.ts_start[i] : 0;
             if (have_dated) {
                 // An entry valid at the flow's start: a named list, more
                 // specific than a static network, so ">=" lets its service win.
                 auto offer_dated = [&](std::uint16_t code) {
-                    offered_between = true;
-                    verdict.offer(dated_scored[code]);
+                    offer_between(dated_scored[code]);
                     const Candidate& c = dated_verdicts[code];
                     if (c.service != 0 && c.rank >= service_rank) {
                         service = c.service;
@@ -652,11 +656,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             // The peer's AS: the unwatched side, else the responder. Where
             // few of a block's peers have an AS verdict (most addresses do
             // not), the flows without one skip it on a branch that seldom
-            // mispredicts; elsewhere it is offered without a branch.
+            // mispredicts (and take the memo); elsewhere it is offered
+            // without a branch.
             if (have_as && (!as_sparse || as_code[k] != 0)) {
                 const std::uint16_t code = as_code[k];
-                offered_between |= code != 0;  // verdict 0 is the empty one
-                verdict.offer(as_scored[code]);
+                offer_between(as_scored[code]);
                 // An AS names the service only where nothing else did
                 // (selected, not branched on: it varies flow to flow).
                 const Candidate& c = as_verdicts[code];
@@ -688,8 +692,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                             c.rank = kRankNamed;
                             c.evidence = kEvDnsLearned;
                             c.service = m.service;
-                            offered_between = true;
-                            verdict.offer(scored(c));
+                            offer_between(scored(c));
                             if (c.rank >= service_rank) {
                                 service = c.service;
                                 service_rank = c.rank;
@@ -727,7 +730,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                         return v;
                     });
             } else {
-                if (!offers_between) verdict.offer(service_scored[service_code]);
+                if (!offered_between) verdict.offer(service_scored[service_code]);
                 verdict.offer(server_scored[path_code]);
                 verdict.offer(port_offer);
             }
@@ -752,7 +755,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     verdict.offer(shape_scored_);
             }
             // Constant per batch, so the branch predicts.
-            if (kStages && tunnel_mask != nullptr &&
+            if ((kStages & kStagesOther) && tunnel_mask != nullptr &&
                 dns_tunnel_passes(tunnel_mask[i], tunnel_needed))
                 verdict.offer(tunnel_scored_);
             if constexpr (kCache) {

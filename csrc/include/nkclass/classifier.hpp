@@ -366,9 +366,15 @@ public:
     ScoredCandidate scored(const Candidate& c) const noexcept;
 
 private:
-    // kStages false: the plain pass (no payload, dated lists, AS stage,
-    // learned names, DNS tunnel scores or name columns), without their tests.
-    template <bool kShape, bool kCache, bool kStages>
+    // The stages a pass may run besides paths, services and ports (and
+    // the shape and cache of kShape, kCache): each set is its own loop,
+    // without the tests of the stages it lacks.
+    static constexpr unsigned kStagesNone = 0;
+    static constexpr unsigned kStageAs = 1;
+    // payload, dated lists, learned names, DNS tunnel scores, name columns
+    static constexpr unsigned kStagesOther = 2;
+    static constexpr unsigned kStagesAll = kStageAs | kStagesOther;
+    template <bool kShape, bool kCache, unsigned kStages>
     void run(const FlowColumns& cols, const LabelColumns& out, const std::uint16_t* shape_mask,
              const std::uint8_t* tunnel_mask, PairCache* cache, NameCache* names,
              const NameColumns* name_out) const noexcept;

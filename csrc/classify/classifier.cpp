@@ -1,6 +1,7 @@
 // The batch classification pass (see classifier.hpp).
 //
-// Flows are processed in blocks: the four prefix lookups of a block run as
+// Flows are processed in blocks: the prefix lookups of a block (path and
+// service of each end, one joint lookup per end for IPv4 columns) run as
 // bulk lookups into small stack buffers (tight loops the table code
 // optimises), then one loop per flow combines them with the port and
 // payload stages. Blocks keep the working set in L1.

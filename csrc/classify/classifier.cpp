@@ -461,9 +461,11 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     const std::size_t n_services = service_scored_.size();
     const ScoredCandidate* server_scored = server_scored_.data();
     const std::size_t n_paths = server_scored_.size();
+    // Payload, dated lists, learned names, DNS tunnel scores, name columns.
+    constexpr bool kOther = (kStages & kStagesOther) != 0;
     const PayloadInspector* payload = spec_.payload.get();
     const bool have_payload =
-        (kStages & kStagesOther) && payload != nullptr &&
+        kOther && payload != nullptr &&
         (cols.src_payload.data != nullptr || cols.dst_payload.data != nullptr);
     const unsigned shape_needed = spec_.shape_min_conditions;
     const unsigned tunnel_needed = spec_.dns_tunnel.min_conditions;
@@ -490,7 +492,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
 
     // Dated lists need the flows' start times.
     const DatedIntervals* dated = spec_.dated.get();
-    const bool have_dated = (kStages & kStagesOther) && dated != nullptr && cols.ts_start != nullptr;
+    const bool have_dated = kOther && dated != nullptr && cols.ts_start != nullptr;
     label_t dated_src[kBlock], dated_dst[kBlock];
     const Candidate* dated_verdicts = spec_.dated_verdicts.data();
     const ScoredCandidate* dated_scored = dated_scored_.data();
@@ -499,7 +501,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
     // leave flows that carry one to it) go to a buffer allocated once per
     // pass; should that fail, names are neither learned from payload nor
     // written out, but stored names are still used.
-    const bool have_names = (kStages & kStagesOther) && names != nullptr;
+    const bool have_names = kOther && names != nullptr;
     std::vector<ServerName> own_names;
     if ((have_names || name_out != nullptr) && have_payload) {
         try {
@@ -508,14 +510,14 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             own_names.clear();
         }
     }
-    ServerName* own = (kStages & kStagesOther) && !own_names.empty() ? own_names.data() : nullptr;
+    ServerName* own = kOther && !own_names.empty() ? own_names.data() : nullptr;
     const DomainTable* domains = spec_.domains.get();
     // Only the dated lists and learned names read the flows' start times:
     // the other stages do not load them.
     const bool need_time = (have_dated || have_names) && cols.ts_start != nullptr;
     NameCache::Hashes name_hashes[kBlock];
     bool hashed[kBlock];
-    NameDictionary* dictionary = (kStages & kStagesOther) && name_out != nullptr ? name_out->names : nullptr;
+    NameDictionary* dictionary = kOther && name_out != nullptr ? name_out->names : nullptr;
 
     const Ipv4JointTable* joint =
         cols.src_ip.v4 != nullptr && cols.dst_ip.v4 != nullptr ? paths_services_.get() : nullptr;
@@ -719,21 +721,20 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
             }
             const std::size_t path_code = pd < n_paths ? pd : 0;
             const std::size_t rule_code = rule < n_ports ? rule : 0;
-            const ScoredCandidate& port_offer =
-                (identified ? port_identified_scored : port_scored)[rule_code];
+            // `v` with the service (unless offered already), the watched
+            // server and the port rule offered after what it holds.
+            auto with_static_offers = [&](Verdict v) {
+                if (!offered_between) v.offer(service_scored[service_code]);
+                v.offer(server_scored[path_code]);
+                v.offer((identified ? port_identified_scored : port_scored)[rule_code]);
+                return v;
+            };
             if (memo != nullptr && !offered_between) {
                 verdict = memo->get(
-                    StaticVerdicts::key(service_code, path_code, rule_code, identified), [&] {
-                        Verdict v;
-                        v.offer(service_scored[service_code]);
-                        v.offer(server_scored[path_code]);
-                        v.offer(port_offer);
-                        return v;
-                    });
+                    StaticVerdicts::key(service_code, path_code, rule_code, identified),
+                    [&] { return with_static_offers(Verdict()); });
             } else {
-                if (!offered_between) verdict.offer(service_scored[service_code]);
-                verdict.offer(server_scored[path_code]);
-                verdict.offer(port_offer);
+                verdict = with_static_offers(verdict);
             }
             if (have_payload) {
                 const PayloadCandidates& found = payload_found[k];
@@ -756,7 +757,7 @@ void Classifier::run(const FlowColumns& cols, const LabelColumns& out,
                     verdict.offer(shape_scored_);
             }
             // Constant per batch, so the branch predicts.
-            if ((kStages & kStagesOther) && tunnel_mask != nullptr &&
+            if (kOther && tunnel_mask != nullptr &&
                 dns_tunnel_passes(tunnel_mask[i], tunnel_needed))
                 verdict.offer(tunnel_scored_);
             if constexpr (kCache) {

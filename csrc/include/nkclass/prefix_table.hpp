@@ -183,8 +183,6 @@ public:
     void lookup(const ipv4_host_t* addrs, std::size_t n, label_t* first_out,
                 label_t* second_out) const noexcept;
 
-    std::size_t pair_count() const noexcept { return first_.size(); }
-
 private:
     Ipv4Table ids_;                // label = pair id (0: neither table has one)
     std::vector<label_t> first_;   // by pair id
